@@ -1,0 +1,1 @@
+"""Benchmarks that print medians and ratios against peers measured in the same run."""

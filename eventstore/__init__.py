@@ -1,0 +1,47 @@
+"""An append-only event store: streams, versions, global positions, snapshots, subscriptions."""
+
+from ._codec import Codec as Codec
+from ._codec import event_type as event_type
+from ._errors import DecodeError as DecodeError
+from ._errors import DuplicateEventId as DuplicateEventId
+from ._errors import EventStoreError as EventStoreError
+from ._errors import InvalidArgument as InvalidArgument
+from ._errors import SchemaError as SchemaError
+from ._errors import SerializationError as SerializationError
+from ._errors import StoreClosed as StoreClosed
+from ._errors import WrongExpectedVersion as WrongExpectedVersion
+from ._model import ANY as ANY
+from ._model import NO_STREAM as NO_STREAM
+from ._model import STREAM_EXISTS as STREAM_EXISTS
+from ._model import AppendResult as AppendResult
+from ._model import Expected as Expected
+from ._model import ExpectedVersion as ExpectedVersion
+from ._model import NewEvent as NewEvent
+from ._model import RecordedEvent as RecordedEvent
+from ._model import Snapshot as Snapshot
+from ._open import open as open
+from ._store import EventStore as EventStore
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "Codec",
+    "DecodeError",
+    "DuplicateEventId",
+    "EventStore",
+    "EventStoreError",
+    "Expected",
+    "ExpectedVersion",
+    "InvalidArgument",
+    "NewEvent",
+    "RecordedEvent",
+    "SchemaError",
+    "SerializationError",
+    "Snapshot",
+    "StoreClosed",
+    "WrongExpectedVersion",
+    "event_type",
+    "open",
+]

@@ -1,0 +1,73 @@
+"""The errors the event store raises: one root, structured fields, messages built from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EventStoreError(Exception):
+    """Root of every error the ``eventstore`` package raises itself."""
+
+
+class InvalidArgument(EventStoreError, ValueError):
+    """A public function was called with an argument it cannot accept."""
+
+
+class StoreClosed(EventStoreError, RuntimeError):
+    """The store was used after ``aclose()``."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        super().__init__(f"{store} is closed; open a new store to keep reading or writing")
+
+
+class WrongExpectedVersion(EventStoreError):
+    """An append's ``expected_version`` did not match the stream; nothing was written."""
+
+    def __init__(self, stream: str, expected: Any, actual: int) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"stream {stream!r} is at version {actual}, but the append expected {expected}; "
+            "nothing was written: read the stream again and retry against its current version"
+        )
+
+
+class DuplicateEventId(EventStoreError, ValueError):
+    """An event id is already stored elsewhere, or appears twice in one batch."""
+
+    def __init__(self, stream: str, event_id: Any, reason: str) -> None:
+        self.stream = stream
+        self.event_id = event_id
+        super().__init__(
+            f"event id {event_id} appended to stream {stream!r} {reason}; "
+            "give every new event a fresh id (the default), reuse ids only to retry the same batch"
+        )
+
+
+class SerializationError(EventStoreError, TypeError):
+    """Data that cannot be stored as JSON, or an object the codec cannot encode."""
+
+
+class DecodeError(EventStoreError):
+    """A stored event or value could not be decoded; names where it came from."""
+
+    def __init__(self, message: str, *, stream: str | None = None, version: int | None = None,
+                 type: str | None = None) -> None:
+        self.stream = stream
+        self.version = version
+        self.type = type
+        where = []
+        if stream is not None:
+            where.append(f"stream {stream!r}")
+        if version is not None:
+            where.append(f"version {version}")
+        if type is not None:
+            where.append(f"type {type!r}")
+        prefix = f"cannot decode {', '.join(where)}: " if where else "cannot decode: "
+        super().__init__(prefix + message)
+
+
+class SchemaError(EventStoreError):
+    """The store's on-disk schema is newer than this library, or otherwise unusable."""

@@ -1,0 +1,85 @@
+"""Events as they go into the store and as they come out of it."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final, TypeAlias
+
+import attrs
+
+
+class ExpectedVersion(enum.Enum):
+    """The symbolic ``expected_version`` values an append understands."""
+
+    ANY = "any"
+    """No check: append at the end, whatever the version."""
+    NO_STREAM = "no stream"
+    """The stream must be empty (version 0)."""
+    STREAM_EXISTS = "stream exists"
+    """The stream must hold at least one event."""
+
+    def __repr__(self) -> str:
+        return self.name
+
+    __str__ = __repr__
+
+
+ANY: Final = ExpectedVersion.ANY
+NO_STREAM: Final = ExpectedVersion.NO_STREAM
+STREAM_EXISTS: Final = ExpectedVersion.STREAM_EXISTS
+
+Expected: TypeAlias = "int | ExpectedVersion"
+"""What ``append(..., expected_version=...)`` takes: a symbol or an exact version."""
+
+
+def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {} if value is None else dict(value)
+
+
+@attrs.frozen
+class NewEvent:
+    """An event to append: a type name, JSON-compatible data and metadata, and a unique id.
+
+    Retrying an append with the same ids is safe: the store recognises the batch and returns the
+    first result without writing anything.
+    """
+
+    type: str
+    data: Any
+    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
+    id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+
+
+@attrs.frozen
+class RecordedEvent:
+    """An event as stored: where it is (stream, version, global position) and what it is."""
+
+    stream: str
+    version: int
+    position: int
+    type: str
+    data: Any
+    metadata: dict[str, Any]
+    id: uuid.UUID
+    recorded_at: datetime
+
+
+@attrs.frozen
+class AppendResult:
+    """The stream version and the global position of the last event of an append."""
+
+    version: int
+    position: int
+
+
+@attrs.frozen
+class Snapshot:
+    """A saved state of a stream at a version, as JSON-compatible data."""
+
+    stream: str
+    version: int
+    state: Any
+    recorded_at: datetime

@@ -1,0 +1,46 @@
+"""``eventstore.open(url)``: a store from a URL."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ._errors import InvalidArgument
+from ._store import EventStore
+
+SCHEMES = ("memory://", "sqlite:///path.db", "postgresql://user@host:port/database")
+
+
+def open(url: str, **options: Any) -> EventStore:
+    """Open the store that ``url`` names; ``options`` go to the backend's constructor.
+
+    ``memory://`` keeps everything in this process; ``sqlite:///relative.db`` and
+    ``sqlite:////absolute/path.db`` name a SQLite file (created on first use);
+    ``postgresql://...`` is a libpq URL (needs the ``postgres`` extra). Connections are made on
+    first use, so this does not block; close the store with ``async with`` or ``aclose()``.
+
+    Raises:
+        InvalidArgument: the URL is not a string or its scheme is not one of those above.
+    """
+    if not isinstance(url, str):
+        raise InvalidArgument(f"url must be a string such as 'sqlite:///events.db', got {url!r}")
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from .memory import MemoryEventStore
+
+        return MemoryEventStore(**options)
+    if scheme == "sqlite":
+        path = unquote(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise InvalidArgument(
+                f"a SQLite URL names a file: 'sqlite:///relative.db' or "
+                f"'sqlite:////absolute/path.db', got {url!r}")
+        from .sqlite import SQLiteEventStore
+
+        return SQLiteEventStore(path, **options)
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresEventStore
+
+        return PostgresEventStore(url, **options)
+    raise InvalidArgument(
+        f"unknown store URL {url!r}; use one of: {', '.join(SCHEMES)}")

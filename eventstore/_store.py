@@ -1,0 +1,285 @@
+"""The ``EventStore`` interface and the behaviour every backend shares.
+
+A backend implements the ``_``-prefixed primitives; this class validates arguments, pages reads,
+decodes rows and runs subscriptions, so every backend behaves the same way at its public surface.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import trio
+
+from . import _validate as check
+from ._codec import Codec
+from ._errors import DecodeError, InvalidArgument, StoreClosed
+from ._model import ANY, AppendResult, Expected, NewEvent, RecordedEvent, Snapshot
+from ._validate import EncodedEvent
+
+
+def decode_row(stream: str, version: int, position: int, type: str, data: str | bytes,
+               metadata: str | bytes, id: uuid.UUID | str | bytes,
+               recorded_at: datetime) -> RecordedEvent:
+    """Build a ``RecordedEvent`` from stored JSON text; a corrupt row names stream and version."""
+    try:
+        decoded_data = json.loads(data)
+        decoded_metadata = json.loads(metadata)
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"stored JSON is invalid ({exc})", stream=stream, version=version,
+                          type=type) from None
+    if isinstance(id, bytes):
+        event_id = uuid.UUID(bytes=id)
+    elif isinstance(id, str):
+        event_id = uuid.UUID(id)
+    else:
+        event_id = id
+    return RecordedEvent(stream=stream, version=version, position=position, type=type,
+                         data=decoded_data, metadata=decoded_metadata, id=event_id,
+                         recorded_at=recorded_at)
+
+
+class EventStore(abc.ABC):
+    """An append-only log of streams, read in pages, with snapshots and live subscriptions.
+
+    Use it as ``async with store:``; every method is called from trio. Backends subclass this and
+    implement the ``_``-prefixed primitives.
+    """
+
+    codec: Codec
+    page_size: int
+    poll_interval: float
+
+    def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
+                 poll_interval: float = 0.5) -> None:
+        self.codec = Codec() if codec is None else codec
+        self.page_size = check.whole(page_size, "page_size", minimum=1)
+        if not isinstance(poll_interval, int | float) or not poll_interval > 0:
+            raise InvalidArgument(
+                f"poll_interval must be a positive number of seconds, got {poll_interval!r}")
+        self.poll_interval = float(poll_interval)
+        self._closed = False
+        self._appended = trio.Event()
+
+    # -- the public surface ---------------------------------------------------------------------
+
+    async def append(self, stream: str, events: Iterable[NewEvent], *,
+                     expected_version: Expected = ANY) -> AppendResult:
+        """Append ``events`` to ``stream`` atomically: all of them or none.
+
+        A checkpoint. Concurrent appends are committed together (group commit), each succeeding or
+        failing alone. If cancelled midway the batch may or may not be stored; retrying it with the
+        same event ids is safe (an idempotent retry returns the first result).
+
+        Raises:
+            WrongExpectedVersion: the stream's version did not match; nothing was written.
+            DuplicateEventId: an id appears twice in the batch, or is stored elsewhere.
+            SerializationError: data or metadata is not JSON-compatible; nothing was written.
+        """
+        self._check_open()
+        name = check.stream_name(stream)
+        expected = check.expected_version(expected_version)
+        encoded = check.encode_events(name, events)
+        return await self._append(name, encoded, expected)
+
+    def read(self, stream: str, *, from_version: int = 1, to_version: int | None = None,
+             limit: int | None = None) -> AsyncIterator[RecordedEvent]:
+        """Iterate ``stream``'s events from ``from_version`` to ``to_version`` (inclusive).
+
+        Reads in pages of ``page_size``, so memory stays bounded on any log length. Each page is a
+        checkpoint; cancelling leaves nothing behind.
+        """
+        self._check_open()
+        name = check.stream_name(stream)
+        first = check.whole(from_version, "from_version", minimum=0)
+        last = check.optional_whole(to_version, "to_version", minimum=0)
+        most = check.optional_whole(limit, "limit", minimum=0)
+        return self._read_pages(name, max(first, 1), last, most)
+
+    def read_all(self, *, after_position: int = 0, limit: int | None = None,
+                 types: Iterable[str] | None = None) -> AsyncIterator[RecordedEvent]:
+        """Iterate every stream's events in global order, after ``after_position``.
+
+        ``types`` keeps only events of those type names. Reads in pages; each is a checkpoint.
+        """
+        self._check_open()
+        after = check.whole(after_position, "after_position", minimum=0)
+        most = check.optional_whole(limit, "limit", minimum=0)
+        return self._read_all_pages(after, most, check.type_filter(types))
+
+    def subscribe(self, *, after_position: int = 0,
+                  types: Iterable[str] | None = None) -> AsyncIterator[RecordedEvent]:
+        """Deliver every event after ``after_position`` in global order, then new ones as they come.
+
+        Never skips and never repeats an event. It runs until the caller stops iterating or is
+        cancelled; waiting is a checkpoint. New events written by this process arrive at once,
+        those written by other processes within ``poll_interval``.
+        """
+        self._check_open()
+        after = check.whole(after_position, "after_position", minimum=0)
+        return self._subscription(after, check.type_filter(types))
+
+    async def last_version(self, stream: str) -> int:
+        """The stream's version: 0 when it has no events; deletion never lowers it. A checkpoint."""
+        self._check_open()
+        return await self._last_version(check.stream_name(stream))
+
+    async def delete_up_to(self, stream: str, version: int) -> None:
+        """Delete the stream's events up to ``version`` (inclusive); its version stays."""
+        self._check_open()
+        name = check.stream_name(stream)
+        await self._delete_up_to(name, check.whole(version, "version", minimum=0))
+
+    async def save_snapshot(self, stream: str, version: int, state: Any) -> None:
+        """Store ``state`` (JSON-compatible) as the stream's state at ``version``.
+
+        A snapshot saved again at the same version replaces the earlier one.
+        """
+        self._check_open()
+        name = check.stream_name(stream)
+        at = check.whole(version, "version", minimum=1)
+        text = check.to_json(state, f"snapshot state of {name!r}")
+        await self._save_snapshot(name, at, text)
+
+    async def load_snapshot(self, stream: str, *,
+                            max_version: int | None = None) -> Snapshot | None:
+        """The newest snapshot at or below ``max_version``, or None.
+
+        A snapshot that cannot be decoded is reported as missing with a ``RuntimeWarning``: it is
+        only an optimisation, the caller replays the log instead.
+        """
+        self._check_open()
+        name = check.stream_name(stream)
+        most = check.optional_whole(max_version, "max_version", minimum=0)
+        row = await self._load_snapshot(name, most)
+        if row is None:
+            return None
+        version, text, recorded_at = row
+        try:
+            state = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            warnings.warn(f"snapshot of stream {name!r} at version {version} cannot be decoded "
+                          f"({exc}); replaying the log instead", RuntimeWarning, stacklevel=2)
+            return None
+        return Snapshot(stream=name, version=version, state=state, recorded_at=recorded_at)
+
+    async def aclose(self) -> None:
+        """Close the store; later calls raise ``StoreClosed``. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._appended.set()
+            await self._aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    # -- shared machinery -----------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed(type(self).__name__)
+
+    def _notify_appended(self) -> None:
+        """Wake local subscribers; backends call it on the trio thread after each commit."""
+        self._appended.set()
+        self._appended = trio.Event()
+
+    async def _wait_for_append(self, seen: trio.Event) -> None:
+        """Wait until ``seen`` fires or ``poll_interval`` passes (other processes may write)."""
+        with trio.move_on_after(self.poll_interval):
+            await seen.wait()
+
+    async def _read_pages(self, stream: str, first: int, last: int | None,
+                          most: int | None) -> AsyncIterator[RecordedEvent]:
+        remaining = most
+        while remaining is None or remaining > 0:
+            self._check_open()
+            if last is not None and first > last:
+                return
+            size = self.page_size if remaining is None else min(self.page_size, remaining)
+            page = await self._read_page(stream, first, last, size)
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            first = page[-1].version + 1
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def _read_all_pages(self, after: int, most: int | None,
+                              types: frozenset[str] | None) -> AsyncIterator[RecordedEvent]:
+        remaining = most
+        while remaining is None or remaining > 0:
+            self._check_open()
+            size = self.page_size if remaining is None else min(self.page_size, remaining)
+            page = await self._read_all_page(after, size, types)
+            for event in page:
+                yield event
+            if len(page) < size:
+                return
+            after = page[-1].position
+            if remaining is not None:
+                remaining -= len(page)
+
+    async def _subscription(self, after: int,
+                            types: frozenset[str] | None) -> AsyncIterator[RecordedEvent]:
+        while True:
+            self._check_open()
+            seen = self._appended
+            page = await self._read_all_page(after, self.page_size, types)
+            for event in page:
+                yield event
+                after = event.position
+            if len(page) < self.page_size:
+                await self._wait_for_append(seen)
+
+    # -- what a backend implements --------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _append(self, stream: str, events: list[EncodedEvent],
+                      expected: Expected) -> AppendResult:
+        """Store a validated batch atomically, or raise; handles idempotent retries by id."""
+
+    @abc.abstractmethod
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> list[RecordedEvent]:
+        """Up to ``size`` events of ``stream`` with ``first <= version <= last``, in order."""
+
+    @abc.abstractmethod
+    async def _read_all_page(self, after: int, size: int,
+                             types: frozenset[str] | None) -> list[RecordedEvent]:
+        """Up to ``size`` events with ``position > after`` (of ``types``), in position order.
+
+        Must be gap-safe: never return a position while a lower one may still commit.
+        """
+
+    @abc.abstractmethod
+    async def _last_version(self, stream: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _delete_up_to(self, stream: str, version: int) -> None: ...
+
+    @abc.abstractmethod
+    async def _save_snapshot(self, stream: str, version: int, state: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _load_snapshot(self, stream: str,
+                             max_version: int | None) -> tuple[int, str, datetime] | None:
+        """The newest (version, JSON text, recorded_at) at or below ``max_version``."""
+
+    @abc.abstractmethod
+    async def _aclose(self) -> None: ...

@@ -1,0 +1,126 @@
+"""Argument checks shared by every backend, so every backend rejects bad input the same way."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ._errors import DuplicateEventId, InvalidArgument, SerializationError
+from ._model import Expected, ExpectedVersion, NewEvent
+
+
+@attrs.frozen
+class EncodedEvent:
+    """A validated ``NewEvent`` with its data and metadata already turned into JSON text."""
+
+    type: str
+    data: str
+    metadata: str
+    id: uuid.UUID
+
+
+def stream_name(stream: object, argument: str = "stream") -> str:
+    if not isinstance(stream, str) or not stream:
+        raise InvalidArgument(f"{argument} must be a non-empty string, got {stream!r}")
+    if "\x00" in stream:
+        raise InvalidArgument(f"{argument} must not contain NUL characters, got {stream!r}")
+    return stream
+
+
+def whole(value: object, argument: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgument(f"{argument} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise InvalidArgument(f"{argument} must be >= {minimum}, got {value}")
+    return value
+
+
+def optional_whole(value: object, argument: str, *, minimum: int) -> int | None:
+    return None if value is None else whole(value, argument, minimum=minimum)
+
+
+def expected_version(value: object) -> Expected:
+    if isinstance(value, ExpectedVersion):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidArgument(
+            "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an int >= 0, "
+            f"got {value!r}"
+        )
+    return value
+
+
+def version_matches(expected: Expected, actual: int) -> bool:
+    if expected is ExpectedVersion.ANY:
+        return True
+    if expected is ExpectedVersion.NO_STREAM:
+        return actual == 0
+    if expected is ExpectedVersion.STREAM_EXISTS:
+        return actual > 0
+    return expected == actual
+
+
+def type_filter(types: object) -> frozenset[str] | None:
+    if types is None:
+        return None
+    if isinstance(types, str) or not isinstance(types, Iterable):
+        raise InvalidArgument(
+            f"types must be a collection of type names or None, got {types!r}"
+        )
+    names = frozenset(types)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise InvalidArgument(
+            f"types must hold at least one non-empty type name (or be None for all), got {types!r}"
+        )
+    return names
+
+
+def to_json(value: Any, what: str) -> str:
+    """Turn ``value`` into compact JSON text, or say clearly why it is not JSON-compatible."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          check_circular=True)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise SerializationError(
+            f"{what} is not JSON-compatible ({exc}); store dicts, lists, str, int, finite float, "
+            "bool and None only, or encode the object with the store's codec"
+        ) from None
+
+
+def encode_events(stream: str, events: object) -> list[EncodedEvent]:
+    """Validate a batch and turn it into JSON text before anything is written."""
+    if isinstance(events, NewEvent):
+        raise InvalidArgument("events must be a list of NewEvent; wrap a single event in a list")
+    if not isinstance(events, Iterable):
+        raise InvalidArgument(f"events must be a list of NewEvent, got {events!r}")
+    batch = list(events)
+    if not batch:
+        raise InvalidArgument(f"events for stream {stream!r} must hold at least one NewEvent")
+    encoded = []
+    seen: set[uuid.UUID] = set()
+    for index, event in enumerate(batch):
+        if not isinstance(event, NewEvent):
+            raise InvalidArgument(
+                f"events[{index}] must be a NewEvent, got {type(event).__name__}; "
+                "encode objects with store.codec.new_event(obj)"
+            )
+        if not isinstance(event.type, str) or not event.type:
+            raise InvalidArgument(f"events[{index}].type must be a non-empty string")
+        if not isinstance(event.id, uuid.UUID):
+            raise InvalidArgument(f"events[{index}].id must be a uuid.UUID, got {event.id!r}")
+        if event.id in seen:
+            raise DuplicateEventId(stream, event.id, "appears twice in one batch")
+        seen.add(event.id)
+        if not all(isinstance(key, str) for key in event.metadata):
+            raise InvalidArgument(f"events[{index}].metadata keys must be strings")
+        encoded.append(EncodedEvent(
+            type=event.type,
+            data=to_json(event.data, f"events[{index}].data ({event.type})"),
+            metadata=to_json(event.metadata, f"events[{index}].metadata ({event.type})"),
+            id=event.id,
+        ))
+    return encoded

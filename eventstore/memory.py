@@ -1,0 +1,143 @@
+"""``MemoryEventStore``: the whole contract in one process's memory, for tests and examples."""
+
+from __future__ import annotations
+
+import bisect
+from datetime import UTC, datetime
+
+import attrs
+import trio
+
+from ._codec import Codec
+from ._errors import DuplicateEventId, WrongExpectedVersion
+from ._model import AppendResult, Expected, RecordedEvent
+from ._store import EventStore, decode_row
+from ._validate import EncodedEvent, version_matches
+
+
+@attrs.frozen
+class _Row:
+    stream: str
+    version: int
+    position: int
+    event: EncodedEvent
+    recorded_at: datetime
+
+    def decode(self) -> RecordedEvent:
+        e = self.event
+        return decode_row(self.stream, self.version, self.position, e.type, e.data, e.metadata,
+                          e.id, self.recorded_at)
+
+
+@attrs.define
+class _Stream:
+    rows: list[_Row] = attrs.Factory(list)
+    version: int = 0
+
+
+class MemoryEventStore(EventStore):
+    """Keeps every stream in memory; events are stored as JSON text, like the durable backends.
+
+    Appends are atomic because they run without a checkpoint on the trio thread.
+    """
+
+    def __init__(self, *, codec: Codec | None = None, page_size: int = 500) -> None:
+        super().__init__(codec=codec, page_size=page_size)
+        self._streams: dict[str, _Stream] = {}
+        self._log: list[_Row] = []  # every live row, in position order
+        self._ids: dict[object, tuple[str, int, int]] = {}  # id -> (stream, version, position)
+        self._snapshots: dict[str, dict[int, tuple[str, datetime]]] = {}
+        self._position = 0
+
+    async def _append(self, stream: str, events: list[EncodedEvent],
+                      expected: Expected) -> AppendResult:
+        await trio.lowlevel.checkpoint()  # before any change: a cancelled append writes nothing
+        state = self._streams.get(stream)
+        actual = 0 if state is None else state.version
+        retry = self._retried(stream, events)
+        if retry is not None:
+            return retry
+        if not version_matches(expected, actual):
+            raise WrongExpectedVersion(stream, expected, actual)
+        if state is None:
+            state = self._streams[stream] = _Stream()
+        now = datetime.now(UTC)
+        for event in events:
+            self._position += 1
+            state.version += 1
+            row = _Row(stream, state.version, self._position, event, now)
+            state.rows.append(row)
+            self._log.append(row)
+            self._ids[event.id] = (stream, state.version, self._position)
+        self._notify_appended()
+        return AppendResult(state.version, self._position)
+
+    def _retried(self, stream: str, events: list[EncodedEvent]) -> AppendResult | None:
+        """The first result if this batch is already stored (an idempotent retry), else None."""
+        found = [self._ids.get(event.id) for event in events]
+        if all(where is None for where in found):
+            return None
+        first = found[0]
+        if first is not None and first[0] == stream and all(
+            where is not None and where[0] == stream and where[1] == first[1] + n
+            for n, where in enumerate(found)
+        ):
+            last = found[-1]
+            assert last is not None
+            return AppendResult(last[1], last[2])
+        clash = next(e.id for e, where in zip(events, found, strict=True) if where is not None)
+        raise DuplicateEventId(stream, clash, "is already stored as part of another batch")
+
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> list[RecordedEvent]:
+        state = self._streams.get(stream)
+        if state is None:
+            return []
+        rows = state.rows
+        start = bisect.bisect_left(rows, first, key=lambda r: r.version)
+        page = []
+        for row in rows[start:start + size]:
+            if last is not None and row.version > last:
+                break
+            page.append(row.decode())
+        return page
+
+    async def _read_all_page(self, after: int, size: int,
+                             types: frozenset[str] | None) -> list[RecordedEvent]:
+        start = bisect.bisect_right(self._log, after, key=lambda r: r.position)
+        page = []
+        for row in self._log[start:]:
+            if types is None or row.event.type in types:
+                page.append(row.decode())
+                if len(page) == size:
+                    break
+        return page
+
+    async def _last_version(self, stream: str) -> int:
+        state = self._streams.get(stream)
+        return 0 if state is None else state.version
+
+    async def _delete_up_to(self, stream: str, version: int) -> None:
+        state = self._streams.get(stream)
+        if state is None:
+            return
+        gone = {id(row) for row in state.rows if row.version <= version}
+        if gone:
+            state.rows = [row for row in state.rows if id(row) not in gone]
+            self._log = [row for row in self._log if id(row) not in gone]
+
+    async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
+        self._snapshots.setdefault(stream, {})[version] = (state, datetime.now(UTC))
+
+    async def _load_snapshot(self, stream: str,
+                             max_version: int | None) -> tuple[int, str, datetime] | None:
+        saved = self._snapshots.get(stream, {})
+        versions = [v for v in saved if max_version is None or v <= max_version]
+        if not versions:
+            return None
+        version = max(versions)
+        state, recorded_at = saved[version]
+        return version, state, recorded_at
+
+    async def _aclose(self) -> None:
+        pass
