@@ -1,0 +1,652 @@
+"""The codec: attrs events and values in and out of JSON-compatible data through cattrs.
+
+An event class has a stable type name (``module:QualName`` by default, or the one given to
+``@event_type``) and a schema version. Stored data of an older schema version is upcast dict to
+dict before cattrs structures it. Names resolve, in order, through the codec's own registrations,
+the process-wide index the decorator fills, and an import of ``module:QualName``; every resolution
+is cached, so decoding an event is a dict lookup and a precompiled cattrs hook.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import enum
+import importlib
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Final, TypeAlias, TypeVar
+
+import attrs
+import cattrs
+
+from ._errors import DecodeError, InvalidArgument, SerializationError
+from ._model import NewEvent, RecordedEvent
+
+__all__ = ["Codec", "EventTypeInfo", "event_type"]
+
+SCHEMA_VERSION: Final = "schema_version"
+"""The metadata key that holds an event's schema version when it is not 1."""
+
+Upcaster: TypeAlias = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
+
+# (class, schema version, structure hook, upcasters: chain[k - 1] takes version k to k + 1)
+_Decoder: TypeAlias = tuple[type, int, Callable[[Any, Any], Any], tuple[Upcaster | None, ...]]
+# (type name, schema version, unstructure hook)
+_Encoder: TypeAlias = tuple[str, int, Callable[[Any], Any]]
+
+_json_check: Final = json.JSONEncoder(allow_nan=False).encode
+
+
+@attrs.frozen
+class EventTypeInfo:
+    """The stable type name and schema version of an event class (its ``__event_type__``)."""
+
+    name: str
+    version: int = 1
+    aliases: tuple[str, ...] = ()
+    """Older names that still decode to the class."""
+    upcasters: tuple[tuple[int, Upcaster], ...] = ()
+    """``(k, function)`` pairs, sorted: the function turns version ``k`` data into ``k + 1``."""
+
+
+_INDEX: dict[str, type] = {}
+"""Every name and alias given by ``@event_type`` in this process, to its class."""
+
+
+def default_type_name(cls: type) -> str:
+    """The importable ``module:QualName`` of ``cls``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _type_info(cls: object, name: str | None, version: object, aliases: object,
+               upcasters: object, *, what: str) -> EventTypeInfo:
+    """Check the arguments of ``@event_type`` / ``Codec.register`` and build the record."""
+    if not isinstance(cls, type) or not attrs.has(cls):
+        raise InvalidArgument(
+            f"{what} needs an attrs class, got {cls!r}; decorate the class with @attrs.frozen "
+            "first (put the event type decorator above it)"
+        )
+    if name is None:
+        if "<locals>" in cls.__qualname__:
+            raise InvalidArgument(
+                f"{cls.__qualname__} is defined inside a function, so its default name "
+                "cannot be imported; give it an explicit name"
+            )
+        name = default_type_name(cls)
+    elif not isinstance(name, str) or not name.strip():
+        raise InvalidArgument(f"{what} name must be a non-empty string, got {name!r}")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidArgument(f"{what} version must be an int >= 1, got {version!r}")
+    if isinstance(aliases, str) or not isinstance(aliases, Iterable):
+        raise InvalidArgument(
+            f"{what} aliases must be a collection of names, got {aliases!r}; "
+            "write aliases=[\"old name\"] for one alias"
+        )
+    alias_list: list[str] = []
+    for alias in aliases:
+        if not isinstance(alias, str) or not alias.strip():
+            raise InvalidArgument(f"{what} aliases must be non-empty strings, got {alias!r}")
+        if alias != name and alias not in alias_list:
+            alias_list.append(alias)
+    if upcasters is None:
+        upcasters = {}
+    if not isinstance(upcasters, Mapping):
+        raise InvalidArgument(
+            f"{what} upcasters must map a schema version to a function, got {upcasters!r}"
+        )
+    pairs: list[tuple[int, Upcaster]] = []
+    for key, function in upcasters.items():
+        if isinstance(key, bool) or not isinstance(key, int) or not 1 <= key < version:
+            raise InvalidArgument(
+                f"{what} upcasters keys must be schema versions 1..{version - 1} "
+                f"(upcasters[k] turns version k data into k + 1), got {key!r}"
+            )
+        if not callable(function):
+            raise InvalidArgument(f"{what} upcasters[{key}] must be callable, got {function!r}")
+        pairs.append((key, function))
+    return EventTypeInfo(name, version, tuple(alias_list), tuple(sorted(pairs)))
+
+
+def _same_class(a: type, b: type) -> bool:
+    """Whether ``b`` is ``a`` or a redefinition of it (a reloaded module)."""
+    return a is b or (a.__module__ == b.__module__ and a.__qualname__ == b.__qualname__)
+
+
+def event_type(name: str | None = None, *, version: int = 1, aliases: Iterable[str] = (),
+               upcasters: Mapping[int, Upcaster] | None = None) -> Callable[[type[T]], type[T]]:
+    """Give an attrs event class a stable type name and a schema version.
+
+    Put it above ``@attrs.frozen``. The name is stored with every event, so it must not change
+    once events are written; the class itself may be renamed or moved if its old names are kept
+    in ``aliases``. Every name is entered in a process-wide index, so an event decodes once the
+    module that defines its class has been imported.
+
+    Args:
+        name: The stable type name; defaults to the class's ``module:QualName``.
+        version: The schema version of the class's current fields, from 1.
+        aliases: Older names (such as a former ``module:QualName``) that decode to this class.
+        upcasters: ``upcasters[k]`` turns the data dict of schema version ``k`` into version
+            ``k + 1``; keys are 1 to ``version - 1``, and a missing key means the data did not
+            change shape between those versions.
+
+    Returns:
+        The class decorator, which returns the class itself.
+
+    Raises:
+        InvalidArgument: The class is not an attrs class, an argument is out of range, or a name
+            already belongs to another class.
+    """
+    if isinstance(name, type):
+        raise InvalidArgument(
+            f"write @event_type() with parentheses (or @event_type(\"name\")) above "
+            f"{name.__qualname__}"
+        )
+
+    def decorate(cls: type[T]) -> type[T]:
+        info = _type_info(cls, name, version, aliases, upcasters, what="@event_type")
+        for taken in (info.name, *info.aliases):
+            owner = _INDEX.get(taken)
+            if owner is not None and not _same_class(owner, cls):
+                raise InvalidArgument(
+                    f"@event_type name {taken!r} of {default_type_name(cls)} already belongs to "
+                    f"{default_type_name(owner)}; choose another name"
+                )
+        for taken, owner in list(_INDEX.items()):
+            if _same_class(owner, cls):
+                del _INDEX[taken]
+        for taken in (info.name, *info.aliases):
+            _INDEX[taken] = cls
+        setattr(cls, "__event_type__", info)  # noqa: B010 - mypy does not know the attribute
+        return cls
+
+    return decorate
+
+
+def _import_name(name: str) -> Any:
+    """The object ``module:QualName`` names, or None; never calls what it finds."""
+    module_name, sep, qualname = name.partition(":")
+    parts = qualname.split(".")
+    if not sep or not all(part.isidentifier() for part in (*module_name.split("."), *parts)):
+        return None
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    for part in parts:
+        found = getattr(found, part, None)
+    return found
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc))
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- the converter --------------------------------------------------------------------------------
+
+def _structure_str_as(kind: Callable[[str], T]) -> Callable[[Any, Any], T]:
+    def structure(value: Any, _: Any) -> T:
+        if not isinstance(value, str):
+            raise TypeError(f"expected an ISO/str form, got {type(value).__name__}")
+        return kind(value)
+
+    return structure
+
+
+_structure_datetime: Final = _structure_str_as(datetime.fromisoformat)
+_structure_date: Final = _structure_str_as(date.fromisoformat)
+_structure_uuid: Final = _structure_str_as(uuid.UUID)
+
+
+def _structure_decimal(value: Any, _: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
+    return Decimal(value)
+
+
+def _structure_bytes(value: Any, _: Any) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a base64 string, got {type(value).__name__}")
+    return base64.b64decode(value, validate=True)
+
+
+def _unstructure_bytes(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+# exact type -> (tag for encode_value, to JSON text, from JSON text), for fields and values alike
+_TEXT_TYPES: Final[dict[type, tuple[str, Callable[[Any], str], Callable[[Any, Any], Any]]]] = {
+    datetime: ("$datetime", datetime.isoformat, _structure_datetime),
+    date: ("$date", date.isoformat, _structure_date),
+    uuid.UUID: ("$uuid", str, _structure_uuid),
+    Decimal: ("$decimal", str, _structure_decimal),
+    bytes: ("$bytes", _unstructure_bytes, _structure_bytes),
+}
+_FROM_TEXT: Final = {tag: from_text for tag, _, from_text in _TEXT_TYPES.values()}
+_COLLECTIONS: Final[dict[str, Callable[[Iterable[Any]], Any]]] = {
+    "$tuple": tuple, "$set": set, "$frozenset": frozenset,
+}
+_COLLECTION_TAGS: Final[dict[type, str]] = {tuple: "$tuple", set: "$set", frozenset: "$frozenset"}
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh cattrs converter set up for JSON, as each ``Codec`` gets one."""
+    converter = cattrs.Converter(unstruct_collection_overrides={AbstractSet: list, tuple: list})
+    for kind, (_, to_text, from_text) in _TEXT_TYPES.items():
+        converter.register_unstructure_hook(kind, to_text)
+        converter.register_structure_hook(kind, from_text)
+    return converter
+
+
+# -- the codec ------------------------------------------------------------------------------------
+
+class Codec:
+    """Turns attrs events and arbitrary values into JSON-compatible data and back.
+
+    Each codec owns one cattrs converter (``converter``); customise it before the first encode or
+    decode, because the codec caches the hooks it takes from it.
+    """
+
+    converter: cattrs.Converter
+
+    def __init__(self) -> None:
+        self.converter = make_converter()
+        self._registered: dict[type, EventTypeInfo] = {}
+        self._names: dict[str, type] = {}
+        self._encoders: dict[type, _Encoder] = {}
+        self._decoders: dict[str, _Decoder] = {}
+        self._imported: dict[str, Any] = {}
+
+    # -- names and versions ----------------------------------------------------------------------
+
+    def register(self, cls: type, name: str | None = None, *, version: int = 1,
+                 aliases: Iterable[str] = (),
+                 upcasters: Mapping[int, Upcaster] | None = None) -> None:
+        """Name an event class for this codec only; it overrides the class's ``@event_type``.
+
+        Args:
+            cls: The attrs class.
+            name: The stable type name; defaults to the class's ``module:QualName``.
+            version: The schema version of the class's current fields, from 1.
+            aliases: Older names that decode to this class.
+            upcasters: ``upcasters[k]`` turns version ``k`` data into version ``k + 1``.
+
+        Raises:
+            InvalidArgument: As for ``@event_type``; a name this codec already gave another class.
+        """
+        info = _type_info(cls, name, version, aliases, upcasters, what="Codec.register")
+        for taken in (info.name, *info.aliases):
+            owner = self._names.get(taken)
+            if owner is not None and owner is not cls:
+                raise InvalidArgument(
+                    f"Codec.register name {taken!r} of {default_type_name(cls)} already belongs "
+                    f"to {default_type_name(owner)} in this codec; choose another name"
+                )
+        self._names = {key: owner for key, owner in self._names.items() if owner is not cls}
+        for taken in (info.name, *info.aliases):
+            self._names[taken] = cls
+        self._registered[cls] = info
+        self._encoders.clear()
+        self._decoders.clear()
+
+    def _info(self, cls: type) -> EventTypeInfo:
+        info = self._registered.get(cls)
+        if info is None:
+            info = cls.__dict__.get("__event_type__")  # not inherited: a subclass is its own type
+        if info is None:
+            info = EventTypeInfo(default_type_name(cls))
+        return info
+
+    def _encoder(self, cls: type) -> _Encoder:
+        encoder = self._encoders.get(cls)
+        if encoder is not None:
+            return encoder
+        if not attrs.has(cls):
+            raise SerializationError(
+                f"events must be attrs classes, got a {cls.__module__}.{cls.__qualname__}; "
+                "decorate its class with @attrs.frozen"
+            )
+        info = self._info(cls)
+        if (cls not in self._registered and "__event_type__" not in cls.__dict__
+                and self._import(info.name) is not cls):
+            raise SerializationError(
+                f"{cls.__qualname__} has no importable name ({info.name!r} does not import it, "
+                "e.g. it is defined inside a function), so it could not be decoded later; "
+                "give it a name with @event_type(...) or Codec.register"
+            )
+        encoder = (info.name, info.version, self.converter.get_unstructure_hook(cls))
+        self._encoders[cls] = encoder
+        return encoder
+
+    def type_name(self, cls: type) -> str:
+        """The stable type name events of ``cls`` are stored under.
+
+        Raises:
+            SerializationError: ``cls`` is not an attrs class, or has no importable name.
+        """
+        return self._encoder(cls)[0]
+
+    def schema_version(self, cls: type) -> int:
+        """The schema version new events of ``cls`` are stored with.
+
+        Raises:
+            SerializationError: ``cls`` is not an attrs class, or has no importable name.
+        """
+        return self._encoder(cls)[1]
+
+    def _import(self, name: str) -> Any:
+        if name not in self._imported:
+            self._imported[name] = _import_name(name)
+        return self._imported[name]
+
+    def _decoder(self, name: str, stream: str | None, version: int | None) -> _Decoder:
+        decoder = self._decoders.get(name)
+        if decoder is not None:
+            return decoder
+        cls = self._names.get(name) or _INDEX.get(name)
+        if cls is None:
+            try:
+                found = self._import(name)
+            except Exception as exc:
+                raise DecodeError(f"importing the class failed ({_describe(exc)})",
+                                  stream=stream, version=version, type=name) from exc
+            if isinstance(found, type) and attrs.has(found):
+                cls = found
+        if cls is None:
+            raise DecodeError(
+                "no event class has this name; register it (@event_type or Codec.register), add "
+                "the old name to the renamed class's aliases, or import the module defining it",
+                stream=stream, version=version, type=name,
+            )
+        info = self._info(cls)
+        chain: list[Upcaster | None] = [None] * (info.version - 1)
+        for key, function in info.upcasters:
+            chain[key - 1] = function
+        decoder = (cls, info.version, self.converter.get_structure_hook(cls), tuple(chain))
+        self._decoders[name] = decoder
+        return decoder
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def new_event(self, obj: Any, *, metadata: Mapping[str, Any] | None = None,
+                  id: uuid.UUID | None = None) -> NewEvent:
+        """Encode an attrs instance as an event to append.
+
+        Args:
+            obj: The event, an instance of an attrs class.
+            metadata: Extra metadata; the key ``"schema_version"`` is reserved for the codec,
+                which sets it when the class's schema version is not 1.
+            id: The event id, for an idempotent retry; a fresh UUID by default.
+
+        Returns:
+            A ``NewEvent`` with the class's type name and the unstructured fields as data.
+
+        Raises:
+            SerializationError: ``obj`` is not an attrs instance, or a field is not
+                JSON-compatible once unstructured.
+            InvalidArgument: ``metadata`` uses the reserved ``"schema_version"`` key.
+        """
+        name, version, unstructure = self._encoder(type(obj))
+        data = self._unstructure_checked(unstructure, obj, name)
+        extra = {} if metadata is None else dict(metadata)
+        if SCHEMA_VERSION in extra:
+            raise InvalidArgument(
+                f"metadata key {SCHEMA_VERSION!r} is reserved for the codec, which sets it from "
+                "the class's schema version; rename the key"
+            )
+        if version != 1:
+            extra[SCHEMA_VERSION] = version
+        if id is None:
+            return NewEvent(type=name, data=data, metadata=extra)
+        return NewEvent(type=name, data=data, metadata=extra, id=id)
+
+    @staticmethod
+    def _unstructure_checked(unstructure: Callable[[Any], Any], obj: Any, name: str) -> Any:
+        try:
+            data = unstructure(obj)
+            _json_check(data)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SerializationError(
+                f"{name!r} instance is not JSON-compatible once unstructured ({exc}); give its "
+                "fields JSON-compatible types, or register a cattrs hook on codec.converter"
+            ) from None
+        return data
+
+    def decode(self, event: RecordedEvent) -> Any:
+        """Decode a recorded event into an instance of its class, upcasting older data.
+
+        Args:
+            event: The stored event.
+
+        Returns:
+            An instance of the class the event's type name resolves to.
+
+        Raises:
+            DecodeError: The type name is unknown, the data was written by a newer schema version,
+                an upcaster failed, or the data does not fit the class; names stream, version
+                and type.
+        """
+        name = event.type
+        decoder = self._decoders.get(name)
+        if decoder is None:
+            decoder = self._decoder(name, event.stream, event.version)
+        cls, current, structure, _ = decoder
+        try:
+            data = event.data
+            metadata = event.metadata
+            stored = metadata.get(SCHEMA_VERSION, 1) if metadata else 1
+            if stored != current:
+                data = self._upcast(decoder, stored, data, event.stream, event.version, name)
+            return structure(data, cls)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(
+                f"data does not fit {cls.__qualname__} ({_describe(exc)}); if the class changed, "
+                "raise its schema version and add an upcaster",
+                stream=event.stream, version=event.version, type=name,
+            ) from exc
+
+    @staticmethod
+    def _upcast(decoder: _Decoder, stored: Any, data: Any, stream: str | None,
+                version: int | None, name: str) -> Any:
+        cls, current, _, chain = decoder
+        if isinstance(stored, bool) or not isinstance(stored, int) or stored < 1:
+            raise DecodeError(f"stored schema version {stored!r} is not an int >= 1",
+                              stream=stream, version=version, type=name)
+        if stored > current:
+            raise DecodeError(
+                f"stored with schema version {stored}, newer than {cls.__qualname__}'s schema "
+                f"version {current}; it was written by newer code: upgrade this program to read it",
+                stream=stream, version=version, type=name,
+            )
+        if not isinstance(data, dict):
+            raise DecodeError(f"data is a {type(data).__name__}, not a JSON object",
+                              stream=stream, version=version, type=name)
+        data = copy.deepcopy(data)  # upcasters may edit in place; the stored event stays intact
+        for step in range(stored, current):
+            upcaster = chain[step - 1]
+            if upcaster is None:
+                continue
+            try:
+                data = upcaster(data)
+            except Exception as exc:
+                raise DecodeError(
+                    f"upcaster {step} -> {step + 1} of {cls.__qualname__} failed "
+                    f"({_describe(exc)})",
+                    stream=stream, version=version, type=name,
+                ) from exc
+            if not isinstance(data, dict):
+                raise DecodeError(
+                    f"upcaster {step} -> {step + 1} of {cls.__qualname__} returned a "
+                    f"{type(data).__name__}, not a dict",
+                    stream=stream, version=version, type=name,
+                )
+        return data
+
+    def _load(self, name: str, stored: Any, data: Any) -> Any:
+        """Decode attrs data stored under ``name`` and schema version ``stored`` (no stream)."""
+        decoder = self._decoder(name, None, None)
+        cls, current, structure, _ = decoder
+        if stored != current:
+            data = self._upcast(decoder, stored, data, None, None, name)
+        try:
+            return structure(data, cls)
+        except Exception as exc:
+            raise DecodeError(f"data does not fit {cls.__qualname__} ({_describe(exc)})",
+                              type=name) from exc
+
+    # -- snapshot states -------------------------------------------------------------------------
+
+    def unstructure(self, obj: Any, cls: Any = None) -> Any:
+        """Unstructure ``obj`` with the converter (for snapshot states), as ``cls`` if given.
+
+        Raises:
+            SerializationError: The converter could not unstructure ``obj``.
+        """
+        try:
+            return self.converter.unstructure(obj, unstructure_as=cls)
+        except Exception as exc:
+            raise SerializationError(f"cannot unstructure {obj!r} ({_describe(exc)})") from exc
+
+    def structure(self, data: Any, cls: Any) -> Any:
+        """Structure JSON-compatible ``data`` into ``cls`` with the converter.
+
+        Raises:
+            DecodeError: The data does not fit ``cls``.
+        """
+        try:
+            return self.converter.structure(data, cls)
+        except Exception as exc:
+            raise DecodeError(f"data does not fit {cls!r} ({_describe(exc)})") from exc
+
+    # -- self-describing values ------------------------------------------------------------------
+
+    def encode_value(self, obj: Any) -> Any:
+        """Encode a value of any supported type into self-describing JSON-compatible data.
+
+        ``str``, ``int``, ``bool``, ``None``, finite ``float`` and ``list`` stay as they are (a
+        list's items are encoded); every other type becomes a one-key object such as
+        ``{"$tuple": [...]}``; a ``dict`` with ``str`` keys, a ``tuple``, ``set``, ``frozenset``,
+        ``datetime``, ``date``, ``UUID``, ``Decimal``, ``bytes``, an importable enum's member,
+        or an attrs instance (by type name and schema version, as for events).
+
+        Args:
+            obj: The value.
+
+        Returns:
+            Data that ``decode_value`` turns back into an equal value of the same type.
+
+        Raises:
+            SerializationError: ``obj`` holds a value of another type, a non-finite float, a dict
+                key that is not a ``str``, or contains itself.
+        """
+        kind = type(obj)
+        if kind is str or kind is int or kind is bool or obj is None:
+            return obj
+        try:
+            return self._encode(obj)
+        except RecursionError:
+            raise SerializationError("value nests too deeply or contains itself") from None
+
+    def _encode(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind is str or kind is int or kind is bool or obj is None:
+            return obj
+        if kind is float:
+            if not math.isfinite(obj):
+                raise SerializationError(f"cannot encode the non-finite float {obj!r}")
+            return obj
+        if kind is list:
+            return [self._encode(item) for item in obj]
+        if kind is dict:
+            for key in obj:
+                if type(key) is not str:
+                    raise SerializationError(
+                        f"cannot encode a dict with a {type(key).__name__} key ({key!r}); "
+                        "dict keys must be str"
+                    )
+            return {"$dict": {key: self._encode(item) for key, item in obj.items()}}
+        if kind in _COLLECTION_TAGS:
+            return {_COLLECTION_TAGS[kind]: [self._encode(item) for item in obj]}
+        if kind in _TEXT_TYPES:
+            tag, to_text, _ = _TEXT_TYPES[kind]
+            return {tag: to_text(obj)}
+        if isinstance(obj, enum.Enum):
+            name = default_type_name(kind)
+            if self._import(name) is not kind:
+                raise SerializationError(
+                    f"cannot encode {obj!r}: its enum has no importable name ({name!r}); define "
+                    "the enum at module level"
+                )
+            return {"$enum": [name, self._encode(obj.value)]}
+        if attrs.has(kind):
+            name, version, unstructure = self._encoder(kind)
+            return {"$attrs": [name, version, self._unstructure_checked(unstructure, obj, name)]}
+        raise SerializationError(
+            f"cannot encode a value of type {kind.__module__}.{kind.__qualname__}; encode None, "
+            "bool, int, finite float, str, list, tuple, set, frozenset, dict with str keys, "
+            "datetime, date, UUID, Decimal, bytes, enum members or attrs instances"
+        )
+
+    def decode_value(self, data: Any) -> Any:
+        """Decode what ``encode_value`` returned (possibly after a JSON round trip).
+
+        Args:
+            data: The encoded value.
+
+        Returns:
+            A value equal to the encoded one, of the same type.
+
+        Raises:
+            DecodeError: The data is not in the form ``encode_value`` writes, or an attrs value
+                cannot be decoded (see ``decode``).
+        """
+        kind = type(data)
+        if kind is str or kind is int or kind is bool or data is None or kind is float:
+            return data
+        if kind is list:
+            return [self.decode_value(item) for item in data]
+        if kind is not dict or len(data) != 1:
+            raise DecodeError(f"{_short(data)} is not an encoded value")
+        ((tag, payload),) = data.items()
+        try:
+            if tag == "$dict" and type(payload) is dict:
+                return {key: self.decode_value(item) for key, item in payload.items()}
+            if tag in _COLLECTIONS and type(payload) is list:
+                return _COLLECTIONS[tag](self.decode_value(item) for item in payload)
+            if tag in _FROM_TEXT:
+                return _FROM_TEXT[tag](payload, None)
+            if tag == "$enum" and type(payload) is list and len(payload) == 2:
+                return self._decode_enum(payload[0], self.decode_value(payload[1]))
+            if tag == "$attrs" and type(payload) is list and len(payload) == 3:
+                name, stored, fields = payload
+                if type(name) is not str:
+                    raise TypeError(f"type name must be a str, got {name!r}")
+                return self._load(name, stored, fields)
+        except DecodeError:
+            raise
+        except Exception as exc:
+            raise DecodeError(
+                f"{_short(data)} is not a valid {tag} value ({_describe(exc)})"
+            ) from exc
+        raise DecodeError(f"{_short(data)} is not an encoded value")
+
+    def _decode_enum(self, name: Any, value: Any) -> enum.Enum:
+        found = self._import(name) if type(name) is str else None
+        if not (isinstance(found, type) and issubclass(found, enum.Enum)):
+            raise DecodeError(f"{name!r} does not name an importable enum", type=str(name))
+        return found(value)
+
+
+def _short(data: Any) -> str:
+    text = repr(data)
+    return text if len(text) <= 80 else text[:77] + "..."
