@@ -1,0 +1,199 @@
+"""MultiNotifier throughput and memory, against sorted-list notifiers in the same run.
+
+Throughput is a steady state at N pending, the runtime's loop: each step asks ``next_at()``,
+fires what is due with ``due()`` (one, as times are distinct) and schedules one notification at
+a random delay, so N stays constant; the figure is notifications scheduled and fired per second.
+
+Peers, reimplemented here since bytewax is not installed:
+- "sorted list": bytewax 0.21's ``bytewax.timers.MultiNotifier`` as published: ``notify_at``
+  appends then sorts by time, ``due`` partitions the whole list. O(n) per call.
+- "insort list": a list kept sorted with ``bisect.insort``, ``due`` cutting the due prefix off
+  the front. O(n) memmove per call, but in C: the stronger plain-list baseline.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import random
+import time
+import tracemalloc
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from typing import Any, Generic, Protocol, TypeVar
+
+from actors._notifier import MultiNotifier
+
+from ._harness import Report, measure, scaled
+
+T = TypeVar("T")
+BASE = datetime(2024, 1, 1, tzinfo=UTC)
+SIZES = [1_000, 100_000, 1_000_000]
+BUDGET = 0.25  # seconds of steps per repeat
+
+
+class Notifier(Protocol):
+    def notify_at(self, at: datetime, token: Any) -> None: ...
+    def next_at(self) -> datetime | None: ...
+    def due(self, now: datetime) -> list[Any]: ...
+
+
+class SortedListNotifier(Generic[T]):
+    """bytewax 0.21's MultiNotifier, as published."""
+
+    def __init__(self) -> None:
+        self._alarms: list[tuple[datetime, T]] = []
+
+    def notify_at(self, at: datetime, token: T) -> None:
+        self._alarms.append((at, token))
+        self._alarms.sort(key=itemgetter(0))
+
+    def next_at(self) -> datetime | None:
+        try:
+            at, _token = self._alarms[0]
+            return at
+        except IndexError:
+            return None
+
+    def due(self, now: datetime) -> list[T]:
+        due, still = _partition(self._alarms, lambda at_token: at_token[0] <= now)
+        self._alarms = still
+        return [token for _at, token in due]
+
+
+def _partition(items: list[tuple[datetime, T]],
+               pred: Callable[[tuple[datetime, T]], bool]
+               ) -> tuple[list[tuple[datetime, T]], list[tuple[datetime, T]]]:
+    """``bytewax._utils.partition``."""
+    trues: list[tuple[datetime, T]] = []
+    falses: list[tuple[datetime, T]] = []
+    for item in items:
+        (trues if pred(item) else falses).append(item)
+    return trues, falses
+
+
+class InsortNotifier(Generic[T]):
+    """A list of (at, seq, token) kept sorted with bisect.insort; due cuts off the front."""
+
+    def __init__(self) -> None:
+        self._alarms: list[tuple[datetime, int, T]] = []
+        self._seq = 0
+
+    def notify_at(self, at: datetime, token: T) -> None:
+        bisect.insort(self._alarms, (at, self._seq, token))
+        self._seq += 1
+
+    def next_at(self) -> datetime | None:
+        return self._alarms[0][0] if self._alarms else None
+
+    def due(self, now: datetime) -> list[T]:
+        alarms = self._alarms
+        cut = bisect.bisect_right(alarms, now, key=itemgetter(0))
+        fired = [token for _at, _seq, token in alarms[:cut]]
+        del alarms[:cut]
+        return fired
+
+
+def _instants(n: int, rng: random.Random) -> list[datetime]:
+    """``n`` distinct random instants spread over 2n seconds from BASE."""
+    return [BASE + timedelta(microseconds=us)
+            for us in rng.sample(range(2 * n * 1_000_000), n)]
+
+
+def _filled(kind: str, ats: list[datetime], tokens: list[int]) -> Notifier:
+    if kind == "ours":
+        ours: MultiNotifier[int] = MultiNotifier()
+        for at, token in zip(ats, tokens, strict=True):
+            ours.notify_at(at, token)
+        return ours
+    # Building the peers one notify_at at a time is O(n^2): fill them with the same state directly.
+    entries = sorted(zip(ats, tokens, strict=True), key=itemgetter(0))
+    if kind == "sorted list":
+        plain: SortedListNotifier[int] = SortedListNotifier()
+        plain._alarms = entries
+        return plain
+    insort: InsortNotifier[int] = InsortNotifier()
+    insort._alarms = [(at, seq, token) for seq, (at, token) in enumerate(entries)]
+    insort._seq = len(entries)
+    return insort
+
+
+def _steady(notifier: Notifier, delays: list[timedelta]) -> Callable[[], float]:
+    """One repeat: schedule-one / fire-what-is-due steps for BUDGET seconds; notifications/s."""
+    cursor = [0]
+
+    def work() -> float:
+        notify_at, next_at, due = notifier.notify_at, notifier.next_at, notifier.due
+        i = cursor[0]
+        fired = 0
+        steps = 0
+        batch = 1
+        started = time.perf_counter()
+        while True:
+            for _ in range(batch):
+                now = next_at()
+                assert now is not None
+                fired += len(due(now))
+                notify_at(now + delays[i % len(delays)], i)
+                i += 1
+            steps += batch
+            elapsed = time.perf_counter() - started
+            if elapsed >= BUDGET and steps >= 3:
+                break
+            batch = min(batch * 2, 4096)
+        cursor[0] = i
+        assert fired == steps
+        return steps / elapsed
+
+    return work
+
+
+def _bytes_per_pending(kind: str, n: int) -> float:
+    rng = random.Random(2)
+    ats = _instants(n, rng)
+    tokens = list(range(n))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        if kind == "ours":
+            notifier = _filled("ours", ats, tokens)
+        else:
+            # The published notify_at (append, then sort) would take O(n^2) here; appending in
+            # time order and sorting once gives the same list and the same allocations.
+            plain: SortedListNotifier[int] = SortedListNotifier()
+            for at, token in sorted(zip(ats, tokens, strict=True), key=itemgetter(0)):
+                plain._alarms.append((at, token))
+            notifier = plain
+        gc.collect()
+        current, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del notifier
+    return current / n
+
+
+def run(report: Report) -> None:
+    rng = random.Random(1)
+    for size in SIZES:
+        n = scaled(size)
+        ats = _instants(n, rng)
+        tokens = list(range(n))
+        delays = [timedelta(microseconds=rng.randrange(1, 2 * n * 1_000_000))
+                  for _ in range(200_000)]
+        figures = {}
+        for kind in ("ours", "sorted list", "insort list"):
+            notifier = _filled(kind, ats, tokens)
+            figures[kind] = measure(_steady(notifier, delays))
+            del notifier
+            gc.collect()
+        case = f"notify_at+due, {n:,} pending"
+        target = ">= 20x at 100k" if size == 100_000 else None
+        report.row("notifier", case, figures["ours"], "notifications/s",
+                   peer="sorted list", peer_value=figures["sorted list"], target=target)
+        report.row("notifier", case, figures["ours"], "notifications/s",
+                   peer="insort list", peer_value=figures["insort list"])
+    n = scaled(100_000)
+    report.row("notifier", f"memory, {n:,} pending", _bytes_per_pending("ours", n),
+               "bytes/pending", peer="sorted list",
+               peer_value=_bytes_per_pending("sorted list", n), higher_is_better=False)
