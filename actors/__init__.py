@@ -1,0 +1,59 @@
+"""Event-sourced actors on trio, with durable time and durable timers."""
+
+from . import durable as durable
+from ._actor import Actor as Actor
+from ._clock import Clock as Clock
+from ._clock import VirtualClock as VirtualClock
+from ._clock import WallClock as WallClock
+from ._errors import ActorError as ActorError
+from ._errors import ActorStopped as ActorStopped
+from ._errors import AskTimeout as AskTimeout
+from ._errors import DuplicateActor as DuplicateActor
+from ._errors import InvalidActorArgument as InvalidActorArgument
+from ._errors import InvalidActorType as InvalidActorType
+from ._errors import NonDeterminismError as NonDeterminismError
+from ._errors import NotInTurn as NotInTurn
+from ._events import NotificationCancelled as NotificationCancelled
+from ._events import NotificationFired as NotificationFired
+from ._events import NotificationScheduled as NotificationScheduled
+from ._events import RunCompleted as RunCompleted
+from ._events import ScopeCompleted as ScopeCompleted
+from ._events import SleepStarted as SleepStarted
+from ._events import TimeObserved as TimeObserved
+from ._notifier import MultiNotifier as MultiNotifier
+from ._ref import ActorRef as ActorRef
+from ._spawn import spawn as spawn
+from ._supervision import Escalate as Escalate
+from ._supervision import Restart as Restart
+from ._supervision import Stop as Stop
+from ._system import ActorSystem as ActorSystem
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorRef",
+    "ActorStopped",
+    "ActorSystem",
+    "AskTimeout",
+    "Clock",
+    "DuplicateActor",
+    "Escalate",
+    "InvalidActorArgument",
+    "InvalidActorType",
+    "MultiNotifier",
+    "NonDeterminismError",
+    "NotInTurn",
+    "NotificationCancelled",
+    "NotificationFired",
+    "NotificationScheduled",
+    "Restart",
+    "RunCompleted",
+    "ScopeCompleted",
+    "SleepStarted",
+    "Stop",
+    "TimeObserved",
+    "VirtualClock",
+    "WallClock",
+    "durable",
+    "spawn",
+]

@@ -1,0 +1,499 @@
+"""The runtime of one actor: recovery, the mailbox loop, turns, commit points, snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+import warnings
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import attrs
+import trio
+
+from eventstore import EventStore, NewEvent, WrongExpectedVersion
+
+from ._actor import Actor, copy_fields
+from ._clock import Clock, WallClock
+from ._errors import ActorError, ActorStopped, InvalidActorArgument, InvalidActorType, NotInTurn
+from ._events import (
+    NotificationCancelled,
+    NotificationFired,
+    NotificationScheduled,
+    RunCompleted,
+    ScopeCompleted,
+    SleepStarted,
+    SystemEvent,
+    TimeObserved,
+)
+from ._record import DurableRecord
+from ._supervision import Escalate, Restart, Stop
+from ._timers import EventSourcedNotifier
+from ._turn import Turn, current_turn
+
+log = logging.getLogger("actors")
+
+WorkHook = Callable[["Cell", "float | None"], Awaitable[None]]
+"""Told, around commits, when an actor next needs to run (epoch s; 0 = now; None = never)."""
+
+
+class Reply:
+    """Where the answer to one ``ask`` goes."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def succeed(self, value: Any) -> None:
+        self.value = value
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+
+Envelope = tuple[Any, "str | None", "Reply | None"]
+_STOP: Any = object()
+_WAKE: Any = object()
+_IDLE: Any = object()
+
+
+def kind_of(cls: type[Actor]) -> str:
+    return cls.kind or cls.__name__
+
+
+def check_actor_class(cls: object) -> type[Actor]:
+    if not (isinstance(cls, type) and issubclass(cls, Actor)):
+        raise InvalidActorType(f"{cls!r} is not a subclass of actors.Actor")
+    actor_class: type[Actor] = cls
+    fields_of: Any = cls
+    if not attrs.has(fields_of):
+        raise InvalidActorType(f"decorate {cls.__qualname__} with @attrs.define: its attrs "
+                               "fields are the actor's state")
+    missing = [f.name for f in attrs.fields(fields_of) if f.default is attrs.NOTHING]
+    if missing:
+        raise InvalidActorType(f"{cls.__qualname__}'s state fields need defaults (the state of "
+                               f"an actor with an empty log): {', '.join(missing)}")
+    every = actor_class.snapshot_every
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise InvalidActorType(f"{cls.__qualname__}.snapshot_every must be an int >= 1 or None")
+    return actor_class
+
+
+def check_actor_id(actor_id: object) -> str:
+    if not isinstance(actor_id, str) or not actor_id:
+        raise InvalidActorArgument(f"an actor id must be a non-empty string, got {actor_id!r}")
+    return actor_id
+
+
+def _overrides(cls: type[Actor], name: str) -> bool:
+    return getattr(cls, name, None) is not getattr(Actor, name, None)
+
+
+class Cell:
+    """Hosts one actor instance: owns its mailbox, its committed version and pending events."""
+
+    def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
+                 clock: Clock | None = None, work_hook: WorkHook | None = None,
+                 idle_timeout: float | None = None) -> None:
+        self.cls = check_actor_class(cls)
+        self.actor_id = check_actor_id(actor_id)
+        if not isinstance(store, EventStore):
+            raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
+        if clock is None:
+            clock = WallClock()
+        if not isinstance(clock, Clock):
+            raise InvalidActorType(f"clock must have time() and now(), got {clock!r}")
+        if idle_timeout is not None and not (isinstance(idle_timeout, int | float)
+                                             and idle_timeout > 0):
+            raise InvalidActorArgument(f"idle_timeout must be positive seconds or None, "
+                                       f"got {idle_timeout!r}")
+        self.kind = kind_of(cls)
+        self.stream = f"{self.kind}-{actor_id}"
+        self.name = f"{cls.__qualname__}({actor_id!r})"
+        self.store = store
+        self.codec = store.codec
+        self.clock = clock
+        self.work_hook = work_hook
+        self.idle_timeout = idle_timeout
+        self.has_run = _overrides(cls, "run")
+        self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
+        self.send, self._receive = trio.open_memory_channel[Envelope](math.inf)
+        self.actor: Actor = cls()
+        object.__setattr__(self.actor, "_cell", self)
+        self.version = 0
+        self.pending: list[tuple[NewEvent, Turn]] = []
+        self.record = DurableRecord()
+        self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
+        self.run_done = False
+        self.accepting = False
+        self.ready = trio.Event()
+        self.stopped = trio.Event()
+        self.stop_reason = "it was stopped"
+        self._commit_lock = trio.Lock()
+        self._snapshot_version = 0
+        self._indexed: float | None = None
+        self._stale_wake: float | None = None
+        self._current_reply: Reply | None = None
+        self._run_scope: trio.CancelScope | None = None
+        self._rebuilding = False
+
+    # -- turns and events -----------------------------------------------------------------------
+
+    def turn_or_none(self) -> Turn | None:
+        turn = current_turn.get()
+        return turn if turn is not None and turn.cell is self else None
+
+    def _turn(self, what: str) -> Turn:
+        turn = self.turn_or_none()
+        if turn is None:
+            raise NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, run, "
+                            "on_start or on_notify)")
+        if self._rebuilding:
+            raise NotInTurn(f"{what}: {self.name} is rebuilding its state after a failed turn")
+        return turn
+
+    def emit(self, events: Iterable[Any]) -> None:
+        turn = self._turn("emit()")
+        batch = list(events)
+        for event in batch:
+            if not attrs.has(type(event)) or isinstance(event, type):
+                raise InvalidActorType(f"{self.name} emitted {event!r}: events must be instances "
+                                       "of attrs classes (@attrs.frozen)")
+            if isinstance(event, SystemEvent):
+                raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
+        encoded = [self.codec.new_event(event) for event in batch]
+        for event, new in zip(batch, encoded, strict=True):
+            self.actor.apply(event)
+            self.pending.append((new, turn))
+
+    def emit_system(self, event: SystemEvent) -> None:
+        turn = self._turn(f"{type(event).__name__}")
+        new = self.codec.new_event(event)
+        self.fold(event)
+        self.pending.append((new, turn))
+
+    def fold(self, event: Any) -> None:
+        """Apply one event, the user's or the runtime's, to the state and the projections."""
+        if not isinstance(event, SystemEvent):
+            self.actor.apply(event)
+        elif isinstance(event, TimeObserved | SleepStarted | ScopeCompleted):
+            self.record.apply(event)
+        elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
+            self.notifier.fold(event)
+        elif isinstance(event, RunCompleted):
+            self.run_done = True
+
+    # -- recovery, commits, snapshots -----------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Rebuild the state from the newest snapshot and the log after it. Reads in pages."""
+        copy_fields(self.cls(), self.actor)
+        self.version = 0
+        self.record = DurableRecord()
+        self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
+        self.run_done = False
+        if self.cls.snapshot_every is not None:
+            await self._restore_snapshot()
+        decode = self.codec.decode
+        async for recorded in self.store.read(self.stream, from_version=self.version + 1):
+            self.fold(decode(recorded))
+            self.version = recorded.version
+        self._snapshot_version = self._snapshot_version if self.cls.snapshot_every else 0
+
+    async def _restore_snapshot(self) -> None:
+        snapshot = await self.store.load_snapshot(self.stream)
+        if snapshot is None:
+            return
+        try:
+            state = snapshot.state
+            self.actor.restore(state["state"])
+            self.record = DurableRecord.load(state["record"])
+            self.notifier.load(state["notifier"])
+            self.run_done = bool(state["run_done"])
+        except Exception as exc:
+            warnings.warn(f"snapshot of {self.name} at version {snapshot.version} cannot be "
+                          f"restored ({exc!r}); replaying the whole log", RuntimeWarning,
+                          stacklevel=2)
+            copy_fields(self.cls(), self.actor)
+            self.record = DurableRecord()
+            self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
+            self.run_done = False
+            return
+        self.version = self._snapshot_version = snapshot.version
+
+    async def commit(self) -> None:
+        """Append every pending event in one batch at the committed version (a commit point)."""
+        if not self.pending:
+            return
+        async with self._commit_lock:
+            if not self.pending:
+                return
+            batch = self.pending
+            self.pending = []
+            wake = self.work_at()
+            if self.work_hook is not None and _earlier(wake, self._indexed):
+                await self._index(wake)
+            try:
+                result = await self.store.append(self.stream, [new for new, _ in batch],
+                                                 expected_version=self.version)
+            except WrongExpectedVersion as exc:
+                self.pending = batch + self.pending
+                self.stop_reason = (f"another writer appended to its stream {self.stream!r} "
+                                    f"(version {exc.actual}, expected {exc.expected})")
+                self.accepting = False
+                raise ActorStopped(self.name, self.stop_reason) from exc
+            except BaseException:
+                self.pending = batch + self.pending
+                raise
+            self.version = result.version
+            if self.work_hook is not None and wake != self._indexed and not self.pending:
+                await self._index(wake)
+            every = self.cls.snapshot_every
+            if every is not None and not self.pending and \
+                    self.version - self._snapshot_version >= every:
+                await self._save_snapshot()
+
+    async def _save_snapshot(self) -> None:
+        state = {"state": self.actor.snapshot(), "record": self.record.dump(),
+                 "notifier": self.notifier.dump(), "run_done": self.run_done}
+        await self.store.save_snapshot(self.stream, self.version, state)
+        self._snapshot_version = self.version
+
+    def work_at(self) -> float | None:
+        """When this actor next needs to run: 0 for now (an unfinished run()), a timer, or None."""
+        if self.has_run and not self.run_done:
+            return 0.0
+        at = self.notifier.next_at()
+        return None if at is None else at.timestamp()
+
+    async def _index(self, wake: float | None) -> None:
+        assert self.work_hook is not None
+        await self.work_hook(self, wake)
+        self._indexed = wake
+
+    async def abort(self, turn: Turn) -> None:
+        """A turn failed: drop every uncommitted event and rebuild the state from the log."""
+        if not self.pending:
+            return
+        dropped_run = any(t.scope == "run" for _, t in self.pending if t is not turn)
+        self.pending = []
+        self._rebuilding = True
+        try:
+            await self.recover()
+        finally:
+            self._rebuilding = False
+        if dropped_run and self._run_scope is not None:
+            self._run_scope.cancel()  # run() lost events of its own: it starts over
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                    ) -> None:
+        """Recover, run ``on_start``, then serve turns until stopped. Runs in the user's nursery."""
+        try:
+            await self.recover()
+            self._indexed = self.work_at() if self.work_hook is not None else None
+            if _overrides(self.cls, "on_start"):
+                await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
+            self.accepting = True
+            self.ready.set()
+            async with trio.open_nursery() as nursery:
+                if self.has_run and not self.run_done:
+                    if self.work_hook is not None and self._indexed != 0.0:
+                        await self._index(0.0)
+                    nursery.start_soon(self._supervise_run)
+                task_status.started()
+                await self._loop()
+                nursery.cancel_scope.cancel()
+            if self.pending:
+                await self.commit()
+        finally:
+            self.accepting = False
+            self.send.close()
+            self._fail_waiting()
+            self.stopped.set()
+            self.ready.set()
+
+    async def _scoped_turn(self, turn: Turn, body: Callable[[], Awaitable[None]]) -> None:
+        token = current_turn.set(turn)
+        try:
+            await body()
+            await self._end_turn(turn)
+        except Exception:
+            await self.abort(turn)
+            raise
+        finally:
+            current_turn.reset(token)
+
+    async def _end_turn(self, turn: Turn) -> None:
+        if turn.has_scope and self.record.has(turn.scope):
+            self.emit_system(ScopeCompleted(turn.scope))
+        await self.commit()
+
+    async def _loop(self) -> None:
+        receive = self._receive
+        while True:
+            envelope = await self._next(receive)
+            if envelope is _IDLE:
+                if self._can_passivate():
+                    self.stop_reason = "it was passivated after being idle"
+                    return
+                continue
+            if envelope is _WAKE:
+                await self._wake()
+            elif envelope[0] is _STOP:
+                return
+            else:
+                await self._deliver(envelope)
+            if not self.accepting:
+                return
+
+    async def _next(self, receive: trio.MemoryReceiveChannel[Envelope]) -> Any:
+        deadline = self._wake_deadline()
+        idle = math.inf if self.idle_timeout is None else trio.current_time() + self.idle_timeout
+        if deadline == math.inf and idle == math.inf:
+            return await receive.receive()
+        with trio.move_on_at(min(deadline, idle)):
+            return await receive.receive()
+        return _WAKE if deadline <= idle else _IDLE
+
+    def _wake_deadline(self) -> float:
+        at = self.notifier.next_at()
+        if at is None:
+            return math.inf
+        when = at.timestamp()
+        if self._stale_wake is not None and when <= self._stale_wake:
+            return math.inf
+        return trio.current_time() + max(0.0, when - self.clock.time())
+
+    def _can_passivate(self) -> bool:
+        return not self.pending and (not self.has_run or self.run_done)
+
+    async def _deliver(self, envelope: Envelope) -> None:
+        message, message_id, reply = envelope
+        turn = Turn(self, message_id=message_id)
+        token = current_turn.set(turn)
+        self._current_reply = reply
+        try:
+            if self.sync_receive:
+                result = await trio.to_thread.run_sync(self.actor.receive, message)
+            else:
+                result = await self.actor.receive(message)
+            await self._end_turn(turn)
+        except Exception as exc:
+            if self.accepting:
+                await self.abort(turn)
+            if reply is not None:
+                reply.fail(exc)
+            else:
+                log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
+                          message, exc_info=exc)
+            return
+        finally:
+            current_turn.reset(token)
+            self._current_reply = None
+        if reply is not None:
+            reply.succeed(result)
+
+    async def _wake(self) -> None:
+        at = self.notifier.next_at()
+        seq = self.notifier.earliest_seq()
+        turn = Turn(self, scope=f"notify:{seq}")
+        try:
+            await self._scoped_turn(turn, self.actor.on_notify)
+        except ActorStopped:
+            raise
+        except Exception:
+            log.exception("%s failed in on_notify; it is called again at the next deadline",
+                          self.name)
+        after = self.notifier.next_at()
+        if after is not None and at is not None and after <= at and \
+                after.timestamp() <= self.clock.time():
+            if self._stale_wake is None:
+                warnings.warn(f"{self.name}.on_notify left due notifications unconsumed; call "
+                              "self.notifier.due(now) in on_notify. Waiting for a message or a "
+                              "later deadline instead of spinning", RuntimeWarning, stacklevel=1)
+            self._stale_wake = after.timestamp()
+        else:
+            self._stale_wake = None
+
+    async def _supervise_run(self) -> None:
+        failures = 0
+        policy = self.cls.supervision
+        while not self.run_done:
+            turn = Turn(self, scope="run")
+            token = current_turn.set(turn)
+            try:
+                with trio.CancelScope() as scope:
+                    self._run_scope = scope
+                    await self.actor.run()  # type: ignore[attr-defined]
+                    if self.record.has("run"):
+                        self.emit_system(ScopeCompleted("run"))
+                    self.emit_system(RunCompleted())
+                    await self.commit()
+                    return
+                failures = 0  # cancelled by a rollback: start over at once
+            except ActorStopped:
+                self.accepting = False
+                return
+            except Exception as exc:
+                await self.abort(turn)
+                failures += 1
+                if isinstance(policy, Escalate):
+                    raise
+                limit = policy.max_restarts if isinstance(policy, Restart) else 0
+                if isinstance(policy, Stop) or (limit is not None and failures > limit):
+                    log.error("%s: run() failed; stopping (supervision %r)", self.name, policy,
+                              exc_info=exc)
+                    self.stop_reason = f"its run() failed: {exc!r}"
+                    self.accepting = False
+                    self.send.send_nowait((_STOP, None, None))
+                    return
+                delay = policy.backoff(failures) if isinstance(policy, Restart) else 0.0
+                log.warning("%s: run() failed (%r); restarting in %.3g s", self.name, exc, delay)
+                await trio.sleep(delay)
+            finally:
+                self._run_scope = None
+                current_turn.reset(token)
+
+    # -- the mailbox -----------------------------------------------------------------------------
+
+    def tell(self, message: Any, message_id: str | None, reply: Reply | None) -> None:
+        if not self.accepting and self.stopped.is_set():
+            raise ActorStopped(self.name, self.stop_reason)
+        try:
+            self.send.send_nowait((message, message_id, reply))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise ActorStopped(self.name, self.stop_reason) from None
+
+    def request_stop(self) -> None:
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            self.send.send_nowait((_STOP, None, None))
+
+    def _fail_waiting(self) -> None:
+        error = ActorStopped(self.name, self.stop_reason)
+        if self._current_reply is not None:
+            self._current_reply.fail(error)
+        while True:
+            try:
+                _, _, reply = self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if reply is not None:
+                reply.fail(error)
+        self._receive.close()
+
+
+def _earlier(new: float | None, old: float | None) -> bool:
+    return new is not None and (old is None or new < old)
+
+
+__all__ = ["ActorError", "Cell", "Reply"]

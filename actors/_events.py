@@ -1,0 +1,94 @@
+"""The events the runtime itself writes into an actor's log (next to the user's own events).
+
+Their type names are stable (``actors.*``) so logs stay readable after refactorings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from eventstore._codec import event_type
+
+
+class SystemEvent:
+    """Marker base: folded by the runtime into its projections, never passed to ``apply``."""
+
+    __slots__ = ()
+
+
+@event_type("actors.TimeObserved")
+@attrs.frozen
+class TimeObserved(SystemEvent):
+    """``durable.time()`` or ``durable.now()`` first called at this key; ``value`` is epoch s."""
+
+    scope: str
+    index: int
+    function: str
+    value: float
+
+
+@event_type("actors.SleepStarted")
+@attrs.frozen
+class SleepStarted(SystemEvent):
+    """``durable.sleep(seconds)`` was first called at this key, at epoch ``started_at``."""
+
+    scope: str
+    index: int
+    started_at: float
+    seconds: float
+
+
+@event_type("actors.ScopeCompleted")
+@attrs.frozen
+class ScopeCompleted(SystemEvent):
+    """A scope (a message turn, a wake-up, or ``run``) finished: its recorded values are dropped."""
+
+    scope: str
+
+
+@event_type("actors.RunCompleted")
+@attrs.frozen
+class RunCompleted(SystemEvent):
+    """The actor's ``run()`` body returned; it is not started again."""
+
+
+@event_type("actors.NotificationScheduled")
+@attrs.frozen
+class NotificationScheduled(SystemEvent):
+    """``notifier.notify_at(at, token)``; ``token`` holds the codec's tagged encoding."""
+
+    seq: int
+    at: datetime
+    token: Any
+
+
+@event_type("actors.NotificationFired")
+@attrs.frozen
+class NotificationFired(SystemEvent):
+    """``notifier.due(now)`` returned the notifications with these sequence numbers."""
+
+    seqs: tuple[int, ...]
+
+
+@event_type("actors.NotificationCancelled")
+@attrs.frozen
+class NotificationCancelled(SystemEvent):
+    """``notifier.cancel(token)`` removed the notifications with these sequence numbers."""
+
+    seqs: tuple[int, ...]
+
+
+@event_type("actors.WorkIndexed")
+@attrs.frozen
+class WorkIndexed:
+    """In a system's index stream: actor ``kind``/``actor_id`` next needs to run at ``wake_at``.
+
+    ``wake_at`` is epoch seconds (0 for "as soon as the system starts"), or None for no work.
+    """
+
+    kind: str
+    actor_id: str
+    wake_at: float | None

@@ -1,0 +1,80 @@
+"""``spawn``: start one actor in a nursery and get its ref once it has recovered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from eventstore import EventStore
+
+from ._actor import Actor
+from ._cell import Cell, WorkHook
+from ._clock import Clock
+from ._errors import ActorStopped, DuplicateActor, InvalidActorType
+from ._ref import ActorRef
+
+_running: dict[tuple[int, str], Cell] = {}
+"""Actors running in this process, by (store, stream): one actor per stream per process."""
+
+
+def running(store: EventStore, stream: str) -> Cell | None:
+    cell = _running.get((id(store), stream))
+    return None if cell is None or cell.stopped.is_set() else cell
+
+
+async def start_cell(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
+                     store: EventStore, clock: Clock | None = None,
+                     work_hook: WorkHook | None = None,
+                     idle_timeout: float | None = None) -> Cell:
+    """Create a cell, register it, and start it in ``nursery``; returns after recovery."""
+    if not isinstance(nursery, trio.Nursery):
+        raise InvalidActorType(f"nursery must be a trio.Nursery, got {nursery!r}")
+    cell = Cell(cls, actor_id, store=store, clock=clock, work_hook=work_hook,
+                idle_timeout=idle_timeout)
+    key = (id(store), cell.stream)
+    if running(store, cell.stream) is not None:
+        raise DuplicateActor(cell.name)
+    _running[key] = cell
+
+    async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await cell.serve(task_status=task_status)
+        finally:
+            if _running.get(key) is cell:
+                del _running[key]
+
+    await nursery.start(serve)
+    return cell
+
+
+def ref_to(cell: Cell) -> ActorRef:
+    def resolve() -> Cell:
+        if cell.stopped.is_set():
+            raise ActorStopped(cell.name, cell.stop_reason)
+        return cell
+
+    return ActorRef(cell.kind, cell.actor_id, cell.stream, resolve)
+
+
+async def spawn(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
+                store: EventStore, clock: Clock | None = None, **options: Any) -> ActorRef:
+    """Start actor ``cls`` with ``actor_id`` in ``nursery``; return its ref after recovery.
+
+    Recovery loads the newest snapshot (when the class sets ``snapshot_every``) and replays
+    the log after it in pages. A checkpoint; if cancelled during recovery nothing is written.
+
+    Args:
+        nursery: where the actor's task runs; the actor stops when the nursery is cancelled.
+        cls: an ``Actor`` subclass decorated with ``@attrs.define``.
+        actor_id: unique per class; the log is the stream ``f"{kind}-{actor_id}"``.
+        store: the event store holding the log.
+        clock: what durable time reads (default ``WallClock()``).
+
+    Raises:
+        DuplicateActor: this actor already runs in this process on this store.
+        InvalidActorType: ``cls`` is not an attrs ``Actor`` subclass.
+        InvalidActorArgument: ``actor_id`` is empty or not a string.
+    """
+    cell = await start_cell(nursery, cls, actor_id, store=store, clock=clock, **options)
+    return ref_to(cell)

@@ -1,0 +1,178 @@
+"""``ActorSystem``: hosts actor classes, activates actors by id, passivates idle ones, and
+re-activates at start every actor that still has work (through the work index)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Self
+
+import trio
+
+from eventstore import EventStore
+
+from ._actor import Actor
+from ._cell import Cell, check_actor_class, check_actor_id, kind_of
+from ._clock import Clock, WallClock
+from ._errors import ActorError, ActorStopped, InvalidActorArgument, InvalidActorType
+from ._index import WorkIndex
+from ._ref import ActorRef
+from ._spawn import running
+
+log = logging.getLogger("actors")
+
+
+class ActorSystem:
+    """A home for actors: ``async with ActorSystem(store, actors=[Account]) as system:``.
+
+    ``system.ref(Account, "a-1")`` returns a ref at once and activates the actor on first use
+    (virtual actors); actors idle for ``idle_timeout`` seconds are passivated and come back on
+    the next message or when their next timer is due. On start, every actor the index says has
+    work (an unfinished ``run()``, a pending timer) is re-activated. Leaving the block commits
+    what is pending and stops every actor.
+    """
+
+    def __init__(self, store: EventStore, *, actors: Iterable[type[Actor]] = (),
+                 clock: Clock | None = None, idle_timeout: float | None = None,
+                 index_stream: str = "$actors-index") -> None:
+        if not isinstance(store, EventStore):
+            raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
+        self.store = store
+        self.clock = WallClock() if clock is None else clock
+        self.idle_timeout = idle_timeout
+        self._classes: dict[str, type[Actor]] = {}
+        for cls in actors:
+            self.register(cls)
+        self._index = WorkIndex(store, index_stream)
+        self._cells: dict[tuple[str, str], Cell] = {}
+        self._activating: dict[tuple[str, str], trio.Event] = {}
+        self._nursery: trio.Nursery | None = None
+        self._nursery_manager: Any = None
+        self._index_changed = trio.Event()
+        self._closing = False
+
+    def register(self, cls: type[Actor]) -> None:
+        """Host actors of ``cls`` (also done by ``actors=[...]``)."""
+        check_actor_class(cls)
+        kind = kind_of(cls)
+        other = self._classes.get(kind)
+        if other is not None and other is not cls:
+            raise InvalidActorArgument(f"{cls.__qualname__} and {other.__qualname__} share the "
+                                       f"kind {kind!r}; set a distinct `kind` on one of them")
+        self._classes[kind] = cls
+
+    async def __aenter__(self) -> Self:
+        await self._index.load()
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        self._nursery.start_soon(self._wake_due_actors)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> bool | None:
+        self._closing = True
+        try:
+            if exc is None:
+                await self.shutdown()
+        finally:
+            assert self._nursery is not None
+            self._nursery.cancel_scope.cancel()
+            result: bool | None = await self._nursery_manager.__aexit__(exc_type, exc, tb)
+        return result
+
+    async def shutdown(self) -> None:
+        """Stop every actor after its queued messages, committing what is pending."""
+        self._closing = True
+        cells = list(self._cells.values())
+        for cell in cells:
+            cell.request_stop()
+        for cell in cells:
+            await cell.stopped.wait()
+
+    async def spawn(self, cls: type[Actor], actor_id: str) -> ActorRef:
+        """Activate ``cls``/``actor_id`` now and return its ref once it has recovered."""
+        self.register(cls)
+        ref = self.ref(cls, actor_id)
+        await self._activate(kind_of(cls), check_actor_id(actor_id))
+        return ref
+
+    def ref(self, cls: type[Actor], actor_id: str) -> ActorRef:
+        """A ref that activates the actor on first use (and again after passivation)."""
+        self.register(cls)
+        kind = kind_of(cls)
+        check_actor_id(actor_id)
+        key = (kind, actor_id)
+
+        def resolve() -> Cell:
+            cell = self._cells.get(key)
+            if cell is not None and not cell.stopped.is_set():
+                return cell
+            return self._activate_nowait(key)
+
+        return ActorRef(kind, actor_id, f"{kind}-{actor_id}", resolve)
+
+    @property
+    def active(self) -> int:
+        """How many actors are in memory now."""
+        return sum(1 for cell in self._cells.values() if not cell.stopped.is_set())
+
+    # -- activation ------------------------------------------------------------------------------
+
+    def _activate_nowait(self, key: tuple[str, str]) -> Cell:
+        if self._nursery is None or self._closing:
+            raise ActorStopped(f"{key[0]}({key[1]!r})", "its ActorSystem is not running")
+        cls = self._classes[key[0]]
+        if running(self.store, f"{key[0]}-{key[1]}") is not None:
+            raise ActorError(f"{key[0]}({key[1]!r}) runs outside this system on the same store")
+        cell = Cell(cls, key[1], store=self.store, clock=self.clock,
+                    work_hook=self._work_changed, idle_timeout=self.idle_timeout)
+        self._cells[key] = cell
+        self._nursery.start_soon(self._serve, key, cell)
+        return cell
+
+    async def _serve(self, key: tuple[str, str], cell: Cell) -> None:
+        try:
+            await cell.serve()
+        except Exception:
+            log.exception("%s stopped with an error", cell.name)
+        finally:
+            if self._cells.get(key) is cell:
+                del self._cells[key]
+
+    async def _activate(self, kind: str, actor_id: str) -> Cell:
+        key = (kind, actor_id)
+        cell = self._cells.get(key)
+        if cell is None or cell.stopped.is_set():
+            cell = self._activate_nowait(key)
+        await cell.ready.wait()
+        if cell.stopped.is_set():
+            raise ActorStopped(cell.name, cell.stop_reason)
+        return cell
+
+    async def _work_changed(self, cell: Cell, wake_at: float | None) -> None:
+        await self._index.update(cell.kind, cell.actor_id, wake_at)
+        self._index_changed.set()
+
+    async def _wake_due_actors(self) -> None:
+        """Activate passivated (or not yet started) actors whose work is due."""
+        while True:
+            self._index_changed = trio.Event()
+            entry = self._index.next_due()
+            if entry is None:
+                await self._index_changed.wait()
+                continue
+            wake_at, key = entry
+            delay = wake_at - self.clock.time()
+            if delay > 0:
+                with trio.move_on_after(delay):
+                    await self._index_changed.wait()
+                continue
+            self._index.pop(key, wake_at)
+            cell = self._cells.get(key)
+            if (cell is None or cell.stopped.is_set()) and key[0] in self._classes:
+                try:
+                    self._activate_nowait(key)
+                except ActorError as exc:
+                    log.warning("cannot activate %s: %s", key, exc)
+            await trio.sleep(0)

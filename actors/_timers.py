@@ -1,0 +1,71 @@
+"""The actor's own notifier: every change is an event in the actor's log, folded back in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from eventstore import Codec
+
+from ._events import (
+    NotificationCancelled,
+    NotificationFired,
+    NotificationScheduled,
+    SystemEvent,
+)
+from ._notifier import MultiNotifier
+
+
+class EventSourcedNotifier(MultiNotifier[Any]):
+    """``self.notifier`` inside an actor: ``notify_at``, ``due`` and ``cancel`` emit events.
+
+    The public API is the ``MultiNotifier`` one; changes are only allowed inside a turn, and a
+    token the codec cannot encode is refused before anything changes.
+    """
+
+    __slots__ = ("_codec", "_emit")
+
+    def __init__(self, codec: Codec, emit: Callable[[SystemEvent], None]) -> None:
+        super().__init__()
+        self._codec = codec
+        self._emit = emit
+
+    def _on_schedule(self, seq: int, at: datetime, token: Any) -> None:
+        encoded = self._codec.encode_value(token)
+        self._emit(NotificationScheduled(seq, at, encoded))
+
+    def _on_fire(self, seqs: list[int]) -> None:
+        self._emit(NotificationFired(tuple(seqs)))
+
+    def _on_cancel(self, seqs: list[int]) -> None:
+        self._emit(NotificationCancelled(tuple(seqs)))
+
+    def fold(self, event: NotificationScheduled | NotificationFired | NotificationCancelled
+             ) -> None:
+        """Apply one of the notifier's events (at emit time and at recovery)."""
+        if isinstance(event, NotificationScheduled):
+            self._apply_scheduled(event.seq, event.at, self._codec.decode_value(event.token))
+        elif isinstance(event, NotificationFired):
+            self._apply_fired(event.seqs)
+        else:
+            self._apply_cancelled(event.seqs)
+
+    def earliest_seq(self) -> int | None:
+        """The sequence number of the earliest pending notification (a wake-up's identity)."""
+        return self._heap[0][1] if self._heap else None
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "next_seq": self._next_seq,
+            "pending": [[seq, at.isoformat(), self._codec.encode_value(token)]
+                        for at, seq, token in sorted(self._heap, key=lambda e: (e[0], e[1]))],
+        }
+
+    def load(self, data: dict[str, Any]) -> None:
+        self._heap = []
+        self._next_seq = 0
+        for seq, at, token in data["pending"]:
+            self._apply_scheduled(seq, datetime.fromisoformat(at),
+                                  self._codec.decode_value(token))
+        self._next_seq = max(self._next_seq, data["next_seq"])
