@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import logging
 import math
+import threading
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -134,6 +135,8 @@ class Cell:
         self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
         self.run_done = False
         self.accepting = False
+        self.closing = False
+        self.lost_race = False
         self.ready = trio.Event()
         self.stopped = trio.Event()
         self.stop_reason = "it was stopped"
@@ -144,6 +147,7 @@ class Cell:
         self._current_reply: Reply | None = None
         self._run_scope: trio.CancelScope | None = None
         self._rebuilding = False
+        self._trio_thread = threading.get_ident()
 
     # -- turns and events -----------------------------------------------------------------------
 
@@ -161,6 +165,9 @@ class Cell:
         return turn
 
     def emit(self, events: Iterable[Any]) -> None:
+        if threading.get_ident() != self._trio_thread:
+            # A plain-def handler: change the state on trio's thread, one change at a time.
+            return trio.from_thread.run_sync(self.emit, events)
         turn = self._turn("emit()")
         batch = list(events)
         for event in batch:
@@ -175,6 +182,8 @@ class Cell:
             self.pending.append((new, turn))
 
     def emit_system(self, event: SystemEvent) -> None:
+        if threading.get_ident() != self._trio_thread:
+            return trio.from_thread.run_sync(self.emit_system, event)
         turn = self._turn(f"{type(event).__name__}")
         new = self.codec.new_event(event)
         self.fold(event)
@@ -200,13 +209,13 @@ class Cell:
         self.record = DurableRecord()
         self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
         self.run_done = False
+        self._snapshot_version = 0
         if self.cls.snapshot_every is not None:
             await self._restore_snapshot()
         decode = self.codec.decode
         async for recorded in self.store.read(self.stream, from_version=self.version + 1):
             self.fold(decode(recorded))
             self.version = recorded.version
-        self._snapshot_version = self._snapshot_version if self.cls.snapshot_every else 0
 
     async def _restore_snapshot(self) -> None:
         snapshot = await self.store.load_snapshot(self.stream)
@@ -248,7 +257,8 @@ class Cell:
                 self.pending = batch + self.pending
                 self.stop_reason = (f"another writer appended to its stream {self.stream!r} "
                                     f"(version {exc.actual}, expected {exc.expected})")
-                self.accepting = False
+                self.lost_race = True
+                self.closing = True
                 raise ActorStopped(self.name, self.stop_reason) from exc
             except BaseException:
                 self.pending = batch + self.pending
@@ -312,8 +322,9 @@ class Cell:
                     nursery.start_soon(self._supervise_run)
                 task_status.started()
                 await self._loop()
+                self.closing = True
                 nursery.cancel_scope.cancel()
-            if self.pending:
+            if self.pending and not self.lost_race:
                 await self.commit()
         finally:
             self.accepting = False
@@ -344,16 +355,18 @@ class Cell:
             envelope = await self._next(receive)
             if envelope is _IDLE:
                 if self._can_passivate():
+                    self.closing = True
                     self.stop_reason = "it was passivated after being idle"
                     return
                 continue
             if envelope is _WAKE:
                 await self._wake()
             elif envelope[0] is _STOP:
+                self.closing = True
                 return
             else:
                 await self._deliver(envelope)
-            if not self.accepting:
+            if self.closing:
                 return
 
     async def _next(self, receive: trio.MemoryReceiveChannel[Envelope]) -> Any:
@@ -389,7 +402,7 @@ class Cell:
                 result = await self.actor.receive(message)
             await self._end_turn(turn)
         except Exception as exc:
-            if self.accepting:
+            if not self.lost_race:
                 await self.abort(turn)
             if reply is not None:
                 reply.fail(exc)
@@ -442,7 +455,7 @@ class Cell:
                     return
                 failures = 0  # cancelled by a rollback: start over at once
             except ActorStopped:
-                self.accepting = False
+                self.request_stop()
                 return
             except Exception as exc:
                 await self.abort(turn)
@@ -454,8 +467,7 @@ class Cell:
                     log.error("%s: run() failed; stopping (supervision %r)", self.name, policy,
                               exc_info=exc)
                     self.stop_reason = f"its run() failed: {exc!r}"
-                    self.accepting = False
-                    self.send.send_nowait((_STOP, None, None))
+                    self.request_stop()
                     return
                 delay = policy.backoff(failures) if isinstance(policy, Restart) else 0.0
                 log.warning("%s: run() failed (%r); restarting in %.3g s", self.name, exc, delay)
@@ -467,7 +479,7 @@ class Cell:
     # -- the mailbox -----------------------------------------------------------------------------
 
     def tell(self, message: Any, message_id: str | None, reply: Reply | None) -> None:
-        if not self.accepting and self.stopped.is_set():
+        if self.closing:
             raise ActorStopped(self.name, self.stop_reason)
         try:
             self.send.send_nowait((message, message_id, reply))

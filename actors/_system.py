@@ -106,7 +106,7 @@ class ActorSystem:
 
         def resolve() -> Cell:
             cell = self._cells.get(key)
-            if cell is not None and not cell.stopped.is_set():
+            if cell is not None and not cell.closing:
                 return cell
             return self._activate_nowait(key)
 
@@ -125,14 +125,17 @@ class ActorSystem:
         cls = self._classes[key[0]]
         if running(self.store, f"{key[0]}-{key[1]}") is not None:
             raise ActorError(f"{key[0]}({key[1]!r}) runs outside this system on the same store")
+        previous = self._cells.get(key)
         cell = Cell(cls, key[1], store=self.store, clock=self.clock,
                     work_hook=self._work_changed, idle_timeout=self.idle_timeout)
         self._cells[key] = cell
-        self._nursery.start_soon(self._serve, key, cell)
+        self._nursery.start_soon(self._serve, key, cell, previous)
         return cell
 
-    async def _serve(self, key: tuple[str, str], cell: Cell) -> None:
+    async def _serve(self, key: tuple[str, str], cell: Cell, previous: Cell | None) -> None:
         try:
+            if previous is not None:
+                await previous.stopped.wait()  # passivating: let it commit before recovering
             await cell.serve()
         except Exception:
             log.exception("%s stopped with an error", cell.name)
@@ -143,7 +146,7 @@ class ActorSystem:
     async def _activate(self, kind: str, actor_id: str) -> Cell:
         key = (kind, actor_id)
         cell = self._cells.get(key)
-        if cell is None or cell.stopped.is_set():
+        if cell is None or cell.closing:
             cell = self._activate_nowait(key)
         await cell.ready.wait()
         if cell.stopped.is_set():
@@ -170,7 +173,7 @@ class ActorSystem:
                 continue
             self._index.pop(key, wake_at)
             cell = self._cells.get(key)
-            if (cell is None or cell.stopped.is_set()) and key[0] in self._classes:
+            if (cell is None or cell.closing) and key[0] in self._classes:
                 try:
                     self._activate_nowait(key)
                 except ActorError as exc:
