@@ -25,7 +25,8 @@ class Restart:
     max_restarts: int | None = None
 
     def backoff(self, failures: int) -> float:
-        return float(min(self.max_backoff, self.initial_backoff * 2 ** (failures - 1)))
+        # The exponent is capped: 2 ** n for n past ~1000 no longer converts to a float.
+        return float(min(self.max_backoff, self.initial_backoff * 2.0 ** min(failures - 1, 64)))
 
 
 @attrs.frozen

@@ -88,7 +88,7 @@ async def _sleep_in(turn: Turn, seconds: float) -> None:
         started = cell.clock.time()
         cell.emit_system(SleepStarted(scope, index, started, seconds))
         await cell.commit()  # the commit point before waiting: a crash now resumes the sleep
-        remaining = seconds
+        remaining = started + seconds - cell.clock.time()  # the commit's time is slept too
     elif not isinstance(recorded, SleepStarted) or recorded.seconds != seconds:
         raise NonDeterminismError(cell.name, scope, index, _describe(recorded),
                                   f"sleep({seconds})")
@@ -129,7 +129,8 @@ def _time_sync() -> float:
 
 
 async def _time_aio() -> float:
-    """``time()`` for async code (a checkpoint-free call: it records, it does not wait)."""
+    """``time()`` for async code; a checkpoint (before anything is recorded)."""
+    await trio.lowlevel.checkpoint()
     turn = _turn()
     if turn is None:
         return _time.time()
@@ -152,7 +153,8 @@ def _now_sync() -> datetime:
 
 
 async def _now_aio() -> datetime:
-    """``now()`` for async code."""
+    """``now()`` for async code; a checkpoint (before anything is recorded)."""
+    await trio.lowlevel.checkpoint()
     turn = _turn()
     if turn is None:
         return datetime.now(UTC)

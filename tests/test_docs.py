@@ -27,7 +27,8 @@ def blocks() -> list[tuple[str, str]]:
 
 
 def run_block(source: str, name: str) -> None:
-    code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    code = compile(source, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                   dont_inherit=True)
     namespace: dict[str, object] = {"__name__": "__docs__"}
     if code.co_flags & inspect.CO_COROUTINE:
         async def main() -> None:
