@@ -31,7 +31,8 @@ class Actor:
     snapshot_every: ClassVar[int | None] = None
     supervision: ClassVar[Supervision] = Restart()
 
-    _cell: Cell
+    if TYPE_CHECKING:  # not a runtime annotation: cattrs resolves a subclass's type hints
+        _cell: Cell
 
     # -- the runtime's view, available inside and outside turns ---------------------------------
 

@@ -29,6 +29,7 @@ from ._events import (
     SystemEvent,
     TimeObserved,
 )
+from ._mailbox import Mailbox, MailboxClosed
 from ._record import DurableRecord
 from ._supervision import Escalate, Restart, Stop
 from ._timers import EventSourcedNotifier
@@ -38,6 +39,9 @@ log = logging.getLogger("actors")
 
 WorkHook = Callable[["Cell", "float | None"], Awaitable[None]]
 """Told, around commits, when an actor next needs to run (epoch s; 0 = now; None = never)."""
+
+TurnHook = Callable[["Cell"], Awaitable[None]]
+"""Called after every turn's commit (the test kit's always-replay check); may raise."""
 
 
 class Reply:
@@ -103,7 +107,7 @@ class Cell:
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,
-                 idle_timeout: float | None = None) -> None:
+                 idle_timeout: float | None = None, turn_hook: TurnHook | None = None) -> None:
         self.cls = check_actor_class(cls)
         self.actor_id = check_actor_id(actor_id)
         if not isinstance(store, EventStore):
@@ -123,10 +127,11 @@ class Cell:
         self.codec = store.codec
         self.clock = clock
         self.work_hook = work_hook
+        self.turn_hook = turn_hook
         self.idle_timeout = idle_timeout
         self.has_run = _overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
-        self.send, self._receive = trio.open_memory_channel[Envelope](math.inf)
+        self.mailbox = Mailbox()
         self.actor: Actor = cls()
         object.__setattr__(self.actor, "_cell", self)
         self.version = 0
@@ -144,6 +149,7 @@ class Cell:
         self._snapshot_version = 0
         self._indexed: float | None = None
         self._stale_wake: float | None = None
+        self._warned_stale = False
         self._current_reply: Reply | None = None
         self._run_scope: trio.CancelScope | None = None
         self._rebuilding = False
@@ -202,8 +208,11 @@ class Cell:
 
     # -- recovery, commits, snapshots -----------------------------------------------------------
 
-    async def recover(self) -> None:
-        """Rebuild the state from the newest snapshot and the log after it. Reads in pages."""
+    async def recover(self, *, to_version: int | None = None) -> None:
+        """Rebuild the state from the newest snapshot and the log after it. Reads in pages.
+
+        ``to_version`` stops at that version (``actors.replay`` rebuilds past states with it).
+        """
         copy_fields(self.cls(), self.actor)
         self.version = 0
         self.record = DurableRecord()
@@ -211,14 +220,15 @@ class Cell:
         self.run_done = False
         self._snapshot_version = 0
         if self.cls.snapshot_every is not None:
-            await self._restore_snapshot()
+            await self._restore_snapshot(to_version)
         decode = self.codec.decode
-        async for recorded in self.store.read(self.stream, from_version=self.version + 1):
+        async for recorded in self.store.read(self.stream, from_version=self.version + 1,
+                                              to_version=to_version):
             self.fold(decode(recorded))
             self.version = recorded.version
 
-    async def _restore_snapshot(self) -> None:
-        snapshot = await self.store.load_snapshot(self.stream)
+    async def _restore_snapshot(self, max_version: int | None) -> None:
+        snapshot = await self.store.load_snapshot(self.stream, max_version=max_version)
         if snapshot is None:
             return
         try:
@@ -240,8 +250,10 @@ class Cell:
 
     async def commit(self) -> None:
         """Append every pending event in one batch at the committed version (a commit point)."""
-        if not self.pending:
+        if not self.pending and not self._commit_lock.locked():
             return
+        # With nothing pending, still wait for a commit in flight (run()'s): a turn must not end,
+        # and release its reply, while state it may have read is not yet in the log.
         async with self._commit_lock:
             if not self.pending:
                 return
@@ -271,10 +283,13 @@ class Cell:
                     self.version - self._snapshot_version >= every:
                 await self._save_snapshot()
 
+    def snapshot_state(self) -> dict[str, Any]:
+        """The whole state as a snapshot holds it: fields, durable-call record, timers."""
+        return {"state": self.actor.snapshot(), "record": self.record.dump(),
+                "notifier": self.notifier.dump(), "run_done": self.run_done}
+
     async def _save_snapshot(self) -> None:
-        state = {"state": self.actor.snapshot(), "record": self.record.dump(),
-                 "notifier": self.notifier.dump(), "run_done": self.run_done}
-        await self.store.save_snapshot(self.stream, self.version, state)
+        await self.store.save_snapshot(self.stream, self.version, self.snapshot_state())
         self._snapshot_version = self.version
 
     def work_at(self) -> float | None:
@@ -298,6 +313,13 @@ class Cell:
         self._rebuilding = True
         try:
             await self.recover()
+        except Exception as exc:
+            # The log cannot be read back, so the state is unknown: stop rather than go on from
+            # a half-rebuilt state (or crash the nursery). A new spawn recovers from the log.
+            self.stop_reason = f"its state could not be rebuilt after a failed turn ({exc!r})"
+            self.closing = True
+            self.request_stop()
+            return
         finally:
             self._rebuilding = False
         if dropped_run and self._run_scope is not None:
@@ -310,7 +332,8 @@ class Cell:
         """Recover, run ``on_start``, then serve turns until stopped. Runs in the user's nursery."""
         try:
             await self.recover()
-            self._indexed = self.work_at() if self.work_hook is not None else None
+            if self.work_hook is not None:
+                await self._index(self.work_at())  # corrects an entry left too early
             if _overrides(self.cls, "on_start"):
                 await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
             self.accepting = True
@@ -324,11 +347,12 @@ class Cell:
                 await self._loop()
                 self.closing = True
                 nursery.cancel_scope.cancel()
-            if self.pending and not self.lost_race:
+            if not self.lost_race:
                 await self.commit()
+                if self.work_hook is not None and self.work_at() != self._indexed:
+                    await self._index(self.work_at())  # a stop may have cut the last update
         finally:
             self.accepting = False
-            self.send.close()
             self._fail_waiting()
             self.stopped.set()
             self.ready.set()
@@ -348,11 +372,12 @@ class Cell:
         if turn.has_scope and self.record.has(turn.scope):
             self.emit_system(ScopeCompleted(turn.scope))
         await self.commit()
+        if self.turn_hook is not None:
+            await self.turn_hook(self)
 
     async def _loop(self) -> None:
-        receive = self._receive
         while True:
-            envelope = await self._next(receive)
+            envelope = await self._next()
             if envelope is _IDLE:
                 if self._can_passivate():
                     self.closing = True
@@ -366,29 +391,39 @@ class Cell:
                 return
             else:
                 await self._deliver(envelope)
+                self._stale_wake = None  # a message may have changed on_notify's mind
             if self.closing:
                 return
 
-    async def _next(self, receive: trio.MemoryReceiveChannel[Envelope]) -> Any:
+    async def _next(self) -> Any:
+        if self.idle_timeout is None and not len(self.notifier):
+            return await self.mailbox.get()  # no deadline to watch: the common case
         deadline = self._wake_deadline()
         idle = math.inf if self.idle_timeout is None else trio.current_time() + self.idle_timeout
-        if deadline == math.inf and idle == math.inf:
-            return await receive.receive()
-        with trio.move_on_at(min(deadline, idle)):
-            return await receive.receive()
+        envelope = await self.mailbox.get(min(deadline, idle))
+        if envelope is not None:
+            return envelope
         return _WAKE if deadline <= idle else _IDLE
 
     def _wake_deadline(self) -> float:
+        if not len(self.notifier):
+            return math.inf
         at = self.notifier.next_at()
         if at is None:
             return math.inf
         when = at.timestamp()
         if self._stale_wake is not None and when <= self._stale_wake:
-            return math.inf
+            # Left unconsumed: wait for a message or a later deadline instead of spinning.
+            later = self.notifier.next_after(self._stale_wake)
+            if later is None:
+                return math.inf
+            when = later.timestamp()
         return trio.current_time() + max(0.0, when - self.clock.time())
 
     def _can_passivate(self) -> bool:
-        return not self.pending and (not self.has_run or self.run_done)
+        # With due tokens left unconsumed it stays: the index would not wake it for later ones.
+        return not self.pending and (not self.has_run or self.run_done) and \
+            self._stale_wake is None
 
     async def _deliver(self, envelope: Envelope) -> None:
         message, message_id, reply = envelope
@@ -410,6 +445,10 @@ class Cell:
                 log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
                           message, exc_info=exc)
             return
+        except BaseException:
+            if reply is not None:  # cancelled mid-turn: the asker must not wait forever
+                reply.fail(ActorStopped(self.name, "it was cancelled during this message's turn"))
+            raise
         finally:
             current_turn.reset(token)
             self._current_reply = None
@@ -420,21 +459,25 @@ class Cell:
         at = self.notifier.next_at()
         seq = self.notifier.earliest_seq()
         turn = Turn(self, scope=f"notify:{seq}")
+        failed = False
         try:
             await self._scoped_turn(turn, self.actor.on_notify)
         except ActorStopped:
             raise
         except Exception:
-            log.exception("%s failed in on_notify; it is called again at the next deadline",
-                          self.name)
+            failed = True
+            log.exception("%s failed in on_notify; it is called again at the next message or "
+                          "deadline", self.name)
         after = self.notifier.next_at()
-        if after is not None and at is not None and after <= at and \
-                after.timestamp() <= self.clock.time():
-            if self._stale_wake is None:
+        now = self.clock.time()
+        if after is not None and at is not None and (failed or after <= at) and \
+                after.timestamp() <= now:
+            if not failed and not self._warned_stale:
+                self._warned_stale = True
                 warnings.warn(f"{self.name}.on_notify left due notifications unconsumed; call "
                               "self.notifier.due(now) in on_notify. Waiting for a message or a "
                               "later deadline instead of spinning", RuntimeWarning, stacklevel=1)
-            self._stale_wake = after.timestamp()
+            self._stale_wake = now
         else:
             self._stale_wake = None
 
@@ -452,6 +495,8 @@ class Cell:
                         self.emit_system(ScopeCompleted("run"))
                     self.emit_system(RunCompleted())
                     await self.commit()
+                    if self.turn_hook is not None:
+                        await self.turn_hook(self)
                     return
                 failures = 0  # cancelled by a rollback: start over at once
             except ActorStopped:
@@ -459,6 +504,8 @@ class Cell:
                 return
             except Exception as exc:
                 await self.abort(turn)
+                if self.closing:
+                    return
                 failures += 1
                 if isinstance(policy, Escalate):
                     raise
@@ -482,26 +529,21 @@ class Cell:
         if self.closing:
             raise ActorStopped(self.name, self.stop_reason)
         try:
-            self.send.send_nowait((message, message_id, reply))
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            self.mailbox.put((message, message_id, reply))
+        except MailboxClosed:
             raise ActorStopped(self.name, self.stop_reason) from None
 
     def request_stop(self) -> None:
-        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-            self.send.send_nowait((_STOP, None, None))
+        with contextlib.suppress(MailboxClosed):
+            self.mailbox.put((_STOP, None, None))
 
     def _fail_waiting(self) -> None:
         error = ActorStopped(self.name, self.stop_reason)
         if self._current_reply is not None:
             self._current_reply.fail(error)
-        while True:
-            try:
-                _, _, reply = self._receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
+        for _, _, reply in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
-        self._receive.close()
 
 
 def _earlier(new: float | None, old: float | None) -> bool:

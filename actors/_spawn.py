@@ -9,7 +9,7 @@ import trio
 from eventstore import EventStore
 
 from ._actor import Actor
-from ._cell import Cell, WorkHook
+from ._cell import Cell, TurnHook, WorkHook
 from ._clock import Clock
 from ._errors import ActorStopped, DuplicateActor, InvalidActorType
 from ._ref import ActorRef
@@ -26,12 +26,13 @@ def running(store: EventStore, stream: str) -> Cell | None:
 async def start_cell(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
                      store: EventStore, clock: Clock | None = None,
                      work_hook: WorkHook | None = None,
-                     idle_timeout: float | None = None) -> Cell:
+                     idle_timeout: float | None = None,
+                     turn_hook: TurnHook | None = None) -> Cell:
     """Create a cell, register it, and start it in ``nursery``; returns after recovery."""
     if not isinstance(nursery, trio.Nursery):
         raise InvalidActorType(f"nursery must be a trio.Nursery, got {nursery!r}")
     cell = Cell(cls, actor_id, store=store, clock=clock, work_hook=work_hook,
-                idle_timeout=idle_timeout)
+                idle_timeout=idle_timeout, turn_hook=turn_hook)
     key = (id(store), cell.stream)
     if running(store, cell.stream) is not None:
         raise DuplicateActor(cell.name)

@@ -55,6 +55,10 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         """The sequence number of the earliest pending notification (a wake-up's identity)."""
         return self._heap[0][1] if self._heap else None
 
+    def next_after(self, moment: float) -> datetime | None:
+        """The earliest pending instant later than epoch ``moment``. O(n): for stale wake-ups."""
+        return min((at for at, _, _ in self._heap if at.timestamp() > moment), default=None)
+
     def dump(self) -> dict[str, Any]:
         return {
             "next_seq": self._next_seq,
@@ -65,7 +69,7 @@ class EventSourcedNotifier(MultiNotifier[Any]):
     def load(self, data: dict[str, Any]) -> None:
         self._heap = []
         self._next_seq = 0
-        for seq, at, token in data["pending"]:
+        for seq, at, token in sorted(data["pending"], key=lambda item: item[0]):  # seq order
             self._apply_scheduled(seq, datetime.fromisoformat(at),
                                   self._codec.decode_value(token))
         self._next_seq = max(self._next_seq, data["next_seq"])

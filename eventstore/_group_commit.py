@@ -69,6 +69,9 @@ class GroupCommitter:
     async def _write_until_empty(self) -> None:
         self._writing = True
         try:
+            # One scheduling pass first: appenders made runnable by the same wake-up (say, the
+            # last batch's results) join this batch instead of waiting for the next one.
+            await trio.lowlevel.cancel_shielded_checkpoint()
             while self._queue:
                 batch = [self._queue.popleft()
                          for _ in range(min(self._max_batch, len(self._queue)))]

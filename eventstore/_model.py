@@ -10,6 +10,8 @@ from typing import Any, Final, TypeAlias
 
 import attrs
 
+from ._errors import InvalidArgument
+
 
 class ExpectedVersion(enum.Enum):
     """The symbolic ``expected_version`` values an append understands."""
@@ -36,7 +38,11 @@ Expected: TypeAlias = "int | ExpectedVersion"
 
 
 def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {} if value is None else dict(value)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"metadata must be a dict of str keys or None, got {value!r}")
+    return dict(value)
 
 
 @attrs.frozen

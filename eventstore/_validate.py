@@ -71,12 +71,12 @@ def type_filter(types: object) -> frozenset[str] | None:
         raise InvalidArgument(
             f"types must be a collection of type names or None, got {types!r}"
         )
-    names = frozenset(types)
-    if not names or not all(isinstance(name, str) and name for name in names):
+    items = list(types)  # checked before hashing: a list inside would raise TypeError
+    if not items or not all(isinstance(name, str) and name for name in items):
         raise InvalidArgument(
             f"types must hold at least one non-empty type name (or be None for all), got {types!r}"
         )
-    return names
+    return frozenset(items)
 
 
 def to_json(value: Any, what: str) -> str:

@@ -43,9 +43,9 @@ def run_block(source: str, name: str) -> None:
 def test_docs_example_runs(name: str, source: str, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     if "ACTORS_TEST_POSTGRES_URL" in source and not os.environ.get("ACTORS_TEST_POSTGRES_URL"):
-        from conftest import _postgres_reason
+        from postgres_server import postgres_reason
 
-        url, reason = _postgres_reason()
+        url, reason = postgres_reason()
         if url is None:
             pytest.skip(reason)
     monkeypatch.chdir(tmp_path)

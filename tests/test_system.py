@@ -1,0 +1,215 @@
+"""ActorSystem: virtual actors, passivation, graceful shutdown, re-activation through the index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import actors
+import eventstore
+from actors import durable
+from eventstore.memory import MemoryEventStore
+
+
+@eventstore.event_type("test_system.Added")
+@attrs.frozen
+class Added:
+    amount: int
+
+
+@eventstore.event_type("test_system.Stepped")
+@attrs.frozen
+class Stepped:
+    step: int
+    at: float
+
+
+activations: dict[str, int] = {}
+
+
+@attrs.define
+class Counter(actors.Actor):
+    total: int = 0
+
+    def apply(self, event: Any) -> None:
+        self.total += event.amount
+
+    async def on_start(self) -> None:
+        activations[self.id] = activations.get(self.id, 0) + 1
+
+    async def receive(self, message: Any) -> Any:
+        if message:
+            self.emit(Added(message))
+        return self.total
+
+
+@attrs.define
+class Worker(actors.Actor):
+    """Its run() takes two steps an hour apart (durable time), then finishes."""
+
+    steps: list[int] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        self.steps.append(event.step)
+
+    async def on_start(self) -> None:
+        activations[f"worker-{self.id}"] = activations.get(f"worker-{self.id}", 0) + 1
+
+    async def run(self) -> None:
+        # The same durable calls in the same order on every execution: re-runs replay them.
+        started = await durable.time.aio()
+        if not self.steps:
+            self.emit(Stepped(1, started))
+            await self.flush()
+        await durable.sleep.aio(3600)
+        self.emit(Stepped(2, await durable.time.aio()))
+
+    async def receive(self, message: Any) -> Any:
+        return list(self.steps)
+
+
+@pytest.fixture(autouse=True)
+def _reset_activations() -> None:
+    activations.clear()
+
+
+async def events_in(store: eventstore.EventStore, stream: str) -> list[Any]:
+    return [store.codec.decode(r) async for r in store.read(stream)]
+
+
+async def test_refs_activate_on_first_use() -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Counter]) as system:
+        ref = system.ref(Counter, "a")
+        assert (ref.id, ref.stream) == ("a", "Counter-a")
+        assert system.active == 0
+        assert await ref.ask(5) == 5
+        assert system.active == 1
+        assert system.ref(Counter, "a") == ref
+        spawned = await system.spawn(Counter, "b")
+        assert system.active == 2
+        spawned.tell(2)
+        assert await spawned.ask(0) == 2
+    assert activations == {"a": 1, "b": 1}
+    assert await events_in(store, "Counter-b") == [Added(2)]
+
+
+async def test_idle_actors_are_passivated_and_come_back(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Counter], clock=actors.VirtualClock(),
+                                  idle_timeout=60) as system:
+        ref = system.ref(Counter, "a")
+        await ref.ask(3)
+        await trio.sleep(59)
+        assert await ref.ask(4) == 7  # the message restarts the idle timer
+        await trio.sleep(59)
+        assert system.active == 1
+        await trio.sleep(2)
+        assert system.active == 0  # passivated: idle for 60 s
+        assert activations == {"a": 1}
+        assert await ref.ask(1) == 8  # re-activated, its state recovered from the log
+        assert system.active == 1
+        assert activations == {"a": 2}
+
+
+async def test_actors_with_an_unfinished_run_are_not_passivated(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Worker],
+                                  clock=actors.VirtualClock(), idle_timeout=10) as system:
+        ref = await system.spawn(Worker, "w")
+        await trio.sleep(100)
+        assert system.active == 1
+        await trio.sleep(3600)  # run() has finished: now it may go
+        assert system.active == 0
+        assert await ref.ask("steps") == [1, 2]
+
+
+async def test_shutdown_serves_queued_messages_and_commits(
+        autojump_clock: trio.testing.MockClock) -> None:
+    release = trio.Event()
+
+    @attrs.define
+    class Busy(Counter):
+        async def run(self) -> None:
+            self.emit(Added(1000))  # pending, not flushed: committed at shutdown
+            await release.wait()
+
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Busy]) as system:
+        ref = await system.spawn(Busy, "b")
+        for n in range(1, 51):
+            ref.tell(n)
+    assert await store.last_version("Busy-b") == 51
+    assert sum(e.amount for e in await events_in(store, "Busy-b")) == 1000 + 50 * 51 // 2
+
+
+async def test_no_messages_after_shutdown() -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Counter]) as system:
+        ref = system.ref(Counter, "a")
+        await ref.ask(1)
+        await system.shutdown()
+        assert system.active == 0
+        with pytest.raises(actors.ActorStopped, match="ActorSystem is not running"):
+            await ref.ask(1)
+        with pytest.raises(actors.ActorStopped):
+            system.ref(Counter, "other").tell(1)
+        with pytest.raises(actors.ActorStopped):
+            await system.spawn(Counter, "new")
+    with pytest.raises(actors.ActorStopped):
+        await ref.ask(1)
+    assert await store.last_version("Counter-a") == 1
+    assert await store.last_version("Counter-other") == 0
+
+
+async def test_bad_registrations() -> None:
+    @attrs.define
+    class Impostor(actors.Actor):
+        kind = "Counter"
+
+    store = MemoryEventStore()
+    with pytest.raises(actors.InvalidActorArgument, match="share the kind 'Counter'"):
+        actors.ActorSystem(store, actors=[Counter, Impostor])
+    with pytest.raises(actors.InvalidActorType):
+        actors.ActorSystem(store, actors=[int])  # type: ignore[list-item]
+    with pytest.raises(actors.InvalidActorType, match="EventStore"):
+        actors.ActorSystem(object())  # type: ignore[arg-type]
+    async with actors.ActorSystem(store, actors=[Counter]) as system:
+        with pytest.raises(actors.InvalidActorArgument):
+            system.ref(Counter, "")
+    assert [e async for e in store.read_all()] == []
+
+
+async def test_a_restarted_system_resumes_unfinished_runs(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # A memory store: SQLite works in threads, during which autojump_clock moves time on.
+    clock = actors.VirtualClock()  # one clock for both "processes": durable time goes on
+    async with MemoryEventStore() as store:
+        async with actors.ActorSystem(store, actors=[Worker, Counter], clock=clock) as system:
+            await system.spawn(Worker, "w")
+            await system.ref(Counter, "idle").ask(1)  # no run(): nothing to resume
+            started = clock.time()
+            await trio.sleep(600)  # shut down 10 minutes into the hour-long durable sleep
+        assert [type(e) for e in await events_in(store, "Worker-w")] == [
+            actors.TimeObserved, Stepped, actors.SleepStarted]
+
+        async with actors.ActorSystem(store, actors=[Worker, Counter], clock=clock) as system:
+            await trio.testing.wait_all_tasks_blocked()
+            assert system.active == 1  # the worker, found through the index; not the counter
+            assert activations == {"worker-w": 2, "idle": 1}
+            await trio.sleep(3000 - 1)
+            assert await system.ref(Worker, "w").ask("steps") == [1]  # still sleeping
+            await trio.sleep(2)
+            events = await events_in(store, "Worker-w")
+            assert events[-1] == actors.RunCompleted()
+            second = [e for e in events if isinstance(e, Stepped)][1]
+            assert second.at - started == pytest.approx(3600, abs=1)  # not 3600 s after restart
+
+        async with actors.ActorSystem(store, actors=[Worker, Counter], clock=clock) as system:
+            await trio.testing.wait_all_tasks_blocked()
+            assert system.active == 0  # its work is done: nothing to re-activate
