@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -35,7 +36,7 @@ class Mailbox:
             self._waiter = None
             waiter.set()
 
-    async def get(self, deadline: float = float("inf")) -> Any | None:
+    async def get(self, deadline: float = math.inf) -> Any | None:
         """The next item, or None if ``deadline`` (trio time) passes first. A checkpoint,
         though a backlog is served ``_DRAIN`` items per scheduling pass."""
         queue = self._queue
@@ -47,8 +48,11 @@ class Mailbox:
             await trio.lowlevel.checkpoint()
             return queue.popleft()
         waiter = self._waiter = trio.Event()
-        with trio.move_on_at(deadline):
+        if deadline == math.inf:
             await waiter.wait()
+        else:
+            with trio.move_on_at(deadline):
+                await waiter.wait()
         self._waiter = None
         return queue.popleft() if queue else None
 

@@ -171,6 +171,8 @@ class ActorSystem:
                 with trio.move_on_after(delay):
                     await self._index_changed.wait()
                 continue
+            if self._closing:
+                return  # shutting down: activating now would only fail
             self._index.pop(key, wake_at)
             cell = self._cells.get(key)
             if (cell is None or cell.closing) and key[0] in self._classes:

@@ -3,8 +3,8 @@
 There is no background task. The first caller that finds no writer becomes the writer: it takes
 every queued request (up to ``max_batch``), hands them to the backend's ``write_batch`` in one
 transaction and wakes their callers; it repeats while requests keep arriving. A backend's
-``write_batch`` settles each request on its own (a savepoint per request), so one failing append,
-say a version conflict, fails alone.
+``write_batch`` settles each request on its own (SQLite with a savepoint per request, PostgreSQL
+inside one statement), so one failing append, say a version conflict, fails alone.
 """
 
 from __future__ import annotations
@@ -69,9 +69,11 @@ class GroupCommitter:
     async def _write_until_empty(self) -> None:
         self._writing = True
         try:
-            # One scheduling pass first: appenders made runnable by the same wake-up (say, the
-            # last batch's results) join this batch instead of waiting for the next one.
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            # Two scheduling passes first: appenders woken by the last commit (and the tasks
+            # they wake in turn) queue up and join this batch instead of waiting behind a
+            # transaction of one.
+            for _ in range(2):
+                await trio.lowlevel.cancel_shielded_checkpoint()
             while self._queue:
                 batch = [self._queue.popleft()
                          for _ in range(min(self._max_batch, len(self._queue)))]

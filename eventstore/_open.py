@@ -24,7 +24,10 @@ def open(url: str, **options: Any) -> EventStore:
     """
     if not isinstance(url, str):
         raise InvalidArgument(f"url must be a string such as 'sqlite:///events.db', got {url!r}")
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # such as an unclosed "[" of an IPv6 address
+        raise InvalidArgument(f"store URL {url!r} is malformed ({exc})") from None
     if scheme == "memory":
         from .memory import MemoryEventStore
 

@@ -7,6 +7,7 @@ decodes rows and runs subscriptions, so every backend behaves the same way at it
 from __future__ import annotations
 
 import abc
+import builtins
 import json
 import uuid
 import warnings
@@ -34,12 +35,18 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"stored JSON is invalid ({exc})", stream=stream, version=version,
                           type=type) from None
-    if isinstance(id, bytes):
-        event_id = uuid.UUID(bytes=id)
-    elif isinstance(id, str):
-        event_id = uuid.UUID(id)
-    else:
-        event_id = id
+    try:
+        if isinstance(id, bytes):
+            event_id = uuid.UUID(bytes=id)
+        elif isinstance(id, str):
+            event_id = uuid.UUID(id)
+        elif isinstance(id, uuid.UUID):
+            event_id = id
+        else:
+            raise TypeError(f"a {builtins.type(id).__name__}")
+    except (TypeError, ValueError) as exc:
+        raise DecodeError(f"stored event id {id!r} is not a UUID ({exc})", stream=stream,
+                          version=version, type=type) from None
     return RecordedEvent(stream=stream, version=version, position=position, type=type,
                          data=decoded_data, metadata=decoded_metadata, id=event_id,
                          recorded_at=recorded_at)
@@ -157,7 +164,12 @@ class EventStore(abc.ABC):
         self._check_open()
         name = check.stream_name(stream)
         most = check.optional_whole(max_version, "max_version", minimum=0)
-        row = await self._load_snapshot(name, most)
+        try:
+            row = await self._load_snapshot(name, most)
+        except DecodeError as exc:
+            warnings.warn(f"the snapshot of stream {name!r} cannot be decoded ({exc}); replaying "
+                          "the log instead", RuntimeWarning, stacklevel=2)
+            return None
         if row is None:
             return None
         version, text, recorded_at = row

@@ -31,11 +31,14 @@ def stream_name(stream: object, argument: str = "stream") -> str:
     return stream
 
 
+LARGEST = 2**63 - 1  # what SQLite and PostgreSQL store as an integer; the same for every backend
+
+
 def whole(value: object, argument: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(f"{argument} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise InvalidArgument(f"{argument} must be >= {minimum}, got {value}")
+    if not minimum <= value <= LARGEST:
+        raise InvalidArgument(f"{argument} must be between {minimum} and {LARGEST}, got {value}")
     return value
 
 
@@ -46,9 +49,9 @@ def optional_whole(value: object, argument: str, *, minimum: int) -> int | None:
 def expected_version(value: object) -> Expected:
     if isinstance(value, ExpectedVersion):
         return value
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LARGEST:
         raise InvalidArgument(
-            "expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an int >= 0, "
+            f"expected_version must be ANY, NO_STREAM, STREAM_EXISTS or an int in 0..{LARGEST}, "
             f"got {value!r}"
         )
     return value
@@ -79,11 +82,14 @@ def type_filter(types: object) -> frozenset[str] | None:
     return frozenset(items)
 
 
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                allow_nan=False).encode
+
+
 def to_json(value: Any, what: str) -> str:
     """Turn ``value`` into compact JSON text, or say clearly why it is not JSON-compatible."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
-                          check_circular=True)
+        return _encode_json(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise SerializationError(
             f"{what} is not JSON-compatible ({exc}); store dicts, lists, str, int, finite float, "

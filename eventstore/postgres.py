@@ -1,0 +1,700 @@
+"""``PostgresEventStore``: the event store on a PostgreSQL server, through psycopg 3.
+
+psycopg's async API is asyncio-only, so every statement runs on a synchronous connection in a
+worker thread (``trio.to_thread``); trio is never blocked. One writer connection serves the group
+committer, a small pool serves reads, and one listener thread turns ``LISTEN/NOTIFY`` into wake-ups
+for subscribers. Install the driver with ``pip install 'trio-actors[postgres]'``.
+
+Gap-safe global order: every append transaction first locks the single row of the
+``global_position`` table and only then reads versions and allocates positions from it. The row
+lock is held until commit, so transactions that write events commit one after the other, in
+position order; a reader's snapshot that sees a position also sees every lower one, and no lower
+position can commit later. See ``docs/postgresql.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import re
+import select
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+try:
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
+
+from ._codec import Codec
+from ._errors import (
+    DuplicateEventId,
+    EventStoreError,
+    InvalidArgument,
+    SchemaError,
+    SerializationError,
+    WrongExpectedVersion,
+)
+from ._group_commit import AppendRequest, GroupCommitter
+from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected, RecordedEvent
+from ._store import EventStore, decode_row
+from ._validate import EncodedEvent
+
+__all__ = ["SCHEMA_VERSION", "ConnectionFailed", "PostgresEventStore"]
+
+SCHEMA_VERSION = 1
+"""The schema version this library writes; it refuses a schema with a higher one."""
+
+_Conn = psycopg.Connection[tuple[Any, ...]]
+_Request = tuple[str, list[EncodedEvent], Expected]
+_T = TypeVar("_T")
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
+_UNKNOWN = "the append may or may not be stored: retry it with the same event ids, which is safe"
+_NOTHING = "nothing was written"
+
+
+class ConnectionFailed(EventStoreError, ConnectionError):
+    """The server could not be reached, refused the login, or dropped the connection.
+
+    The store discards the broken connection; the next call opens a new one.
+    """
+
+    def __init__(self, server: str, reason: str, *, doing: str | None = None,
+                 outcome: str | None = None) -> None:
+        self.server = server
+        self.reason = reason
+        self.outcome = outcome
+        if doing is None:
+            message = (f"cannot connect to PostgreSQL ({server}): {reason}; check that the server "
+                       "is running and reachable and that the URL's user, password and database "
+                       "name are right")
+        else:
+            message = (f"lost the connection to PostgreSQL ({server}) while trying to {doing}: "
+                       f"{reason}; {outcome + '; ' if outcome else ''}the next call reconnects")
+        super().__init__(message)
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """A connection handed to a worker thread; the thread fills it in if it has to connect."""
+
+    conn: _Conn | None
+    fresh: bool = False
+
+
+class PostgresEventStore(EventStore):
+    """The event store in a PostgreSQL schema, shared safely by any number of processes.
+
+    The constructor only checks its arguments; the first call connects and creates (or checks)
+    the schema. Each statement runs in a worker thread: cancelling a call takes effect when its
+    current statement returns, so a connection is never left mid-statement.
+
+    Args:
+        conninfo: a ``postgresql://`` URL or a libpq ``key=value`` string.
+        schema: the PostgreSQL schema holding the tables; several stores can share a database.
+        readers: how many connections serve reads, snapshots and deletions at once.
+        connect_timeout: seconds to wait for a new connection before giving up.
+        max_batch: the most appends committed in one transaction.
+
+    Raises:
+        InvalidArgument: a malformed ``conninfo``, an unsafe ``schema`` name or a bad number.
+    """
+
+    def __init__(self, conninfo: str, *, schema: str = "eventstore", codec: Codec | None = None,
+                 page_size: int = 500, poll_interval: float = 0.5, readers: int = 4,
+                 connect_timeout: float = 10, max_batch: int = 1000) -> None:
+        super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
+        if not isinstance(conninfo, str):
+            raise InvalidArgument(f"conninfo must be a postgresql:// URL, got {conninfo!r}")
+        try:
+            params = conninfo_to_dict(conninfo)
+            if "application_name" not in params:  # name our connections in pg_stat_activity
+                conninfo = make_conninfo(conninfo, application_name="trio-actors")
+        except (psycopg.Error, ValueError) as exc:  # UnicodeError is a ValueError
+            raise InvalidArgument(
+                f"conninfo is not a valid PostgreSQL URL: {_reason(exc)}") from None
+        if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema) or (
+                schema.lower().startswith("pg_")):
+            raise InvalidArgument(
+                "schema must be 1 to 48 letters, digits or underscores, not starting with a digit "
+                f"or 'pg_', got {schema!r}")
+        self.readers = _whole(readers, "readers")
+        self.max_batch = _whole(max_batch, "max_batch")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float) or (
+                not 0 < connect_timeout < math.inf):
+            raise InvalidArgument(
+                f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
+        self.schema = schema
+        self.connect_timeout = float(connect_timeout)
+        self._conninfo = conninfo
+        self._server = " ".join(f"{key}={params[key]}" for key in ("host", "port", "dbname", "user")
+                                if params.get(key)) or "the default server"
+        self._channel = f"{schema}_appended"
+        self._token = uuid.uuid4().hex  # NOTIFY payload: our listener skips our own appends
+        self._sql = _Statements(sql.Identifier(schema).as_string())
+        self._ready = False
+        self._ready_lock = trio.Lock()
+        self._idle: list[_Conn] = []
+        self._reader_slots = trio.Semaphore(self.readers)
+        self._writer: _Conn | None = None
+        self._listener: _Listener | None = None
+        self._committer = GroupCommitter(self._write_batch, max_batch=self.max_batch,
+                                     after_commit=self._notify_appended)
+
+    def __repr__(self) -> str:
+        return f"<PostgresEventStore {self._server} schema={self.schema}>"
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def _connect(self) -> _Conn:
+        """Open a connection (in a worker thread), in autocommit mode and UTC."""
+        seconds = max(1, min(round(self.connect_timeout), 2**31 - 1))  # what libpq accepts
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=seconds)
+        except psycopg.Error as exc:
+            raise ConnectionFailed(self._server, _reason(exc)) from exc
+        try:
+            # Every statement here is an index lookup or an ordered walk of an index. Ruling out
+            # the other scans keeps it so even where the statistics are missing or stale, as on
+            # a new, fast-growing table (where a plan may otherwise sort a whole stream for each
+            # page, or a cached one scan a table that has since grown). JIT would take the huge
+            # costs of the ruled-out scans for a reason to compile.
+            conn.execute("SET TIME ZONE 'UTC'; SET enable_seqscan = off; "
+                         "SET enable_bitmapscan = off; SET jit = off")
+        except psycopg.Error as exc:
+            conn.close()
+            raise ConnectionFailed(self._server, _reason(exc)) from exc
+        return conn
+
+    def _failure(self, exc: psycopg.Error, conn: _Conn, doing: str,
+                 outcome: str | None = None) -> EventStoreError:
+        if conn.broken or conn.closed:
+            return ConnectionFailed(self._server, _reason(exc), doing=doing, outcome=outcome)
+        return EventStoreError(f"PostgreSQL ({self._server}) failed to {doing}: {_reason(exc)}"
+                               + (f"; {outcome}" if outcome else ""))
+
+    def _keep(self, conn: _Conn | None) -> _Conn | None:
+        """``conn`` if it can serve another call, else None (and it is closed)."""
+        if conn is None:
+            return None
+        if self._closed or conn.broken or conn.closed:
+            conn.close()
+            return None
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.close()  # a statement failed half way through a transaction
+            return None
+        return conn
+
+    def _run(self, slot: _Slot, work: Callable[[_Conn], _T], doing: str) -> _T:
+        """In a worker thread: connect if needed, then ``work``; errors become EventStoreErrors."""
+        if slot.conn is not None and _hung_up(slot.conn):
+            slot.conn.close()
+            slot.conn = None
+        if slot.conn is None:
+            slot.conn = self._connect()
+            slot.fresh = True
+        conn = slot.conn
+        try:
+            return work(conn)
+        except psycopg.Error as exc:
+            raise self._failure(exc, conn, doing) from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidArgument(f"cannot {doing}: text must be valid UTF-8 ({exc})") from None
+
+    async def _on_reader(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
+        """Run ``work`` on a pooled connection; retry once if a pooled one turns out dead.
+
+        Every reader job is idempotent, so the retry is safe.
+        """
+        async with self._reader_slots:
+            for attempt in range(2):
+                slot = _Slot(self._idle.pop() if self._idle else None)
+                try:
+                    return await trio.to_thread.run_sync(self._run, slot, work, doing)
+                except ConnectionFailed:
+                    if attempt or slot.fresh or slot.conn is None:
+                        raise
+                finally:
+                    kept = self._keep(slot.conn)
+                    if kept is not None:
+                        self._idle.append(kept)
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
+        await self._prepare()
+        return await self._on_reader(doing, work)
+
+    # -- the schema -----------------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        """Create or check the schema once, on first use."""
+        if self._ready:
+            return
+        async with self._ready_lock:
+            if not self._ready:
+                await self._on_reader(f"create or check schema {self.schema!r}", self._install)
+                self._ready = True
+
+    def _install(self, conn: _Conn) -> None:
+        q = self._sql
+        try:
+            row = conn.execute(q.schema_version).fetchone()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            row = None
+        if row is None:
+            key = int.from_bytes(hashlib.blake2b(f"eventstore {self.schema}".encode(),
+                                                 digest_size=8).digest(), "big", signed=True)
+            with conn.transaction():
+                # Serialises processes that create the same schema at once.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+                for statement in q.create_schema:
+                    conn.execute(statement)
+                row = conn.execute(q.schema_version).fetchone()
+                if row is None:
+                    for statement in q.create_tables:
+                        conn.execute(statement)
+                    conn.execute(q.set_schema_version, (SCHEMA_VERSION,))
+                    row = (SCHEMA_VERSION,)
+        found = row[0]
+        if found > SCHEMA_VERSION:
+            raise SchemaError(
+                f"schema {self.schema!r} on PostgreSQL ({self._server}) has version {found}, but "
+                f"this library only understands versions up to {SCHEMA_VERSION}: upgrade "
+                "trio-actors (a newer release wrote it), or use another schema")
+
+    # -- appends --------------------------------------------------------------------------------
+
+    async def _append(self, stream: str, events: list[EncodedEvent],
+                      expected: Expected) -> AppendResult:
+        _check_storable(stream, events)
+        await self._prepare()
+        return await self._committer.submit(stream, events, expected)
+
+    async def _write_batch(self, requests: list[AppendRequest]) -> None:
+        batch = [(r.stream, r.events, r.expected) for r in requests]
+        slot = _Slot(self._writer)
+        self._writer = None
+        try:
+            outcomes = await trio.to_thread.run_sync(self._commit, slot, batch)
+        finally:
+            self._writer = self._keep(slot.conn)
+        for request, outcome in zip(requests, outcomes, strict=True):
+            request.settle(outcome)
+
+    def _commit(self, slot: _Slot, batch: list[_Request]) -> list[AppendResult | EventStoreError]:
+        """In a worker thread: settle and write a whole batch in one transaction, one round trip.
+
+        The transaction locks the ``global_position`` row first, so the versions and ids its
+        statements read next cannot change before it commits. The server settles each append
+        (a conflict fails alone) and writes the accepted ones; appends that share a stream or an
+        event id go in successive statements, so each one sees the writes of those before it.
+        """
+        if slot.conn is not None and _hung_up(slot.conn):
+            slot.conn.close()  # the server closed it while it sat idle: start afresh
+            slot.conn = None
+        if slot.conn is None:
+            slot.conn = self._connect()
+            # The append statement's plan does not depend on its arrays: make it once.
+            slot.conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn, q = slot.conn, self._sql
+        rounds = _rounds(batch)
+        try:
+            try:
+                rows = self._send(conn, q.append, rounds)
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "event_ids" or conn.broken:
+                    raise
+                conn.execute("ROLLBACK")  # an id is stored: a retry, or a clash to report
+                rows = self._send(conn, q.append_checking_ids, rounds)
+            return _outcomes(batch, rows)
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed:
+                outcome = _UNKNOWN  # COMMIT went out with the rest: it may have been applied
+            else:
+                outcome = _NOTHING  # the server refused a statement, so it skipped the COMMIT
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise self._failure(exc, conn, "append", outcome) from exc
+
+    def _send(self, conn: _Conn, statement: str, rounds: list[tuple[list[Any], ...]]
+              ) -> list[tuple[Any, ...]]:
+        """Run one append transaction in one round trip; the rows of its rounds."""
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute(self._sql.lock_position)
+            cursors = [conn.execute(statement, params) for params in rounds]
+            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
+            conn.execute("COMMIT")
+        return [row for cursor in cursors for row in cursor.fetchall()]
+
+    # -- reads and the rest ---------------------------------------------------------------------
+
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> list[RecordedEvent]:
+        def work(conn: _Conn) -> list[RecordedEvent]:
+            if last is None:
+                cursor = conn.execute(self._sql.read_stream, (stream, first, size))
+            else:
+                cursor = conn.execute(self._sql.read_stream_to, (stream, first, last, size))
+            return [decode_row(stream, *row) for row in cursor.fetchall()]
+        return await self._read(f"read stream {stream!r}", work)
+
+    async def _read_all_page(self, after: int, size: int,
+                             types: frozenset[str] | None) -> list[RecordedEvent]:
+        def work(conn: _Conn) -> list[RecordedEvent]:
+            if types is None:
+                cursor = conn.execute(self._sql.read_all, (after, size))
+            else:
+                cursor = conn.execute(self._sql.read_all_types, (after, list(types), size))
+            return [decode_row(*row) for row in cursor.fetchall()]
+        return await self._read("read all streams", work)
+
+    async def _last_version(self, stream: str) -> int:
+        def work(conn: _Conn) -> int:
+            row = conn.execute(self._sql.last_version, (stream, stream)).fetchone()
+            return 0 if row is None else int(row[0])
+        return await self._read(f"read the version of stream {stream!r}", work)
+
+    async def _delete_up_to(self, stream: str, version: int) -> None:
+        def work(conn: _Conn) -> None:
+            conn.execute(self._sql.delete_up_to, (stream, version, stream))
+        await self._read(f"delete events of stream {stream!r}", work)
+
+    async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
+        def work(conn: _Conn) -> None:
+            conn.execute(self._sql.save_snapshot, (stream, version, state))
+        await self._read(f"save a snapshot of stream {stream!r}", work)
+
+    async def _load_snapshot(self, stream: str,
+                             max_version: int | None) -> tuple[int, str, datetime] | None:
+        def work(conn: _Conn) -> tuple[int, str, datetime] | None:
+            if max_version is None:
+                cursor = conn.execute(self._sql.load_snapshot, (stream,))
+            else:
+                cursor = conn.execute(self._sql.load_snapshot_to, (stream, max_version))
+            row = cursor.fetchone()
+            return None if row is None else (row[0], row[1], row[2])
+        return await self._read(f"load a snapshot of stream {stream!r}", work)
+
+    # -- subscriptions and closing --------------------------------------------------------------
+
+    async def _wait_for_append(self, seen: trio.Event) -> None:
+        if self._listener is None and not self._closed:
+            self._listener = _Listener(self._connect, self._channel, self._token,
+                                       self._notify_appended, min(self.poll_interval, 1.0))
+            self._listener.start()
+        await super()._wait_for_append(seen)
+
+    async def _aclose(self) -> None:
+        # Connections in use are closed by whoever holds them, when they see the store closed.
+        conns = [*self._idle, *([self._writer] if self._writer is not None else [])]
+        self._idle.clear()
+        self._writer = None
+        listener, self._listener = self._listener, None
+        with trio.CancelScope(shield=True):
+            if listener is not None:
+                listener.stop()
+                if conns:  # wake it now rather than at the end of its current wait
+                    with trio.move_on_after(self.connect_timeout):
+                        await trio.to_thread.run_sync(listener.wake_up, conns[0])
+                with trio.move_on_after(self.connect_timeout):
+                    await trio.to_thread.run_sync(listener.join, abandon_on_cancel=True)
+            for conn in conns:
+                conn.close()
+
+
+class _Listener:
+    """A thread that ``LISTEN``s on the store's channel and wakes local subscribers.
+
+    It reconnects after a lost connection (subscribers keep polling meanwhile) and wakes them
+    after each (re)connect, since an event may have been committed while nobody listened.
+    """
+
+    def __init__(self, connect: Callable[[], _Conn], channel: str, token: str,
+                 wake: Callable[[], None], retry_after: float) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._token = token
+        self._wake = wake
+        self._retry_after = retry_after
+        self._trio_token = trio.lowlevel.current_trio_token()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name=f"LISTEN {channel}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def wake_up(self, conn: _Conn) -> None:
+        """Send a notification (with our own token, so it wakes no one) to end the wait at once."""
+        with contextlib.suppress(psycopg.Error):  # if so, it stops at its next timeout
+            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
+
+    def _listen(self) -> None:
+        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+        while not self._stopping.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(listen)
+                    self._signal()
+                    while not self._stopping.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            if self._stopping.is_set():
+                                break
+                            if note.payload != self._token:
+                                self._signal()
+                        self._signal(_ignore)  # stops the thread if trio.run has ended
+            except (psycopg.Error, EventStoreError):
+                self._stopping.wait(self._retry_after)
+
+    def _signal(self, callback: Callable[[], None] | None = None) -> None:
+        try:
+            self._trio_token.run_sync_soon(callback or self._wake)
+        except trio.RunFinishedError:
+            self._stopping.set()
+
+
+class _Statements:
+    """Every SQL statement, with the schema name quoted in once."""
+
+    def __init__(self, s: str) -> None:
+        columns = "version, position, type, data, metadata, id, recorded_at"
+        self.create_schema = [
+            f"CREATE SCHEMA IF NOT EXISTS {s}",
+            f"""CREATE TABLE IF NOT EXISTS {s}.schema_version (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                version integer NOT NULL)""",
+        ]
+        self.create_tables = [
+            f"""CREATE TABLE {s}.global_position (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                position bigint NOT NULL)""",
+            f"INSERT INTO {s}.global_position (position) VALUES (0)",
+            # A stream's version is its newest event's, or the newest deleted one's if higher.
+            f"CREATE TABLE {s}.deleted (stream text PRIMARY KEY, version bigint NOT NULL)",
+            f"""CREATE TABLE {s}.events (
+                position bigint PRIMARY KEY,
+                stream text NOT NULL,
+                version bigint NOT NULL,
+                type text NOT NULL,
+                data text NOT NULL,
+                metadata text NOT NULL,
+                id uuid NOT NULL CONSTRAINT event_ids UNIQUE,
+                recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+                UNIQUE (stream, version))""",
+            f"""CREATE TABLE {s}.snapshots (
+                stream text NOT NULL,
+                version bigint NOT NULL,
+                state text NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+                PRIMARY KEY (stream, version))""",
+        ]
+        self.schema_version = f"SELECT version FROM {s}.schema_version"
+        self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"
+        self.lock_position = f"SELECT position FROM {s}.global_position FOR UPDATE"
+        # One round of a batch: appends to distinct streams with distinct event ids. Each is
+        # checked against its stream's version (expected: -1 ANY, -2 STREAM_EXISTS, else exact);
+        # the ids of those that fail are looked up, since a failure may be a retry (found). The
+        # accepted ones (ok) get consecutive positions in batch order.
+        append = f"""
+            WITH req AS (
+                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::int[])
+                    AS r(idx, stream, expected, n)
+            ), ev AS (
+                SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
+                                     %b::uuid[]) AS e(idx, rank, type, data, metadata, id)
+            ), cur AS (
+                SELECT req.*, coalesce(greatest(
+                    (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
+                    (SELECT version FROM {s}.deleted WHERE stream = req.stream)), 0) AS actual
+                FROM req
+            ), passed AS (
+                SELECT * FROM cur
+                WHERE expected = -1 OR expected = actual OR (expected = -2 AND actual > 0)
+            ), hits AS (
+                SELECT ev.idx, s.* FROM ev CROSS JOIN LATERAL (
+                    SELECT id, stream, version, position FROM {s}.events WHERE id = ev.id OFFSET 0
+                ) AS s
+                WHERE {{which}}
+            ), found AS (
+                SELECT idx, array_agg(id) AS ids, array_agg(stream) AS streams,
+                       array_agg(version) AS versions, array_agg(position) AS positions
+                FROM hits GROUP BY idx
+            ), ok AS (
+                SELECT idx, stream, n, actual, sum(n) OVER (ORDER BY idx) - n
+                    + (SELECT position FROM {s}.global_position) AS base
+                FROM passed WHERE NOT EXISTS (SELECT FROM found WHERE found.idx = passed.idx)
+            ), inserted AS (
+                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id)
+                SELECT ok.base + ev.rank, ok.stream, ok.actual + ev.rank, ev.type, ev.data,
+                       ev.metadata, ev.id
+                FROM ok JOIN ev USING (idx)
+            ), moved AS (
+                UPDATE {s}.global_position
+                SET position = position + (SELECT coalesce(sum(n), 0) FROM ok)
+            )
+            SELECT cur.idx, cur.actual, ok.actual + ok.n, ok.base + ok.n,
+                   found.ids, found.streams, found.versions, found.positions
+            FROM cur LEFT JOIN ok USING (idx) LEFT JOIN found USING (idx)
+        """
+        # Retries are rare: an accepted append's ids are not looked up, the unique constraint
+        # on ids catches one stored already (an ANY retry, a clash), and then the batch is sent
+        # again looking up every id.
+        self.append = append.replace(
+            "{which}", "NOT EXISTS (SELECT FROM passed WHERE passed.idx = ev.idx)")
+        self.append_checking_ids = append.replace("{which}", "true")
+        self.read_stream = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
+                            "AND version >= %s ORDER BY version LIMIT %s")
+        self.read_stream_to = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
+                               "AND version >= %s AND version <= %s ORDER BY version LIMIT %s")
+        self.read_all = (f"SELECT stream, {columns} FROM {s}.events WHERE position > %s "
+                         "ORDER BY position LIMIT %s")
+        self.read_all_types = (f"SELECT stream, {columns} FROM {s}.events WHERE position > %s "
+                               "AND type = ANY(%s::text[]) ORDER BY position LIMIT %s")
+        self.last_version = (
+            f"SELECT coalesce(greatest((SELECT max(version) FROM {s}.events WHERE stream = %s),"
+            f" (SELECT version FROM {s}.deleted WHERE stream = %s)), 0)")
+        self.delete_up_to = (
+            f"WITH gone AS (DELETE FROM {s}.events WHERE stream = %s AND version <= %s "
+            "RETURNING version) "
+            f"INSERT INTO {s}.deleted (stream, version) SELECT %s, max(version) FROM gone "
+            "HAVING count(*) > 0 ON CONFLICT (stream) DO UPDATE "
+            "SET version = greatest(deleted.version, excluded.version)")
+        self.save_snapshot = (
+            f"INSERT INTO {s}.snapshots (stream, version, state) VALUES (%s, %s, %s) "
+            "ON CONFLICT (stream, version) DO UPDATE "
+            "SET state = excluded.state, recorded_at = excluded.recorded_at")
+        snapshot = f"SELECT version, state, recorded_at FROM {s}.snapshots WHERE stream = %s"
+        self.load_snapshot = f"{snapshot} ORDER BY version DESC LIMIT 1"
+        self.load_snapshot_to = f"{snapshot} AND version <= %s ORDER BY version DESC LIMIT 1"
+
+
+def _rounds(batch: list[_Request]) -> list[tuple[list[Any], ...]]:
+    """The parameters of the append statement for each round of a batch, in order.
+
+    An append goes in the round after the last one holding its stream or any of its event ids,
+    so every round's appends are independent and later rounds see the earlier ones' writes.
+    Usually they are all independent, and there is one round.
+    """
+    ids = [event.id for _, events, _ in batch for event in events]
+    if len({stream for stream, _, _ in batch}) == len(batch) and len(set(ids)) == len(ids):
+        return [_round(list(enumerate(batch)))]
+    rounds: list[list[tuple[int, _Request]]] = []
+    last_round: dict[object, int] = {}
+    for idx, request in enumerate(batch):
+        keys = [request[0], *(event.id for event in request[1])]
+        number = 1 + max(last_round.get(key, -1) for key in keys)
+        for key in keys:
+            last_round[key] = number
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append((idx, request))
+    return [_round(requests) for requests in rounds]
+
+
+def _round(requests: list[tuple[int, _Request]]) -> tuple[list[Any], ...]:
+    events = [(idx, rank, event) for idx, (_, batch, _) in requests
+              for rank, event in enumerate(batch, 1)]
+    return ([idx for idx, _ in requests],
+            [stream for _, (stream, _, _) in requests],
+            [-1 if expected is ANY else -2 if expected is STREAM_EXISTS
+             else 0 if expected is NO_STREAM else expected for _, (_, _, expected) in requests],
+            [len(batch) for _, (_, batch, _) in requests],
+            [idx for idx, _, _ in events],
+            [rank for _, rank, _ in events],
+            [event.type for _, _, event in events],
+            [event.data for _, _, event in events],
+            [event.metadata for _, _, event in events],
+            [event.id for _, _, event in events])
+
+
+def _outcomes(batch: list[_Request], rows: list[tuple[Any, ...]]
+              ) -> list[AppendResult | EventStoreError]:
+    """Each append's result from the rows the append statements returned, in batch order."""
+    by_idx = {row[0]: row for row in rows}
+    outcomes: list[AppendResult | EventStoreError] = []
+    for idx, (stream, events, expected) in enumerate(batch):
+        _, actual, version, position, ids, streams, versions, positions = by_idx[idx]
+        if version is not None:
+            outcomes.append(AppendResult(version, position))
+        elif ids is not None:
+            stored = dict(zip(ids, zip(streams, versions, positions, strict=True), strict=True))
+            outcomes.append(_retried(stream, events, [stored.get(e.id) for e in events]))
+        else:
+            outcomes.append(WrongExpectedVersion(stream, expected, actual))
+    return outcomes
+
+
+def _retried(stream: str, events: list[EncodedEvent],
+             found: list[tuple[str, int, int] | None]) -> AppendResult | EventStoreError:
+    """The first result if the whole batch is stored as it was appended, else the clash."""
+    first = found[0]
+    if first is not None and first[0] == stream and all(
+        where is not None and where[0] == stream and where[1] == first[1] + n
+        for n, where in enumerate(found)
+    ):
+        last = found[-1]
+        assert last is not None
+        return AppendResult(last[1], last[2])
+    clash = next(e.id for e, where in zip(events, found, strict=True) if where is not None)
+    return DuplicateEventId(stream, clash, "is already stored as part of another batch")
+
+
+def _check_storable(stream: str, events: list[EncodedEvent]) -> None:
+    """Reject, before the batch is shared with others, text PostgreSQL cannot store."""
+    for index, event in enumerate(events):
+        if "\x00" in event.type:
+            raise InvalidArgument(f"events[{index}].type must not contain NUL characters")
+        try:
+            for text in (event.type, event.data, event.metadata):
+                if not text.isascii():  # O(1): only non-ASCII text can hold a lone surrogate
+                    text.encode()
+        except UnicodeEncodeError as exc:
+            raise SerializationError(
+                f"events[{index}] ({event.type!r}) of stream {stream!r} holds text that is not "
+                f"valid UTF-8 ({exc}); remove lone surrogates") from None
+    try:
+        if not stream.isascii():
+            stream.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(f"stream must be valid UTF-8, got {stream!r} ({exc})") from None
+
+
+def _hung_up(conn: _Conn) -> bool:
+    """Whether an idle connection has something to read: the server said goodbye (or notified)."""
+    if hasattr(select, "poll"):  # select() fails on descriptors above FD_SETSIZE
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
+def _ignore() -> None:
+    pass
+
+
+def _whole(value: object, argument: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"{argument} must be an int >= 1, got {value!r}")
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
