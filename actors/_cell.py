@@ -224,7 +224,16 @@ class Cell:
         decode = self.codec.decode
         async for recorded in self.store.read(self.stream, from_version=self.version + 1,
                                               to_version=to_version):
-            self.fold(decode(recorded))
+            event = decode(recorded)
+            try:
+                self.fold(event)
+            except (KeyError, ValueError) as exc:
+                if not isinstance(event, SystemEvent):
+                    raise
+                raise ActorError(
+                    f"{self.name} cannot recover: {recorded.type} at version {recorded.version} "
+                    f"of {self.stream!r} contradicts the events before it ({exc!r}); the log "
+                    "was changed outside this library") from exc
             self.version = recorded.version
 
     async def _restore_snapshot(self, max_version: int | None) -> None:
@@ -421,9 +430,11 @@ class Cell:
         return trio.current_time() + max(0.0, when - self.clock.time())
 
     def _can_passivate(self) -> bool:
-        # With due tokens left unconsumed it stays: the index would not wake it for later ones.
+        # Not with a notification due: the system skips the index entry of an active actor, and
+        # would not wake it for due tokens it left unconsumed.
+        at = self.notifier.next_at()
         return not self.pending and (not self.has_run or self.run_done) and \
-            self._stale_wake is None
+            (at is None or at.timestamp() > self.clock.time())
 
     async def _deliver(self, envelope: Envelope) -> None:
         message, message_id, reply = envelope
@@ -457,6 +468,9 @@ class Cell:
 
     async def _wake(self) -> None:
         at = self.notifier.next_at()
+        started = self.clock.time()
+        if at is None or at.timestamp() > started:
+            return  # woken early (the wall clock lags trio's): the loop sleeps the rest
         seq = self.notifier.earliest_seq()
         turn = Turn(self, scope=f"notify:{seq}")
         failed = False
@@ -469,15 +483,14 @@ class Cell:
             log.exception("%s failed in on_notify; it is called again at the next message or "
                           "deadline", self.name)
         after = self.notifier.next_at()
-        now = self.clock.time()
-        if after is not None and at is not None and (failed or after <= at) and \
-                after.timestamp() <= now:
+        # Stale: due when the wake-up began, yet left (not: due by now, after a slow turn).
+        if after is not None and (failed or after <= at) and after.timestamp() <= started:
             if not failed and not self._warned_stale:
                 self._warned_stale = True
                 warnings.warn(f"{self.name}.on_notify left due notifications unconsumed; call "
                               "self.notifier.due(now) in on_notify. Waiting for a message or a "
                               "later deadline instead of spinning", RuntimeWarning, stacklevel=1)
-            self._stale_wake = now
+            self._stale_wake = started
         else:
             self._stale_wake = None
 

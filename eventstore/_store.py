@@ -11,7 +11,7 @@ import builtins
 import json
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -24,14 +24,33 @@ from ._errors import DecodeError, InvalidArgument, StoreClosed
 from ._model import ANY, AppendResult, Expected, NewEvent, RecordedEvent, Snapshot
 from ._validate import EncodedEvent
 
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` for the compact JSON the stores write, at about twice its speed.
+
+    The C scanner parses the text directly; anything it does not take whole (whitespace, bytes,
+    invalid JSON) goes through ``json.loads``, which raises the usual ``ValueError``.
+    """
+    if type(text) is str:
+        try:
+            value, end = _scan(text, 0)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if end == len(text):
+                return value
+    return json.loads(text)
+
 
 def decode_row(stream: str, version: int, position: int, type: str, data: str | bytes,
                metadata: str | bytes, id: uuid.UUID | str | bytes,
                recorded_at: datetime) -> RecordedEvent:
     """Build a ``RecordedEvent`` from stored JSON text; a corrupt row names stream and version."""
     try:
-        decoded_data = json.loads(data)
-        decoded_metadata = json.loads(metadata)
+        decoded_data = parse_json(data)
+        decoded_metadata = {} if metadata == "{}" else parse_json(metadata)
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"stored JSON is invalid ({exc})", stream=stream, version=version,
                           type=type) from None

@@ -1,0 +1,209 @@
+"""Re-running an actor's recovery against its log, writing nothing (``actors.replay.check``).
+
+A recovery at version v runs ``on_start``, then ``run()`` from its first line with the state
+at v; the n-th durable call of ``run()`` meets the n-th recorded call. The re-run does the same
+in a fork of the replaying cell whose commits go nowhere and whose clock is past every recorded
+instant (so recorded sleeps are over), and stops at the first durable call the log has not
+recorded: from there on a real process would be making new history.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import trio
+import trio.testing
+
+from eventstore import AppendResult, EventStore, Expected, RecordedEvent
+from eventstore._validate import EncodedEvent
+
+from ._cell import Cell, _overrides
+from ._events import SleepStarted, TimeObserved
+from ._turn import Turn, current_turn
+
+
+class _EndOfHistory(BaseException):
+    """The re-run asked for a durable call the log has not recorded: it caught up with the log.
+
+    A ``BaseException`` (like the other two below) so user code catching ``Exception`` does not
+    swallow it.
+    """
+
+
+class _Repeated(BaseException):
+    """Replaying ``run()``'s recorded calls changed the state: it redid what the log holds."""
+
+
+class _ReplayClock:
+    """What durable time reads in a re-run: one instant, after everything the log mentions.
+
+    A new durable call reads the clock before it records anything; when ``run()``'s turn has
+    made more calls than its scope recorded, that read ends the re-run. The read that replays
+    the last recorded sleep calls ``at_last_sleep`` first.
+    """
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.run_turn: Turn | None = None
+        self.recorded = 0
+        self.at_last_sleep: Callable[[], None] | None = None
+
+    def time(self) -> float:
+        turn = self.run_turn
+        if turn is not None:
+            if turn.calls > self.recorded:
+                raise _EndOfHistory
+            if turn.calls == self.recorded and self.at_last_sleep is not None:
+                hook, self.at_last_sleep = self.at_last_sleep, None
+                hook()
+        return self.at
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+
+class _Sandbox(EventStore):
+    """Takes the re-run's commits and keeps nothing, so it never writes to a real log."""
+
+    async def _append(self, stream: str, events: list[EncodedEvent],
+                      expected: Expected) -> AppendResult:
+        await trio.lowlevel.checkpoint()
+        base = expected if isinstance(expected, int) else 0
+        return AppendResult(base + len(events), 0)
+
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> list[RecordedEvent]:
+        return []
+
+    async def _read_all_page(self, after: int, size: int,
+                             types: frozenset[str] | None) -> list[RecordedEvent]:
+        return []
+
+    async def _last_version(self, stream: str) -> int:
+        return 0
+
+    async def _delete_up_to(self, stream: str, version: int) -> None:
+        pass
+
+    async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
+        pass
+
+    async def _load_snapshot(self, stream: str,
+                             max_version: int | None) -> tuple[int, str, datetime] | None:
+        return None
+
+    async def _aclose(self) -> None:
+        pass
+
+
+def _fields(cell: Cell) -> dict[str, Any]:
+    state_class: Any = cell.cls
+    return {field.name: getattr(cell.actor, field.name) for field in attrs.fields(state_class)}
+
+
+def _fork(cell: Cell, clock: _ReplayClock) -> Cell:
+    """A cell in ``cell``'s state that commits into a sandbox and reads ``clock``."""
+    fork = Cell(cell.cls, cell.actor_id, store=_Sandbox(codec=cell.codec), clock=clock)
+    for name, value in _fields(cell).items():
+        object.__setattr__(fork.actor, name, copy.deepcopy(value))
+    fork.record = copy.deepcopy(cell.record)
+    fork.notifier.load(cell.notifier.dump())
+    fork.run_done = cell.run_done
+    fork.version = cell.version
+    return fork
+
+
+def _latest_instant(cell: Cell, recorded: RecordedEvent | None) -> float:
+    """The latest instant the log mentions: when every recorded sleep has ended."""
+    instants = [0.0 if recorded is None else recorded.recorded_at.timestamp()]
+    for calls in cell.record.scopes.values():
+        for call in calls:
+            if isinstance(call, TimeObserved):
+                instants.append(call.value)
+            else:
+                instants.append(call.started_at + max(call.seconds, 0.0))
+    return max(instants)
+
+
+async def rerun(cell: Cell, recorded: RecordedEvent | None) -> tuple[str, Any] | None:
+    """Recover ``cell``'s actor as a process that crashed at ``cell.version`` would.
+
+    Args:
+        cell: the replaying cell, at the version to recover from (it is not changed).
+        recorded: the event at that version, if it is the one the re-run starts after.
+
+    Returns:
+        None when the recovery replays the log faithfully; else ``(reason, error)``.
+    """
+    clock = _ReplayClock(_latest_instant(cell, recorded))
+    fork = _fork(cell, clock)
+    calls = fork.record.scopes.get("run", [])
+    outcome: tuple[str, Any] | None = None
+    stage = "on_start"
+
+    def compare_with(before: dict[str, Any], timers: dict[str, Any]) -> Callable[[], None]:
+        def compare() -> None:
+            nonlocal outcome
+            after = _fields(fork)
+            changed = [f"{name}: {before[name]!r} -> {after[name]!r}" for name in before
+                       if before[name] != after[name]]
+            if fork.notifier.dump() != timers:
+                changed.append("its timers")
+            if changed:
+                outcome = (f"re-running run() from this version, as a recovery would, changed "
+                           f"the state again before reaching its last recorded call "
+                           f"(#{len(calls)}): {'; '.join(changed)}. The log already holds those "
+                           "effects; guard emit() and notify_at() with the state", None)
+                raise _Repeated
+
+        return compare
+
+    async def recover(nursery: trio.Nursery) -> None:
+        nonlocal outcome, stage
+        try:
+            if _overrides(fork.cls, "on_start"):
+                await _as_turn(Turn(fork, scope="start"), fork.actor.on_start)
+            stage = "run()"
+            clock.run_turn = run_turn = Turn(fork, scope="run")
+            clock.recorded = len(calls)
+            if calls and isinstance(calls[-1], SleepStarted):
+                before = {name: copy.deepcopy(value) for name, value in _fields(fork).items()}
+                timers = fork.notifier.dump()
+                clock.at_last_sleep = compare_with(before, timers)
+            await _as_turn(run_turn, fork.actor.run)  # type: ignore[attr-defined]
+        except (_EndOfHistory, _Repeated):
+            pass
+        except BaseExceptionGroup as group:
+            rest = group.split((_EndOfHistory, _Repeated))[1]
+            if rest is not None and not isinstance(rest, Exception):
+                raise rest from None
+            if rest is not None and outcome is None:
+                outcome = (_raised(stage, rest), rest)
+        except Exception as exc:
+            outcome = (_raised(stage, exc), exc)
+        finally:
+            nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(recover, nursery)
+        # The body may wait for what only a message would bring: the log can take it no further.
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    return outcome
+
+
+def _raised(stage: str, error: BaseException) -> str:
+    return (f"recovering from this version, {stage} raised {type(error).__name__}: {error} "
+            "(a process that crashed here would fail the same way)")
+
+
+async def _as_turn(turn: Turn, body: Callable[[], Awaitable[Any]]) -> None:
+    token = current_turn.set(turn)
+    try:
+        await body()
+    finally:
+        current_turn.reset(token)

@@ -1,0 +1,431 @@
+"""Replay an actor's log for debugging: step through it, rebuild any version, check the code.
+
+- ``steps(store, Account, "a-1")`` iterates the log as ``Step``\\ s: each event and the state
+  right after it. It reads in pages, so memory stays bounded on a log of any length.
+- ``state_at(store, Account, "a-1", version)`` rebuilds the actor at one version (from the
+  newest snapshot at or below it, when the class takes snapshots).
+- ``check(store, Account, "a-1")`` re-runs the class against the log without writing anything
+  and reports the first divergence: a state that differs from a snapshot the log holds, or a
+  recovery whose ``run()`` body no longer makes the durable calls the log recorded.
+- ``export_jsonl`` / ``import_jsonl`` move logs in and out of stores as JSON Lines (what
+  ``python -m actors export`` and ``import`` do); golden logs in a test suite use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Generic, TextIO, TypeVar
+
+import attrs
+
+from eventstore import (
+    NO_STREAM,
+    Codec,
+    DecodeError,
+    EventStore,
+    NewEvent,
+    RecordedEvent,
+)
+
+from ._actor import Actor
+from ._cell import Cell
+from ._errors import ActorError
+from ._events import SleepStarted, SystemEvent
+from ._rerun import rerun
+
+__all__ = [
+    "CheckResult",
+    "Divergence",
+    "ReplayError",
+    "Step",
+    "changes",
+    "check",
+    "export_jsonl",
+    "import_jsonl",
+    "state_at",
+    "steps",
+]
+
+A = TypeVar("A", bound=Actor)
+
+
+class ReplayError(ActorError, ValueError):
+    """A log cannot be replayed or imported as it is: a version gap, a bad line, a bad range."""
+
+
+@attrs.define
+class Step(Generic[A]):
+    """One event of a replayed log and the actor right after it.
+
+    ``state`` is the replaying actor itself, which the next step changes in place (copying the
+    state at every step would make replay slow): keep ``state.snapshot()`` or a copy of the
+    fields you need, not the object. (Not frozen either, for the same reason: speed.)
+    """
+
+    recorded: RecordedEvent
+    event: Any
+    state: A
+
+    @property
+    def version(self) -> int:
+        """The version of the log that ``state`` reflects."""
+        return self.recorded.version
+
+
+def steps(store: EventStore, cls: type[A], actor_id: str, *, from_version: int = 1,
+          to_version: int | None = None) -> AsyncIterator[Step[A]]:
+    """Iterate the actor's log from ``from_version`` to ``to_version`` (inclusive) as steps.
+
+    The state before ``from_version`` is rebuilt first (from a snapshot when the class takes
+    snapshots). Runtime events (durable calls, timers) are folded into the actor's record and
+    ``notifier`` as at recovery; the others go to ``apply``. Reads in pages; each page is a
+    checkpoint, and cancelling leaves nothing behind.
+
+    Raises:
+        ReplayError: the log has a gap (events deleted without a snapshot covering them).
+        DecodeError: an event cannot be decoded with the current code (names its version).
+    """
+    if from_version < 1:
+        raise ReplayError(f"from_version must be >= 1, got {from_version}")
+    return _walk(Cell(cls, actor_id, store=store), from_version=from_version,
+                to_version=to_version)
+
+
+async def _walk(cell: Cell, *, from_version: int = 1,
+               to_version: int | None = None) -> AsyncGenerator[Step[Any], None]:
+    """``steps`` over a given cell (``check`` and the test kit use the cell afterwards)."""
+    if from_version > 1:
+        await cell.recover(to_version=from_version - 1)
+    actor = cell.actor
+    decode = cell.codec.decode
+    fold = cell.fold
+    async for recorded in cell.store.read(cell.stream, from_version=cell.version + 1,
+                                          to_version=to_version):
+        if recorded.version != cell.version + 1:
+            raise ReplayError(
+                f"stream {cell.stream!r} jumps from version {cell.version} to "
+                f"{recorded.version}: the events between were deleted and no snapshot covers "
+                "them, so the state cannot be rebuilt there")
+        event = decode(recorded)
+        try:
+            fold(event)
+        except (KeyError, ValueError) as exc:
+            if not isinstance(event, SystemEvent):
+                raise
+            raise ReplayError(f"{recorded.type} at version {recorded.version} of "
+                              f"{cell.stream!r} contradicts the events before it ({exc})"
+                              ) from exc
+        cell.version = recorded.version
+        yield Step(recorded, event, actor)
+
+
+async def state_at(store: EventStore, cls: type[A], actor_id: str,
+                   version: int | None = None) -> A:
+    """The actor rebuilt at ``version`` (default: the end of its log), as recovery does.
+
+    Starts from the newest snapshot at or below ``version`` when the class takes snapshots, and
+    folds the log after it. A checkpoint.
+
+    Raises:
+        ReplayError: the log does not reach ``version``.
+    """
+    cell = Cell(cls, actor_id, store=store)
+    await cell.recover(to_version=version)
+    if version is not None and cell.version != version:
+        raise ReplayError(f"stream {cell.stream!r} has no version {version}: it ends at "
+                          f"version {cell.version}")
+    actor: A = cell.actor  # type: ignore[assignment]
+    return actor
+
+
+# -- the determinism check -----------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class Divergence:
+    """Where the current code and a recorded log part ways: the first such version.
+
+    ``error`` is the ``NonDeterminismError`` (or other exception) a re-run raised; ``expected``
+    and ``actual`` are the snapshot's state and the folded one when a state differs.
+    """
+
+    stream: str
+    version: int
+    reason: str
+    error: BaseException | None = None
+    expected: Any = None
+    actual: Any = None
+
+    def __str__(self) -> str:
+        return f"stream {self.stream!r}, version {self.version}: {self.reason}"
+
+
+@attrs.frozen
+class CheckResult:
+    """What ``check`` looked at, and the first divergence (None when the code fits the log)."""
+
+    stream: str
+    events: int
+    snapshots: int
+    reruns: int
+    divergence: Divergence | None
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None
+
+
+async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
+                to_version: int | None = None,
+                progress: Callable[[int], None] | None = None) -> CheckResult:
+    """Re-run ``cls`` against the actor's recorded log without writing anything.
+
+    Walks the log in order and stops at the first divergence:
+
+    - at every snapshot the store holds, the state folding the log gives (fields, durable-call
+      record, timers) must equal the snapshot's: a changed ``apply`` shows up here;
+    - at every point where a recovery of ``run()`` could resume (each ``durable.sleep`` of
+      ``run()``, and the end of the log while ``run()`` is unfinished), ``on_start`` and
+      ``run()`` are re-run from that state as recovery would run them, until they make a
+      durable call the log has not recorded yet (or wait for what only a message would
+      bring). A ``NonDeterminismError``, any other exception, or a state changed again before
+      ``run()`` reaches its last recorded call (it redid what the log holds) is a divergence.
+      The re-run's own events and commits are thrown away.
+
+    Message turns and wake-ups are not re-run: their inputs are not in the log. A checkpoint.
+
+    Args:
+        progress: called with each version as it is folded (the CLI draws a progress bar).
+
+    Raises:
+        ReplayError, DecodeError: the log itself cannot be replayed (a gap, an unknown type).
+    """
+    cell = Cell(cls, actor_id, store=store)
+    snapshots = await _snapshot_versions(store, cell.stream, to_version)
+    events = reruns = 0
+    result = None
+    resume_at = None  # the last version a re-run started from
+    async with contextlib.aclosing(_walk(cell, to_version=to_version)) as walk:
+        async for step in walk:
+            recorded, event = step.recorded, step.event
+            events += 1
+            if progress is not None:
+                progress(recorded.version)
+            if recorded.version in snapshots:
+                result = await _compare_snapshot(cell)
+            if result is None and cell.has_run and isinstance(event, SleepStarted) \
+                    and event.scope == "run":
+                reruns += 1
+                resume_at = recorded.version
+                result = await _recover(cell, recorded)
+            if result is not None:
+                break
+    if result is None and cell.has_run and not cell.run_done and cell.version and \
+            resume_at != cell.version:
+        reruns += 1
+        result = await _recover(cell, None)
+    return CheckResult(cell.stream, events, len(snapshots), reruns, result)
+
+
+async def _snapshot_versions(store: EventStore, stream: str, to_version: int | None) -> set[int]:
+    """The versions of every snapshot of ``stream`` up to ``to_version``."""
+    found: set[int] = set()
+    below = to_version
+    while below is None or below >= 1:
+        snapshot = await store.load_snapshot(stream, max_version=below)
+        if snapshot is None:
+            break
+        found.add(snapshot.version)
+        below = snapshot.version - 1
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), to compare with stored data."""
+    return json.loads(json.dumps(value))
+
+
+async def _compare_snapshot(cell: Cell) -> Divergence | None:
+    snapshot = await cell.store.load_snapshot(cell.stream, max_version=cell.version)
+    if snapshot is None or snapshot.version != cell.version:
+        return None
+    actual = _plain(cell.snapshot_state())
+    if snapshot.state == actual:
+        return None
+    listed = "; ".join(f"{path}: {before!r} in the snapshot, {after!r} by folding"
+                       for path, before, after in changes(snapshot.state, actual)[:5])
+    return Divergence(cell.stream, cell.version,
+                      f"the snapshot at this version differs from the state folding the log "
+                      f"gives ({listed}): apply() or the state's fields changed since the "
+                      "snapshot was taken", expected=snapshot.state, actual=actual)
+
+
+async def _recover(cell: Cell, recorded: RecordedEvent | None) -> Divergence | None:
+    found = await rerun(cell, recorded)
+    if found is None:
+        return None
+    reason, error = found
+    return Divergence(cell.stream, cell.version, reason, error=error)
+
+
+def changes(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Where two JSON-compatible values differ: ``(path, before, after)`` for each leaf.
+
+    Paths read like ``balance`` or ``items[2].qty``; a key present on one side only has
+    ``...`` (``Ellipsis``) on the other.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: list[tuple[str, Any, Any]] = []
+        for key in list(before) + [k for k in after if k not in before]:
+            where = f"{path}.{key}" if path else str(key)
+            found.extend(changes(before.get(key, ...), after.get(key, ...), where))
+        return found
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        found = []
+        for n, (a, b) in enumerate(zip(before, after, strict=True)):
+            found.extend(changes(a, b, f"{path}[{n}]"))
+        return found
+    return [] if before == after else [(path or "(state)", before, after)]
+
+
+# -- JSON Lines ----------------------------------------------------------------------------------
+
+
+def _event_json(recorded: RecordedEvent) -> dict[str, Any]:
+    """One recorded event as a JSON Lines object (what ``export`` writes)."""
+    return {"stream": recorded.stream, "version": recorded.version,
+            "position": recorded.position, "recorded_at": recorded.recorded_at.isoformat(),
+            "type": recorded.type, "data": recorded.data, "metadata": recorded.metadata,
+            "id": str(recorded.id)}
+
+
+async def export_jsonl(store: EventStore, stream: str, out: TextIO) -> int:
+    """Write ``stream``'s events, and its snapshots after their versions, as JSON Lines.
+
+    Event lines hold ``stream, version, position, recorded_at, type, data, metadata, id``; a
+    snapshot is a line ``{"snapshot": {"stream", "version", "state"}}``. Reads in pages.
+
+    Returns:
+        The number of events written.
+    """
+    snapshots = await _snapshot_versions(store, stream, None)
+    written = 0
+    async for recorded in store.read(stream):
+        out.write(json.dumps(_event_json(recorded), ensure_ascii=False) + "\n")
+        written += 1
+        if recorded.version in snapshots:
+            snapshot = await store.load_snapshot(stream, max_version=recorded.version)
+            assert snapshot is not None
+            out.write(json.dumps({"snapshot": {"stream": stream, "version": snapshot.version,
+                                               "state": snapshot.state}},
+                                 ensure_ascii=False) + "\n")
+    return written
+
+
+@attrs.define
+class _Parsed:
+    events: dict[str, list[NewEvent]] = attrs.Factory(dict)
+    snapshots: list[tuple[str, int, Any]] = attrs.Factory(list)
+
+
+async def import_jsonl(store: EventStore, lines: Iterable[str], *,
+                       source: str = "the log") -> dict[str, int]:
+    """Append the events of a JSON Lines log to ``store``: all of them, or none.
+
+    Every line is checked first (JSON, fields, versions consecutive from 1 in each stream, the
+    type decodes with the current code); then each stream must be empty in ``store``, and is
+    appended in one atomic batch with the events' ids, data and metadata. Positions and
+    recording times are ``store``'s own. Snapshot lines are saved after the events.
+
+    Args:
+        lines: the log's lines, e.g. an open text file.
+        source: how errors name the log (a file name).
+
+    Returns:
+        How many events each stream received.
+
+    Raises:
+        ReplayError: a line is invalid (named with its number), or a stream is not empty.
+    """
+    parsed = _parse(store.codec, lines, source)
+    for stream in parsed.events:
+        held = await store.last_version(stream)
+        if held:
+            raise ReplayError(f"stream {stream!r} already holds {held} events in the target "
+                              "store: import into an empty store; nothing was written")
+    for stream, events in parsed.events.items():
+        await store.append(stream, events, expected_version=NO_STREAM)
+    for stream, version, state in parsed.snapshots:
+        await store.save_snapshot(stream, version, state)
+    return {stream: len(events) for stream, events in parsed.events.items()}
+
+
+def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
+    parsed = _Parsed()
+    now = datetime.now(UTC)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{source} line {number}"
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            truncated = "" if line.endswith("\n") else (
+                "; the line has no newline at its end: the file looks truncated")
+            raise ReplayError(f"{where}: not valid JSON ({exc}){truncated}") from None
+        if not isinstance(item, dict):
+            raise ReplayError(f"{where}: expected a JSON object, got {type(item).__name__}")
+        if "snapshot" in item:
+            parsed.snapshots.append(_parse_snapshot(item["snapshot"], parsed, where))
+            continue
+        stream, version, new = _parse_event(item, where)
+        events = parsed.events.setdefault(stream, [])
+        if version != len(events) + 1:
+            raise ReplayError(f"{where}: stream {stream!r} " + (
+                f"starts at version {version}; an imported log starts at version 1"
+                if not events else f"goes from version {len(events)} to {version}: "
+                "versions must follow each other (a gap, or lines out of order)"))
+        try:
+            codec.decode(RecordedEvent(stream, version, 0, new.type, new.data, new.metadata,
+                                       new.id, now))
+        except DecodeError as exc:
+            raise ReplayError(f"{where}: {exc}") from None
+        events.append(new)
+    return parsed
+
+
+def _parse_event(item: dict[str, Any], where: str) -> tuple[str, int, NewEvent]:
+    stream, version, kind = item.get("stream"), item.get("version"), item.get("type")
+    if not isinstance(stream, str) or not stream:
+        raise ReplayError(f"{where}: 'stream' must be a non-empty string, got {stream!r}")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ReplayError(f"{where}: 'version' must be an int, got {version!r}")
+    if not isinstance(kind, str) or not kind:
+        raise ReplayError(f"{where}: 'type' must be a non-empty string, got {kind!r}")
+    if "data" not in item:
+        raise ReplayError(f"{where}: the event has no 'data'")
+    metadata = item.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ReplayError(f"{where}: 'metadata' must be an object, got {metadata!r}")
+    try:
+        event_id = uuid.UUID(item["id"]) if "id" in item else uuid.uuid4()
+    except (TypeError, ValueError, AttributeError):
+        raise ReplayError(f"{where}: 'id' must be a UUID, got {item['id']!r}") from None
+    return stream, version, NewEvent(type=kind, data=item["data"], metadata=metadata,
+                                     id=event_id)
+
+
+def _parse_snapshot(item: Any, parsed: _Parsed, where: str) -> tuple[str, int, Any]:
+    if not isinstance(item, dict) or "state" not in item:
+        raise ReplayError(f"{where}: a snapshot needs 'stream', 'version' and 'state'")
+    stream, version = item.get("stream"), item.get("version")
+    held = len(parsed.events.get(stream, ())) if isinstance(stream, str) else 0
+    if not isinstance(stream, str) or isinstance(version, bool) or \
+            not isinstance(version, int) or not 1 <= version <= held:
+        raise ReplayError(f"{where}: a snapshot of stream {stream!r} at version {version!r} "
+                          "must follow the event of that version")
+    return stream, version, item["state"]
