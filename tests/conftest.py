@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+import trio
 from postgres_server import postgres_reason
+
+from eventstore import EventStore
+from eventstore.memory import MemoryEventStore
+from eventstore.sqlite import SQLiteEventStore
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +25,47 @@ def postgres_url() -> Iterator[str]:
             pytest.fail(f"ACTORS_REQUIRE_POSTGRES is set but {reason}")
         pytest.skip(reason)
     yield url
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def postgres_schema(postgres_url: str) -> AsyncIterator[str]:
+    """A fresh schema name for one test, dropped afterwards, so runs never see each other."""
+    name = f"t_{uuid.uuid4().hex}"
+    yield name
+    await trio.to_thread.run_sync(drop_schema, postgres_url, name)
+
+
+@pytest.fixture
+async def postgres_store(postgres_url: str, postgres_schema: str) -> AsyncIterator[EventStore]:
+    from eventstore.postgres import PostgresEventStore
+
+    async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
+        yield store
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventStore]:
+    """Each backend in turn, empty: for suites that must hold on every store."""
+    if request.param == "memory":
+        async with MemoryEventStore() as store:
+            yield store
+    elif request.param == "sqlite":
+        async with SQLiteEventStore(tmp_path / "events.db") as store:
+            yield store
+    else:
+        from eventstore.postgres import PostgresEventStore
+
+        url = request.getfixturevalue("postgres_url")
+        schema = f"t_{uuid.uuid4().hex}"
+        try:
+            async with PostgresEventStore(url, schema=schema) as store:
+                yield store
+        finally:
+            await trio.to_thread.run_sync(drop_schema, url, schema)

@@ -7,7 +7,6 @@ Without a server every test that needs one skips with the reason given by ``post
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,16 +42,13 @@ async def run_sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-async def schema(postgres_url: str) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex}"
-    yield name
-    await run_sql(postgres_url, f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+def schema(postgres_schema: str) -> str:
+    return postgres_schema
 
 
 @pytest.fixture
-async def pg_store(postgres_url: str, schema: str) -> AsyncIterator[PostgresEventStore]:
-    async with PostgresEventStore(postgres_url, schema=schema) as store:
-        yield store
+def pg_store(postgres_store: PostgresEventStore) -> PostgresEventStore:
+    return postgres_store
 
 
 class TestPostgresStore(StoreConformance):

@@ -322,21 +322,18 @@ async def test_a_log_exported_from_sqlite_replays_to_the_same_state_elsewhere(
 
 
 async def test_a_log_imports_into_postgres_and_replays_to_the_same_state(
-        postgres_url: str) -> None:
-    from eventstore.postgres import PostgresEventStore
-
+        postgres_store: EventStore) -> None:
     memory = MemoryEventStore()
     await _import_golden(memory)
     expected = await replay.state_at(memory, Subscription, "alice")
-    async with PostgresEventStore(postgres_url) as store:
-        stream = f"Subscription-pg{id(store)}"
-        lines = [line.replace(STREAM, stream) for line in
-                 (GOLDEN / "subscription.jsonl").read_text().splitlines(keepends=True)]
-        lines = [line for line in lines if '"snapshot"' not in line or stream in line]
-        await replay.import_jsonl(store, [_fresh_id(line) for line in lines])
-        copy = await replay.state_at(store, Subscription, stream.removeprefix("Subscription-"))
-        assert (copy.charged, copy.total, copy.reminders) == (
-            expected.charged, expected.total, expected.reminders)
+    stream = "Subscription-pg"
+    lines = [line.replace(STREAM, stream) for line in
+             (GOLDEN / "subscription.jsonl").read_text().splitlines(keepends=True)]
+    lines = [line for line in lines if '"snapshot"' not in line or stream in line]
+    await replay.import_jsonl(postgres_store, [_fresh_id(line) for line in lines])
+    copy = await replay.state_at(postgres_store, Subscription, "pg")
+    assert (copy.charged, copy.total, copy.reminders) == (
+        expected.charged, expected.total, expected.reminders)
 
 
 def _fresh_id(line: str) -> str:
