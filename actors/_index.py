@@ -46,12 +46,19 @@ class WorkIndex:
     async def update(self, kind: str, actor_id: str, wake_at: float | None) -> None:
         """Record that the actor next needs to run at ``wake_at`` (None: no work)."""
         key = (kind, actor_id)
-        if self.wake.get(key) == wake_at:
+        before = self.wake.get(key)
+        if before == wake_at:
             return
         event = self.store.codec.new_event(WorkIndexed(kind, actor_id, wake_at))
-        result = await self.store.append(self.stream, [event])
-        self._version = result.version
+        # Set before the append: a snapshot taken while it is in flight then holds it (at worst
+        # too early, which only wakes the actor for nothing) instead of missing it.
         self._set(key, wake_at)
+        try:
+            result = await self.store.append(self.stream, [event])
+        except BaseException:
+            self._set(key, before)
+            raise
+        self._version = max(self._version, result.version)
         self._since_snapshot += 1
         if self._since_snapshot >= self.SNAPSHOT_EVERY:
             self._since_snapshot = 0

@@ -76,9 +76,13 @@ def _seconds(seconds: object) -> float:
                                f"{type(seconds).__name__} {seconds!r}"
                                + ("; use td.total_seconds()" if hasattr(seconds, "total_seconds")
                                   else ""))
-    if not math.isfinite(seconds):
+    try:
+        value = float(seconds)  # an int beyond a float's range raises OverflowError
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
         raise InvalidActorArgument(f"sleep() needs a finite number of seconds, got {seconds!r}")
-    return float(seconds)
+    return value
 
 
 async def _sleep_in(turn: Turn, seconds: float) -> None:

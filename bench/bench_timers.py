@@ -1,0 +1,413 @@
+"""Durable timers end to end: fired notifications/s, memory per pending one, wake-up lateness.
+
+- **Fired notifications/s** on SQLite (WAL, ``synchronous=FULL``): each actor runs a chain of
+  wake-ups; each ``on_notify`` takes the due token with ``due(durable now)``, emits one event and
+  schedules the next notification, due at once. One wake-up commits five events
+  (``TimeObserved``, ``NotificationFired``, the user's event, ``NotificationScheduled``,
+  ``ScopeCompleted``). In 1 and 100 spawned actors, and in 100 actors of an ``ActorSystem``, whose
+  work index adds one append per wake-up (each one moves the actor's deadline). The peer is the
+  same storage work reached through the mailbox: the same actors told one message per step, each
+  turn committing five events too (``TimeObserved``, three plain events, ``ScopeCompleted``).
+- **Memory per pending notification** inside an actor: an actor whose log schedules N
+  notifications (int tokens, distinct random instants) is recovered from SQLite under
+  ``tracemalloc``; the figure is what it keeps beyond an actor with an empty log, per pending
+  notification: the notifier's heap entry, its datetime and its token (events are not kept in
+  memory once committed). The peer is a plain ``MultiNotifier`` holding the same notifications.
+- **Wake-up lateness**, ``durable now - at`` in ``on_notify``, with 10k actors holding timers in
+  an ``ActorSystem``: a steady state in which every actor, at each wake-up, schedules its next
+  notification a random 0-60 s ahead: about 330 wake-ups a second at 10k actors, well below the
+  throughput ceiling measured above (near it, lateness is queueing). Measured on the wall clock
+  on SQLite, with every actor kept in memory and with ``idle_timeout=1`` (actors are passivated
+  between wake-ups, so each wake-up includes activation and recovery by the work index); and on
+  the virtual clock (trio's ``MockClock``, the memory store), where it must
+  be exactly 0. The peer is the floor: 10k bare trio tasks doing ``trio.sleep_until`` at the
+  same instants, persisting nothing. The p99 on the wall clock is mostly CPython's full (gen2)
+  garbage collections, which stop everything for 50-150 ms with a million objects alive; one
+  case shows the same run with ``gc.freeze()`` after arming. Lateness runs once per case; the
+  percentiles are over the wake-ups of its measuring window (after a warm-up), not medians of
+  repeats.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import trio
+import trio.testing
+
+import actors
+import eventstore
+from actors import MultiNotifier, durable
+from eventstore.memory import MemoryEventStore
+from eventstore.sqlite import SQLiteEventStore
+
+from ._harness import REPEATS, Report, scaled
+
+BENCHMARK = "timers"
+SPREAD = 60.0  # seconds: how far ahead the lateness actors schedule (uniformly)
+WARMUP = 5.0  # seconds of steady state before lateness is recorded
+WINDOW = 10.0  # seconds of steady state during which lateness is recorded
+IDLE = 1.0  # seconds: idle_timeout of the passivating case
+
+
+def run_trio(work: Callable[[], Coroutine[Any, Any, float]]) -> float:
+    result: float = trio.run(work)
+    return result
+
+
+def paired(ours: Callable[[], float], peer: Callable[[], float]) -> tuple[float, float]:
+    """Medians of ``ours`` and ``peer``, their repeats interleaved so load drifts hit both."""
+    figures: tuple[list[float], list[float]] = ([], [])
+    for _ in range(REPEATS):
+        figures[0].append(ours())
+        figures[1].append(peer())
+    return statistics.median(figures[0]), statistics.median(figures[1])
+
+
+# -- fired notifications/s -------------------------------------------------------------------------
+
+
+@eventstore.event_type("bench.timers.Handled")
+@attrs.frozen
+class Handled:
+    step: int
+
+
+@eventstore.event_type("bench.timers.Filler")
+@attrs.frozen
+class Filler:
+    """One of the plain events the mailbox peer emits to match a wake-up's event count."""
+
+    step: int
+
+
+class Progress:
+    """How many steps each actor runs, how many actors still run; ``done`` when none does."""
+
+    steps: ClassVar[int] = 0
+    running: ClassVar[int] = 0
+    done: ClassVar[trio.Event]
+
+    @classmethod
+    def start(cls, count: int, steps: int) -> None:
+        cls.steps = steps
+        cls.running = count
+        cls.done = trio.Event()
+
+    @classmethod
+    def finished(cls) -> None:
+        cls.running -= 1
+        if cls.running == 0:
+            cls.done.set()
+
+
+@attrs.define
+class Chain(actors.Actor):
+    """Told to start, it runs ``Progress.steps`` wake-ups, each firing one notification."""
+
+    kind = "Chain"
+
+    async def receive(self, message: Any) -> None:
+        self.notifier.notify_at(await durable.now.aio(), 1)
+
+    async def on_notify(self) -> None:
+        now = await durable.now.aio()
+        for step in self.notifier.due(now):
+            self.emit(Handled(step))
+            if step < Progress.steps:
+                self.notifier.notify_at(now, step + 1)
+            else:
+                Progress.finished()
+
+
+@attrs.define
+class Mailbox(actors.Actor):
+    """The peer: one message turn per step, committing as many events as a wake-up."""
+
+    kind = "Mailbox"
+
+    async def receive(self, message: int) -> None:
+        await durable.now.aio()
+        self.emit(Handled(message), Filler(message), Filler(message))
+        if message == Progress.steps:
+            Progress.finished()
+
+
+def fired_per_second(path: Path, cls: type[actors.Actor], count: int, steps: int,
+                     in_system: bool) -> float:
+    """Steps per second: ``count`` actors of ``cls`` running ``steps`` steps each."""
+
+    async def drive(refs: list[actors.ActorRef]) -> float:
+        started = time.perf_counter()
+        for ref in refs:
+            if cls is Chain:
+                ref.tell("start")
+            else:
+                for step in range(1, steps + 1):
+                    ref.tell(step)
+        await Progress.done.wait()
+        return count * steps / (time.perf_counter() - started)
+
+    async def main() -> float:
+        run = uuid.uuid4().hex[:8]
+        Progress.start(count, steps)
+        async with SQLiteEventStore(path) as store:
+            if in_system:
+                async with actors.ActorSystem(store, actors=[cls]) as system:
+                    return await drive([await system.spawn(cls, f"{run}-{n}")
+                                        for n in range(count)])
+            async with trio.open_nursery() as nursery:
+                rate = await drive([await actors.spawn(nursery, cls, f"{run}-{n}", store=store)
+                                    for n in range(count)])
+                nursery.cancel_scope.cancel()
+            return rate
+
+    return run_trio(main)
+
+
+# -- memory per pending notification ---------------------------------------------------------------
+
+
+@attrs.define
+class Holder(actors.Actor):
+    """Schedules the (epoch, token) pairs it is told."""
+
+    kind = "Holder"
+
+    async def receive(self, message: list[tuple[float, int]]) -> None:
+        for at, token in message:
+            self.notifier.notify_at(datetime.fromtimestamp(at, UTC), token)
+
+
+def instants(n: int) -> list[tuple[float, int]]:
+    """``n`` distinct random instants a year from 2030 on, at whole microseconds, with tokens."""
+    rng = random.Random(3)
+    base = datetime(2030, 1, 1, tzinfo=UTC).timestamp()
+    micros = rng.sample(range(365 * 86400 * 1_000_000), n)
+    return [(base + us / 1_000_000, token) for token, us in enumerate(micros)]
+
+
+def bytes_in_actor(path: Path, pairs: list[tuple[float, int]]) -> float:
+    """What recovering an actor with ``pairs`` pending keeps, beyond an empty one, per pending."""
+
+    async def fill() -> None:
+        async with SQLiteEventStore(path) as store, trio.open_nursery() as nursery:
+            ref = await actors.spawn(nursery, Holder, "full", store=store)
+            for i in range(0, len(pairs), 1000):
+                await ref.ask(pairs[i:i + 1000])
+            nursery.cancel_scope.cancel()
+
+    async def kept(actor_id: str) -> float:
+        async with SQLiteEventStore(path) as store, trio.open_nursery() as nursery:
+            await store.last_version("warm-up")  # the connections are not counted
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                ref = await actors.spawn(nursery, Holder, actor_id, store=store)
+                gc.collect()
+                after = tracemalloc.get_traced_memory()[0]
+            finally:
+                tracemalloc.stop()
+            await ref.stop()
+            nursery.cancel_scope.cancel()
+        return float(after - before)
+
+    trio.run(fill)
+    return (run_trio(lambda: kept("full")) - run_trio(lambda: kept("empty"))) / len(pairs)
+
+
+def bytes_in_notifier(pairs: list[tuple[float, int]]) -> float:
+    """The same in a plain notifier, its datetimes and tokens decoded fresh as the actor's are."""
+    data = json.dumps(pairs)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        notifier: MultiNotifier[int] = MultiNotifier()
+        for at, token in json.loads(data):
+            notifier.notify_at(datetime.fromtimestamp(at, UTC), token)
+        gc.collect()
+        current = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del notifier
+    return current / len(pairs)
+
+
+# -- wake-up lateness ------------------------------------------------------------------------------
+
+
+class Lateness:
+    """Where the wake-ups of the lateness case record ``now - at``, inside the window."""
+
+    record_from: ClassVar[float] = float("inf")
+    record_until: ClassVar[float] = float("inf")
+    seconds: ClassVar[list[float]] = []
+    rng: ClassVar[random.Random] = random.Random(4)
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.record_from = cls.record_until = float("inf")
+        cls.seconds = []
+
+    @classmethod
+    def note(cls, at: float, now: float) -> None:
+        if cls.record_from <= at < cls.record_until:
+            cls.seconds.append(now - at)
+
+    @classmethod
+    def ahead(cls) -> timedelta:
+        return timedelta(seconds=cls.rng.uniform(0.0, SPREAD))
+
+
+@attrs.define
+class Ticker(actors.Actor):
+    """Holds one timer; each wake-up schedules the next, a random 0-SPREAD s ahead."""
+
+    kind = "Ticker"
+
+    async def receive(self, message: Any) -> None:
+        self.notifier.notify_at(await durable.now.aio() + Lateness.ahead(), 0)
+
+    async def on_notify(self) -> None:
+        now = await durable.now.aio()
+        at = self.notifier.next_at()
+        if self.notifier.due(now):
+            assert at is not None
+            Lateness.note(at.timestamp(), now.timestamp())
+            self.notifier.notify_at(now + Lateness.ahead(), 0)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """(median, p99) in milliseconds."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+async def steady_state(system: actors.ActorSystem, count: int, clock: actors.Clock, *,
+                       freeze: bool = False) -> None:
+    """Arm ``count`` tickers, then record lateness over the measuring window.
+
+    With ``freeze``, ``gc.freeze()`` after arming: CPython's full collections then skip the
+    objects alive at that point, as a service may do once started.
+    """
+    Lateness.reset()
+    async with trio.open_nursery() as nursery:
+        for n in range(count):
+            nursery.start_soon(system.ref(Ticker, f"t{n}").ask, "arm")
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    Lateness.record_from = clock.time() + WARMUP
+    Lateness.record_until = Lateness.record_from + WINDOW
+    await trio.sleep(WARMUP + WINDOW + SPREAD / 10)
+
+
+def lateness_wall(path: Path, count: int, idle_timeout: float | None, *,
+                  freeze: bool = False) -> tuple[float, float, int]:
+    async def main() -> None:
+        async with SQLiteEventStore(path) as store, \
+                actors.ActorSystem(store, actors=[Ticker], idle_timeout=idle_timeout) as system:
+            await steady_state(system, count, actors.WallClock(), freeze=freeze)
+
+    try:
+        trio.run(main)
+    finally:
+        gc.unfreeze()
+    return (*percentiles(Lateness.seconds), len(Lateness.seconds))
+
+
+def lateness_virtual(count: int) -> tuple[float, float, int]:
+    async def main() -> None:
+        clock = actors.VirtualClock()
+        async with actors.ActorSystem(MemoryEventStore(), actors=[Ticker], clock=clock,
+                                      idle_timeout=IDLE) as system:
+            await steady_state(system, count, clock)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    return (*percentiles(Lateness.seconds), len(Lateness.seconds))
+
+
+def lateness_floor(count: int) -> tuple[float, float, int]:
+    """Bare trio tasks sleeping until the same kind of instants: the floor."""
+
+    async def ticker(clock: actors.WallClock) -> None:
+        while True:
+            at = clock.time() + Lateness.ahead().total_seconds()
+            await trio.sleep_until(trio.current_time() + (at - clock.time()))
+            Lateness.note(at, clock.time())
+
+    async def main() -> None:
+        Lateness.reset()
+        clock = actors.WallClock()
+        async with trio.open_nursery() as nursery:
+            for _ in range(count):
+                nursery.start_soon(ticker, clock)
+            Lateness.record_from = clock.time() + WARMUP
+            Lateness.record_until = Lateness.record_from + WINDOW
+            await trio.sleep(WARMUP + WINDOW + SPREAD / 10)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    return (*percentiles(Lateness.seconds), len(Lateness.seconds))
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+
+def run(report: Report) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-timers-"))
+    try:
+        path = root / "fired.db"
+        cases = [(1, scaled(1_000), False, "1 actor"),
+                 (100, scaled(50), False, "100 actors"),
+                 (100, scaled(50), True, "100 actors in an ActorSystem")]
+        for count, steps, in_system, case in cases:
+            ours, peer = paired(partial(fired_per_second, path, Chain, count, steps, in_system),
+                                partial(fired_per_second, path, Mailbox, count, steps, in_system))
+            report.row(BENCHMARK, f"fired end to end on SQLite, {case}", ours,
+                       "notifications/s", peer="same actors, message turns, same events",
+                       peer_value=peer, target="~1x")
+
+        pairs = instants(scaled(100_000))
+        report.row(BENCHMARK, f"memory inside an actor, {len(pairs):,} pending",
+                   bytes_in_actor(root / "memory.db", pairs), "bytes/pending",
+                   peer="plain MultiNotifier", peer_value=bytes_in_notifier(pairs),
+                   higher_is_better=False)
+
+        count = scaled(10_000)
+        floor = lateness_floor(count)
+        figures = {
+            "wall clock, SQLite, all in memory": lateness_wall(root / "late-a.db", count, None),
+            f"wall clock, SQLite, idle_timeout={IDLE:g}":
+                lateness_wall(root / "late-b.db", count, IDLE),
+            f"wall clock, SQLite, idle_timeout={IDLE:g}, gc.freeze() after arming":
+                lateness_wall(root / "late-c.db", count, IDLE, freeze=True),
+            f"virtual clock, memory store, idle_timeout={IDLE:g}": lateness_virtual(count),
+        }
+        for case, (median, p99, samples) in figures.items():
+            wall = case.startswith("wall")
+            report.row(BENCHMARK, f"lateness median, {count:,} actors, {case}", median, "ms",
+                       peer="bare trio tasks" if wall else None,
+                       peer_value=floor[0] if wall else None, higher_is_better=False)
+            report.row(BENCHMARK, f"lateness p99, {count:,} actors, {case} ({samples:,} wake-ups)",
+                       p99, "ms", peer="bare trio tasks" if wall else None,
+                       peer_value=floor[1] if wall else None,
+                       target="< 20 ms" if wall else "0", higher_is_better=False)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
