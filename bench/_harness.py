@@ -7,9 +7,12 @@ its cases with ``measure`` (or its own loop) and adds rows with ``report.row``.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 
@@ -94,3 +97,28 @@ def _fmt(value: float | None) -> str:
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def paired(ours: Callable[[], float], peer: Callable[[], float], *,
+           repeats: int = REPEATS) -> tuple[float, float]:
+    """Medians of ``ours`` and ``peer``, their repeats interleaved so load drifts hit both."""
+    figures: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        figures[0].append(ours())
+        figures[1].append(peer())
+    return statistics.median(figures[0]), statistics.median(figures[1])
+
+
+class Files:
+    """Fresh database paths in one temporary directory, removed by ``remove()``."""
+
+    def __init__(self, prefix: str = "bench-") -> None:
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
+        self.count = 0
+
+    def new(self) -> Path:
+        self.count += 1
+        return self.root / f"db{self.count}.db"
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -16,9 +16,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -35,7 +33,7 @@ import eventstore
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
-from ._harness import Report, measure, scaled
+from ._harness import Files, Report, measure, scaled
 
 BENCHMARK = "actors"
 TAIL = 500  # events after the newest snapshot, in the recovery cases with snapshots
@@ -81,19 +79,6 @@ def run_trio(work: Callable[[], Coroutine[Any, Any, float]]) -> float:
     return result
 
 
-class Files:
-    """Fresh database paths in one temporary directory, removed at the end."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="bench-actors-"))
-        self.count = 0
-
-    def new(self) -> Path:
-        self.count += 1
-        return self.root / f"db{self.count}.db"
-
-    def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 # -- messaging, no persistence --------------------------------------------------------------------
@@ -322,7 +307,7 @@ def run(report: Report) -> None:
     report.row(BENCHMARK, "ask round trip, no persistence", ask, "messages/s",
                peer="bare trio channel", peer_value=measure(lambda: channel_ask(asks)))
 
-    files = Files()
+    files = Files("bench-actors-")
     try:
         many = scaled(20_000)
         ceiling = measure(lambda: raw_ceiling(files.new(), many))

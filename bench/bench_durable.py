@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import statistics
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ import eventstore
 from actors import durable
 from eventstore.sqlite import SQLiteEventStore
 
-from ._harness import REPEATS, Report, measure, scaled
+from ._harness import Report, measure, paired, scaled
 
 BENCHMARK = "durable"
 RECORDED = 0.001  # seconds: the recorded sleep
@@ -91,13 +90,6 @@ class Sleeper(actors.Actor):
             Sleeper.done.set()
 
 
-def paired(ours: Callable[[], float], peer: Callable[[], float]) -> tuple[float, float]:
-    """Medians of ``ours`` and ``peer``, their repeats interleaved so load drifts hit both."""
-    figures: tuple[list[float], list[float]] = ([], [])
-    for _ in range(REPEATS):
-        figures[0].append(ours())
-        figures[1].append(peer())
-    return statistics.median(figures[0]), statistics.median(figures[1])
 
 
 def run_trio(work: Callable[[], Coroutine[Any, Any, float]]) -> float:

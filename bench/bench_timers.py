@@ -55,7 +55,7 @@ from actors import MultiNotifier, durable
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore
 
-from ._harness import REPEATS, Report, scaled
+from ._harness import Report, paired, scaled
 
 BENCHMARK = "timers"
 SPREAD = 60.0  # seconds: how far ahead the lateness actors schedule (uniformly)
@@ -69,13 +69,6 @@ def run_trio(work: Callable[[], Coroutine[Any, Any, float]]) -> float:
     return result
 
 
-def paired(ours: Callable[[], float], peer: Callable[[], float]) -> tuple[float, float]:
-    """Medians of ``ours`` and ``peer``, their repeats interleaved so load drifts hit both."""
-    figures: tuple[list[float], list[float]] = ([], [])
-    for _ in range(REPEATS):
-        figures[0].append(ours())
-        figures[1].append(peer())
-    return statistics.median(figures[0]), statistics.median(figures[1])
 
 
 # -- fired notifications/s -------------------------------------------------------------------------

@@ -7,84 +7,25 @@ tests wait in real time (that is what they test), within bounded loops.
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import random
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+from json_child import WAIT, JsonChild
 
 from actors import RunCompleted, ScopeCompleted, SleepStarted, TimeObserved
 from eventstore.sqlite import SQLiteEventStore
 
 CHILD = Path(__file__).parent / "children" / "durable_napper.py"
 STREAM = "Napper-n1"
-WAIT = 20.0  # seconds: a bound on every wait, never reached unless something is broken
 CLOCKS = 0.01  # seconds: wall clock against trio's monotonic clock over a few seconds
 
 
-class Child:
-    """The napper in a subprocess; threads read its stdout (JSON lines) and its stderr."""
-
-    def __init__(self, db: Path, seconds: float, *flags: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD), str(db), str(seconds), *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.errors: list[str] = []
-        self._readers = [threading.Thread(target=self._pump, daemon=True),
-                         threading.Thread(target=self._drain, daemon=True)]
-        for reader in self._readers:
-            reader.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        self.errors.extend(self.proc.stderr)
-
-    def expect(self, key: str) -> float:
-        """The value of the next line, which must be ``{key: value, ...}``."""
-        try:
-            line = self.lines.get(timeout=WAIT)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"the child printed nothing for {WAIT} s (waiting for {key!r})")
-        if line is None:
-            pytest.fail(f"the child exited ({self.wait()}) before printing {key!r}:\n"
-                        f"{''.join(self.errors)}")
-        fields = json.loads(line)
-        assert key in fields, f"expected {key!r}, the child printed {line!r}"
-        return float(fields[key])
-
-    def wait(self) -> int:
-        """Wait for the child to exit; return its exit code (``-9`` when killed)."""
-        code = self.proc.wait(timeout=WAIT)
-        for reader in self._readers:
-            reader.join(timeout=WAIT)
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return code
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.wait() == -signal.SIGKILL
-
-    def finish(self) -> None:
-        assert self.wait() == 0, "".join(self.errors)
 
 
 def read_log(db: Path) -> list[Any]:
@@ -129,19 +70,20 @@ def check_final_log(db: Path, seconds: float, t0: float, t1: float) -> SleepStar
 def test_a_killed_sleep_resumes_for_the_remainder_only(tmp_path: Path) -> None:
     db = tmp_path / "napper.db"
     seconds = 3.0
-    first = Child(db, seconds)
-    t0 = first.expect("t0")
-    first.expect("sleeping")
+    first = JsonChild(CHILD, str(db), str(seconds))
+    t0 = first.value("t0")
+    first.value("sleeping")
     sleep = wait_for_sleep_started(db)
     time.sleep(max(0.0, sleep.started_at + 1.5 - time.time()))
     first.kill()  # 1.5 s into the 3 s sleep
     assert read_log(db) == [TimeObserved("run", 1, "time", t0), sleep]
 
     restarted_at = time.time()
-    second = Child(db, seconds, "--no-spawn")  # the system's index must bring the actor back
-    assert second.expect("t0") == t0  # the recorded value, not the time of the restart
-    second.expect("sleeping")
-    t1 = second.expect("t1")
+    # --no-spawn: the system's work index must bring the actor back by itself
+    second = JsonChild(CHILD, str(db), str(seconds), "--no-spawn")
+    assert second.value("t0") == t0  # the recorded value, not the time of the restart
+    second.value("sleeping")
+    t1 = second.value("t1")
     second.finish()
     # It ended 3 s after the sleep first began (+ slack), not 3 s after the restart.
     assert sleep.started_at + seconds - CLOCKS <= t1 < sleep.started_at + seconds + 1.0
@@ -162,9 +104,9 @@ def test_kills_around_the_commit_of_sleep_started_lose_and_double_nothing(
         # The commit takes about a millisecond here: the child kills itself (SIGKILL, from a
         # thread) at a random point of it, counted from the line it prints before the sleep.
         delay = rng.uniform(0.0, 0.002)
-        first = Child(db, seconds, f"--kill-after={delay}")
-        t0 = first.expect("t0")
-        first.expect("sleeping")
+        first = JsonChild(CHILD, str(db), str(seconds), f"--kill-after={delay}")
+        t0 = first.value("t0")
+        first.value("sleeping")
         assert first.wait() == -signal.SIGKILL
         after_kill = read_log(db)
         where = f"repeat {n}, killed {delay * 1000:.2f} ms after the marker (seed {seed})"
@@ -177,10 +119,10 @@ def test_kills_around_the_commit_of_sleep_started_lose_and_double_nothing(
         else:
             outcomes["before the commit"] += 1
 
-        second = Child(db, seconds, "--no-spawn")
-        replayed_t0 = second.expect("t0")
-        second.expect("sleeping")
-        t1 = second.expect("t1")
+        second = JsonChild(CHILD, str(db), str(seconds), "--no-spawn")
+        replayed_t0 = second.value("t0")
+        second.value("sleeping")
+        t1 = second.value("t1")
         second.finish()
         if after_kill:
             assert replayed_t0 == t0, where  # recorded: replayed

@@ -6,13 +6,6 @@ This test waits in real time (that is what it tests), within bounded loops.
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,66 +13,15 @@ from typing import Any
 
 import pytest
 import trio
+from json_child import WAIT, JsonChild
 
 from eventstore.sqlite import SQLiteEventStore
 
 CHILD = Path(__file__).parent / "children" / "timers_crash.py"
 STREAM = "Alarms-a1"
-WAIT = 20.0  # seconds: a bound on every wait, never reached unless something is broken
 DELAYS = (1.0, 2.0, 3.0)
 
 
-class Child:
-    """The child in a subprocess; threads read its stdout (JSON lines) and its stderr."""
-
-    def __init__(self, db: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(CHILD), str(db), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.errors: list[str] = []
-        self._readers = [threading.Thread(target=self._pump, daemon=True),
-                         threading.Thread(target=self._drain, daemon=True)]
-        for reader in self._readers:
-            reader.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        self.errors.extend(self.proc.stderr)
-
-    def expect(self, key: str) -> dict[str, Any]:
-        """The next line, which must be a JSON object holding ``key``; stamped with ``seen``."""
-        try:
-            line = self.lines.get(timeout=WAIT)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"the child printed nothing for {WAIT} s (waiting for {key!r})")
-        if line is None:
-            pytest.fail(f"the child exited ({self.wait()}) before printing {key!r}:\n"
-                        f"{''.join(self.errors)}")
-        fields: dict[str, Any] = json.loads(line)
-        assert key in fields, f"expected {key!r}, the child printed {line!r}"
-        fields["seen"] = time.time()
-        return fields
-
-    def wait(self) -> int:
-        code = self.proc.wait(timeout=WAIT)
-        for reader in self._readers:
-            reader.join(timeout=WAIT)
-        return code
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.wait() == -signal.SIGKILL
-
-    def finish(self) -> None:
-        assert self.wait() == 0, "".join(self.errors)
-        assert self.lines.get(timeout=WAIT) is None, "the child printed more than expected"
 
 
 def raw_log(db: Path) -> list[tuple[str, Any]]:
@@ -100,7 +42,7 @@ def epoch(iso: str) -> float:
 
 def test_every_token_fires_once_and_never_early_across_a_kill(tmp_path: Path) -> None:
     db = tmp_path / "alarms.db"
-    first = Child(db, "schedule", *map(str, DELAYS))
+    first = JsonChild(CHILD, str(db), "schedule", *map(str, DELAYS))
     scheduled = first.expect("scheduled")["scheduled"]
     t1 = first.expect("fired")
     assert t1["fired"] == "t1"
@@ -110,10 +52,11 @@ def test_every_token_fires_once_and_never_early_across_a_kill(tmp_path: Path) ->
     # Stay down until t2 is overdue: it must fire at recovery, t3 later, live.
     time.sleep(max(0.0, due[1] + 0.2 - time.time()))
     restarted_at = time.time()
-    second = Child(db, "resume", str(len(DELAYS)))  # nobody asks: the work index brings it back
+    # nobody asks: the work index brings it back
+    second = JsonChild(CHILD, str(db), "resume", str(len(DELAYS)))
     t2 = second.expect("fired")
     t3 = second.expect("fired")
-    second.finish()
+    second.finish(nothing_more=True)
 
     assert [t1["fired"], t2["fired"], t3["fired"]] == ["t1", "t2", "t3"]
     for line, at in zip((t1, t2, t3), due, strict=True):

@@ -1,0 +1,706 @@
+"""``SQLiteEventStore``: the embedded, durable backend on one SQLite file (stdlib ``sqlite3``).
+
+One writer connection commits every append through group commit; reads run on a small pool of
+reader connections; every call into SQLite runs in a worker thread, so trio never waits on the
+database. The file is in WAL mode, so readers never block the writer, and several processes may
+share it: SQLite's write lock and the busy timeout serialise their writers.
+
+A batch of appends is written in one of two ways. The fast way plans each append's versions on the
+trio thread, from the versions this store last saw, and inserts the whole batch with one
+``INSERT`` statement, its own transaction: the worker thread then spends the whole commit inside
+SQLite, without the GIL, while trio runs the callers. Triggers check, row by row inside that
+transaction, that each event's version follows the stream's stored version, and keep the streams
+table up to date; a stale plan, a reused event id or a retry makes the statement fail and write
+nothing. Those appends, and any the plan cannot vouch for, are then written the careful way: one
+``BEGIN IMMEDIATE`` transaction, a savepoint per append, the idempotent-retry and expected-version
+checks against the stored ids and versions, so that each append succeeds or fails on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Self, TypeVar
+
+import attrs
+import trio
+
+from ._codec import Codec
+from ._errors import (
+    DecodeError,
+    DuplicateEventId,
+    EventStoreError,
+    InvalidArgument,
+    SchemaError,
+    StoreClosed,
+    WrongExpectedVersion,
+)
+from ._group_commit import AppendRequest, GroupCommitter
+from ._model import AppendResult, Expected, ExpectedVersion, RecordedEvent
+from ._store import EventStore, decode_row
+from ._validate import EncodedEvent, version_matches
+
+__all__ = ["SQLiteEventStore"]
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+READERS = 4
+LAST = 2**63 - 1  # the highest version SQLite can store: "no upper bound"
+ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
+ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
+EVENT_WIDTH = 7  # values per row of INSERT_EVENT
+VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
+
+SCHEMA = """
+CREATE TABLE events (
+    position    INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    data        TEXT    NOT NULL,
+    metadata    TEXT    NOT NULL,
+    id          BLOB    NOT NULL UNIQUE,
+    recorded_at TEXT    NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE TABLE streams (
+    stream  TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE deleted_ids (
+    id       BLOB    PRIMARY KEY,
+    stream   TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER events_follow_stream BEFORE INSERT ON events
+WHEN NEW.version <> coalesce((SELECT version FROM streams WHERE stream = NEW.stream), 0) + 1
+    OR EXISTS (SELECT 1 FROM deleted_ids WHERE id = NEW.id)
+BEGIN
+    SELECT RAISE(ABORT, 'eventstore: the stream moved on, or the event id is taken');
+END;
+CREATE TRIGGER events_move_stream AFTER INSERT ON events
+BEGIN
+    INSERT INTO streams (stream, version) VALUES (NEW.stream, NEW.version)
+    ON CONFLICT (stream) DO UPDATE SET version = excluded.version;
+END;
+CREATE TABLE snapshots (
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    state       TEXT    NOT NULL,
+    recorded_at TEXT    NOT NULL,
+    PRIMARY KEY (stream, version)
+) WITHOUT ROWID;
+"""
+
+INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
+                "VALUES {}")
+SELECT_VERSIONS = ("SELECT json_group_object(stream, version) FROM streams "
+                   "WHERE stream IN ({})")
+READ_STREAM = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
+               "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
+               "ORDER BY version LIMIT ?")
+READ_ALL = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
+            "FROM events WHERE position > ? {types}ORDER BY position LIMIT ?")
+
+Row = tuple[Any, ...]
+
+
+class SQLiteEventStore(EventStore):
+    """An event store in one SQLite file, durable by default, shareable between processes.
+
+    The constructor only checks its arguments; the file is opened (and created, with its schema)
+    on first use, or when entering ``async with store:``. Nothing here blocks trio: every SQLite
+    call runs in a worker thread.
+
+    Args:
+        path: the database file, created if missing; a relative path is taken from the current
+            directory when the store is made (``store.path`` is absolute).
+        synchronous: SQLite's ``synchronous`` setting: ``"FULL"`` (the default) makes every commit
+            durable through a power loss; ``"NORMAL"`` may lose the last commits on power loss
+            (never on a process crash) and is faster; ``"OFF"`` and ``"EXTRA"`` as in SQLite.
+        codec: turns objects into events and back; a fresh ``Codec()`` by default.
+        page_size: events per query when reading.
+        poll_interval: seconds between looks for events written by other processes, while a
+            subscription waits.
+        busy_timeout: seconds to wait for another process's write lock before failing.
+
+    Raises:
+        InvalidArgument: an argument is out of range or of the wrong type.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
+                 codec: Codec | None = None, page_size: int = 500, poll_interval: float = 0.5,
+                 busy_timeout: float = 30.0) -> None:
+        super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidArgument(f"path must be a str or os.PathLike, got {path!r}")
+        name = os.fspath(path)
+        if not isinstance(name, str) or not name or name == ":memory:" or "\x00" in name:
+            raise InvalidArgument(
+                f"path must name a database file, got {path!r}; "
+                "for an in-memory store use eventstore.memory.MemoryEventStore")
+        if not isinstance(synchronous, str) or synchronous.upper() not in SYNCHRONOUS:
+            raise InvalidArgument(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}")
+        if (isinstance(busy_timeout, bool) or not isinstance(busy_timeout, int | float)
+                or not math.isfinite(busy_timeout) or busy_timeout < 0):
+            raise InvalidArgument(
+                f"busy_timeout must be a finite number of seconds >= 0, got {busy_timeout!r}")
+        self.path = os.path.abspath(name)
+        self.synchronous = synchronous.upper()
+        self.busy_timeout = float(busy_timeout)
+        self._writer: sqlite3.Connection | None = None
+        self._readers: list[sqlite3.Connection] = []  # idle reader connections
+        self._readers_lock = threading.Lock()
+        self._shut = False  # set once the connections are being closed
+        self._open_lock = trio.Lock()
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(READERS)
+        self._committer = GroupCommitter(self._write_batch, after_commit=self._notify_appended)
+        self._versions: dict[str, int] = {}  # stream -> version last seen: a hint, checked
+        self._rows_per_insert = ROWS_PER_INSERT
+
+    def __repr__(self) -> str:
+        return f"SQLiteEventStore({self.path!r}, synchronous={self.synchronous!r})"
+
+    async def __aenter__(self) -> Self:
+        """Open the file (creating it and its schema if needed) and return the store.
+
+        A checkpoint. If it fails or is cancelled, the store is closed and nothing stays open.
+
+        Raises:
+            SchemaError: the file was written by a newer version of this library, or is not an
+                event store.
+            EventStoreError: SQLite cannot open the file.
+        """
+        self._check_open()
+        try:
+            await trio.lowlevel.checkpoint()
+            await self._connect()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False, cached_statements=64)
+        try:
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # Savepoints and multi-row statements journal the pages they change; in a temporary
+            # file that doubles the cost of an insert.
+            conn.execute("PRAGMA temp_store = MEMORY")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _connect(self) -> None:
+        """Open the writer connection and the schema once; later calls return at once."""
+        if self._writer is not None:
+            return
+        async with self._open_lock:
+            if self._writer is None:
+                self._check_open()
+                await trio.to_thread.run_sync(self._open_sync, limiter=self._write_limiter)
+
+    def _open_sync(self) -> None:
+        try:
+            conn = self._connection()
+        except sqlite3.Error as exc:
+            raise _failure(exc, f"cannot open {self.path!r}") from exc
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._rows_per_insert = min(
+            ROWS_PER_INSERT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // EVENT_WIDTH)
+        self._writer = conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL and create the schema, or check the one that is there."""
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise EventStoreError(
+                    f"SQLite cannot put {self.path!r} in WAL mode (it stays in {mode!r} mode); "
+                    "use a file on a local disk")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                app = conn.execute("PRAGMA application_id").fetchone()[0]
+                if version == 0 and app == 0:
+                    tables = conn.execute(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+                    if tables:
+                        raise SchemaError(
+                            f"{self.path!r} is a SQLite database that holds other tables, not an "
+                            "event store; use a new file")
+                    for statement in _statements(SCHEMA):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                elif app != APPLICATION_ID:
+                    raise SchemaError(
+                        f"{self.path!r} is a SQLite database but not an event store "
+                        f"(application_id {app}); use a new file")
+                elif version > SCHEMA_VERSION:
+                    raise SchemaError(
+                        f"{self.path!r} has event store schema version {version}, newer than "
+                        f"this library's {SCHEMA_VERSION}; upgrade the library to open it")
+                elif version < SCHEMA_VERSION:
+                    raise SchemaError(
+                        f"{self.path!r} has event store schema version {version}, which this "
+                        f"library ({SCHEMA_VERSION}) cannot read")
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise _failure(exc, f"cannot open {self.path!r} as an event store") from exc
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on an idle reader connection in a worker thread."""
+        await self._connect()
+        return await trio.to_thread.run_sync(self._with_reader, work, limiter=self._read_limiter)
+
+    def _with_reader(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._readers_lock:
+            if self._shut:
+                raise StoreClosed(type(self).__name__)
+            conn = self._readers.pop() if self._readers else None
+        try:
+            if conn is None:
+                conn = self._connection()
+                conn.execute("PRAGMA query_only = 1")
+            result = work(conn)
+        except sqlite3.Error as exc:
+            raise _failure(exc, f"cannot read {self.path!r}") from exc
+        finally:
+            if conn is not None:
+                with self._readers_lock:
+                    keep = not self._shut
+                    if keep:
+                        self._readers.append(conn)
+                if not keep:
+                    conn.close()
+        return result
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the writer connection in a worker thread (never two at once)."""
+        await self._connect()
+        return await trio.to_thread.run_sync(self._with_writer, work,
+                                             limiter=self._write_limiter)
+
+    def _with_writer(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._writer
+        if conn is None or self._shut:
+            raise StoreClosed(type(self).__name__)
+        try:
+            return work(conn)
+        except sqlite3.Error as exc:
+            raise _failure(exc, f"cannot write to {self.path!r}; nothing was written") from exc
+        finally:
+            if conn.in_transaction:
+                # SQLite rolls back by itself after some errors (a full disk, an I/O error);
+                # otherwise nothing of a failed transaction may stay.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+
+    # -- appends ---------------------------------------------------------------------------------
+
+    async def _append(self, stream: str, events: list[EncodedEvent],
+                      expected: Expected) -> AppendResult:
+        await self._connect()
+        return await self._committer.submit(stream, events, expected)
+
+    async def _write_batch(self, requests: list[AppendRequest]) -> None:
+        recorded_at = datetime.now(UTC).isoformat()
+        plans, careful = _plan(requests, self._versions, recorded_at, self._rows_per_insert)
+        outcomes, versions = await self._write(
+            lambda conn: _commit(conn, plans, careful, recorded_at, self._rows_per_insert,
+                                 self.path))
+        if len(self._versions) + len(versions) > VERSIONS_REMEMBERED:
+            self._versions.clear()
+        self._versions.update(versions)
+        for request, outcome in outcomes:
+            request.settle(outcome)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> list[RecordedEvent]:
+        args = (stream, first, LAST if last is None else last, size)
+        return await self._read(lambda conn: _decode(conn.execute(READ_STREAM, args).fetchall()))
+
+    async def _read_all_page(self, after: int, size: int,
+                             types: frozenset[str] | None) -> list[RecordedEvent]:
+        args: tuple[object, ...]
+        if types is None:
+            sql, args = READ_ALL.format(types=""), (after, size)
+        else:
+            marks = ", ".join("?" * len(types))
+            sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
+        return await self._read(lambda conn: _decode(conn.execute(sql, args).fetchall()))
+
+    async def _last_version(self, stream: str) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT version FROM streams WHERE stream = ?",
+                               (stream,)).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(work)
+
+    async def _delete_up_to(self, stream: str, version: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            # Their ids stay taken, so a late retry of a deleted batch is still recognised.
+            conn.execute("INSERT INTO deleted_ids SELECT id, stream, version, position "
+                         "FROM events WHERE stream = ? AND version <= ?", (stream, version))
+            conn.execute("DELETE FROM events WHERE stream = ? AND version <= ?",
+                         (stream, version))
+            conn.execute("COMMIT")
+
+        await self._write(work)
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
+        recorded_at = datetime.now(UTC).isoformat()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO snapshots (stream, version, state, recorded_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (stream, version) DO UPDATE "
+                "SET state = excluded.state, recorded_at = excluded.recorded_at",
+                (stream, version, state, recorded_at))
+            conn.execute("COMMIT")
+
+        await self._write(work)
+
+    async def _load_snapshot(self, stream: str,
+                             max_version: int | None) -> tuple[int, str, datetime] | None:
+        def work(conn: sqlite3.Connection) -> tuple[int, str, datetime] | None:
+            row = conn.execute(
+                "SELECT version, state, recorded_at FROM snapshots "
+                "WHERE stream = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+                (stream, LAST if max_version is None else max_version)).fetchone()
+            if row is None:
+                return None
+            version, state, recorded_at = row
+            return version, state, _moment(recorded_at)
+
+        return await self._read(work)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    async def _aclose(self) -> None:
+        # Shielded: closing must finish even when the caller is being cancelled. It waits for the
+        # writer's batch in flight, if any, which then commits or fails as a whole.
+        with trio.CancelScope(shield=True):
+            async with self._open_lock:
+                await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
+
+    def _close_sync(self) -> None:
+        with self._readers_lock:
+            self._shut = True
+            idle, self._readers = self._readers, []
+        writer, self._writer = self._writer, None
+        for conn in idle:
+            conn.close()
+        if writer is not None:
+            writer.close()
+
+
+# -- writing a batch ----------------------------------------------------------------------------
+
+StoredAt = tuple[str, int, int]  # where an event id is stored: (stream, version, position)
+Outcome = tuple[AppendRequest, AppendResult | Exception]
+
+
+@attrs.define
+class _Plan:
+    """Appends to write with one ``INSERT`` statement, at the versions the plan gives them."""
+
+    requests: list[AppendRequest] = attrs.Factory(list)
+    versions: list[int] = attrs.Factory(list)  # each append's last version
+    values: list[object] = attrs.Factory(list)  # the statement's values, row after row
+
+    @property
+    def rows(self) -> int:
+        return len(self.values) // EVENT_WIDTH
+
+
+def _plan(requests: list[AppendRequest], known: dict[str, int], recorded_at: str,
+          most: int) -> tuple[list[_Plan], list[AppendRequest]]:
+    """Split ``requests`` into plans of at most ``most`` rows, and appends to write carefully.
+
+    An append is planned on the version ``known`` gives its stream, or on the one its expected
+    version names; it goes the careful way when it cannot be planned (``STREAM_EXISTS`` on an
+    unknown stream, more than ``most`` events) or is likely to conflict.
+    """
+    plans = [_Plan()]
+    careful = []
+    planned: dict[str, int] = {}
+    for request in requests:
+        stream, expected, count = request.stream, request.expected, len(request.events)
+        version = planned.get(stream, known.get(stream))
+        if isinstance(expected, int):
+            actual: int | None = expected if version is None or version == expected else None
+        elif version is not None:
+            actual = version if version_matches(expected, version) else None
+        else:
+            actual = 0 if expected is not ExpectedVersion.STREAM_EXISTS else None
+        if actual is None or count > most:
+            careful.append(request)
+            continue
+        plan = plans[-1]
+        if plan.rows + count > most:
+            plan = _Plan()
+            plans.append(plan)
+        for n, event in enumerate(request.events, start=1):
+            plan.values += (stream, actual + n, event.type, event.data, event.metadata,
+                            event.id.bytes, recorded_at)
+        planned[stream] = actual + count
+        plan.requests.append(request)
+        plan.versions.append(actual + count)
+    return [plan for plan in plans if plan.requests], careful
+
+
+def _commit(conn: sqlite3.Connection, plans: list[_Plan], careful: list[AppendRequest],
+            recorded_at: str, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
+    """Write the plans, then the careful appends; each append's outcome, and versions seen.
+
+    Each plan is one statement and one transaction; a plan that SQLite refuses wrote nothing,
+    and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
+    held past the busy timeout), the appends not yet committed get that error.
+    """
+    outcomes: list[Outcome] = []
+    versions: dict[str, int] = {}
+    everyone = [request for plan in plans for request in plan.requests] + careful
+    try:
+        for plan in plans:
+            try:
+                last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
+                                    plan.values).lastrowid
+            except sqlite3.IntegrityError:
+                careful.extend(plan.requests)
+                continue
+            assert last is not None
+            position = last - plan.rows
+            for request, version in zip(plan.requests, plan.versions, strict=True):
+                position += len(request.events)
+                outcomes.append((request, AppendResult(version, position)))
+                versions[request.stream] = version
+        if careful:
+            outcomes += _write_each(conn, careful, recorded_at, versions, most)
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        failure = _failure(exc, f"cannot write to {path!r}; nothing of this append was written")
+        failure.__cause__ = exc
+        settled = {id(request) for request, _ in outcomes}
+        outcomes += [(request, failure) for request in everyone if id(request) not in settled]
+    return outcomes, versions
+
+
+def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: str,
+                versions: dict[str, int], most: int) -> list[Outcome]:
+    """Write appends one by one in one transaction, each under a savepoint, each alone.
+
+    ``versions`` receives every stream version read or written.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    streams = list({request.stream for request in requests})
+    for start in range(0, len(streams), ID_CHUNK):
+        chunk = streams[start:start + ID_CHUNK]
+        [(found,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
+                                  chunk).fetchall()
+        versions.update(dict.fromkeys(chunk, 0))
+        versions.update(json.loads(found))
+    outcomes: list[Outcome] = []
+    for request in requests:
+        stream = request.stream
+        actual = versions[stream]
+        conn.execute("SAVEPOINT append")
+        outcome: AppendResult | Exception
+        try:
+            found_ids = _stored_ids(conn, request)
+            retry = _retried(request, [found_ids.get(event.id.bytes) for event in request.events])
+            if retry is not None:
+                outcome = retry
+            elif not version_matches(request.expected, actual):
+                outcome = WrongExpectedVersion(stream, request.expected, actual)
+            else:
+                position = _insert(conn, request, actual, recorded_at, most)
+                versions[stream] = actual + len(request.events)
+                outcome = AppendResult(actual + len(request.events), position)
+        except sqlite3.IntegrityError as exc:
+            conn.execute("ROLLBACK TO append")
+            outcome = EventStoreError(
+                f"SQLite refused the append to stream {stream!r} ({exc}); nothing of it was "
+                "written")
+        except DuplicateEventId as exc:
+            outcome = exc
+        conn.execute("RELEASE append")
+        outcomes.append((request, outcome))
+    conn.execute("COMMIT")
+    return outcomes
+
+
+def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: str,
+            most: int) -> int:
+    """Insert the request's events after ``version``; the last one's position."""
+    events = request.events
+    last = None
+    for start in range(0, len(events), most):
+        values: list[object] = []
+        for n, event in enumerate(events[start:start + most], start=version + start + 1):
+            values += (request.stream, n, event.type, event.data, event.metadata,
+                       event.id.bytes, recorded_at)
+        last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, len(values) // EVENT_WIDTH),
+                            values).lastrowid
+    assert last is not None
+    return last
+
+
+@functools.lru_cache(maxsize=64)
+def _values(sql: str, width: int, rows: int) -> str:
+    row = f"({', '.join('?' * width)})"
+    return sql.format(", ".join([row] * rows))
+
+
+def _stored_ids(conn: sqlite3.Connection, request: AppendRequest) -> dict[bytes, StoredAt]:
+    """Where the request's event ids are or were stored (deleted events keep their ids)."""
+    ids = [event.id.bytes for event in request.events]
+    return {id: (stream, version, position)
+            for table in ("events", "deleted_ids")
+            for id, stream, version, position in _select_in(
+                conn, f"SELECT id, stream, version, position FROM {table} WHERE id IN ({{}})",
+                ids)}
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script`` (triggers hold semicolons of their own)."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip("; \n"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> list[Row]:
+    """Rows of ``sql`` whose ``IN ({})`` list is ``values``, queried in chunks."""
+    rows: list[Row] = []
+    for start in range(0, len(values), ID_CHUNK):
+        chunk = values[start:start + ID_CHUNK]
+        rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchall())
+    return rows
+
+
+def _retried(request: AppendRequest, found: list[StoredAt | None]) -> AppendResult | None:
+    """The first result if this batch is already stored (an idempotent retry), else None.
+
+    ``found`` says where each of the request's event ids is stored, if anywhere.
+
+    Raises:
+        DuplicateEventId: some ids are stored, but not as this whole batch on this stream.
+    """
+    if all(where is None for where in found):
+        return None
+    first = found[0]
+    if first is not None and first[0] == request.stream and all(
+        where is not None and where[0] == request.stream and where[1] == first[1] + n
+        for n, where in enumerate(found)
+    ):
+        last = found[-1]
+        assert last is not None
+        return AppendResult(last[1], last[2])
+    clash = next(event.id for event, where in zip(request.events, found, strict=True)
+                 if where is not None)
+    raise DuplicateEventId(request.stream, clash, "is already stored as part of another batch")
+
+
+def _moment(text: str, stream: str | None = None, version: int | None = None) -> datetime:
+    """A stored ``recorded_at`` (ISO 8601 with ``+00:00``) as an aware UTC datetime."""
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise DecodeError(f"stored recorded_at {text!r} is not an ISO 8601 time",
+                          stream=stream, version=version) from None
+
+
+# The C scanner behind json.loads, without the Python wrapping that costs as much as the parsing.
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _decode(rows: list[Row]) -> list[RecordedEvent]:
+    """Rows of (stream, version, position, type, data, metadata, id, recorded_at) as events.
+
+    The fast path parses compact JSON with the C scanner and shares one datetime per commit; any
+    row it does not accept (bad JSON, surrounding whitespace, ...) goes through ``decode_row``,
+    which decodes it the slow way or raises ``DecodeError`` naming its stream and version.
+    """
+    moments: dict[str, datetime] = {}
+    page = []
+    for stream, version, position, type, data, metadata, id, text in rows:
+        moment = moments.get(text)
+        if moment is None:
+            moment = moments[text] = _moment(text, stream, version)
+        try:
+            value, end = _scan(data, 0)
+            if metadata == "{}":
+                extra: dict[str, Any] = {}
+            else:
+                extra, end_metadata = _scan(metadata, 0)
+                if end_metadata != len(metadata) or not isinstance(extra, dict):
+                    raise ValueError
+            if end != len(data) or not isinstance(id, bytes):
+                raise ValueError
+            event = RecordedEvent(stream, version, position, type, value, extra,
+                                  uuid.UUID(bytes=id), moment)
+        except (StopIteration, ValueError, TypeError):
+            event = decode_row(stream, version, position, type, data, metadata, id, moment)
+        page.append(event)
+    return page
+
+
+ADVICE = (
+    ("SQLITE_FULL", "free disk space (or raise the size limit) and retry"),
+    ("SQLITE_BUSY", "another connection held the lock for longer than busy_timeout; retry, or "
+                    "raise busy_timeout"),
+    ("SQLITE_LOCKED", "another connection held the lock; retry"),
+    ("SQLITE_IOERR", "the disk reported an I/O error; check the disk and retry"),
+    ("SQLITE_READONLY", "make the file and its directory writable"),
+    ("SQLITE_CANTOPEN", "check that the directory exists and is writable"),
+    ("SQLITE_NOTADB", "the file is not a SQLite database; use a new file"),
+    ("SQLITE_CORRUPT", "the file is damaged; restore it from a backup"),
+)
+
+
+def _failure(exc: sqlite3.Error, doing: str) -> EventStoreError:
+    """An ``EventStoreError`` that says what failed, SQLite's reason, and what to do."""
+    code = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    advice = next((advice for prefix, advice in ADVICE if code.startswith(prefix)), None)
+    message = f"{doing}: SQLite failed with {code} ({exc})"
+    return EventStoreError(f"{message}; {advice}" if advice else message)
