@@ -10,7 +10,7 @@ from typing import Any
 import attrs
 
 from ._errors import DuplicateEventId, InvalidArgument, SerializationError
-from ._model import Expected, ExpectedVersion, NewEvent
+from ._model import AppendResult, Expected, ExpectedVersion, NewEvent
 
 
 @attrs.frozen
@@ -130,3 +130,31 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
             id=event.id,
         ))
     return encoded
+
+
+StoredAt = tuple[str, int, int]
+"""Where an event id is stored: (stream, version, position)."""
+
+
+def retried(stream: str, events: list[EncodedEvent],
+            found: list[StoredAt | None]) -> AppendResult | None:
+    """The first result if this batch is already stored (an idempotent retry), else None.
+
+    ``found`` says where each of the batch's event ids is stored, if anywhere.
+
+    Raises:
+        DuplicateEventId: some ids are stored, but not as this whole batch on this stream.
+    """
+    if all(where is None for where in found):
+        return None
+    first = found[0]
+    if first is not None and first[0] == stream and all(
+        where is not None and where[0] == stream and where[1] == first[1] + n
+        for n, where in enumerate(found)
+    ):
+        last = found[-1]
+        assert last is not None
+        return AppendResult(last[1], last[2])
+    clash = next(event.id for event, where in zip(events, found, strict=True)
+                 if where is not None)
+    raise DuplicateEventId(stream, clash, "is already stored as part of another batch")

@@ -9,10 +9,10 @@ import attrs
 import trio
 
 from ._codec import Codec
-from ._errors import DuplicateEventId, WrongExpectedVersion
+from ._errors import WrongExpectedVersion
 from ._model import AppendResult, Expected, RecordedEvent
 from ._store import EventStore, decode_row
-from ._validate import EncodedEvent, version_matches
+from ._validate import EncodedEvent, StoredAt, retried, version_matches
 
 
 @attrs.frozen
@@ -45,7 +45,7 @@ class MemoryEventStore(EventStore):
         super().__init__(codec=codec, page_size=page_size)
         self._streams: dict[str, _Stream] = {}
         self._log: list[_Row] = []  # every live row, in position order
-        self._ids: dict[object, tuple[str, int, int]] = {}  # id -> (stream, version, position)
+        self._ids: dict[object, StoredAt] = {}  # id -> (stream, version, position)
         self._snapshots: dict[str, dict[int, tuple[str, datetime]]] = {}
         self._position = 0
 
@@ -54,7 +54,7 @@ class MemoryEventStore(EventStore):
         await trio.lowlevel.checkpoint()  # before any change: a cancelled append writes nothing
         state = self._streams.get(stream)
         actual = 0 if state is None else state.version
-        retry = self._retried(stream, events)
+        retry = retried(stream, events, [self._ids.get(event.id) for event in events])
         if retry is not None:
             return retry
         if not version_matches(expected, actual):
@@ -71,22 +71,6 @@ class MemoryEventStore(EventStore):
             self._ids[event.id] = (stream, state.version, self._position)
         self._notify_appended()
         return AppendResult(state.version, self._position)
-
-    def _retried(self, stream: str, events: list[EncodedEvent]) -> AppendResult | None:
-        """The first result if this batch is already stored (an idempotent retry), else None."""
-        found = [self._ids.get(event.id) for event in events]
-        if all(where is None for where in found):
-            return None
-        first = found[0]
-        if first is not None and first[0] == stream and all(
-            where is not None and where[0] == stream and where[1] == first[1] + n
-            for n, where in enumerate(found)
-        ):
-            last = found[-1]
-            assert last is not None
-            return AppendResult(last[1], last[2])
-        clash = next(e.id for e, where in zip(events, found, strict=True) if where is not None)
-        raise DuplicateEventId(stream, clash, "is already stored as part of another batch")
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:

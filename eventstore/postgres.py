@@ -48,7 +48,7 @@ from ._errors import (
 from ._group_commit import AppendRequest, GroupCommitter
 from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected, RecordedEvent
 from ._store import EventStore, decode_row
-from ._validate import EncodedEvent
+from ._validate import EncodedEvent, retried
 
 __all__ = ["SCHEMA_VERSION", "ConnectionFailed", "PostgresEventStore"]
 
@@ -635,25 +635,16 @@ def _outcomes(batch: list[_Request], rows: list[tuple[Any, ...]]
             outcomes.append(AppendResult(version, position))
         elif ids is not None:
             stored = dict(zip(ids, zip(streams, versions, positions, strict=True), strict=True))
-            outcomes.append(_retried(stream, events, [stored.get(e.id) for e in events]))
+            try:
+                result = retried(stream, events, [stored.get(e.id) for e in events])
+            except DuplicateEventId as clash:
+                outcomes.append(clash)
+            else:
+                assert result is not None  # some ids are stored, so it is a retry or a clash
+                outcomes.append(result)
         else:
             outcomes.append(WrongExpectedVersion(stream, expected, actual))
     return outcomes
-
-
-def _retried(stream: str, events: list[EncodedEvent],
-             found: list[tuple[str, int, int] | None]) -> AppendResult | EventStoreError:
-    """The first result if the whole batch is stored as it was appended, else the clash."""
-    first = found[0]
-    if first is not None and first[0] == stream and all(
-        where is not None and where[0] == stream and where[1] == first[1] + n
-        for n, where in enumerate(found)
-    ):
-        last = found[-1]
-        assert last is not None
-        return AppendResult(last[1], last[2])
-    clash = next(e.id for e, where in zip(events, found, strict=True) if where is not None)
-    return DuplicateEventId(stream, clash, "is already stored as part of another batch")
 
 
 def _check_storable(stream: str, events: list[EncodedEvent]) -> None:

@@ -46,7 +46,7 @@ from ._errors import (
 from ._group_commit import AppendRequest, GroupCommitter
 from ._model import AppendResult, Expected, ExpectedVersion, RecordedEvent
 from ._store import EventStore, decode_row
-from ._validate import EncodedEvent, version_matches
+from ._validate import EncodedEvent, StoredAt, retried, version_matches
 
 __all__ = ["SQLiteEventStore"]
 
@@ -430,7 +430,6 @@ class SQLiteEventStore(EventStore):
 
 # -- writing a batch ----------------------------------------------------------------------------
 
-StoredAt = tuple[str, int, int]  # where an event id is stored: (stream, version, position)
 Outcome = tuple[AppendRequest, AppendResult | Exception]
 
 
@@ -543,7 +542,8 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
         outcome: AppendResult | Exception
         try:
             found_ids = _stored_ids(conn, request)
-            retry = _retried(request, [found_ids.get(event.id.bytes) for event in request.events])
+            retry = retried(request.stream, request.events,
+                            [found_ids.get(event.id.bytes) for event in request.events])
             if retry is not None:
                 outcome = retry
             elif not version_matches(request.expected, actual):
@@ -616,29 +616,6 @@ def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> 
         chunk = values[start:start + ID_CHUNK]
         rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchall())
     return rows
-
-
-def _retried(request: AppendRequest, found: list[StoredAt | None]) -> AppendResult | None:
-    """The first result if this batch is already stored (an idempotent retry), else None.
-
-    ``found`` says where each of the request's event ids is stored, if anywhere.
-
-    Raises:
-        DuplicateEventId: some ids are stored, but not as this whole batch on this stream.
-    """
-    if all(where is None for where in found):
-        return None
-    first = found[0]
-    if first is not None and first[0] == request.stream and all(
-        where is not None and where[0] == request.stream and where[1] == first[1] + n
-        for n, where in enumerate(found)
-    ):
-        last = found[-1]
-        assert last is not None
-        return AppendResult(last[1], last[2])
-    clash = next(event.id for event, where in zip(request.events, found, strict=True)
-                 if where is not None)
-    raise DuplicateEventId(request.stream, clash, "is already stored as part of another batch")
 
 
 def _moment(text: str, stream: str | None = None, version: int | None = None) -> datetime:
