@@ -9,17 +9,12 @@ is cached, so decoding an event is a dict lookup and a precompiled cattrs hook.
 
 from __future__ import annotations
 
-import base64
 import copy
-import enum
 import importlib
 import json
-import math
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
@@ -27,6 +22,8 @@ import cattrs
 
 from ._errors import DecodeError, InvalidArgument, SerializationError
 from ._model import NewEvent, RecordedEvent
+from ._values import TEXT_TYPES, ValueCodec
+from ._values import describe as _describe
 
 __all__ = ["Codec", "EventTypeInfo", "event_type"]
 
@@ -184,63 +181,14 @@ def _import_name(name: str) -> Any:
     return found
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc))
-    return f"{type(exc).__name__}: {exc}"
-
 
 # -- the converter --------------------------------------------------------------------------------
-
-def _structure_str_as(kind: Callable[[str], T]) -> Callable[[Any, Any], T]:
-    def structure(value: Any, _: Any) -> T:
-        if not isinstance(value, str):
-            raise TypeError(f"expected an ISO/str form, got {type(value).__name__}")
-        return kind(value)
-
-    return structure
-
-
-_structure_datetime: Final = _structure_str_as(datetime.fromisoformat)
-_structure_date: Final = _structure_str_as(date.fromisoformat)
-_structure_uuid: Final = _structure_str_as(uuid.UUID)
-
-
-def _structure_decimal(value: Any, _: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
-    return Decimal(value)
-
-
-def _structure_bytes(value: Any, _: Any) -> bytes:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a base64 string, got {type(value).__name__}")
-    return base64.b64decode(value, validate=True)
-
-
-def _unstructure_bytes(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
-# exact type -> (tag for encode_value, to JSON text, from JSON text), for fields and values alike
-_TEXT_TYPES: Final[dict[type, tuple[str, Callable[[Any], str], Callable[[Any, Any], Any]]]] = {
-    datetime: ("$datetime", datetime.isoformat, _structure_datetime),
-    date: ("$date", date.isoformat, _structure_date),
-    uuid.UUID: ("$uuid", str, _structure_uuid),
-    Decimal: ("$decimal", str, _structure_decimal),
-    bytes: ("$bytes", _unstructure_bytes, _structure_bytes),
-}
-_FROM_TEXT: Final = {tag: from_text for tag, _, from_text in _TEXT_TYPES.values()}
-_COLLECTIONS: Final[dict[str, Callable[[Iterable[Any]], Any]]] = {
-    "$tuple": tuple, "$set": set, "$frozenset": frozenset,
-}
-_COLLECTION_TAGS: Final[dict[type, str]] = {tuple: "$tuple", set: "$set", frozenset: "$frozenset"}
 
 
 def make_converter() -> cattrs.Converter:
     """A fresh cattrs converter set up for JSON, as each ``Codec`` gets one."""
     converter = cattrs.Converter(unstruct_collection_overrides={AbstractSet: list, tuple: list})
-    for kind, (_, to_text, from_text) in _TEXT_TYPES.items():
+    for kind, (_, to_text, from_text) in TEXT_TYPES.items():
         converter.register_unstructure_hook(kind, to_text)
         converter.register_structure_hook(kind, from_text)
     return converter
@@ -264,6 +212,7 @@ class Codec:
         self._encoders: dict[type, _Encoder] = {}
         self._decoders: dict[str, _Decoder] = {}
         self._imported: dict[str, Any] = {}
+        self._values = ValueCodec(self._encode_attrs, self._load, self._import)
 
     # -- names and versions ----------------------------------------------------------------------
 
@@ -504,6 +453,11 @@ class Codec:
             raise DecodeError(f"data does not fit {cls.__qualname__} ({_describe(exc)})",
                               type=name) from exc
 
+    def _encode_attrs(self, obj: Any) -> list[Any]:
+        """``[type name, schema version, data]`` of an attrs instance inside a value."""
+        name, version, unstructure = self._encoder(type(obj))
+        return [name, version, self._unstructure_checked(unstructure, obj, name)]
+
     # -- snapshot states -------------------------------------------------------------------------
 
     def unstructure(self, obj: Any, cls: Any = None) -> Any:
@@ -549,53 +503,7 @@ class Codec:
             SerializationError: ``obj`` holds a value of another type, a non-finite float, a dict
                 key that is not a ``str``, or contains itself.
         """
-        kind = type(obj)
-        if kind is str or kind is int or kind is bool or obj is None:
-            return obj
-        try:
-            return self._encode(obj)
-        except RecursionError:
-            raise SerializationError("value nests too deeply or contains itself") from None
-
-    def _encode(self, obj: Any) -> Any:
-        kind = type(obj)
-        if kind is str or kind is int or kind is bool or obj is None:
-            return obj
-        if kind is float:
-            if not math.isfinite(obj):
-                raise SerializationError(f"cannot encode the non-finite float {obj!r}")
-            return obj
-        if kind is list:
-            return [self._encode(item) for item in obj]
-        if kind is dict:
-            for key in obj:
-                if type(key) is not str:
-                    raise SerializationError(
-                        f"cannot encode a dict with a {type(key).__name__} key ({key!r}); "
-                        "dict keys must be str"
-                    )
-            return {"$dict": {key: self._encode(item) for key, item in obj.items()}}
-        if kind in _COLLECTION_TAGS:
-            return {_COLLECTION_TAGS[kind]: [self._encode(item) for item in obj]}
-        if kind in _TEXT_TYPES:
-            tag, to_text, _ = _TEXT_TYPES[kind]
-            return {tag: to_text(obj)}
-        if isinstance(obj, enum.Enum):
-            name = default_type_name(kind)
-            if self._import(name) is not kind:
-                raise SerializationError(
-                    f"cannot encode {obj!r}: its enum has no importable name ({name!r}); define "
-                    "the enum at module level"
-                )
-            return {"$enum": [name, self._encode(obj.value)]}
-        if attrs.has(kind):
-            name, version, unstructure = self._encoder(kind)
-            return {"$attrs": [name, version, self._unstructure_checked(unstructure, obj, name)]}
-        raise SerializationError(
-            f"cannot encode a value of type {kind.__module__}.{kind.__qualname__}; encode None, "
-            "bool, int, finite float, str, list, tuple, set, frozenset, dict with str keys, "
-            "datetime, date, UUID, Decimal, bytes, enum members or attrs instances"
-        )
+        return self._values.encode_value(obj)
 
     def decode_value(self, data: Any) -> Any:
         """Decode what ``encode_value`` returned (possibly after a JSON round trip).
@@ -610,43 +518,4 @@ class Codec:
             DecodeError: The data is not in the form ``encode_value`` writes, or an attrs value
                 cannot be decoded (see ``decode``).
         """
-        kind = type(data)
-        if kind is str or kind is int or kind is bool or data is None or kind is float:
-            return data
-        if kind is list:
-            return [self.decode_value(item) for item in data]
-        if kind is not dict or len(data) != 1:
-            raise DecodeError(f"{_short(data)} is not an encoded value")
-        ((tag, payload),) = data.items()
-        try:
-            if tag == "$dict" and type(payload) is dict:
-                return {key: self.decode_value(item) for key, item in payload.items()}
-            if tag in _COLLECTIONS and type(payload) is list:
-                return _COLLECTIONS[tag](self.decode_value(item) for item in payload)
-            if tag in _FROM_TEXT:
-                return _FROM_TEXT[tag](payload, None)
-            if tag == "$enum" and type(payload) is list and len(payload) == 2:
-                return self._decode_enum(payload[0], self.decode_value(payload[1]))
-            if tag == "$attrs" and type(payload) is list and len(payload) == 3:
-                name, stored, fields = payload
-                if type(name) is not str:
-                    raise TypeError(f"type name must be a str, got {name!r}")
-                return self._load(name, stored, fields)
-        except DecodeError:
-            raise
-        except Exception as exc:
-            raise DecodeError(
-                f"{_short(data)} is not a valid {tag} value ({_describe(exc)})"
-            ) from exc
-        raise DecodeError(f"{_short(data)} is not an encoded value")
-
-    def _decode_enum(self, name: Any, value: Any) -> enum.Enum:
-        found = self._import(name) if type(name) is str else None
-        if not (isinstance(found, type) and issubclass(found, enum.Enum)):
-            raise DecodeError(f"{name!r} does not name an importable enum", type=str(name))
-        return found(value)
-
-
-def _short(data: Any) -> str:
-    text = repr(data)
-    return text if len(text) <= 80 else text[:77] + "..."
+        return self._values.decode_value(data)

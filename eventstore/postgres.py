@@ -15,7 +15,6 @@ position can commit later. See ``docs/postgresql.md``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import re
 import select
@@ -37,26 +36,23 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
 
 from ._codec import Codec
-from ._errors import (
-    DuplicateEventId,
-    EventStoreError,
-    InvalidArgument,
-    SchemaError,
-    SerializationError,
-    WrongExpectedVersion,
-)
+from ._errors import EventStoreError, InvalidArgument, SerializationError
 from ._group_commit import AppendRequest, GroupCommitter
-from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected, RecordedEvent
+from ._model import AppendResult, Expected, RecordedEvent
+from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
+from ._postgres_sql import (
+    Conn,
+    Request,
+    Statements,
+    append_outcomes,
+    append_rounds,
+    install_schema,
+)
 from ._store import EventStore, decode_row
-from ._validate import EncodedEvent, retried
+from ._validate import EncodedEvent
 
 __all__ = ["SCHEMA_VERSION", "ConnectionFailed", "PostgresEventStore"]
 
-SCHEMA_VERSION = 1
-"""The schema version this library writes; it refuses a schema with a higher one."""
-
-_Conn = psycopg.Connection[tuple[Any, ...]]
-_Request = tuple[str, list[EncodedEvent], Expected]
 _T = TypeVar("_T")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
 _UNKNOWN = "the append may or may not be stored: retry it with the same event ids, which is safe"
@@ -88,7 +84,7 @@ class ConnectionFailed(EventStoreError, ConnectionError):
 class _Slot:
     """A connection handed to a worker thread; the thread fills it in if it has to connect."""
 
-    conn: _Conn | None
+    conn: Conn | None
     fresh: bool = False
 
 
@@ -141,12 +137,12 @@ class PostgresEventStore(EventStore):
                                 if params.get(key)) or "the default server"
         self._channel = f"{schema}_appended"
         self._token = uuid.uuid4().hex  # NOTIFY payload: our listener skips our own appends
-        self._sql = _Statements(sql.Identifier(schema).as_string())
+        self._sql = Statements(sql.Identifier(schema).as_string())
         self._ready = False
         self._ready_lock = trio.Lock()
-        self._idle: list[_Conn] = []
+        self._idle: list[Conn] = []
         self._reader_slots = trio.Semaphore(self.readers)
-        self._writer: _Conn | None = None
+        self._writer: Conn | None = None
         self._listener: _Listener | None = None
         self._committer = GroupCommitter(self._write_batch, max_batch=self.max_batch,
                                      after_commit=self._notify_appended)
@@ -156,7 +152,7 @@ class PostgresEventStore(EventStore):
 
     # -- connections ----------------------------------------------------------------------------
 
-    def _connect(self) -> _Conn:
+    def _connect(self) -> Conn:
         """Open a connection (in a worker thread), in autocommit mode and UTC."""
         seconds = max(1, min(round(self.connect_timeout), 2**31 - 1))  # what libpq accepts
         try:
@@ -176,14 +172,14 @@ class PostgresEventStore(EventStore):
             raise ConnectionFailed(self._server, _reason(exc)) from exc
         return conn
 
-    def _failure(self, exc: psycopg.Error, conn: _Conn, doing: str,
+    def _failure(self, exc: psycopg.Error, conn: Conn, doing: str,
                  outcome: str | None = None) -> EventStoreError:
         if conn.broken or conn.closed:
             return ConnectionFailed(self._server, _reason(exc), doing=doing, outcome=outcome)
         return EventStoreError(f"PostgreSQL ({self._server}) failed to {doing}: {_reason(exc)}"
                                + (f"; {outcome}" if outcome else ""))
 
-    def _keep(self, conn: _Conn | None) -> _Conn | None:
+    def _keep(self, conn: Conn | None) -> Conn | None:
         """``conn`` if it can serve another call, else None (and it is closed)."""
         if conn is None:
             return None
@@ -195,7 +191,7 @@ class PostgresEventStore(EventStore):
             return None
         return conn
 
-    def _run(self, slot: _Slot, work: Callable[[_Conn], _T], doing: str) -> _T:
+    def _run(self, slot: _Slot, work: Callable[[Conn], _T], doing: str) -> _T:
         """In a worker thread: connect if needed, then ``work``; errors become EventStoreErrors."""
         if slot.conn is not None and _hung_up(slot.conn):
             slot.conn.close()
@@ -211,7 +207,7 @@ class PostgresEventStore(EventStore):
         except UnicodeEncodeError as exc:
             raise InvalidArgument(f"cannot {doing}: text must be valid UTF-8 ({exc})") from None
 
-    async def _on_reader(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
+    async def _on_reader(self, doing: str, work: Callable[[Conn], _T]) -> _T:
         """Run ``work`` on a pooled connection; retry once if a pooled one turns out dead.
 
         Every reader job is idempotent, so the retry is safe.
@@ -230,7 +226,7 @@ class PostgresEventStore(EventStore):
                         self._idle.append(kept)
             raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _read(self, doing: str, work: Callable[[_Conn], _T]) -> _T:
+    async def _read(self, doing: str, work: Callable[[Conn], _T]) -> _T:
         await self._prepare()
         return await self._on_reader(doing, work)
 
@@ -245,32 +241,8 @@ class PostgresEventStore(EventStore):
                 await self._on_reader(f"create or check schema {self.schema!r}", self._install)
                 self._ready = True
 
-    def _install(self, conn: _Conn) -> None:
-        q = self._sql
-        try:
-            row = conn.execute(q.schema_version).fetchone()
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            row = None
-        if row is None:
-            key = int.from_bytes(hashlib.blake2b(f"eventstore {self.schema}".encode(),
-                                                 digest_size=8).digest(), "big", signed=True)
-            with conn.transaction():
-                # Serialises processes that create the same schema at once.
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
-                for statement in q.create_schema:
-                    conn.execute(statement)
-                row = conn.execute(q.schema_version).fetchone()
-                if row is None:
-                    for statement in q.create_tables:
-                        conn.execute(statement)
-                    conn.execute(q.set_schema_version, (SCHEMA_VERSION,))
-                    row = (SCHEMA_VERSION,)
-        found = row[0]
-        if found > SCHEMA_VERSION:
-            raise SchemaError(
-                f"schema {self.schema!r} on PostgreSQL ({self._server}) has version {found}, but "
-                f"this library only understands versions up to {SCHEMA_VERSION}: upgrade "
-                "trio-actors (a newer release wrote it), or use another schema")
+    def _install(self, conn: Conn) -> None:
+        install_schema(conn, self._sql, self.schema, self._server)
 
     # -- appends --------------------------------------------------------------------------------
 
@@ -291,7 +263,7 @@ class PostgresEventStore(EventStore):
         for request, outcome in zip(requests, outcomes, strict=True):
             request.settle(outcome)
 
-    def _commit(self, slot: _Slot, batch: list[_Request]) -> list[AppendResult | EventStoreError]:
+    def _commit(self, slot: _Slot, batch: list[Request]) -> list[AppendResult | EventStoreError]:
         """In a worker thread: settle and write a whole batch in one transaction, one round trip.
 
         The transaction locks the ``global_position`` row first, so the versions and ids its
@@ -307,7 +279,7 @@ class PostgresEventStore(EventStore):
             # The append statement's plan does not depend on its arrays: make it once.
             slot.conn.execute("SET plan_cache_mode = force_generic_plan")
         conn, q = slot.conn, self._sql
-        rounds = _rounds(batch)
+        rounds = append_rounds(batch)
         try:
             try:
                 rows = self._send(conn, q.append, rounds)
@@ -316,7 +288,7 @@ class PostgresEventStore(EventStore):
                     raise
                 conn.execute("ROLLBACK")  # an id is stored: a retry, or a clash to report
                 rows = self._send(conn, q.append_checking_ids, rounds)
-            return _outcomes(batch, rows)
+            return append_outcomes(batch, rows)
         except psycopg.Error as exc:
             if conn.broken or conn.closed:
                 outcome = _UNKNOWN  # COMMIT went out with the rest: it may have been applied
@@ -326,7 +298,7 @@ class PostgresEventStore(EventStore):
                     conn.execute("ROLLBACK")
             raise self._failure(exc, conn, "append", outcome) from exc
 
-    def _send(self, conn: _Conn, statement: str, rounds: list[tuple[list[Any], ...]]
+    def _send(self, conn: Conn, statement: str, rounds: list[tuple[list[Any], ...]]
               ) -> list[tuple[Any, ...]]:
         """Run one append transaction in one round trip; the rows of its rounds."""
         with conn.pipeline():
@@ -341,7 +313,7 @@ class PostgresEventStore(EventStore):
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
-        def work(conn: _Conn) -> list[RecordedEvent]:
+        def work(conn: Conn) -> list[RecordedEvent]:
             if last is None:
                 cursor = conn.execute(self._sql.read_stream, (stream, first, size))
             else:
@@ -351,7 +323,7 @@ class PostgresEventStore(EventStore):
 
     async def _read_all_page(self, after: int, size: int,
                              types: frozenset[str] | None) -> list[RecordedEvent]:
-        def work(conn: _Conn) -> list[RecordedEvent]:
+        def work(conn: Conn) -> list[RecordedEvent]:
             if types is None:
                 cursor = conn.execute(self._sql.read_all, (after, size))
             else:
@@ -360,24 +332,24 @@ class PostgresEventStore(EventStore):
         return await self._read("read all streams", work)
 
     async def _last_version(self, stream: str) -> int:
-        def work(conn: _Conn) -> int:
+        def work(conn: Conn) -> int:
             row = conn.execute(self._sql.last_version, (stream, stream)).fetchone()
             return 0 if row is None else int(row[0])
         return await self._read(f"read the version of stream {stream!r}", work)
 
     async def _delete_up_to(self, stream: str, version: int) -> None:
-        def work(conn: _Conn) -> None:
+        def work(conn: Conn) -> None:
             conn.execute(self._sql.delete_up_to, (stream, version, stream))
         await self._read(f"delete events of stream {stream!r}", work)
 
     async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
-        def work(conn: _Conn) -> None:
+        def work(conn: Conn) -> None:
             conn.execute(self._sql.save_snapshot, (stream, version, state))
         await self._read(f"save a snapshot of stream {stream!r}", work)
 
     async def _load_snapshot(self, stream: str,
                              max_version: int | None) -> tuple[int, str, datetime] | None:
-        def work(conn: _Conn) -> tuple[int, str, datetime] | None:
+        def work(conn: Conn) -> tuple[int, str, datetime] | None:
             if max_version is None:
                 cursor = conn.execute(self._sql.load_snapshot, (stream,))
             else:
@@ -420,7 +392,7 @@ class _Listener:
     after each (re)connect, since an event may have been committed while nobody listened.
     """
 
-    def __init__(self, connect: Callable[[], _Conn], channel: str, token: str,
+    def __init__(self, connect: Callable[[], Conn], channel: str, token: str,
                  wake: Callable[[], None], retry_after: float) -> None:
         self._connect = connect
         self._channel = channel
@@ -441,7 +413,7 @@ class _Listener:
     def join(self) -> None:
         self._thread.join()
 
-    def wake_up(self, conn: _Conn) -> None:
+    def wake_up(self, conn: Conn) -> None:
         """Send a notification (with our own token, so it wakes no one) to end the wait at once."""
         with contextlib.suppress(psycopg.Error):  # if so, it stops at its next timeout
             conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
@@ -470,183 +442,6 @@ class _Listener:
             self._stopping.set()
 
 
-class _Statements:
-    """Every SQL statement, with the schema name quoted in once."""
-
-    def __init__(self, s: str) -> None:
-        columns = "version, position, type, data, metadata, id, recorded_at"
-        self.create_schema = [
-            f"CREATE SCHEMA IF NOT EXISTS {s}",
-            f"""CREATE TABLE IF NOT EXISTS {s}.schema_version (
-                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-                version integer NOT NULL)""",
-        ]
-        self.create_tables = [
-            f"""CREATE TABLE {s}.global_position (
-                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-                position bigint NOT NULL)""",
-            f"INSERT INTO {s}.global_position (position) VALUES (0)",
-            # A stream's version is its newest event's, or the newest deleted one's if higher.
-            f"CREATE TABLE {s}.deleted (stream text PRIMARY KEY, version bigint NOT NULL)",
-            f"""CREATE TABLE {s}.events (
-                position bigint PRIMARY KEY,
-                stream text NOT NULL,
-                version bigint NOT NULL,
-                type text NOT NULL,
-                data text NOT NULL,
-                metadata text NOT NULL,
-                id uuid NOT NULL CONSTRAINT event_ids UNIQUE,
-                recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
-                UNIQUE (stream, version))""",
-            f"""CREATE TABLE {s}.snapshots (
-                stream text NOT NULL,
-                version bigint NOT NULL,
-                state text NOT NULL,
-                recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
-                PRIMARY KEY (stream, version))""",
-        ]
-        self.schema_version = f"SELECT version FROM {s}.schema_version"
-        self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"
-        self.lock_position = f"SELECT position FROM {s}.global_position FOR UPDATE"
-        # One round of a batch: appends to distinct streams with distinct event ids. Each is
-        # checked against its stream's version (expected: -1 ANY, -2 STREAM_EXISTS, else exact);
-        # the ids of those that fail are looked up, since a failure may be a retry (found). The
-        # accepted ones (ok) get consecutive positions in batch order.
-        append = f"""
-            WITH req AS (
-                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::int[])
-                    AS r(idx, stream, expected, n)
-            ), ev AS (
-                SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
-                                     %b::uuid[]) AS e(idx, rank, type, data, metadata, id)
-            ), cur AS (
-                SELECT req.*, coalesce(greatest(
-                    (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
-                    (SELECT version FROM {s}.deleted WHERE stream = req.stream)), 0) AS actual
-                FROM req
-            ), passed AS (
-                SELECT * FROM cur
-                WHERE expected = -1 OR expected = actual OR (expected = -2 AND actual > 0)
-            ), hits AS (
-                SELECT ev.idx, s.* FROM ev CROSS JOIN LATERAL (
-                    SELECT id, stream, version, position FROM {s}.events WHERE id = ev.id OFFSET 0
-                ) AS s
-                WHERE {{which}}
-            ), found AS (
-                SELECT idx, array_agg(id) AS ids, array_agg(stream) AS streams,
-                       array_agg(version) AS versions, array_agg(position) AS positions
-                FROM hits GROUP BY idx
-            ), ok AS (
-                SELECT idx, stream, n, actual, sum(n) OVER (ORDER BY idx) - n
-                    + (SELECT position FROM {s}.global_position) AS base
-                FROM passed WHERE NOT EXISTS (SELECT FROM found WHERE found.idx = passed.idx)
-            ), inserted AS (
-                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id)
-                SELECT ok.base + ev.rank, ok.stream, ok.actual + ev.rank, ev.type, ev.data,
-                       ev.metadata, ev.id
-                FROM ok JOIN ev USING (idx)
-            ), moved AS (
-                UPDATE {s}.global_position
-                SET position = position + (SELECT coalesce(sum(n), 0) FROM ok)
-            )
-            SELECT cur.idx, cur.actual, ok.actual + ok.n, ok.base + ok.n,
-                   found.ids, found.streams, found.versions, found.positions
-            FROM cur LEFT JOIN ok USING (idx) LEFT JOIN found USING (idx)
-        """
-        # Retries are rare: an accepted append's ids are not looked up, the unique constraint
-        # on ids catches one stored already (an ANY retry, a clash), and then the batch is sent
-        # again looking up every id.
-        self.append = append.replace(
-            "{which}", "NOT EXISTS (SELECT FROM passed WHERE passed.idx = ev.idx)")
-        self.append_checking_ids = append.replace("{which}", "true")
-        self.read_stream = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
-                            "AND version >= %s ORDER BY version LIMIT %s")
-        self.read_stream_to = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
-                               "AND version >= %s AND version <= %s ORDER BY version LIMIT %s")
-        self.read_all = (f"SELECT stream, {columns} FROM {s}.events WHERE position > %s "
-                         "ORDER BY position LIMIT %s")
-        self.read_all_types = (f"SELECT stream, {columns} FROM {s}.events WHERE position > %s "
-                               "AND type = ANY(%s::text[]) ORDER BY position LIMIT %s")
-        self.last_version = (
-            f"SELECT coalesce(greatest((SELECT max(version) FROM {s}.events WHERE stream = %s),"
-            f" (SELECT version FROM {s}.deleted WHERE stream = %s)), 0)")
-        self.delete_up_to = (
-            f"WITH gone AS (DELETE FROM {s}.events WHERE stream = %s AND version <= %s "
-            "RETURNING version) "
-            f"INSERT INTO {s}.deleted (stream, version) SELECT %s, max(version) FROM gone "
-            "HAVING count(*) > 0 ON CONFLICT (stream) DO UPDATE "
-            "SET version = greatest(deleted.version, excluded.version)")
-        self.save_snapshot = (
-            f"INSERT INTO {s}.snapshots (stream, version, state) VALUES (%s, %s, %s) "
-            "ON CONFLICT (stream, version) DO UPDATE "
-            "SET state = excluded.state, recorded_at = excluded.recorded_at")
-        snapshot = f"SELECT version, state, recorded_at FROM {s}.snapshots WHERE stream = %s"
-        self.load_snapshot = f"{snapshot} ORDER BY version DESC LIMIT 1"
-        self.load_snapshot_to = f"{snapshot} AND version <= %s ORDER BY version DESC LIMIT 1"
-
-
-def _rounds(batch: list[_Request]) -> list[tuple[list[Any], ...]]:
-    """The parameters of the append statement for each round of a batch, in order.
-
-    An append goes in the round after the last one holding its stream or any of its event ids,
-    so every round's appends are independent and later rounds see the earlier ones' writes.
-    Usually they are all independent, and there is one round.
-    """
-    ids = [event.id for _, events, _ in batch for event in events]
-    if len({stream for stream, _, _ in batch}) == len(batch) and len(set(ids)) == len(ids):
-        return [_round(list(enumerate(batch)))]
-    rounds: list[list[tuple[int, _Request]]] = []
-    last_round: dict[object, int] = {}
-    for idx, request in enumerate(batch):
-        keys = [request[0], *(event.id for event in request[1])]
-        number = 1 + max(last_round.get(key, -1) for key in keys)
-        for key in keys:
-            last_round[key] = number
-        if number == len(rounds):
-            rounds.append([])
-        rounds[number].append((idx, request))
-    return [_round(requests) for requests in rounds]
-
-
-def _round(requests: list[tuple[int, _Request]]) -> tuple[list[Any], ...]:
-    events = [(idx, rank, event) for idx, (_, batch, _) in requests
-              for rank, event in enumerate(batch, 1)]
-    return ([idx for idx, _ in requests],
-            [stream for _, (stream, _, _) in requests],
-            [-1 if expected is ANY else -2 if expected is STREAM_EXISTS
-             else 0 if expected is NO_STREAM else expected for _, (_, _, expected) in requests],
-            [len(batch) for _, (_, batch, _) in requests],
-            [idx for idx, _, _ in events],
-            [rank for _, rank, _ in events],
-            [event.type for _, _, event in events],
-            [event.data for _, _, event in events],
-            [event.metadata for _, _, event in events],
-            [event.id for _, _, event in events])
-
-
-def _outcomes(batch: list[_Request], rows: list[tuple[Any, ...]]
-              ) -> list[AppendResult | EventStoreError]:
-    """Each append's result from the rows the append statements returned, in batch order."""
-    by_idx = {row[0]: row for row in rows}
-    outcomes: list[AppendResult | EventStoreError] = []
-    for idx, (stream, events, expected) in enumerate(batch):
-        _, actual, version, position, ids, streams, versions, positions = by_idx[idx]
-        if version is not None:
-            outcomes.append(AppendResult(version, position))
-        elif ids is not None:
-            stored = dict(zip(ids, zip(streams, versions, positions, strict=True), strict=True))
-            try:
-                result = retried(stream, events, [stored.get(e.id) for e in events])
-            except DuplicateEventId as clash:
-                outcomes.append(clash)
-            else:
-                assert result is not None  # some ids are stored, so it is a retry or a clash
-                outcomes.append(result)
-        else:
-            outcomes.append(WrongExpectedVersion(stream, expected, actual))
-    return outcomes
-
-
 def _check_storable(stream: str, events: list[EncodedEvent]) -> None:
     """Reject, before the batch is shared with others, text PostgreSQL cannot store."""
     for index, event in enumerate(events):
@@ -667,7 +462,7 @@ def _check_storable(stream: str, events: list[EncodedEvent]) -> None:
         raise InvalidArgument(f"stream must be valid UTF-8, got {stream!r} ({exc})") from None
 
 
-def _hung_up(conn: _Conn) -> bool:
+def _hung_up(conn: Conn) -> bool:
     """Whether an idle connection has something to read: the server said goodbye (or notified)."""
     if hasattr(select, "poll"):  # select() fails on descriptors above FD_SETSIZE
         poller = select.poll()

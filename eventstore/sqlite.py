@@ -19,34 +19,38 @@ checks against the stored ids and versions, so that each append succeeds or fail
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
 
-import attrs
 import trio
 
 from ._codec import Codec
 from ._errors import (
     DecodeError,
-    DuplicateEventId,
     EventStoreError,
     InvalidArgument,
     SchemaError,
     StoreClosed,
-    WrongExpectedVersion,
 )
 from ._group_commit import AppendRequest, GroupCommitter
-from ._model import AppendResult, Expected, ExpectedVersion, RecordedEvent
+from ._model import AppendResult, Expected, RecordedEvent
+from ._sqlite_write import (
+    EVENT_WIDTH,
+    ROWS_PER_INSERT,
+    Row,
+    commit_batch,
+    plan_batch,
+    store_error,
+)
 from ._store import EventStore, decode_row
-from ._validate import EncodedEvent, StoredAt, retried, version_matches
+from ._validate import EncodedEvent
 
 __all__ = ["SQLiteEventStore"]
 
@@ -57,9 +61,6 @@ APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 READERS = 4
 LAST = 2**63 - 1  # the highest version SQLite can store: "no upper bound"
-ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
-ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
-EVENT_WIDTH = 7  # values per row of INSERT_EVENT
 VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 
 SCHEMA = """
@@ -104,17 +105,11 @@ CREATE TABLE snapshots (
 ) WITHOUT ROWID;
 """
 
-INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
-                "VALUES {}")
-SELECT_VERSIONS = ("SELECT json_group_object(stream, version) FROM streams "
-                   "WHERE stream IN ({})")
 READ_STREAM = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
                "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
 READ_ALL = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
             "FROM events WHERE position > ? {types}ORDER BY position LIMIT ?")
-
-Row = tuple[Any, ...]
 
 
 class SQLiteEventStore(EventStore):
@@ -222,7 +217,7 @@ class SQLiteEventStore(EventStore):
         try:
             conn = self._connection()
         except sqlite3.Error as exc:
-            raise _failure(exc, f"cannot open {self.path!r}") from exc
+            raise store_error(exc, f"cannot open {self.path!r}") from exc
         try:
             self._prepare(conn)
         except BaseException:
@@ -272,7 +267,7 @@ class SQLiteEventStore(EventStore):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
         except sqlite3.Error as exc:
-            raise _failure(exc, f"cannot open {self.path!r} as an event store") from exc
+            raise store_error(exc, f"cannot open {self.path!r} as an event store") from exc
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on an idle reader connection in a worker thread."""
@@ -290,7 +285,7 @@ class SQLiteEventStore(EventStore):
                 conn.execute("PRAGMA query_only = 1")
             result = work(conn)
         except sqlite3.Error as exc:
-            raise _failure(exc, f"cannot read {self.path!r}") from exc
+            raise store_error(exc, f"cannot read {self.path!r}") from exc
         finally:
             if conn is not None:
                 with self._readers_lock:
@@ -314,7 +309,7 @@ class SQLiteEventStore(EventStore):
         try:
             return work(conn)
         except sqlite3.Error as exc:
-            raise _failure(exc, f"cannot write to {self.path!r}; nothing was written") from exc
+            raise store_error(exc, f"cannot write to {self.path!r}; nothing was written") from exc
         finally:
             if conn.in_transaction:
                 # SQLite rolls back by itself after some errors (a full disk, an I/O error);
@@ -331,10 +326,10 @@ class SQLiteEventStore(EventStore):
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
         recorded_at = datetime.now(UTC).isoformat()
-        plans, careful = _plan(requests, self._versions, recorded_at, self._rows_per_insert)
+        plans, careful = plan_batch(requests, self._versions, recorded_at, self._rows_per_insert)
         outcomes, versions = await self._write(
-            lambda conn: _commit(conn, plans, careful, recorded_at, self._rows_per_insert,
-                                 self.path))
+            lambda conn: commit_batch(conn, plans, careful, recorded_at,
+                                       self._rows_per_insert, self.path))
         if len(self._versions) + len(versions) > VERSIONS_REMEMBERED:
             self._versions.clear()
         self._versions.update(versions)
@@ -428,175 +423,6 @@ class SQLiteEventStore(EventStore):
             writer.close()
 
 
-# -- writing a batch ----------------------------------------------------------------------------
-
-Outcome = tuple[AppendRequest, AppendResult | Exception]
-
-
-@attrs.define
-class _Plan:
-    """Appends to write with one ``INSERT`` statement, at the versions the plan gives them."""
-
-    requests: list[AppendRequest] = attrs.Factory(list)
-    versions: list[int] = attrs.Factory(list)  # each append's last version
-    values: list[object] = attrs.Factory(list)  # the statement's values, row after row
-
-    @property
-    def rows(self) -> int:
-        return len(self.values) // EVENT_WIDTH
-
-
-def _plan(requests: list[AppendRequest], known: dict[str, int], recorded_at: str,
-          most: int) -> tuple[list[_Plan], list[AppendRequest]]:
-    """Split ``requests`` into plans of at most ``most`` rows, and appends to write carefully.
-
-    An append is planned on the version ``known`` gives its stream, or on the one its expected
-    version names; it goes the careful way when it cannot be planned (``STREAM_EXISTS`` on an
-    unknown stream, more than ``most`` events) or is likely to conflict.
-    """
-    plans = [_Plan()]
-    careful = []
-    planned: dict[str, int] = {}
-    for request in requests:
-        stream, expected, count = request.stream, request.expected, len(request.events)
-        version = planned.get(stream, known.get(stream))
-        if isinstance(expected, int):
-            actual: int | None = expected if version is None or version == expected else None
-        elif version is not None:
-            actual = version if version_matches(expected, version) else None
-        else:
-            actual = 0 if expected is not ExpectedVersion.STREAM_EXISTS else None
-        if actual is None or count > most:
-            careful.append(request)
-            continue
-        plan = plans[-1]
-        if plan.rows + count > most:
-            plan = _Plan()
-            plans.append(plan)
-        for n, event in enumerate(request.events, start=1):
-            plan.values += (stream, actual + n, event.type, event.data, event.metadata,
-                            event.id.bytes, recorded_at)
-        planned[stream] = actual + count
-        plan.requests.append(request)
-        plan.versions.append(actual + count)
-    return [plan for plan in plans if plan.requests], careful
-
-
-def _commit(conn: sqlite3.Connection, plans: list[_Plan], careful: list[AppendRequest],
-            recorded_at: str, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
-    """Write the plans, then the careful appends; each append's outcome, and versions seen.
-
-    Each plan is one statement and one transaction; a plan that SQLite refuses wrote nothing,
-    and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
-    held past the busy timeout), the appends not yet committed get that error.
-    """
-    outcomes: list[Outcome] = []
-    versions: dict[str, int] = {}
-    everyone = [request for plan in plans for request in plan.requests] + careful
-    try:
-        for plan in plans:
-            try:
-                last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
-                                    plan.values).lastrowid
-            except sqlite3.IntegrityError:
-                careful.extend(plan.requests)
-                continue
-            assert last is not None
-            position = last - plan.rows
-            for request, version in zip(plan.requests, plan.versions, strict=True):
-                position += len(request.events)
-                outcomes.append((request, AppendResult(version, position)))
-                versions[request.stream] = version
-        if careful:
-            outcomes += _write_each(conn, careful, recorded_at, versions, most)
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        failure = _failure(exc, f"cannot write to {path!r}; nothing of this append was written")
-        failure.__cause__ = exc
-        settled = {id(request) for request, _ in outcomes}
-        outcomes += [(request, failure) for request in everyone if id(request) not in settled]
-    return outcomes, versions
-
-
-def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: str,
-                versions: dict[str, int], most: int) -> list[Outcome]:
-    """Write appends one by one in one transaction, each under a savepoint, each alone.
-
-    ``versions`` receives every stream version read or written.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    streams = list({request.stream for request in requests})
-    for start in range(0, len(streams), ID_CHUNK):
-        chunk = streams[start:start + ID_CHUNK]
-        [(found,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
-                                  chunk).fetchall()
-        versions.update(dict.fromkeys(chunk, 0))
-        versions.update(json.loads(found))
-    outcomes: list[Outcome] = []
-    for request in requests:
-        stream = request.stream
-        actual = versions[stream]
-        conn.execute("SAVEPOINT append")
-        outcome: AppendResult | Exception
-        try:
-            found_ids = _stored_ids(conn, request)
-            retry = retried(request.stream, request.events,
-                            [found_ids.get(event.id.bytes) for event in request.events])
-            if retry is not None:
-                outcome = retry
-            elif not version_matches(request.expected, actual):
-                outcome = WrongExpectedVersion(stream, request.expected, actual)
-            else:
-                position = _insert(conn, request, actual, recorded_at, most)
-                versions[stream] = actual + len(request.events)
-                outcome = AppendResult(actual + len(request.events), position)
-        except sqlite3.IntegrityError as exc:
-            conn.execute("ROLLBACK TO append")
-            outcome = EventStoreError(
-                f"SQLite refused the append to stream {stream!r} ({exc}); nothing of it was "
-                "written")
-        except DuplicateEventId as exc:
-            outcome = exc
-        conn.execute("RELEASE append")
-        outcomes.append((request, outcome))
-    conn.execute("COMMIT")
-    return outcomes
-
-
-def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: str,
-            most: int) -> int:
-    """Insert the request's events after ``version``; the last one's position."""
-    events = request.events
-    last = None
-    for start in range(0, len(events), most):
-        values: list[object] = []
-        for n, event in enumerate(events[start:start + most], start=version + start + 1):
-            values += (request.stream, n, event.type, event.data, event.metadata,
-                       event.id.bytes, recorded_at)
-        last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, len(values) // EVENT_WIDTH),
-                            values).lastrowid
-    assert last is not None
-    return last
-
-
-@functools.lru_cache(maxsize=64)
-def _values(sql: str, width: int, rows: int) -> str:
-    row = f"({', '.join('?' * width)})"
-    return sql.format(", ".join([row] * rows))
-
-
-def _stored_ids(conn: sqlite3.Connection, request: AppendRequest) -> dict[bytes, StoredAt]:
-    """Where the request's event ids are or were stored (deleted events keep their ids)."""
-    ids = [event.id.bytes for event in request.events]
-    return {id: (stream, version, position)
-            for table in ("events", "deleted_ids")
-            for id, stream, version, position in _select_in(
-                conn, f"SELECT id, stream, version, position FROM {table} WHERE id IN ({{}})",
-                ids)}
-
-
 def _statements(script: str) -> list[str]:
     """The SQL statements of ``script`` (triggers hold semicolons of their own)."""
     statements, pending = [], ""
@@ -608,14 +434,6 @@ def _statements(script: str) -> list[str]:
             pending = ""
     return statements
 
-
-def _select_in(conn: sqlite3.Connection, sql: str, values: Sequence[object]) -> list[Row]:
-    """Rows of ``sql`` whose ``IN ({})`` list is ``values``, queried in chunks."""
-    rows: list[Row] = []
-    for start in range(0, len(values), ID_CHUNK):
-        chunk = values[start:start + ID_CHUNK]
-        rows.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchall())
-    return rows
 
 
 def _moment(text: str, stream: str | None = None, version: int | None = None) -> datetime:
@@ -660,24 +478,3 @@ def _decode(rows: list[Row]) -> list[RecordedEvent]:
             event = decode_row(stream, version, position, type, data, metadata, id, moment)
         page.append(event)
     return page
-
-
-ADVICE = (
-    ("SQLITE_FULL", "free disk space (or raise the size limit) and retry"),
-    ("SQLITE_BUSY", "another connection held the lock for longer than busy_timeout; retry, or "
-                    "raise busy_timeout"),
-    ("SQLITE_LOCKED", "another connection held the lock; retry"),
-    ("SQLITE_IOERR", "the disk reported an I/O error; check the disk and retry"),
-    ("SQLITE_READONLY", "make the file and its directory writable"),
-    ("SQLITE_CANTOPEN", "check that the directory exists and is writable"),
-    ("SQLITE_NOTADB", "the file is not a SQLite database; use a new file"),
-    ("SQLITE_CORRUPT", "the file is damaged; restore it from a backup"),
-)
-
-
-def _failure(exc: sqlite3.Error, doing: str) -> EventStoreError:
-    """An ``EventStoreError`` that says what failed, SQLite's reason, and what to do."""
-    code = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
-    advice = next((advice for prefix, advice in ADVICE if code.startswith(prefix)), None)
-    message = f"{doing}: SQLite failed with {code} ({exc})"
-    return EventStoreError(f"{message}; {advice}" if advice else message)

@@ -1,0 +1,229 @@
+"""The SQL of ``PostgresEventStore``: its statements, its schema, and the append's rounds.
+
+Every statement is written once here, with the store's schema name quoted in. The schema is
+created, or its version checked, on the store's first use. A batch of appends is sent as one or
+more rounds of one statement, each round's appends independent of one another; the rows the
+rounds return give each append's outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import psycopg
+
+from ._errors import DuplicateEventId, EventStoreError, SchemaError, WrongExpectedVersion
+from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected
+from ._validate import EncodedEvent, retried
+
+SCHEMA_VERSION = 1
+"""The schema version this library writes; it refuses a schema with a higher one."""
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+Request = tuple[str, list[EncodedEvent], Expected]
+
+
+class Statements:
+    """Every SQL statement, with the schema name quoted in once."""
+
+    def __init__(self, s: str) -> None:
+        columns = "version, position, type, data, metadata, id, recorded_at"
+        self.create_schema = [
+            f"CREATE SCHEMA IF NOT EXISTS {s}",
+            f"""CREATE TABLE IF NOT EXISTS {s}.schema_version (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                version integer NOT NULL)""",
+        ]
+        self.create_tables = [
+            f"""CREATE TABLE {s}.global_position (
+                only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+                position bigint NOT NULL)""",
+            f"INSERT INTO {s}.global_position (position) VALUES (0)",
+            # A stream's version is its newest event's, or the newest deleted one's if higher.
+            f"CREATE TABLE {s}.deleted (stream text PRIMARY KEY, version bigint NOT NULL)",
+            f"""CREATE TABLE {s}.events (
+                position bigint PRIMARY KEY,
+                stream text NOT NULL,
+                version bigint NOT NULL,
+                type text NOT NULL,
+                data text NOT NULL,
+                metadata text NOT NULL,
+                id uuid NOT NULL CONSTRAINT event_ids UNIQUE,
+                recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+                UNIQUE (stream, version))""",
+            f"""CREATE TABLE {s}.snapshots (
+                stream text NOT NULL,
+                version bigint NOT NULL,
+                state text NOT NULL,
+                recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+                PRIMARY KEY (stream, version))""",
+        ]
+        self.schema_version = f"SELECT version FROM {s}.schema_version"
+        self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"
+        self.lock_position = f"SELECT position FROM {s}.global_position FOR UPDATE"
+        # One round of a batch: appends to distinct streams with distinct event ids. Each is
+        # checked against its stream's version (expected: -1 ANY, -2 STREAM_EXISTS, else exact);
+        # the ids of those that fail are looked up, since a failure may be a retry (found). The
+        # accepted ones (ok) get consecutive positions in batch order.
+        append = f"""
+            WITH req AS (
+                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::int[])
+                    AS r(idx, stream, expected, n)
+            ), ev AS (
+                SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
+                                     %b::uuid[]) AS e(idx, rank, type, data, metadata, id)
+            ), cur AS (
+                SELECT req.*, coalesce(greatest(
+                    (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
+                    (SELECT version FROM {s}.deleted WHERE stream = req.stream)), 0) AS actual
+                FROM req
+            ), passed AS (
+                SELECT * FROM cur
+                WHERE expected = -1 OR expected = actual OR (expected = -2 AND actual > 0)
+            ), hits AS (
+                SELECT ev.idx, s.* FROM ev CROSS JOIN LATERAL (
+                    SELECT id, stream, version, position FROM {s}.events WHERE id = ev.id OFFSET 0
+                ) AS s
+                WHERE {{which}}
+            ), found AS (
+                SELECT idx, array_agg(id) AS ids, array_agg(stream) AS streams,
+                       array_agg(version) AS versions, array_agg(position) AS positions
+                FROM hits GROUP BY idx
+            ), ok AS (
+                SELECT idx, stream, n, actual, sum(n) OVER (ORDER BY idx) - n
+                    + (SELECT position FROM {s}.global_position) AS base
+                FROM passed WHERE NOT EXISTS (SELECT FROM found WHERE found.idx = passed.idx)
+            ), inserted AS (
+                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id)
+                SELECT ok.base + ev.rank, ok.stream, ok.actual + ev.rank, ev.type, ev.data,
+                       ev.metadata, ev.id
+                FROM ok JOIN ev USING (idx)
+            ), moved AS (
+                UPDATE {s}.global_position
+                SET position = position + (SELECT coalesce(sum(n), 0) FROM ok)
+            )
+            SELECT cur.idx, cur.actual, ok.actual + ok.n, ok.base + ok.n,
+                   found.ids, found.streams, found.versions, found.positions
+            FROM cur LEFT JOIN ok USING (idx) LEFT JOIN found USING (idx)
+        """
+        # Retries are rare: an accepted append's ids are not looked up, the unique constraint
+        # on ids catches one stored already (an ANY retry, a clash), and then the batch is sent
+        # again looking up every id.
+        self.append = append.replace(
+            "{which}", "NOT EXISTS (SELECT FROM passed WHERE passed.idx = ev.idx)")
+        self.append_checking_ids = append.replace("{which}", "true")
+        self.read_stream = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
+                            "AND version >= %s ORDER BY version LIMIT %s")
+        self.read_stream_to = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
+                               "AND version >= %s AND version <= %s ORDER BY version LIMIT %s")
+        self.read_all = (f"SELECT stream, {columns} FROM {s}.events WHERE position > %s "
+                         "ORDER BY position LIMIT %s")
+        self.read_all_types = (f"SELECT stream, {columns} FROM {s}.events WHERE position > %s "
+                               "AND type = ANY(%s::text[]) ORDER BY position LIMIT %s")
+        self.last_version = (
+            f"SELECT coalesce(greatest((SELECT max(version) FROM {s}.events WHERE stream = %s),"
+            f" (SELECT version FROM {s}.deleted WHERE stream = %s)), 0)")
+        self.delete_up_to = (
+            f"WITH gone AS (DELETE FROM {s}.events WHERE stream = %s AND version <= %s "
+            "RETURNING version) "
+            f"INSERT INTO {s}.deleted (stream, version) SELECT %s, max(version) FROM gone "
+            "HAVING count(*) > 0 ON CONFLICT (stream) DO UPDATE "
+            "SET version = greatest(deleted.version, excluded.version)")
+        self.save_snapshot = (
+            f"INSERT INTO {s}.snapshots (stream, version, state) VALUES (%s, %s, %s) "
+            "ON CONFLICT (stream, version) DO UPDATE "
+            "SET state = excluded.state, recorded_at = excluded.recorded_at")
+        snapshot = f"SELECT version, state, recorded_at FROM {s}.snapshots WHERE stream = %s"
+        self.load_snapshot = f"{snapshot} ORDER BY version DESC LIMIT 1"
+        self.load_snapshot_to = f"{snapshot} AND version <= %s ORDER BY version DESC LIMIT 1"
+
+
+def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
+    """Create the schema and its tables if missing, else check the schema's version."""
+    try:
+        row = conn.execute(q.schema_version).fetchone()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+        row = None
+    if row is None:
+        key = int.from_bytes(hashlib.blake2b(f"eventstore {schema}".encode(),
+                                             digest_size=8).digest(), "big", signed=True)
+        with conn.transaction():
+            # Serialises processes that create the same schema at once.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            for statement in q.create_schema:
+                conn.execute(statement)
+            row = conn.execute(q.schema_version).fetchone()
+            if row is None:
+                for statement in q.create_tables:
+                    conn.execute(statement)
+                conn.execute(q.set_schema_version, (SCHEMA_VERSION,))
+                row = (SCHEMA_VERSION,)
+    found = row[0]
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"schema {schema!r} on PostgreSQL ({server}) has version {found}, but "
+            f"this library only understands versions up to {SCHEMA_VERSION}: upgrade "
+            "trio-actors (a newer release wrote it), or use another schema")
+
+
+def append_rounds(batch: list[Request]) -> list[tuple[list[Any], ...]]:
+    """The parameters of the append statement for each round of a batch, in order.
+
+    An append goes in the round after the last one holding its stream or any of its event ids,
+    so every round's appends are independent and later rounds see the earlier ones' writes.
+    Usually they are all independent, and there is one round.
+    """
+    ids = [event.id for _, events, _ in batch for event in events]
+    if len({stream for stream, _, _ in batch}) == len(batch) and len(set(ids)) == len(ids):
+        return [_round(list(enumerate(batch)))]
+    rounds: list[list[tuple[int, Request]]] = []
+    last_round: dict[object, int] = {}
+    for idx, request in enumerate(batch):
+        keys = [request[0], *(event.id for event in request[1])]
+        number = 1 + max(last_round.get(key, -1) for key in keys)
+        for key in keys:
+            last_round[key] = number
+        if number == len(rounds):
+            rounds.append([])
+        rounds[number].append((idx, request))
+    return [_round(requests) for requests in rounds]
+
+
+def _round(requests: list[tuple[int, Request]]) -> tuple[list[Any], ...]:
+    events = [(idx, rank, event) for idx, (_, batch, _) in requests
+              for rank, event in enumerate(batch, 1)]
+    return ([idx for idx, _ in requests],
+            [stream for _, (stream, _, _) in requests],
+            [-1 if expected is ANY else -2 if expected is STREAM_EXISTS
+             else 0 if expected is NO_STREAM else expected for _, (_, _, expected) in requests],
+            [len(batch) for _, (_, batch, _) in requests],
+            [idx for idx, _, _ in events],
+            [rank for _, rank, _ in events],
+            [event.type for _, _, event in events],
+            [event.data for _, _, event in events],
+            [event.metadata for _, _, event in events],
+            [event.id for _, _, event in events])
+
+
+def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]
+              ) -> list[AppendResult | EventStoreError]:
+    """Each append's result from the rows the append statements returned, in batch order."""
+    by_idx = {row[0]: row for row in rows}
+    outcomes: list[AppendResult | EventStoreError] = []
+    for idx, (stream, events, expected) in enumerate(batch):
+        _, actual, version, position, ids, streams, versions, positions = by_idx[idx]
+        if version is not None:
+            outcomes.append(AppendResult(version, position))
+        elif ids is not None:
+            stored = dict(zip(ids, zip(streams, versions, positions, strict=True), strict=True))
+            try:
+                result = retried(stream, events, [stored.get(e.id) for e in events])
+            except DuplicateEventId as clash:
+                outcomes.append(clash)
+            else:
+                assert result is not None  # some ids are stored, so it is a retry or a clash
+                outcomes.append(result)
+        else:
+            outcomes.append(WrongExpectedVersion(stream, expected, actual))
+    return outcomes
