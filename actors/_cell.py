@@ -149,6 +149,8 @@ class Cell:
         self._snapshot_version = 0
         self._indexed: float | None = None
         self._stale_wake: float | None = None
+        self._notify_failures = 0
+        self._retry_at = math.inf  # when a failed on_notify is tried again (epoch s)
         self._warned_stale = False
         self._current_reply: Reply | None = None
         self._run_scope: trio.CancelScope | None = None
@@ -424,9 +426,9 @@ class Cell:
         if self._stale_wake is not None and when <= self._stale_wake:
             # Left unconsumed: wait for a message or a later deadline instead of spinning.
             later = self.notifier.next_after(self._stale_wake)
-            if later is None:
+            when = min(math.inf if later is None else later.timestamp(), self._retry_at)
+            if when == math.inf:
                 return math.inf
-            when = later.timestamp()
         return trio.current_time() + max(0.0, when - self.clock.time())
 
     def _can_passivate(self) -> bool:
@@ -480,8 +482,14 @@ class Cell:
             raise
         except Exception:
             failed = True
-            log.exception("%s failed in on_notify; it is called again at the next message or "
-                          "deadline", self.name)
+            self._notify_failures += 1
+            delay = min(60.0, 0.1 * 2 ** min(self._notify_failures - 1, 10))
+            self._retry_at = started + delay
+            log.exception("%s failed in on_notify; it is called again in %.3g s, or at the next "
+                          "message or deadline if sooner", self.name, delay)
+        else:
+            self._notify_failures = 0
+            self._retry_at = math.inf
         after = self.notifier.next_at()
         # Stale: due when the wake-up began, yet left (not: due by now, after a slow turn).
         if after is not None and (failed or after <= at) and after.timestamp() <= started:

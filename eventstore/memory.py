@@ -41,8 +41,9 @@ class MemoryEventStore(EventStore):
     Appends are atomic because they run without a checkpoint on the trio thread.
     """
 
-    def __init__(self, *, codec: Codec | None = None, page_size: int = 500) -> None:
-        super().__init__(codec=codec, page_size=page_size)
+    def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
+                 poll_interval: float = 0.5) -> None:
+        super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
         self._streams: dict[str, _Stream] = {}
         self._log: list[_Row] = []  # every live row, in position order
         self._ids: dict[object, StoredAt] = {}  # id -> (stream, version, position)

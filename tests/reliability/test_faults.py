@@ -382,3 +382,22 @@ async def test_a_reply_waits_for_the_commit_in_flight_of_what_it_read(
         assert await ref.ask("steps") == 1
         assert await store.last_version("stepper-a") == 2  # Stepped, RunCompleted
         nursery.cancel_scope.cancel()
+
+
+async def test_a_failed_timer_turn_is_retried_with_backoff_without_any_message(
+        autojump_clock: trio.abc.Clock) -> None:
+    inner = MemoryEventStore()  # exact virtual time: no worker threads
+    store = FaultyStore(inner, own_inner=False)
+    clock = actors.VirtualClock()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Alarm, "a", store=store, clock=clock)
+        await ref.ask(("t", 30))
+        due = clock.time() + 30
+        fault = store.inject("append")  # the firing turn fails once
+        await fault.entered.wait()
+        failed_at = clock.time()
+        await trio.sleep(5)  # no message meanwhile: only the retry can fire it
+        fired, pending, _ = await ref.ask("state")
+        assert [token for token, _ in fired] == ["t"] and pending == 0
+        assert due <= fired[0][1] <= failed_at + 1
+        nursery.cancel_scope.cancel()
