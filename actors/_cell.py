@@ -17,6 +17,7 @@ import trio
 from eventstore import EventStore, NewEvent, WrongExpectedVersion
 
 from ._actor import Actor, copy_fields
+from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
 from ._clock import Clock, WallClock
 from ._errors import ActorError, ActorStopped, InvalidActorArgument, InvalidActorType, NotInTurn
 from ._events import (
@@ -29,7 +30,7 @@ from ._events import (
     SystemEvent,
     TimeObserved,
 )
-from ._mailbox import Mailbox, MailboxClosed
+from ._mailbox import Mailbox, MailboxClosed, Reply
 from ._record import DurableRecord
 from ._supervision import Escalate, Restart, Stop
 from ._timers import EventSourcedNotifier
@@ -44,62 +45,10 @@ TurnHook = Callable[["Cell"], Awaitable[None]]
 """Called after every turn's commit (the test kit's always-replay check); may raise."""
 
 
-class Reply:
-    """Where the answer to one ``ask`` goes."""
-
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def succeed(self, value: Any) -> None:
-        self.value = value
-        self.done.set()
-
-    def fail(self, error: BaseException) -> None:
-        if not self.done.is_set():
-            self.error = error
-            self.done.set()
-
-
 Envelope = tuple[Any, "str | None", "Reply | None"]
 _STOP: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
-
-
-def kind_of(cls: type[Actor]) -> str:
-    return cls.kind or cls.__name__
-
-
-def check_actor_class(cls: object) -> type[Actor]:
-    if not (isinstance(cls, type) and issubclass(cls, Actor)):
-        raise InvalidActorType(f"{cls!r} is not a subclass of actors.Actor")
-    actor_class: type[Actor] = cls
-    fields_of: Any = cls
-    if not attrs.has(fields_of):
-        raise InvalidActorType(f"decorate {cls.__qualname__} with @attrs.define: its attrs "
-                               "fields are the actor's state")
-    missing = [f.name for f in attrs.fields(fields_of) if f.default is attrs.NOTHING]
-    if missing:
-        raise InvalidActorType(f"{cls.__qualname__}'s state fields need defaults (the state of "
-                               f"an actor with an empty log): {', '.join(missing)}")
-    every = actor_class.snapshot_every
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-        raise InvalidActorType(f"{cls.__qualname__}.snapshot_every must be an int >= 1 or None")
-    return actor_class
-
-
-def check_actor_id(actor_id: object) -> str:
-    if not isinstance(actor_id, str) or not actor_id:
-        raise InvalidActorArgument(f"an actor id must be a non-empty string, got {actor_id!r}")
-    return actor_id
-
-
-def _overrides(cls: type[Actor], name: str) -> bool:
-    return getattr(cls, name, None) is not getattr(Actor, name, None)
 
 
 class Cell:
@@ -129,7 +78,7 @@ class Cell:
         self.work_hook = work_hook
         self.turn_hook = turn_hook
         self.idle_timeout = idle_timeout
-        self.has_run = _overrides(cls, "run")
+        self.has_run = overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
         self.mailbox = Mailbox()
         self.actor: Actor = cls()
@@ -345,7 +294,7 @@ class Cell:
             await self.recover()
             if self.work_hook is not None:
                 await self._index(self.work_at())  # corrects an entry left too early
-            if _overrides(self.cls, "on_start"):
+            if overrides(self.cls, "on_start"):
                 await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
             self.accepting = True
             self.ready.set()

@@ -28,7 +28,8 @@ from eventstore.memory import MemoryEventStore
 
 from . import replay
 from ._actor import Actor
-from ._cell import Cell, check_actor_class, kind_of
+from ._actor_class import check_actor_class, kind_of
+from ._cell import Cell
 from ._errors import ActorError
 from ._events import NotificationScheduled, SleepStarted, SystemEvent
 from ._index import WorkIndex

@@ -62,3 +62,23 @@ class Mailbox:
         left = list(self._queue)
         self._queue.clear()
         return left
+
+
+class Reply:
+    """Where the answer to one ``ask`` goes."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def succeed(self, value: Any) -> None:
+        self.value = value
+        self.done.set()
+
+    def fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()

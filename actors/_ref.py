@@ -8,8 +8,9 @@ from typing import Any
 
 import trio
 
-from ._cell import Cell, Reply
+from ._cell import Cell
 from ._errors import AskTimeout, InvalidActorArgument
+from ._mailbox import Reply
 
 
 def _check_message_id(message_id: object) -> str | None:

@@ -21,7 +21,8 @@ import trio.testing
 from eventstore import AppendResult, EventStore, Expected, RecordedEvent
 from eventstore._validate import EncodedEvent
 
-from ._cell import Cell, _overrides
+from ._actor_class import overrides
+from ._cell import Cell
 from ._events import SleepStarted, TimeObserved
 from ._turn import Turn, current_turn
 
@@ -165,7 +166,7 @@ async def rerun(cell: Cell, recorded: RecordedEvent | None) -> tuple[str, Any] |
     async def recover(nursery: trio.Nursery) -> None:
         nonlocal outcome, stage
         try:
-            if _overrides(fork.cls, "on_start"):
+            if overrides(fork.cls, "on_start"):
                 await _as_turn(Turn(fork, scope="start"), fork.actor.on_start)
             stage = "run()"
             clock.run_turn = run_turn = Turn(fork, scope="run")

@@ -13,7 +13,8 @@ import trio
 from eventstore import EventStore
 
 from ._actor import Actor
-from ._cell import Cell, check_actor_class, check_actor_id, kind_of
+from ._actor_class import check_actor_class, check_actor_id, kind_of
+from ._cell import Cell
 from ._clock import Clock, WallClock
 from ._errors import ActorError, ActorStopped, InvalidActorArgument, InvalidActorType
 from ._index import WorkIndex

@@ -27,7 +27,8 @@ from eventstore import EventStore
 from eventstore.memory import MemoryEventStore
 
 from ._actor import Actor
-from ._cell import Cell, check_actor_class, check_actor_id, kind_of
+from ._actor_class import check_actor_class, check_actor_id, kind_of
+from ._cell import Cell
 from ._clock import Clock, VirtualClock
 from ._errors import ActorError, ActorStopped, DuplicateActor, InvalidActorArgument
 from ._events import SystemEvent
