@@ -331,7 +331,8 @@ class Cell:
     async def _end_turn(self, turn: Turn) -> None:
         if turn.has_scope and self.record.has(turn.scope):
             self.emit_system(ScopeCompleted(turn.scope))
-        await self.commit()
+        if self.pending or self._commit_lock.locked():  # the usual turn emits nothing
+            await self.commit()
         if self.turn_hook is not None:
             await self.turn_hook(self)
 
