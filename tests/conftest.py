@@ -69,3 +69,24 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
                 yield store
         finally:
             await trio.to_thread.run_sync(drop_schema, url, schema)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store_pair(request: pytest.FixtureRequest,
+                     tmp_path: Path) -> AsyncIterator[tuple[EventStore, EventStore]]:
+    """Two stores on one database, as two processes would open it, on each shared backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "events.db"
+        async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
+            yield one, two
+    else:
+        from eventstore.postgres import PostgresEventStore
+
+        url = request.getfixturevalue("postgres_url")
+        schema = f"t_{uuid.uuid4().hex}"
+        try:
+            async with PostgresEventStore(url, schema=schema) as one, PostgresEventStore(
+                    url, schema=schema) as two:
+                yield one, two
+        finally:
+            await trio.to_thread.run_sync(drop_schema, url, schema)

@@ -1,4 +1,10 @@
-"""The actor runtime: spawn, tell/ask, turns and commit points, recovery, snapshots, supervision."""
+"""The actor runtime: spawn, tell/ask, turns and commit points, recovery, snapshots, supervision.
+
+Tests taking ``any_store`` run on memory, SQLite and PostgreSQL. On memory only: those that
+instrument the memory store (``RecordingStore``, its page size) and the restart tests, which
+assert exact virtual times that the autojump clock breaks by jumping while SQLite or PostgreSQL
+work runs in a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -128,21 +134,19 @@ class RecordingStore(MemoryEventStore):
 # -- spawn, tell, ask, stop ----------------------------------------------------------------------
 
 
-async def test_spawn_tell_ask_and_the_ref() -> None:
-    store = MemoryEventStore()
+async def test_spawn_tell_ask_and_the_ref(any_store: eventstore.EventStore) -> None:
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Account, "a1", store=store)
+        ref = await actors.spawn(nursery, Account, "a1", store=any_store)
         assert (ref.id, ref.stream, ref.kind) == ("a1", "Account-a1", "Account")
         ref.tell(Deposit(5))
         assert await ref.ask(Deposit(10)) == 15
         assert await ref.ask("version") == 2
         await ref.stop()
         await ref.stop()  # stopping a stopped actor does nothing
-    assert await events_in(store, "Account-a1") == [Deposited(5), Deposited(10)]
+    assert await events_in(any_store, "Account-a1") == [Deposited(5), Deposited(10)]
 
 
-async def test_spawn_returns_after_recovery() -> None:
-    store = MemoryEventStore()
+async def test_spawn_returns_after_recovery(any_store: eventstore.EventStore) -> None:
     seen: list[int] = []
 
     @attrs.define
@@ -151,35 +155,34 @@ async def test_spawn_returns_after_recovery() -> None:
             seen.append(self.balance)
 
     for amount in (3, 4):
-        await store.append("Watched-w", [store.codec.new_event(Deposited(amount))])
+        await any_store.append("Watched-w", [any_store.codec.new_event(Deposited(amount))])
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Watched, "w", store=store)
+        ref = await actors.spawn(nursery, Watched, "w", store=any_store)
         assert seen == [7]  # on_start ran on the recovered state before spawn returned
         assert await ref.ask(Deposit(0, times=0)) == 7
         await ref.stop()
 
 
-async def test_kind_names_the_stream() -> None:
+async def test_kind_names_the_stream(any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Named(Account):
         kind = "account"
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Named, "x", store=store)
+        ref = await actors.spawn(nursery, Named, "x", store=any_store)
         assert ref.stream == "account-x"
         await ref.ask(Deposit(1))
         # Same id, another kind: another actor on another stream, allowed side by side.
-        other = await actors.spawn(nursery, Account, "x", store=store)
+        other = await actors.spawn(nursery, Account, "x", store=any_store)
         assert await other.ask(Deposit(2)) == 2
         nursery.cancel_scope.cancel()
-    assert await events_in(store, "account-x") == [Deposited(1)]
+    assert await events_in(any_store, "account-x") == [Deposited(1)]
 
 
-async def test_ask_reraises_the_handler_exception_and_the_actor_goes_on() -> None:
-    store = MemoryEventStore()
+async def test_ask_reraises_the_handler_exception_and_the_actor_goes_on(
+        any_store: eventstore.EventStore) -> None:
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Account, "a", store=store)
+        ref = await actors.spawn(nursery, Account, "a", store=any_store)
         await ref.ask(Deposit(5))
         with pytest.raises(Refused, match="balance 5 < 9"):
             await ref.ask(Withdraw(9))
@@ -187,10 +190,10 @@ async def test_ask_reraises_the_handler_exception_and_the_actor_goes_on() -> Non
         nursery.cancel_scope.cancel()
 
 
-async def test_a_failing_tell_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    store = MemoryEventStore()
+async def test_a_failing_tell_is_logged(
+        caplog: pytest.LogCaptureFixture, any_store: eventstore.EventStore) -> None:
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Account, "a", store=store)
+        ref = await actors.spawn(nursery, Account, "a", store=any_store)
         with caplog.at_level(logging.ERROR, logger="actors"):
             ref.tell(Withdraw(1))
             assert await ref.ask(Deposit(1)) == 1
@@ -200,7 +203,8 @@ async def test_a_failing_tell_is_logged(caplog: pytest.LogCaptureFixture) -> Non
     assert record.exc_info is not None and isinstance(record.exc_info[1], Refused)
 
 
-async def test_turns_run_one_at_a_time(autojump_clock: trio.testing.MockClock) -> None:
+async def test_turns_run_one_at_a_time(
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
     trace: list[str] = []
 
     @attrs.define
@@ -211,7 +215,7 @@ async def test_turns_run_one_at_a_time(autojump_clock: trio.testing.MockClock) -
             trace.append(f"end {message}")
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Slow, "s", store=MemoryEventStore())
+        ref = await actors.spawn(nursery, Slow, "s", store=any_store)
         ref.tell(1)
         ref.tell(2)
         await ref.ask(3)
@@ -219,7 +223,7 @@ async def test_turns_run_one_at_a_time(autojump_clock: trio.testing.MockClock) -
     assert trace == ["start 1", "end 1", "start 2", "end 2", "start 3", "end 3"]
 
 
-async def test_plain_def_receive_runs_in_a_worker_thread() -> None:
+async def test_plain_def_receive_runs_in_a_worker_thread(any_store: eventstore.EventStore) -> None:
     threads: list[int] = []
 
     @attrs.define
@@ -236,9 +240,8 @@ async def test_plain_def_receive_runs_in_a_worker_thread() -> None:
                 raise Refused("negative")
             return self.total
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Threaded, "t", store=store)
+        ref = await actors.spawn(nursery, Threaded, "t", store=any_store)
         assert await ref.ask(2) == 2
         assert await ref.ask(3) == 5
         with pytest.raises(Refused):
@@ -246,10 +249,11 @@ async def test_plain_def_receive_runs_in_a_worker_thread() -> None:
         assert await ref.ask(1) == 6
         nursery.cancel_scope.cancel()
     assert threads and threading.get_ident() not in threads
-    assert await events_in(store, "Threaded-t") == [Deposited(2), Deposited(3), Deposited(1)]
+    assert await events_in(any_store, "Threaded-t") == [Deposited(2), Deposited(3), Deposited(1)]
 
 
-async def test_ask_timeout(autojump_clock: trio.testing.MockClock) -> None:
+async def test_ask_timeout(
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Sleepy(actors.Actor):
         async def receive(self, message: Any) -> Any:
@@ -257,7 +261,7 @@ async def test_ask_timeout(autojump_clock: trio.testing.MockClock) -> None:
             return "late"
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Sleepy, "s", store=MemoryEventStore())
+        ref = await actors.spawn(nursery, Sleepy, "s", store=any_store)
         started = trio.current_time()
         with pytest.raises(actors.AskTimeout, match="did not answer within 2"):
             await ref.ask("x", timeout=2)
@@ -269,7 +273,8 @@ async def test_ask_timeout(autojump_clock: trio.testing.MockClock) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_version_counts_committed_and_pending_events() -> None:
+async def test_version_counts_committed_and_pending_events(
+        any_store: eventstore.EventStore) -> None:
     seen: list[int] = []
 
     @attrs.define
@@ -281,7 +286,7 @@ async def test_version_counts_committed_and_pending_events() -> None:
             return None
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Versions, "v", store=MemoryEventStore())
+        ref = await actors.spawn(nursery, Versions, "v", store=any_store)
         await ref.ask("a")
         await ref.ask("b")
         nursery.cancel_scope.cancel()
@@ -338,53 +343,52 @@ async def test_a_failing_turn_leaves_no_trace() -> None:
     assert len(store.appends("Account-a")) == 2
 
 
-async def test_a_failing_turn_keeps_what_it_flushed() -> None:
-    store = MemoryEventStore()
+async def test_a_failing_turn_keeps_what_it_flushed(any_store: eventstore.EventStore) -> None:
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Account, "a", store=store)
+        ref = await actors.spawn(nursery, Account, "a", store=any_store)
         with pytest.raises(RuntimeError):
             await ref.ask(Fail(7, flush=True))  # flush() is a commit point; the second 7 is lost
         assert await ref.ask(Deposit(0, times=0)) == 7
         nursery.cancel_scope.cancel()
-    assert await events_in(store, "Account-a") == [Deposited(7)]
+    assert await events_in(any_store, "Account-a") == [Deposited(7)]
 
 
 # -- one actor per stream ----------------------------------------------------------------------
 
 
-async def test_the_same_actor_twice_in_one_process_is_an_error() -> None:
-    store = MemoryEventStore()
+async def test_the_same_actor_twice_in_one_process_is_an_error(
+        any_store: eventstore.EventStore) -> None:
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Account, "a", store=store)
+        ref = await actors.spawn(nursery, Account, "a", store=any_store)
         with pytest.raises(actors.DuplicateActor, match="already running"):
-            await actors.spawn(nursery, Account, "a", store=store)
+            await actors.spawn(nursery, Account, "a", store=any_store)
         await ref.ask(Deposit(1))
         await ref.stop()
-        again = await actors.spawn(nursery, Account, "a", store=store)  # fine once stopped
+        again = await actors.spawn(nursery, Account, "a", store=any_store)  # fine once stopped
         assert await again.ask(Deposit(1)) == 2
         nursery.cancel_scope.cancel()
 
 
-async def test_two_writers_on_one_stream_the_loser_stops(tmp_path: Path) -> None:
-    path = tmp_path / "race.db"
-    async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
-        async with trio.open_nursery() as nursery:
-            first = await actors.spawn(nursery, Account, "a", store=one)
-            second = await actors.spawn(nursery, Account, "a", store=two)  # "another process"
-            assert await first.ask(Deposit(5)) == 5
-            with pytest.raises(actors.ActorStopped, match="another writer"):
-                await second.ask(Deposit(100))
-            with pytest.raises(actors.ActorStopped):
-                second.tell(Deposit(1))
-            assert await first.ask(Deposit(1)) == 6
-            nursery.cancel_scope.cancel()
-        assert await events_in(one, "Account-a") == [Deposited(5), Deposited(1)]
+async def test_two_writers_on_one_stream_the_loser_stops(
+        store_pair: tuple[eventstore.EventStore, eventstore.EventStore]) -> None:
+    one, two = store_pair
+    async with trio.open_nursery() as nursery:
+        first = await actors.spawn(nursery, Account, "a", store=one)
+        second = await actors.spawn(nursery, Account, "a", store=two)  # "another process"
+        assert await first.ask(Deposit(5)) == 5
+        with pytest.raises(actors.ActorStopped, match="another writer"):
+            await second.ask(Deposit(100))
+        with pytest.raises(actors.ActorStopped):
+            second.tell(Deposit(1))
+        assert await first.ask(Deposit(1)) == 6
+        nursery.cancel_scope.cancel()
+    assert await events_in(one, "Account-a") == [Deposited(5), Deposited(1)]
 
 
 # -- bad input ------------------------------------------------------------------------------------
 
 
-async def test_bad_spawns_write_nothing() -> None:
+async def test_bad_spawns_write_nothing(any_store: eventstore.EventStore) -> None:
     class NotAnActor:
         pass
 
@@ -395,36 +399,34 @@ async def test_bad_spawns_write_nothing() -> None:
     class NoDefault(actors.Actor):
         x: int
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
         with pytest.raises(actors.InvalidActorType, match=r"not a subclass of actors\.Actor"):
-            await actors.spawn(nursery, NotAnActor, "a", store=store)  # type: ignore[arg-type]
+            await actors.spawn(nursery, NotAnActor, "a", store=any_store)  # type: ignore[arg-type]
         with pytest.raises(actors.InvalidActorType, match=r"attrs\.define"):
-            await actors.spawn(nursery, NotAttrs, "a", store=store)
+            await actors.spawn(nursery, NotAttrs, "a", store=any_store)
         with pytest.raises(actors.InvalidActorType, match="need defaults"):
-            await actors.spawn(nursery, NoDefault, "a", store=store)
+            await actors.spawn(nursery, NoDefault, "a", store=any_store)
         for bad in ("", None, 5):
             with pytest.raises(actors.InvalidActorArgument, match="non-empty string"):
-                await actors.spawn(nursery, Account, bad, store=store)  # type: ignore[arg-type]
+                await actors.spawn(nursery, Account, bad, store=any_store)  # type: ignore[arg-type]
         with pytest.raises(actors.InvalidActorType, match="EventStore"):
             await actors.spawn(nursery, Account, "a", store=object())  # type: ignore[arg-type]
-    assert [e async for e in store.read_all()] == []
+    assert [e async for e in any_store.read_all()] == []
 
 
-async def test_messages_to_a_stopped_actor_fail() -> None:
-    store = MemoryEventStore()
+async def test_messages_to_a_stopped_actor_fail(any_store: eventstore.EventStore) -> None:
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Account, "a", store=store)
+        ref = await actors.spawn(nursery, Account, "a", store=any_store)
         await ref.stop()
         with pytest.raises(actors.ActorStopped, match=r"Account\('a'\) is not running"):
             ref.tell(Deposit(1))
         with pytest.raises(actors.ActorStopped):
             await ref.ask(Deposit(1))
-    assert await store.last_version("Account-a") == 0
+    assert await any_store.last_version("Account-a") == 0
 
 
 async def test_asks_queued_when_the_actor_stops_fail(
-        autojump_clock: trio.testing.MockClock) -> None:
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Slow(actors.Actor):
         async def receive(self, message: Any) -> Any:
@@ -432,7 +434,7 @@ async def test_asks_queued_when_the_actor_stops_fail(
 
     errors: list[BaseException] = []
     async with trio.open_nursery() as outer, trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Slow, "s", store=MemoryEventStore())
+        ref = await actors.spawn(nursery, Slow, "s", store=any_store)
 
         async def ask() -> None:
             try:
@@ -447,7 +449,7 @@ async def test_asks_queued_when_the_actor_stops_fail(
     assert len(errors) == 3
 
 
-async def test_emitting_a_non_attrs_event_writes_nothing() -> None:
+async def test_emitting_a_non_attrs_event_writes_nothing(any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Sloppy(Account):
         async def receive(self, message: Any) -> Any:
@@ -455,34 +457,31 @@ async def test_emitting_a_non_attrs_event_writes_nothing() -> None:
             self.emit(message)
             return self.balance
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Sloppy, "s", store=store)
+        ref = await actors.spawn(nursery, Sloppy, "s", store=any_store)
         for bad in ({"amount": 1}, Deposited, 3):
             with pytest.raises(actors.InvalidActorType, match="attrs"):
                 await ref.ask(bad)
         assert await ref.ask(Deposited(2)) == 3  # the actor goes on, state from the log
         nursery.cancel_scope.cancel()
-    assert await events_in(store, "Sloppy-s") == [Deposited(1), Deposited(2)]
+    assert await events_in(any_store, "Sloppy-s") == [Deposited(1), Deposited(2)]
 
 
-async def test_system_events_cannot_be_emitted_by_users() -> None:
-    store = MemoryEventStore()
-
+async def test_system_events_cannot_be_emitted_by_users(any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Forger(actors.Actor):
         async def receive(self, message: Any) -> Any:
             self.emit(actors.RunCompleted())
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Forger, "f", store=store)
+        ref = await actors.spawn(nursery, Forger, "f", store=any_store)
         with pytest.raises(actors.InvalidActorType, match="runtime only"):
             await ref.ask("x")
         nursery.cancel_scope.cancel()
-    assert await store.last_version("Forger-f") == 0
+    assert await any_store.last_version("Forger-f") == 0
 
 
-async def test_emit_and_flush_outside_a_turn_fail() -> None:
+async def test_emit_and_flush_outside_a_turn_fail(any_store: eventstore.EventStore) -> None:
     instances: list[Account] = []
 
     @attrs.define
@@ -492,9 +491,8 @@ async def test_emit_and_flush_outside_a_turn_fail() -> None:
 
     with pytest.raises(actors.ActorError, match="not running"):
         Account().emit(Deposited(1))
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        await actors.spawn(nursery, Leaky, "l", store=store)
+        await actors.spawn(nursery, Leaky, "l", store=any_store)
         [leaky] = instances
         with pytest.raises(actors.NotInTurn, match="inside a turn"):
             leaky.emit(Deposited(1))
@@ -502,7 +500,7 @@ async def test_emit_and_flush_outside_a_turn_fail() -> None:
             await leaky.flush()
         nursery.cancel_scope.cancel()
     assert leaky.balance == 0
-    assert await store.last_version("Leaky-l") == 0
+    assert await any_store.last_version("Leaky-l") == 0
 
 
 # -- recovery and snapshots ---------------------------------------------------------------------
@@ -602,7 +600,7 @@ async def test_an_undecodable_snapshot_falls_back_to_a_full_replay(tmp_path: Pat
             assert await recovered_balance(store, Snappy, "s") == 12
 
 
-async def test_snapshot_and_restore_can_be_overridden() -> None:
+async def test_snapshot_and_restore_can_be_overridden(any_store: eventstore.EventStore) -> None:
     restored: list[Any] = []
 
     @attrs.define
@@ -616,19 +614,18 @@ async def test_snapshot_and_restore_can_be_overridden() -> None:
             restored.append(state)
             self.balance = state[0]
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Compact, "c", store=store)
+        ref = await actors.spawn(nursery, Compact, "c", store=any_store)
         await ref.ask(Deposit(2, times=4))  # one turn of 4 events: a snapshot at version 4
         nursery.cancel_scope.cancel()
-    snapshot = await store.load_snapshot("Compact-c")
+    snapshot = await any_store.load_snapshot("Compact-c")
     assert snapshot is not None
     assert (snapshot.version, snapshot.state["state"]) == (4, [8])
-    assert await recovered_balance(store, Compact, "c") == 8
+    assert await recovered_balance(any_store, Compact, "c") == 8
     assert restored == [[8]]
 
 
-async def test_snapshot_fields_go_through_cattrs() -> None:
+async def test_snapshot_fields_go_through_cattrs(any_store: eventstore.EventStore) -> None:
     @eventstore.event_type("test_actor.Stamped")
     @attrs.frozen
     class Stamped:
@@ -646,13 +643,12 @@ async def test_snapshot_fields_go_through_cattrs() -> None:
             self.emit(Stamped(message))
 
     moments = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC))
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Stamps, "s", store=store)
+        ref = await actors.spawn(nursery, Stamps, "s", store=any_store)
         for moment in moments:
             await ref.ask(moment)
         nursery.cancel_scope.cancel()
-    snapshot = await store.load_snapshot("Stamps-s")
+    snapshot = await any_store.load_snapshot("Stamps-s")
     assert snapshot is not None and snapshot.version == 2
     assert all(isinstance(v, str) for v in snapshot.state["state"]["stamps"])  # JSON data
     got: list[Any] = []
@@ -665,7 +661,7 @@ async def test_snapshot_fields_go_through_cattrs() -> None:
             got.append(self.stamps)
 
     async with trio.open_nursery() as nursery:
-        await actors.spawn(nursery, Check, "s", store=store)
+        await actors.spawn(nursery, Check, "s", store=any_store)
         nursery.cancel_scope.cancel()
     assert got == [moments]
 
@@ -720,7 +716,8 @@ async def test_restart_until_run_succeeds(autojump_clock: trio.testing.MockClock
     assert await events_in(store, "Eventually-e") == [Deposited(1), actors.RunCompleted()]
 
 
-async def test_stop_policy_stops_the_actor(autojump_clock: trio.testing.MockClock) -> None:
+async def test_stop_policy_stops_the_actor(
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Fragile(Account):
         supervision = actors.Stop()
@@ -731,17 +728,16 @@ async def test_stop_policy_stops_the_actor(autojump_clock: trio.testing.MockCloc
             await trio.sleep(1)
             raise RuntimeError("broken")
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Fragile, "f", store=store)
+        ref = await actors.spawn(nursery, Fragile, "f", store=any_store)
         assert await ref.ask(Deposit(1)) == 4
         await trio.sleep(2)
         with pytest.raises(actors.ActorStopped, match="broken"):
             await ref.ask(Deposit(1))
-    assert await events_in(store, "Fragile-f") == [Deposited(3), Deposited(1)]
+    assert await events_in(any_store, "Fragile-f") == [Deposited(3), Deposited(1)]
 
 
-async def test_escalate_reraises_into_the_nursery() -> None:
+async def test_escalate_reraises_into_the_nursery(any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Loud(actors.Actor):
         supervision = actors.Escalate()
@@ -751,12 +747,13 @@ async def test_escalate_reraises_into_the_nursery() -> None:
 
     with pytest.raises(BaseExceptionGroup) as info:
         async with trio.open_nursery() as nursery:
-            await actors.spawn(nursery, Loud, "l", store=MemoryEventStore())
+            await actors.spawn(nursery, Loud, "l", store=any_store)
             await trio.sleep_forever()
     assert info.group_contains(KeyError, match="escalated")
 
 
-async def test_run_interleaves_with_messages_and_completes() -> None:
+async def test_run_interleaves_with_messages_and_completes(
+        any_store: eventstore.EventStore) -> None:
     step = trio.Event()
 
     @attrs.define
@@ -766,16 +763,15 @@ async def test_run_interleaves_with_messages_and_completes() -> None:
             await step.wait()  # messages are served while run() waits
             self.emit(Deposited(1000))
 
-    store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Worker, "w", store=store)
+        ref = await actors.spawn(nursery, Worker, "w", store=any_store)
         assert await ref.ask(Deposit(1)) == 101  # run()'s pending event is committed with it
         step.set()
         await trio.testing.wait_all_tasks_blocked()
         assert await ref.ask(Deposit(1)) == 1102
         nursery.cancel_scope.cancel()
-    events = await events_in(store, "Worker-w")
+    events = await events_in(any_store, "Worker-w")
     assert events == [Deposited(100), Deposited(1), Deposited(1000), actors.RunCompleted(),
                       Deposited(1)]
     # A finished run() is not started again.
-    assert await recovered_balance(store, Worker, "w") == 1102
+    assert await recovered_balance(any_store, Worker, "w") == 1102

@@ -1,8 +1,12 @@
 """Durable time (``actors.durable``): what is recorded, at which key, and what replays.
 
-In-process crashes are a cancelled nursery: nothing more is committed, and the memory store
-keeps what was. Every test runs on trio's ``MockClock`` (``autojump_clock``) with a
-``VirtualClock``, so durable hours take no real time and every reading is exact.
+In-process crashes are a cancelled nursery: nothing more is committed, and the store keeps what
+was. The tests run on trio's ``MockClock`` (``autojump_clock``) with a ``VirtualClock``, so durable
+hours take no real time and every reading is exact.
+
+Tests taking ``any_store`` run on memory, SQLite and PostgreSQL; the rest assert exact virtual
+times and stay on memory, as the autojump clock jumps while SQLite or PostgreSQL work runs in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -52,10 +56,14 @@ def durable_calls(log: list[Any]) -> list[Any]:
     return [e for e in log if isinstance(e, TimeObserved | SleepStarted)]
 
 
-def fresh() -> tuple[MemoryEventStore, actors.VirtualClock]:
+def virtual_clock() -> actors.VirtualClock:
     clock = actors.VirtualClock(START)
     assert clock.time() == T0  # binds the clock to this trio run, at T0
-    return MemoryEventStore(), clock
+    return clock
+
+
+def fresh() -> tuple[MemoryEventStore, actors.VirtualClock]:
+    return MemoryEventStore(), virtual_clock()
 
 
 async def crash_after(seconds: float, start: Callable[[trio.Nursery], Any]) -> None:
@@ -143,9 +151,7 @@ def test_virtual_clock_refuses_a_bad_start(start: Any) -> None:
         actors.VirtualClock(start)
 
 
-async def test_actors_read_the_wall_clock_by_default() -> None:
-    store = MemoryEventStore()
-
+async def test_actors_read_the_wall_clock_by_default(any_store: eventstore.EventStore) -> None:
     @attrs.define
     class Probe(actors.Actor):
         async def receive(self, message: Any) -> float:
@@ -153,11 +159,11 @@ async def test_actors_read_the_wall_clock_by_default() -> None:
 
     before = time.time()
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Probe, "p", store=store)
+        ref = await actors.spawn(nursery, Probe, "p", store=any_store)
         observed = await ref.ask("now?")
         await ref.stop()
     assert before <= observed <= time.time()
-    assert durable_calls(await log_of(store, ref.stream))[0].value == observed
+    assert durable_calls(await log_of(any_store, ref.stream))[0].value == observed
 
 
 # -- what is recorded, at which key --------------------------------------------------------------
@@ -190,8 +196,8 @@ async def test_time_and_now_are_recorded_per_message_scope_then_dropped(
 
 
 async def test_a_turn_without_durable_calls_records_nothing_for_durable_time(
-        autojump_clock: trio.testing.MockClock) -> None:
-    store, clock = fresh()
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
+    clock = virtual_clock()
 
     @attrs.define
     class Plain(actors.Actor):
@@ -199,14 +205,15 @@ async def test_a_turn_without_durable_calls_records_nothing_for_durable_time(
             self.emit(Ticked())
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Plain, "p", store=store, clock=clock)
+        ref = await actors.spawn(nursery, Plain, "p", store=any_store, clock=clock)
         await ref.ask("go")
         await ref.stop()
-    assert await log_of(store, ref.stream) == [Ticked()]
+    assert await log_of(any_store, ref.stream) == [Ticked()]
 
 
-async def test_each_scope_counts_its_own_calls(autojump_clock: trio.testing.MockClock) -> None:
-    store, clock = fresh()
+async def test_each_scope_counts_its_own_calls(
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
+    clock = virtual_clock()
 
     @attrs.define
     class Counter(actors.Actor):
@@ -218,11 +225,12 @@ async def test_each_scope_counts_its_own_calls(autojump_clock: trio.testing.Mock
             await durable.now.aio()
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Counter, "c", store=store, clock=clock)
+        ref = await actors.spawn(nursery, Counter, "c", store=any_store, clock=clock)
         await ref.ask("a", message_id="a")
         await ref.ask("b", message_id="b")
         await ref.stop()
-    keys = [(e.scope, e.index, e.function) for e in durable_calls(await log_of(store, ref.stream))]
+    calls = durable_calls(await log_of(any_store, ref.stream))
+    keys = [(e.scope, e.index, e.function) for e in calls]
     assert keys == [("start", 1, "time"), ("msg:a", 1, "time"), ("msg:a", 2, "now"),
                     ("msg:b", 1, "time"), ("msg:b", 2, "now")]
 

@@ -1,4 +1,9 @@
-"""Durable timers inside actors: ``self.notifier`` as events, wake-ups, recovery, passivation."""
+"""Durable timers inside actors: ``self.notifier`` as events, wake-ups, recovery, passivation.
+
+Tests taking ``any_store`` run on memory, SQLite and PostgreSQL; the rest assert when (in virtual
+time) timers fire, and stay on memory, as the autojump clock jumps to the next deadline while
+SQLite or PostgreSQL work runs in a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -310,22 +315,22 @@ async def test_tokens_of_many_kinds_survive_recovery(
 
 
 async def test_snapshot_keeps_the_sequence_counter(
-        autojump_clock: trio.testing.MockClock, store: MemoryEventStore) -> None:
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
     clock = actors.VirtualClock()
     async with trio.open_nursery() as nursery:
-        ref = await spawn(nursery, store, clock, Snapshotting)
+        ref = await spawn(nursery, any_store, clock, Snapshotting)
         await ref.ask(Schedule(HOUR, "a"))
         await ref.ask(Schedule(2 * HOUR, "b"))
         await ref.ask(Cancel("b"))  # the newest seq is gone from the pending set
         await ref.stop()
-    snapshot = await store.load_snapshot(ref.stream)
+    snapshot = await any_store.load_snapshot(ref.stream)
     assert snapshot is not None
-    await store.delete_up_to(ref.stream, snapshot.version)
+    await any_store.delete_up_to(ref.stream, snapshot.version)
     async with trio.open_nursery() as nursery:
-        ref = await spawn(nursery, store, clock, Snapshotting)
+        ref = await spawn(nursery, any_store, clock, Snapshotting)
         await ref.ask(Schedule(3 * HOUR, "c"))
         await ref.stop()
-    scheduled = [e for e in await events(store, ref.stream)
+    scheduled = [e for e in await events(any_store, ref.stream)
                  if isinstance(e, actors.NotificationScheduled)]
     assert [(e.seq, e.token) for e in scheduled] == [(2, "c")]
 
@@ -573,7 +578,7 @@ class SlowClock:
 
 
 async def test_an_early_wake_up_sleeps_the_rest_without_calling_on_notify(
-        autojump_clock: trio.testing.MockClock, store: MemoryEventStore,
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore,
         nursery: trio.Nursery) -> None:
     @attrs.define
     class Slow(Timers):
@@ -582,7 +587,7 @@ async def test_an_early_wake_up_sleeps_the_rest_without_calling_on_notify(
             await trio.sleep(1)  # a slow turn: the tokens' time passes while it runs
 
     clock = SlowClock()
-    ref = await spawn(nursery, store, clock, Slow)
+    ref = await spawn(nursery, any_store, clock, Slow)
     await ref.ask(Schedule(HOUR, "drifted"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -601,11 +606,12 @@ class FastClock(SlowClock):
 
 
 async def test_an_actor_is_not_passivated_with_a_notification_due(
-        autojump_clock: trio.testing.MockClock, store: MemoryEventStore) -> None:
+        autojump_clock: trio.testing.MockClock, any_store: eventstore.EventStore) -> None:
     # The system skips a due entry while its actor is active (the actor fires it itself), so an
     # actor must not passivate with one due, as clock drift can have it decide at that moment.
     clock = FastClock()
-    async with actors.ActorSystem(store, actors=[Timers], clock=clock, idle_timeout=60) as system:
+    async with actors.ActorSystem(any_store, actors=[Timers], clock=clock,
+                                  idle_timeout=60) as system:
         ref = system.ref(Timers, "a")
         await ref.ask(Schedule(timedelta(seconds=60.02), "edge"))
         await trio.sleep(30)
