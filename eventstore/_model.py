@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
@@ -71,6 +71,58 @@ class RecordedEvent:
     metadata: dict[str, Any]
     id: uuid.UUID
     recorded_at: datetime
+
+
+def _fast_recorded_event() -> Callable[..., RecordedEvent]:
+    """``RecordedEvent``'s constructor for the stores' read paths, without the frozen ``__init__``.
+
+    attrs' frozen ``__init__`` sets each field through a cached ``object.__setattr__`` call; this
+    sets the slots directly, at about two thirds of the cost. The class stays a frozen attrs class
+    for users: only the stores, which pass checked values of the right types, call this.
+    """
+    new = object.__new__
+    (stream, version, position, type_, data, metadata, id_, recorded_at) = (
+        RecordedEvent.__dict__[field.name].__set__ for field in attrs.fields(RecordedEvent))
+
+    def make(s: str, v: int, p: int, t: str, d: Any, m: dict[str, Any], i: uuid.UUID,
+             r: datetime) -> RecordedEvent:
+        event: RecordedEvent = new(RecordedEvent)
+        stream(event, s)
+        version(event, v)
+        position(event, p)
+        type_(event, t)
+        data(event, d)
+        metadata(event, m)
+        id_(event, i)
+        recorded_at(event, r)
+        return event
+
+    return make
+
+
+recorded_event: Final = _fast_recorded_event()
+
+
+def _fast_uuid() -> Callable[[bytes], uuid.UUID]:
+    """``uuid.UUID(bytes=...)`` for 16 stored bytes, at a third of the cost of its checks."""
+    new = object.__new__
+    set_int = uuid.UUID.__dict__["int"].__set__
+    set_safe = uuid.UUID.__dict__["is_safe"].__set__
+    unknown = uuid.SafeUUID.unknown
+    from_bytes = int.from_bytes
+
+    def make(raw: bytes) -> uuid.UUID:
+        if len(raw) != 16:
+            raise ValueError("bytes is not a 16-char string")
+        value: uuid.UUID = new(uuid.UUID)
+        set_int(value, from_bytes(raw))
+        set_safe(value, unknown)
+        return value
+
+    return make
+
+
+uuid_from_bytes: Final = _fast_uuid()
 
 
 @attrs.frozen

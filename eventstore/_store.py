@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import abc
 import builtins
+import functools
 import json
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -20,8 +21,17 @@ import trio
 
 from . import _validate as check
 from ._codec import Codec
-from ._errors import DecodeError, InvalidArgument, StoreClosed
-from ._model import ANY, AppendResult, Expected, NewEvent, RecordedEvent, Snapshot
+from ._errors import DecodeError, EventStoreError, InvalidArgument, StoreClosed
+from ._model import (
+    ANY,
+    AppendResult,
+    Expected,
+    NewEvent,
+    RecordedEvent,
+    Snapshot,
+    recorded_event,
+    uuid_from_bytes,
+)
 from ._validate import EncodedEvent
 
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
@@ -56,7 +66,7 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
                           type=type) from None
     try:
         if isinstance(id, bytes):
-            event_id = uuid.UUID(bytes=id)
+            event_id = uuid_from_bytes(id)
         elif isinstance(id, str):
             event_id = uuid.UUID(id)
         elif isinstance(id, uuid.UUID):
@@ -66,9 +76,40 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"stored event id {id!r} is not a UUID ({exc})", stream=stream,
                           version=version, type=type) from None
-    return RecordedEvent(stream=stream, version=version, position=position, type=type,
-                         data=decoded_data, metadata=decoded_metadata, id=event_id,
-                         recorded_at=recorded_at)
+    return recorded_event(stream, version, position, type, decoded_data, decoded_metadata,
+                          event_id, recorded_at)
+
+
+class _ReadAhead:
+    """One page of ``size`` events being read in a system task, while the caller consumes one.
+
+    Reading ahead never holds more than the page the caller consumes and the next one. A reader
+    that stops early leaves the read to finish in the background, its page dropped.
+    """
+
+    def __init__(self, read: Callable[[int], Awaitable[list[RecordedEvent]]], size: int) -> None:
+        self.size = size
+        self._done = trio.Event()
+        self._page: list[RecordedEvent] | None = None
+        self._error: Exception | None = None
+        trio.lowlevel.spawn_system_task(self._run, read, name="eventstore read-ahead")
+
+    async def _run(self, read: Callable[[int], Awaitable[list[RecordedEvent]]]) -> None:
+        try:
+            self._page = await read(self.size)
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    async def page(self) -> list[RecordedEvent]:
+        """The page, once read (a checkpoint); the read's exception if it failed."""
+        await self._done.wait()
+        if self._error is not None:
+            raise self._error
+        if self._page is None:
+            raise EventStoreError("the read was cancelled as trio shut down")
+        return self._page
 
 
 class EventStore(abc.ABC):
@@ -81,6 +122,9 @@ class EventStore(abc.ABC):
     codec: Codec
     page_size: int
     poll_interval: float
+    _reads_ahead = False
+    """Whether ``read`` and ``read_all`` fetch the next page while the caller consumes one: worth
+    it for a backend that reads in worker threads, which then work while trio decodes."""
 
     def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
                  poll_interval: float = 0.5) -> None:
@@ -237,34 +281,62 @@ class EventStore(abc.ABC):
     async def _read_pages(self, stream: str, first: int, last: int | None,
                           most: int | None) -> AsyncIterator[RecordedEvent]:
         remaining = most
+        ahead: _ReadAhead | None = None
         while remaining is None or remaining > 0:
             self._check_open()
             if last is not None and first > last:
                 return
-            size = self.page_size if remaining is None else min(self.page_size, remaining)
-            page = await self._read_page(stream, first, last, size)
+            if ahead is None:
+                size = self._page_for(remaining)
+                page = await self._read_page(stream, first, last, size)
+            else:
+                size, page = ahead.size, await ahead.page()
+                ahead = None
+            if len(page) == size:
+                first = page[-1].version + 1
+                if remaining is not None:
+                    remaining -= size
+                if last is None or first <= last:
+                    ahead = self._ahead(remaining, functools.partial(
+                        self._read_page, stream, first, last))
             for event in page:
                 yield event
             if len(page) < size:
                 return
-            first = page[-1].version + 1
-            if remaining is not None:
-                remaining -= len(page)
 
     async def _read_all_pages(self, after: int, most: int | None,
                               types: frozenset[str] | None) -> AsyncIterator[RecordedEvent]:
         remaining = most
+        ahead: _ReadAhead | None = None
         while remaining is None or remaining > 0:
             self._check_open()
-            size = self.page_size if remaining is None else min(self.page_size, remaining)
-            page = await self._read_all_page(after, size, types)
+            if ahead is None:
+                size = self._page_for(remaining)
+                page = await self._read_all_page(after, size, types)
+            else:
+                size, page = ahead.size, await ahead.page()
+                ahead = None
+            if len(page) == size:
+                after = page[-1].position
+                if remaining is not None:
+                    remaining -= size
+                ahead = self._ahead(remaining, functools.partial(
+                    self._read_all_page, after, types=types))
             for event in page:
                 yield event
             if len(page) < size:
                 return
-            after = page[-1].position
-            if remaining is not None:
-                remaining -= len(page)
+
+    def _page_for(self, remaining: int | None) -> int:
+        """How many events to ask for when ``remaining`` are wanted (None: all)."""
+        return self.page_size if remaining is None else min(self.page_size, remaining)
+
+    def _ahead(self, remaining: int | None,
+               read: Callable[[int], Awaitable[list[RecordedEvent]]]) -> _ReadAhead | None:
+        """Start ``read(size)`` of the next page if this backend reads ahead and more is wanted."""
+        if not self._reads_ahead or remaining == 0:
+            return None
+        return _ReadAhead(read, self._page_for(remaining))
 
     async def _subscription(self, after: int,
                             types: frozenset[str] | None) -> AsyncIterator[RecordedEvent]:

@@ -24,7 +24,6 @@ import math
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
@@ -40,7 +39,13 @@ from ._errors import (
     StoreClosed,
 )
 from ._group_commit import AppendRequest, GroupCommitter
-from ._model import AppendResult, Expected, RecordedEvent
+from ._model import (
+    AppendResult,
+    Expected,
+    RecordedEvent,
+    recorded_event,
+    uuid_from_bytes,
+)
 from ._sqlite_write import (
     EVENT_WIDTH,
     ROWS_PER_INSERT,
@@ -134,6 +139,8 @@ class SQLiteEventStore(EventStore):
     Raises:
         InvalidArgument: an argument is out of range or of the wrong type.
     """
+
+    _reads_ahead = True
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                  codec: Codec | None = None, page_size: int = 500, poll_interval: float = 0.5,
@@ -321,7 +328,8 @@ class SQLiteEventStore(EventStore):
 
     async def _append(self, stream: str, events: list[EncodedEvent],
                       expected: Expected) -> AppendResult:
-        await self._connect()
+        if self._writer is None:
+            await self._connect()
         return await self._committer.submit(stream, events, expected)
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
@@ -452,29 +460,30 @@ _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # t
 def _decode(rows: list[Row]) -> list[RecordedEvent]:
     """Rows of (stream, version, position, type, data, metadata, id, recorded_at) as events.
 
-    The fast path parses compact JSON with the C scanner and shares one datetime per commit; any
-    row it does not accept (bad JSON, surrounding whitespace, ...) goes through ``decode_row``,
-    which decodes it the slow way or raises ``DecodeError`` naming its stream and version.
+    The fast path parses compact JSON with the C scanner, shares one datetime per commit and
+    builds ids and events without their constructors' checks; any row it does not accept (bad
+    JSON, surrounding whitespace, ...) goes through ``decode_row``, which decodes it the slow way
+    or raises ``DecodeError`` naming its stream and version.
     """
+    scan, make, make_id = _scan, recorded_event, uuid_from_bytes
     moments: dict[str, datetime] = {}
-    page = []
-    for stream, version, position, type, data, metadata, id, text in rows:
+    page: list[RecordedEvent] = []
+    append = page.append
+    for stream, version, position, kind, data, metadata, id, text in rows:
         moment = moments.get(text)
         if moment is None:
             moment = moments[text] = _moment(text, stream, version)
         try:
-            value, end = _scan(data, 0)
+            value, end = scan(data, 0)
             if metadata == "{}":
                 extra: dict[str, Any] = {}
             else:
-                extra, end_metadata = _scan(metadata, 0)
-                if end_metadata != len(metadata) or not isinstance(extra, dict):
+                extra, end_metadata = scan(metadata, 0)
+                if end_metadata != len(metadata) or type(extra) is not dict:
                     raise ValueError
-            if end != len(data) or not isinstance(id, bytes):
+            if end != len(data) or type(id) is not bytes:
                 raise ValueError
-            event = RecordedEvent(stream, version, position, type, value, extra,
-                                  uuid.UUID(bytes=id), moment)
+            append(make(stream, version, position, kind, value, extra, make_id(id), moment))
         except (StopIteration, ValueError, TypeError):
-            event = decode_row(stream, version, position, type, data, metadata, id, moment)
-        page.append(event)
+            append(decode_row(stream, version, position, kind, data, metadata, id, moment))
     return page
