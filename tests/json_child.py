@@ -79,3 +79,22 @@ class JsonChild:
         assert self.wait() == 0, "".join(self.errors)
         if nothing_more:
             assert self.lines.get(timeout=WAIT) is None, "the child printed more than expected"
+
+
+def raw_log(db: Path, stream: str) -> list[tuple[str, Any]]:
+    """``(type, data)`` of each event of ``stream`` in the SQLite file a child wrote.
+
+    Undecoded, since a child's own event classes live in its ``__main__``; versions are checked
+    to run 1, 2, 3, ... with no gap or duplicate.
+    """
+    import trio
+
+    from eventstore.sqlite import SQLiteEventStore
+
+    async def read() -> list[tuple[str, Any]]:
+        async with SQLiteEventStore(db) as store:
+            recorded = [r async for r in store.read(stream)]
+        assert [r.version for r in recorded] == list(range(1, len(recorded) + 1))
+        return [(r.type, r.data) for r in recorded]
+
+    return trio.run(read)

@@ -9,28 +9,14 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import trio
-
-from eventstore.sqlite import SQLiteEventStore
+from json_child import raw_log
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "drip_campaign.py"
 STREAM = "Campaign-alice@example.com"
 SECONDS = 1.5
 WAIT = 20.0
 
-
-def raw_log(db: Path) -> list[tuple[str, dict[str, Any]]]:
-    """``(type, data)`` of each event: the sample's own event classes live in its ``__main__``."""
-
-    async def read() -> list[tuple[str, dict[str, Any]]]:
-        async with SQLiteEventStore(db) as store:
-            recorded = [r async for r in store.read(STREAM)]
-        assert [r.version for r in recorded] == list(range(1, len(recorded) + 1))
-        return [(r.type, r.data) for r in recorded]
-
-    return trio.run(read)
 
 
 def run_sample(db: Path) -> str:
@@ -50,7 +36,8 @@ def test_killed_mid_wait_it_resumes_where_it_was(tmp_path: Path) -> None:
         assert "email to alice@example.com: Welcome aboard!" in welcome
         assert due.startswith("follow-up due at ")
         deadline = time.monotonic() + WAIT
-        while "actors.SleepStarted" not in [t for t, _ in raw_log(db)]:  # committed: kill now
+        # Kill once SleepStarted is committed.
+        while "actors.SleepStarted" not in [t for t, _ in raw_log(db, STREAM)]:
             assert time.monotonic() < deadline, "the sample never started its durable sleep"
             time.sleep(0.02)
         os.kill(first.pid, signal.SIGKILL)
@@ -63,7 +50,7 @@ def test_killed_mid_wait_it_resumes_where_it_was(tmp_path: Path) -> None:
     assert "How is it going?" in second[2] and len(second) == 4
     assert second[3] == "the campaign for alice@example.com is over"
 
-    log = raw_log(db)
+    log = raw_log(db, STREAM)
     assert [t for t, _ in log] == [
         "actors.TimeObserved", "drip.EmailSent", "actors.SleepStarted", "actors.TimeObserved",
         "drip.EmailSent", "actors.ScopeCompleted", "actors.RunCompleted"]
@@ -75,4 +62,4 @@ def test_killed_mid_wait_it_resumes_where_it_was(tmp_path: Path) -> None:
 
     # Over: a third run sends nothing and writes nothing.
     assert run_sample(db) == "the campaign for alice@example.com is over\n"
-    assert raw_log(db) == log
+    assert raw_log(db, STREAM) == log

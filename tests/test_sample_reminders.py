@@ -10,11 +10,8 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import trio
-
-from eventstore.sqlite import SQLiteEventStore
+from json_child import raw_log
 
 SAMPLE = Path(__file__).parent.parent / "samples" / "reminders.py"
 WAIT = 20.0
@@ -38,13 +35,6 @@ def deliveries(lines: list[str]) -> list[tuple[str, str, datetime, datetime]]:
                           datetime.fromisoformat(match["at"])))
     return found
 
-
-def raw_log(db: Path, stream: str) -> list[tuple[str, Any]]:
-    async def read() -> list[tuple[str, Any]]:
-        async with SQLiteEventStore(db) as store:
-            return [(r.type, r.data) async for r in store.read(stream)]
-
-    return trio.run(read)
 
 
 def test_reminders_set_before_a_restart_fire_after_it(tmp_path: Path) -> None:

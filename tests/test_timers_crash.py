@@ -9,13 +9,9 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-import trio
-from json_child import WAIT, JsonChild
-
-from eventstore.sqlite import SQLiteEventStore
+from json_child import WAIT, JsonChild, raw_log
 
 CHILD = Path(__file__).parent / "children" / "timers_crash.py"
 STREAM = "Alarms-a1"
@@ -23,17 +19,6 @@ DELAYS = (1.0, 2.0, 3.0)
 
 
 
-
-def raw_log(db: Path) -> list[tuple[str, Any]]:
-    """``(type, data)`` of each event: the child's event class lives in its ``__main__``."""
-
-    async def read() -> list[tuple[str, Any]]:
-        async with SQLiteEventStore(db) as store:
-            recorded = [r async for r in store.read(STREAM)]
-        assert [r.version for r in recorded] == list(range(1, len(recorded) + 1))
-        return [(r.type, r.data) for r in recorded]
-
-    return trio.run(read)
 
 
 def epoch(iso: str) -> float:
@@ -67,7 +52,7 @@ def test_every_token_fires_once_and_never_early_across_a_kill(tmp_path: Path) ->
     assert t2["seen"] < restarted_at + WAIT / 2
     assert t3["now"] < t3["at"] + 1.0  # live: on time (a generous bound)
 
-    log = raw_log(db)
+    log = raw_log(db, STREAM)
     reminded = [data for kind, data in log if kind == "tests.timers_crash.Reminded"]
     assert [r["name"] for r in reminded] == ["t1", "t2", "t3"]  # each once in the log
     for r in reminded:
