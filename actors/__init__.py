@@ -13,10 +13,12 @@ from ._errors import InvalidActorArgument as InvalidActorArgument
 from ._errors import InvalidActorType as InvalidActorType
 from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import NotInTurn as NotInTurn
+from ._errors import RecoveryError as RecoveryError
 from ._events import NotificationCancelled as NotificationCancelled
 from ._events import NotificationFired as NotificationFired
 from ._events import NotificationScheduled as NotificationScheduled
 from ._events import RunCompleted as RunCompleted
+from ._events import ScopeCommitted as ScopeCommitted
 from ._events import ScopeCompleted as ScopeCompleted
 from ._events import SleepStarted as SleepStarted
 from ._events import TimeObserved as TimeObserved
@@ -46,8 +48,10 @@ __all__ = [
     "NotificationCancelled",
     "NotificationFired",
     "NotificationScheduled",
+    "RecoveryError",
     "Restart",
     "RunCompleted",
+    "ScopeCommitted",
     "ScopeCompleted",
     "SleepStarted",
     "Stop",

@@ -32,7 +32,7 @@ class Actor:
     supervision: ClassVar[Supervision] = Restart()
 
     if TYPE_CHECKING:  # not a runtime annotation: cattrs resolves a subclass's type hints
-        _cell: Cell
+        _cell: Cell  # or the ActorState of a projection, which answers the same
 
     # -- the runtime's view, available inside and outside turns ---------------------------------
 
@@ -44,8 +44,7 @@ class Actor:
     @property
     def version(self) -> int:
         """The version of the actor's log that the state reflects, uncommitted events included."""
-        cell = self._runtime
-        return cell.version + len(cell.pending)
+        return self._runtime.current_version
 
     @property
     def notifier(self) -> MultiNotifier[Any]:
@@ -93,10 +92,10 @@ class Actor:
         cell.emit(events)
 
     async def flush(self) -> None:
-        """Commit the events emitted so far (a commit point). A checkpoint.
+        """Commit the events this turn emitted so far (a commit point). A checkpoint.
 
-        If cancelled midway the events may or may not be stored; the actor then rebuilds its
-        state from the log at the end of the turn.
+        Only this turn's events are committed, never those of another turn still running. If
+        cancelled midway the events may or may not be stored.
         """
         cell = self._runtime
         if cell.turn_or_none() is None:

@@ -1,4 +1,9 @@
-"""The runtime of one actor: recovery, the mailbox loop, turns, commit points, snapshots."""
+"""The loop of one actor: its mailbox, turns, wake-ups and supervision.
+
+What the actor's state is lives in ``ActorState`` (the pure fold); pending events, commit points,
+recovery and snapshots in the ``Journal``. The cell runs turns one at a time from its mailbox,
+``run()`` beside them, and timer wake-ups when the notifier's next instant comes.
+"""
 
 from __future__ import annotations
 
@@ -14,45 +19,56 @@ from typing import Any
 import attrs
 import trio
 
-from eventstore import EventStore, NewEvent, WrongExpectedVersion
+from eventstore import EventStore
 
-from ._actor import Actor, copy_fields
+from . import _registry as registry
+from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
 from ._clock import Clock, WallClock
-from ._errors import ActorError, ActorStopped, InvalidActorArgument, InvalidActorType, NotInTurn
+from ._errors import (
+    ActorStopped,
+    InvalidActorArgument,
+    InvalidActorType,
+    NonDeterminismError,
+    NotInTurn,
+)
 from ._events import (
     NotificationCancelled,
-    NotificationFired,
     NotificationScheduled,
     RunCompleted,
     ScopeCompleted,
-    SleepStarted,
     SystemEvent,
-    TimeObserved,
 )
+from ._journal import Journal, Pending, WorkHook
 from ._mailbox import Mailbox, MailboxClosed, Reply
-from ._record import DurableRecord
+from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
 from ._timers import EventSourcedNotifier
-from ._turn import Turn, current_turn
+from ._turn import Turn, current_turn, runtime_nurseries, track_branches
 
 log = logging.getLogger("actors")
 
-WorkHook = Callable[["Cell", "float | None"], Awaitable[None]]
-"""Told, around commits, when an actor next needs to run (epoch s; 0 = now; None = never)."""
-
 TurnHook = Callable[["Cell"], Awaitable[None]]
-"""Called after every turn's commit (the test kit's always-replay check); may raise."""
-
+"""Called after every turn's commit (the test kit's always-replay check)."""
 
 Envelope = tuple[Any, "str | None", "Reply | None"]
 _STOP: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
+_AGAIN: Any = object()
+_NOTIFY_RETRY = Restart(initial_backoff=0.1, max_backoff=60.0)
+"""How a failing ``on_notify`` is retried when nothing else wakes the actor."""
+
+
+class SleepInterrupted(BaseException):
+    """A durable sleep was cut short because its actor is stopping; the scope resumes later.
+
+    A ``BaseException`` so that user code catching ``Exception`` lets it through.
+    """
 
 
 class Cell:
-    """Hosts one actor instance: owns its mailbox, its committed version and pending events."""
+    """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,
@@ -75,36 +91,46 @@ class Cell:
         self.store = store
         self.codec = store.codec
         self.clock = clock
-        self.work_hook = work_hook
         self.turn_hook = turn_hook
         self.idle_timeout = idle_timeout
         self.has_run = overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
         self.mailbox = Mailbox()
-        self.actor: Actor = cls()
-        object.__setattr__(self.actor, "_cell", self)
-        self.version = 0
-        self.pending: list[tuple[NewEvent, Turn]] = []
-        self.record = DurableRecord()
-        self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
-        self.run_done = False
-        self.accepting = False
+        self.state = ActorState(cls, actor_id, self.codec, emit_system=self.emit_system,
+                                runtime=self)
+        self.journal = Journal(self, self.state, work_hook=work_hook)
         self.closing = False
-        self.lost_race = False
         self.ready = trio.Event()
         self.stopped = trio.Event()
         self.stop_reason = "it was stopped"
-        self._commit_lock = trio.Lock()
-        self._snapshot_version = 0
-        self._indexed: float | None = None
+        self._startup_error: Exception | None = None
+        self._stopping = False  # a stop was asked for: durable sleeps end at once
         self._stale_wake: float | None = None
         self._notify_failures = 0
         self._retry_at = math.inf  # when a failed on_notify is tried again (epoch s)
         self._warned_stale = False
         self._current_reply: Reply | None = None
-        self._run_scope: trio.CancelScope | None = None
-        self._rebuilding = False
+        self._sleeps: set[trio.CancelScope] = set()
         self._trio_thread = threading.get_ident()
+
+    # -- the runtime's view, for Actor's properties ---------------------------------------------
+
+    @property
+    def actor(self) -> Actor:
+        return self.state.actor
+
+    @property
+    def notifier(self) -> EventSourcedNotifier:
+        return self.state.notifier
+
+    @property
+    def version(self) -> int:
+        """The committed version."""
+        return self.state.version
+
+    @property
+    def current_version(self) -> int:
+        return self.state.version + len(self.journal.pending)
 
     # -- turns and events -----------------------------------------------------------------------
 
@@ -117,8 +143,6 @@ class Cell:
         if turn is None:
             raise NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, run, "
                             "on_start or on_notify)")
-        if self._rebuilding:
-            raise NotInTurn(f"{what}: {self.name} is rebuilding its state after a failed turn")
         return turn
 
     def emit(self, events: Iterable[Any]) -> None:
@@ -134,211 +158,167 @@ class Cell:
             if isinstance(event, SystemEvent):
                 raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
         encoded = [self.codec.new_event(event) for event in batch]
+        replaying = turn.has_scope and self.state.record.has(turn.scope)
         for event, new in zip(batch, encoded, strict=True):
-            self.actor.apply(event)
-            self.pending.append((new, turn))
+            if replaying and self._committed_before(turn, event):
+                continue
+            self._add(turn, event, new)
+            try:
+                self.state.actor.apply(event)
+            except BaseException as exc:
+                turn.root.poisoned = exc  # the state may be half-changed: the turn must fail
+                raise
+
+    def _committed_before(self, turn: Turn, event: Any) -> bool:
+        """Whether a re-executing scope emits ``event`` where it already committed it.
+
+        The events a scope committed are matched in order, by the place they were emitted at
+        (the task and its count of durable calls); one the code no longer emits (it guards on
+        the state) is passed over. Past the scope's recorded history, every event is new.
+
+        Raises:
+            NonDeterminismError: the scope's recorded history goes on past this place (a later
+                durable call), yet it now emits something it did not commit here.
+        """
+        record = self.state.record.scopes[turn.scope]
+        place = turn.calls
+        committed = record.events.get((turn.branch, place), ())
+        start = turn.cursors.get(place, 0)
+        for n in range(start, len(committed)):
+            if _same(committed[n], event):
+                turn.cursors[place] = n + 1
+                return True
+        if record.continues_after(turn.branch, place):
+            after = f"after durable call #{place}" if place else "before its first durable call"
+            raise NonDeterminismError(
+                self.name, turn.scope, place + 1,
+                f"only {committed[start:]!r} {after}" if start < len(committed)
+                else f"no such event {after}", f"emit({event!r})")
+        return False
 
     def emit_system(self, event: SystemEvent) -> None:
         if threading.get_ident() != self._trio_thread:
             return trio.from_thread.run_sync(self.emit_system, event)
         turn = self._turn(f"{type(event).__name__}")
-        new = self.codec.new_event(event)
-        self.fold(event)
-        self.pending.append((new, turn))
+        if isinstance(event, NotificationScheduled) and turn.has_scope and \
+                self.state.record.has(turn.scope) and self._committed_before(turn, event):
+            return  # scheduled the first time this scope ran
+        self._add(turn, event, self.codec.new_event(event))
+        self.state.fold(event)
+        if isinstance(event, NotificationScheduled | NotificationCancelled):
+            self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
 
-    def fold(self, event: Any) -> None:
-        """Apply one event, the user's or the runtime's, to the state and the projections."""
-        if not isinstance(event, SystemEvent):
-            self.actor.apply(event)
-        elif isinstance(event, TimeObserved | SleepStarted | ScopeCompleted):
-            self.record.apply(event)
-        elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
-            self.notifier.fold(event)
-        elif isinstance(event, RunCompleted):
-            self.run_done = True
-
-    # -- recovery, commits, snapshots -----------------------------------------------------------
-
-    async def recover(self, *, to_version: int | None = None) -> None:
-        """Rebuild the state from the newest snapshot and the log after it. Reads in pages.
-
-        ``to_version`` stops at that version (``actors.replay`` rebuilds past states with it).
-        """
-        copy_fields(self.cls(), self.actor)
-        self.version = 0
-        self.record = DurableRecord()
-        self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
-        self.run_done = False
-        self._snapshot_version = 0
-        if self.cls.snapshot_every is not None:
-            await self._restore_snapshot(to_version)
-        decode = self.codec.decode
-        async for recorded in self.store.read(self.stream, from_version=self.version + 1,
-                                              to_version=to_version):
-            event = decode(recorded)
-            try:
-                self.fold(event)
-            except (KeyError, ValueError) as exc:
-                if not isinstance(event, SystemEvent):
-                    raise
-                raise ActorError(
-                    f"{self.name} cannot recover: {recorded.type} at version {recorded.version} "
-                    f"of {self.stream!r} contradicts the events before it ({exc!r}); the log "
-                    "was changed outside this library") from exc
-            self.version = recorded.version
-
-    async def _restore_snapshot(self, max_version: int | None) -> None:
-        snapshot = await self.store.load_snapshot(self.stream, max_version=max_version)
-        if snapshot is None:
-            return
-        try:
-            state = snapshot.state
-            self.actor.restore(state["state"])
-            self.record = DurableRecord.load(state["record"])
-            self.notifier.load(state["notifier"])
-            self.run_done = bool(state["run_done"])
-        except Exception as exc:
-            warnings.warn(f"snapshot of {self.name} at version {snapshot.version} cannot be "
-                          f"restored ({exc!r}); replaying the whole log", RuntimeWarning,
-                          stacklevel=2)
-            copy_fields(self.cls(), self.actor)
-            self.record = DurableRecord()
-            self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
-            self.run_done = False
-            return
-        self.version = self._snapshot_version = snapshot.version
+    def _add(self, turn: Turn, event: Any, new: Any) -> None:
+        self.journal.pending.append(Pending(new, event, turn.root, turn, turn.calls))
 
     async def commit(self) -> None:
-        """Append every pending event in one batch at the committed version (a commit point)."""
-        if not self.pending and not self._commit_lock.locked():
-            return
-        # With nothing pending, still wait for a commit in flight (run()'s): a turn must not end,
-        # and release its reply, while state it may have read is not yet in the log.
-        async with self._commit_lock:
-            if not self.pending:
-                return
-            batch = self.pending
-            self.pending = []
-            wake = self.work_at()
-            if self.work_hook is not None and _earlier(wake, self._indexed):
-                await self._index(wake)
-            try:
-                result = await self.store.append(self.stream, [new for new, _ in batch],
-                                                 expected_version=self.version)
-            except WrongExpectedVersion as exc:
-                self.pending = batch + self.pending
-                self.stop_reason = (f"another writer appended to its stream {self.stream!r} "
-                                    f"(version {exc.actual}, expected {exc.expected})")
-                self.lost_race = True
-                self.closing = True
-                raise ActorStopped(self.name, self.stop_reason) from exc
-            except BaseException:
-                self.pending = batch + self.pending
-                raise
-            self.version = result.version
-            if self.work_hook is not None and wake != self._indexed and not self.pending:
-                await self._index(wake)
-            every = self.cls.snapshot_every
-            if every is not None and not self.pending and \
-                    self.version - self._snapshot_version >= every:
-                await self._save_snapshot()
-
-    def snapshot_state(self) -> dict[str, Any]:
-        """The whole state as a snapshot holds it: fields, durable-call record, timers."""
-        return {"state": self.actor.snapshot(), "record": self.record.dump(),
-                "notifier": self.notifier.dump(), "run_done": self.run_done}
-
-    async def _save_snapshot(self) -> None:
-        await self.store.save_snapshot(self.stream, self.version, self.snapshot_state())
-        self._snapshot_version = self.version
+        """A commit point of the current turn (``flush()``, a durable sleep)."""
+        await self.journal.commit(self._turn("flush()"), mid_scope=True)
 
     def work_at(self) -> float | None:
         """When this actor next needs to run: 0 for now (an unfinished run()), a timer, or None."""
-        if self.has_run and not self.run_done:
+        if self.has_run and not self.state.run_done:
             return 0.0
         at = self.notifier.next_at()
         return None if at is None else at.timestamp()
-
-    async def _index(self, wake: float | None) -> None:
-        assert self.work_hook is not None
-        await self.work_hook(self, wake)
-        self._indexed = wake
-
-    async def abort(self, turn: Turn) -> None:
-        """A turn failed: drop every uncommitted event and rebuild the state from the log."""
-        if not self.pending:
-            return
-        dropped_run = any(t.scope == "run" for _, t in self.pending if t is not turn)
-        self.pending = []
-        self._rebuilding = True
-        try:
-            await self.recover()
-        except Exception as exc:
-            # The log cannot be read back, so the state is unknown: stop rather than go on from
-            # a half-rebuilt state (or crash the nursery). A new spawn recovers from the log.
-            self.stop_reason = f"its state could not be rebuilt after a failed turn ({exc!r})"
-            self.closing = True
-            self.request_stop()
-            return
-        finally:
-            self._rebuilding = False
-        if dropped_run and self._run_scope is not None:
-            self._run_scope.cancel()  # run() lost events of its own: it starts over
 
     # -- the task ------------------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
                     ) -> None:
-        """Recover, run ``on_start``, then serve turns until stopped. Runs in the user's nursery."""
+        """Recover, run ``on_start``, then serve turns until stopped. Runs in the user's nursery.
+
+        A failure to recover, a lost race or a non-deterministic replay stops the actor: its
+        waiting asks get the error, the caller's nursery is not crashed.
+        """
+        track_branches()
         try:
-            await self.recover()
-            if self.work_hook is not None:
-                await self._index(self.work_at())  # corrects an entry left too early
-            if overrides(self.cls, "on_start"):
-                await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
-            self.accepting = True
+            try:
+                registry.claim(self)
+                await self.journal.recover()
+                await self.journal.reindex()  # corrects an entry left too early
+                if overrides(self.cls, "on_start"):
+                    await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
+            except Exception as exc:
+                self._startup_error = exc  # waiting asks get it: they learn why
+                self.stop_reason = f"it could not start: {exc}"
+                raise
             self.ready.set()
             async with trio.open_nursery() as nursery:
-                if self.has_run and not self.run_done:
-                    if self.work_hook is not None and self._indexed != 0.0:
-                        await self._index(0.0)
+                runtime_nurseries.add(nursery)
+                if self.has_run and not self.state.run_done:
+                    await self.journal.index_now()
                     nursery.start_soon(self._supervise_run)
                 task_status.started()
                 await self._loop()
                 self.closing = True
                 nursery.cancel_scope.cancel()
-            if not self.lost_race:
-                await self.commit()
-                if self.work_hook is not None and self.work_at() != self._indexed:
-                    await self._index(self.work_at())  # a stop may have cut the last update
+            if self.journal.broken is None:
+                await self._stop_commit()
         finally:
-            self.accepting = False
+            self.closing = True
+            registry.release(self)
             self._fail_waiting()
             self.stopped.set()
             self.ready.set()
 
+    async def _stop_commit(self) -> None:
+        """At a stop: commit what the turns cut short (``run()``, a sleeping wake-up) emitted,
+        as a commit point of theirs (they resume from it), then correct the work index."""
+        journal = self.journal
+        for turn in list(dict.fromkeys(item.turn for item in journal.pending)):
+            if turn.poisoned is None:
+                await journal.commit(turn, mid_scope=True)
+        await journal.reindex()
+
+    def _stop_with(self, error: BaseException, doing: str) -> None:
+        if isinstance(error, ActorStopped):
+            self.stop_reason = error.reason
+        else:
+            self.stop_reason = f"{doing}: {error}"
+        self.closing = True
+        self.request_stop()
+
     async def _scoped_turn(self, turn: Turn, body: Callable[[], Awaitable[None]]) -> None:
         token = current_turn.set(turn)
+        turn.task = trio.lowlevel.current_task()
         try:
             await body()
             await self._end_turn(turn)
         except Exception:
-            await self.abort(turn)
+            await self._abort(turn)
             raise
         finally:
             current_turn.reset(token)
 
     async def _end_turn(self, turn: Turn) -> None:
-        if turn.has_scope and self.record.has(turn.scope):
+        if turn.has_scope and self.state.record.has(turn.scope):
             self.emit_system(ScopeCompleted(turn.scope))
-        if self.pending or self._commit_lock.locked():  # the usual turn emits nothing
-            await self.commit()
+        await self.journal.end_turn(turn)
         if self.turn_hook is not None:
-            await self.turn_hook(self)
+            try:
+                await self.turn_hook(self)
+            except Exception as exc:
+                warnings.warn(f"{self.name}: the turn is committed, but its hook failed "
+                              f"({exc!r})", RuntimeWarning, stacklevel=1)
+
+    async def _abort(self, turn: Turn) -> None:
+        """Drop a failed (or cancelled) turn's uncommitted events; stop if the state is lost."""
+        if self.journal.broken is not None:
+            return
+        try:
+            with trio.CancelScope(shield=True):
+                await self.journal.abort(turn)
+        except Exception as exc:
+            # The log cannot be read back, so the state is unknown: stop rather than go on from
+            # a half-rebuilt state (or crash the nursery). A new spawn recovers from the log.
+            self._stop_with(exc, "its state could not be rebuilt after a failed turn")
 
     async def _loop(self) -> None:
         while True:
             envelope = await self._next()
+            if envelope is _AGAIN:
+                continue
             if envelope is _IDLE:
                 if self._can_passivate():
                     self.closing = True
@@ -358,17 +338,21 @@ class Cell:
 
     async def _next(self) -> Any:
         if self.idle_timeout is None and not len(self.notifier):
-            return await self.mailbox.get()  # no deadline to watch: the common case
+            envelope = await self.mailbox.get()  # no deadline to watch: the common case
+            return _AGAIN if envelope is None else envelope
         deadline = self._wake_deadline()
         idle = math.inf if self.idle_timeout is None else trio.current_time() + self.idle_timeout
         envelope = await self.mailbox.get(min(deadline, idle))
         if envelope is not None:
             return envelope
-        return _WAKE if deadline <= idle else _IDLE
+        now = trio.current_time()
+        if now >= deadline and deadline <= idle:
+            return _WAKE
+        if now >= idle:
+            return _IDLE
+        return _AGAIN  # nudged: the notifier changed
 
     def _wake_deadline(self) -> float:
-        if not len(self.notifier):
-            return math.inf
         at = self.notifier.next_at()
         if at is None:
             return math.inf
@@ -385,12 +369,13 @@ class Cell:
         # Not with a notification due: the system skips the index entry of an active actor, and
         # would not wake it for due tokens it left unconsumed.
         at = self.notifier.next_at()
-        return not self.pending and (not self.has_run or self.run_done) and \
+        return not self.journal.pending and (not self.has_run or self.state.run_done) and \
             (at is None or at.timestamp() > self.clock.time())
 
     async def _deliver(self, envelope: Envelope) -> None:
         message, message_id, reply = envelope
         turn = Turn(self, message_id=message_id)
+        turn.task = trio.lowlevel.current_task()
         token = current_turn.set(turn)
         self._current_reply = reply
         try:
@@ -399,12 +384,12 @@ class Cell:
             else:
                 result = await self.actor.receive(message)
             await self._end_turn(turn)
-        except Exception as exc:
-            if not self.lost_race:
-                await self.abort(turn)
+        except (Exception, SleepInterrupted) as exc:
+            await self._abort(turn)
+            self._after_failure(exc)
             if reply is not None:
-                reply.fail(exc)
-            else:
+                reply.fail(self._told(exc))
+            elif not isinstance(exc, SleepInterrupted):
                 log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
                           message, exc_info=exc)
             return
@@ -418,6 +403,21 @@ class Cell:
         if reply is not None:
             reply.succeed(result)
 
+    def _told(self, error: BaseException) -> BaseException:
+        """What an asker gets for a turn that raised ``error``."""
+        if isinstance(error, SleepInterrupted):
+            return ActorStopped(self.name, "it stopped during a durable sleep of this message's "
+                                "turn; resend the message with the same message_id to resume")
+        return error
+
+    def _after_failure(self, error: BaseException) -> None:
+        """Stop the actor after a failure it must not go on from."""
+        if isinstance(error, NonDeterminismError):
+            log.error("%s stops: its code no longer replays its log", self.name, exc_info=error)
+            self._stop_with(error, "its code no longer replays its log")
+        elif isinstance(error, ActorStopped) or self.journal.broken is not None:
+            self._stop_with(error, "it stopped")
+
     async def _wake(self) -> None:
         at = self.notifier.next_at()
         started = self.clock.time()
@@ -428,15 +428,16 @@ class Cell:
         failed = False
         try:
             await self._scoped_turn(turn, self.actor.on_notify)
-        except ActorStopped:
-            raise
-        except Exception:
+        except (Exception, SleepInterrupted) as exc:
+            self._after_failure(exc)
+            if self.closing:
+                return
             failed = True
             self._notify_failures += 1
-            delay = min(60.0, 0.1 * 2 ** min(self._notify_failures - 1, 10))
+            delay = _NOTIFY_RETRY.backoff(self._notify_failures)
             self._retry_at = started + delay
-            log.exception("%s failed in on_notify; it is called again in %.3g s, or at the next "
-                          "message or deadline if sooner", self.name, delay)
+            log.error("%s failed in on_notify; it is called again in %.3g s, or at the next "
+                      "message or deadline if sooner", self.name, delay, exc_info=exc)
         else:
             self._notify_failures = 0
             self._retry_at = math.inf
@@ -455,26 +456,18 @@ class Cell:
     async def _supervise_run(self) -> None:
         failures = 0
         policy = self.cls.supervision
-        while not self.run_done:
+        while not self.state.run_done and not self.closing:
             turn = Turn(self, scope="run")
-            token = current_turn.set(turn)
             try:
-                with trio.CancelScope() as scope:
-                    self._run_scope = scope
-                    await self.actor.run()  # type: ignore[attr-defined]
-                    if self.record.has("run"):
-                        self.emit_system(ScopeCompleted("run"))
-                    self.emit_system(RunCompleted())
-                    await self.commit()
-                    if self.turn_hook is not None:
-                        await self.turn_hook(self)
-                    return
-                failures = 0  # cancelled by a rollback: start over at once
-            except ActorStopped:
-                self.request_stop()
+                await self._scoped_turn(turn, self._run_body)
+                return
+            except (ActorStopped, NonDeterminismError, SleepInterrupted) as exc:
+                if isinstance(exc, NonDeterminismError) and isinstance(policy, Escalate):
+                    raise
+                if not isinstance(exc, SleepInterrupted):
+                    self._after_failure(exc)
                 return
             except Exception as exc:
-                await self.abort(turn)
                 if self.closing:
                     return
                 failures += 1
@@ -484,15 +477,41 @@ class Cell:
                 if isinstance(policy, Stop) or (limit is not None and failures > limit):
                     log.error("%s: run() failed; stopping (supervision %r)", self.name, policy,
                               exc_info=exc)
-                    self.stop_reason = f"its run() failed: {exc!r}"
-                    self.request_stop()
+                    self._stop_with(exc, "its run() failed")
                     return
                 delay = policy.backoff(failures) if isinstance(policy, Restart) else 0.0
                 log.warning("%s: run() failed (%r); restarting in %.3g s", self.name, exc, delay)
                 await trio.sleep(delay)
+
+    async def _run_body(self) -> None:
+        await self.actor.run()  # type: ignore[attr-defined]
+        if self.state.record.has("run"):
+            self.emit_system(ScopeCompleted("run"))
+        self.emit_system(RunCompleted())
+
+    # -- durable sleeps --------------------------------------------------------------------------
+
+    async def sleep_until(self, end: float) -> None:
+        """Wait until the durable clock reads ``end``; cut short (raising) when stopping.
+
+        Re-checks the clock on waking, so a wall clock stepped back does not end it early.
+
+        Raises:
+            SleepInterrupted: the actor is stopping; the scope resumes at its next activation.
+        """
+        with trio.CancelScope() as scope:
+            self._sleeps.add(scope)
+            try:
+                if self._stopping:
+                    scope.cancel()
+                remaining = end - self.clock.time()
+                while remaining > 0:
+                    await trio.sleep(remaining)
+                    remaining = end - self.clock.time()
             finally:
-                self._run_scope = None
-                current_turn.reset(token)
+                self._sleeps.discard(scope)
+        if scope.cancelled_caught:
+            raise SleepInterrupted
 
     # -- the mailbox -----------------------------------------------------------------------------
 
@@ -505,11 +524,20 @@ class Cell:
             raise ActorStopped(self.name, self.stop_reason) from None
 
     def request_stop(self) -> None:
+        """Stop after the queued messages; durable sleeps in progress are cut short now."""
         with contextlib.suppress(MailboxClosed):
             self.mailbox.put((_STOP, None, None))
+        self._stopping = True
+        for scope in list(self._sleeps):
+            scope.cancel()
+
+    def stop_error(self) -> Exception:
+        """What a message to the stopped actor fails with: why it could not start, or why it
+        stopped."""
+        return self._startup_error or ActorStopped(self.name, self.stop_reason)
 
     def _fail_waiting(self) -> None:
-        error = ActorStopped(self.name, self.stop_reason)
+        error = self.stop_error()
         if self._current_reply is not None:
             self._current_reply.fail(error)
         for _, _, reply in self.mailbox.close():
@@ -517,8 +545,12 @@ class Cell:
                 reply.fail(error)
 
 
-def _earlier(new: float | None, old: float | None) -> bool:
-    return new is not None and (old is None or new < old)
+def _same(committed: Any, event: Any) -> bool:
+    """Whether ``event`` is ``committed`` emitted again (a timer's seq is renumbered)."""
+    if isinstance(event, NotificationScheduled):
+        return isinstance(committed, NotificationScheduled) and \
+            (committed.at, committed.token) == (event.at, event.token)
+    return bool(committed == event)
 
 
-__all__ = ["ActorError", "Cell", "Reply"]
+__all__ = ["Cell", "Reply", "SleepInterrupted"]

@@ -29,11 +29,11 @@ from eventstore.memory import MemoryEventStore
 from . import replay
 from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
-from ._cell import Cell
 from ._errors import ActorError
-from ._events import NotificationScheduled, SleepStarted, SystemEvent
+from ._events import NotificationScheduled, ScopeCommitted, SleepStarted, SystemEvent
 from ._index import WorkIndex
 from ._record import DurableRecord
+from ._state import ActorState
 
 INDEX_STREAM = "$actors-index"
 
@@ -365,11 +365,11 @@ async def pending_timers(store: EventStore, index_stream: str) -> list[dict[str,
         streams.add(recorded.stream)
     found: list[dict[str, Any]] = []
     for stream in sorted(streams):
-        cell = await _runtime_state(store, stream)
-        for at, token in cell.notifier.pending():
+        state = await _runtime_state(store, stream)
+        for at, token in state.notifier.pending():
             found.append({"due": at.timestamp(), "stream": stream, "kind": "notification",
                           "token": token})
-        for calls in cell.record.scopes.values():
+        for calls in state.record.calls():
             sleep = calls[-1]  # a scope's earlier sleeps are over: it went on to other calls
             if not isinstance(sleep, SleepStarted):
                 continue
@@ -380,23 +380,24 @@ async def pending_timers(store: EventStore, index_stream: str) -> list[dict[str,
     return found
 
 
-async def _runtime_state(store: EventStore, stream: str) -> Cell:
-    """A cell holding ``stream``'s timers and durable-call record (the actor's own events are
+async def _runtime_state(store: EventStore, stream: str) -> ActorState:
+    """A state holding ``stream``'s timers and durable-call record (the actor's own events are
     not decoded: their classes need not be importable here)."""
-    cell = Cell(_Opaque, "timers", store=store)
+    codec = store.codec
+    state = ActorState(_Opaque, "timers", codec)
     start = 1
     snapshot = await store.load_snapshot(stream)
     if snapshot is not None and isinstance(snapshot.state, dict):
-        cell.record = DurableRecord.load(snapshot.state.get("record", []))
-        cell.notifier.load(snapshot.state.get("notifier", {"next_seq": 0, "pending": []}))
+        state.record = DurableRecord.load(snapshot.state.get("record", []), codec)
+        state.notifier.load(snapshot.state.get("notifier", {"next_seq": 0, "pending": []}))
         start = snapshot.version + 1
-    codec = store.codec
-    system = {codec.type_name(cls) for cls in SystemEvent.__subclasses__()}
+    system = {codec.type_name(cls) for cls in SystemEvent.__subclasses__()} - {
+        codec.type_name(ScopeCommitted)}  # it marks user events, which are not read here
     decode = codec.decode
     async for recorded in store.read(stream, from_version=start):
         if recorded.type in system:
-            cell.fold(decode(recorded))
-    return cell
+            state.fold(decode(recorded))
+    return state
 
 
 

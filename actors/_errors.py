@@ -1,4 +1,8 @@
-"""The errors the actor runtime raises: one root, structured fields, messages built from them."""
+"""The errors the actor runtime raises: one root, structured fields, messages built from them.
+
+Errors are data: the fields go to ``Exception.__init__`` (so ``args`` holds them and a pickle
+round trip keeps them) and the text is built in ``__str__``.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +25,24 @@ class ActorStopped(ActorError):
     """The actor is stopped: it takes no more messages, and pending asks fail with this."""
 
     def __init__(self, actor: str, reason: str = "it was stopped") -> None:
+        super().__init__(actor, reason)
         self.actor = actor
         self.reason = reason
-        super().__init__(f"actor {actor} is not running: {reason}; spawn or activate it again")
+
+    def __str__(self) -> str:
+        return f"actor {self.actor} is not running: {self.reason}; spawn or activate it again"
 
 
 class DuplicateActor(ActorError):
     """An actor with this class and id already runs on this store in this process."""
 
     def __init__(self, actor: str) -> None:
+        super().__init__(actor)
         self.actor = actor
-        super().__init__(f"actor {actor} is already running in this process; use its ActorRef "
-                         "instead of spawning it again")
+
+    def __str__(self) -> str:
+        return (f"actor {self.actor} is already running in this process on this store; use its "
+                "ActorRef instead of starting it again")
 
 
 class NotInTurn(ActorError, RuntimeError):
@@ -43,24 +53,43 @@ class AskTimeout(ActorError, TimeoutError):
     """``ask`` got no reply within its timeout; the message may still be processed."""
 
     def __init__(self, actor: str, timeout: float) -> None:
+        super().__init__(actor, timeout)
         self.actor = actor
         self.timeout = timeout
-        super().__init__(f"actor {actor} did not answer within {timeout} s; the message may still "
-                         "be processed: make the handler idempotent or resend with the same "
-                         "message_id")
+
+    def __str__(self) -> str:
+        return (f"actor {self.actor} did not answer within {self.timeout} s; the message may "
+                "still be processed: make the handler idempotent or resend with the same "
+                "message_id")
+
+
+class RecoveryError(ActorError):
+    """An actor's log cannot be folded into a state that is known to be right."""
+
+    def __init__(self, stream: str, version: int, reason: str) -> None:
+        super().__init__(stream, version, reason)
+        self.stream = stream
+        self.version = version
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (f"cannot recover stream {self.stream!r} at version {self.version}: "
+                f"{self.reason}")
 
 
 class NonDeterminismError(ActorError):
     """Replayed code asked for something other than what the log recorded at that key."""
 
     def __init__(self, actor: str, scope: str, index: int, recorded: Any, requested: Any) -> None:
+        super().__init__(actor, scope, index, recorded, requested)
         self.actor = actor
         self.scope = scope
         self.index = index
         self.recorded = recorded
         self.requested = requested
-        super().__init__(
-            f"actor {actor}, scope {scope!r}, durable call #{index}: the log recorded {recorded} "
-            f"but the code now asks for {requested}; the code changed between runs or depends on "
-            "something outside the log: make it deterministic, or start a new scope/stream"
-        )
+
+    def __str__(self) -> str:
+        return (f"actor {self.actor}, scope {self.scope!r}, durable call #{self.index}: the log "
+                f"recorded {self.recorded} but the code now asks for {self.requested}; the code "
+                "changed between runs or depends on something outside the log: make it "
+                "deterministic, or start a new scope/stream")

@@ -28,6 +28,9 @@ class TimeObserved(SystemEvent):
     index: int
     function: str
     value: float
+    branch: tuple[int, ...] = ()
+    """Which child task of the scope made the call: () for the scope's own task, (2,) for the
+    second task it started, (2, 1) for that task's first child (see ``docs/durable-time.md``)."""
 
 
 @event_type("actors.SleepStarted")
@@ -39,6 +42,8 @@ class SleepStarted(SystemEvent):
     index: int
     started_at: float
     seconds: float
+    branch: tuple[int, ...] = ()
+    """The child task of the scope that slept, as in ``TimeObserved.branch``."""
 
 
 @event_type("actors.ScopeCompleted")
@@ -47,6 +52,22 @@ class ScopeCompleted(SystemEvent):
     """A scope (a message turn, a wake-up, or ``run``) finished: its recorded values are dropped."""
 
     scope: str
+
+
+@event_type("actors.ScopeCommitted")
+@attrs.frozen
+class ScopeCommitted(SystemEvent):
+    """The user events after it in its batch were emitted by ``scope`` before it completed.
+
+    Written first in the batch of a commit point inside a scope (``flush()``, a durable sleep),
+    so that a scope which runs again (``run()`` after a restart, a redelivered message) matches
+    what it emits against what it already committed instead of appending it twice. ``marks``
+    holds one ``(*branch, calls)`` tuple per user event: the task that emitted it and how many
+    durable calls that task had made by then.
+    """
+
+    scope: str
+    marks: tuple[tuple[int, ...], ...]
 
 
 @event_type("actors.RunCompleted")
@@ -92,3 +113,9 @@ class WorkIndexed:
     kind: str
     actor_id: str
     wake_at: float | None
+
+
+def markable(event: object) -> bool:
+    """Whether a scope that runs again matches ``event`` against what it committed: the user's
+    events, and timers it scheduled (the runtime's other events are matched by their keys)."""
+    return not isinstance(event, SystemEvent) or isinstance(event, NotificationScheduled)

@@ -36,9 +36,16 @@ class Mailbox:
             self._waiter = None
             waiter.set()
 
+    def nudge(self) -> None:
+        """Wake the consumer without an item: its ``get`` returns None (to look again)."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
     async def get(self, deadline: float = math.inf) -> Any | None:
-        """The next item, or None if ``deadline`` (trio time) passes first. A checkpoint,
-        though a backlog is served ``_DRAIN`` items per scheduling pass."""
+        """The next item, or None if ``deadline`` (trio time) passes first or ``nudge`` was
+        called. A checkpoint, though a backlog is served ``_DRAIN`` items per scheduling pass."""
         queue = self._queue
         if queue and self._drained < _DRAIN:
             self._drained += 1

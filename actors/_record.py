@@ -1,37 +1,72 @@
-"""The durable-call record: what ``durable.time/now/sleep`` recorded, per scope, as a projection.
+"""The durable-call record: what each unfinished scope recorded, as a projection of the log.
 
-Each scope (``run``, a message id, a wake-up) holds its calls in order; the n-th durable call of
-a scope's execution is checked against the n-th recorded one, so replayed code gets the recorded
-values and a changed call is caught as non-determinism.
+For every scope (``run``, a message id, a wake-up) that has not completed, it holds the scope's
+durable calls (``durable.time/now/sleep``) in order, per task of the scope (its *branch*), and the
+user events the scope committed at its commit points, by the place they were emitted at. A scope
+that runs again (``run()`` after a restart, a redelivered message) meets its n-th durable call
+with the n-th recorded one, and its emits with the events it already committed, so it neither
+records a value twice nor appends an event twice. Scopes are dropped when they complete.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+
+from eventstore import Codec
 
 from ._events import ScopeCompleted, SleepStarted, TimeObserved
 
 Recorded = TimeObserved | SleepStarted
+Branch = tuple[int, ...]
+"""A task of a scope: () for the scope's own task, (k,) for the k-th task it started, ..."""
+
+
+class ScopeRecord:
+    """One unfinished scope: its durable calls per branch, its committed events per place."""
+
+    __slots__ = ("calls", "events")
+
+    def __init__(self) -> None:
+        self.calls: dict[Branch, list[Recorded]] = {}
+        self.events: dict[tuple[Branch, int], list[Any]] = {}
+
+    def continues_after(self, branch: Branch, calls: int) -> bool:
+        """Whether the branch's recorded history goes on past its ``calls``-th durable call."""
+        if len(self.calls.get(branch, ())) > calls:
+            return True
+        return any(b == branch and n > calls for b, n in self.events)
 
 
 class DurableRecord:
-    """Recorded durable calls by scope; scopes are dropped when they complete."""
+    """Recorded durable calls and committed events of every unfinished scope."""
 
     __slots__ = ("scopes",)
 
     def __init__(self) -> None:
-        self.scopes: dict[str, list[Recorded]] = {}
+        self.scopes: dict[str, ScopeRecord] = {}
 
     def apply(self, event: Recorded | ScopeCompleted) -> None:
         if isinstance(event, ScopeCompleted):
             self.scopes.pop(event.scope, None)
-        else:
-            calls = self.scopes.setdefault(event.scope, [])
-            if event.index == len(calls) + 1:
-                calls.append(event)
+            return
+        scope = self.scopes.get(event.scope)
+        if scope is None:
+            scope = self.scopes[event.scope] = ScopeRecord()
+        calls = scope.calls.setdefault(event.branch, [])
+        if event.index == len(calls) + 1:
+            calls.append(event)
 
-    def get(self, scope: str, index: int) -> Recorded | None:
-        calls = self.scopes.get(scope)
+    def add_event(self, scope: str, mark: tuple[int, ...], event: Any) -> None:
+        """Record that ``scope`` committed ``event`` at ``mark`` (``(*branch, calls)``)."""
+        record = self.scopes.get(scope)
+        if record is None:
+            record = self.scopes[scope] = ScopeRecord()
+        record.events.setdefault((mark[:-1], mark[-1]), []).append(event)
+
+    def get(self, scope: str, index: int, branch: Branch = ()) -> Recorded | None:
+        record = self.scopes.get(scope)
+        calls = None if record is None else record.calls.get(branch)
         if calls is None or index > len(calls):
             return None
         return calls[index - 1]
@@ -39,31 +74,47 @@ class DurableRecord:
     def has(self, scope: str) -> bool:
         return scope in self.scopes
 
-    def unfinished_sleeps(self) -> list[SleepStarted]:
-        """Every recorded sleep of a scope that has not completed (the CLI lists them)."""
-        return [call for calls in self.scopes.values() for call in calls
-                if isinstance(call, SleepStarted)]
+    def calls(self) -> Iterator[list[Recorded]]:
+        """Each branch's recorded calls, in order, for every unfinished scope."""
+        for record in self.scopes.values():
+            yield from record.calls.values()
 
-    def dump(self) -> list[dict[str, Any]]:
+    def dump(self, codec: Codec) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for calls in self.scopes.values():
-            for call in calls:
-                if isinstance(call, TimeObserved):
-                    out.append({"kind": "time", "scope": call.scope, "index": call.index,
-                                "function": call.function, "value": call.value})
-                else:
-                    out.append({"kind": "sleep", "scope": call.scope, "index": call.index,
-                                "started_at": call.started_at, "seconds": call.seconds})
+        for record in self.scopes.values():
+            for calls in record.calls.values():
+                for call in calls:
+                    item: dict[str, Any]
+                    if isinstance(call, TimeObserved):
+                        item = {"kind": "time", "scope": call.scope, "index": call.index,
+                                "function": call.function, "value": call.value}
+                    else:
+                        item = {"kind": "sleep", "scope": call.scope, "index": call.index,
+                                "started_at": call.started_at, "seconds": call.seconds}
+                    if call.branch:
+                        item["branch"] = list(call.branch)
+                    out.append(item)
+        for scope, record in self.scopes.items():
+            for (branch, calls_before), events in record.events.items():
+                out.extend({"kind": "event", "scope": scope, "mark": [*branch, calls_before],
+                            "event": codec.encode_value(event)} for event in events)
         return out
 
     @classmethod
-    def load(cls, data: list[dict[str, Any]]) -> DurableRecord:
+    def load(cls, data: list[dict[str, Any]], codec: Codec) -> DurableRecord:
         record = cls()
         for item in data:
-            if item["kind"] == "time":
+            kind = item["kind"]
+            branch = tuple(item.get("branch", ()))
+            if kind == "time":
                 record.apply(TimeObserved(item["scope"], item["index"], item["function"],
-                                          item["value"]))
-            else:
+                                          item["value"], branch))
+            elif kind == "sleep":
                 record.apply(SleepStarted(item["scope"], item["index"], item["started_at"],
-                                          item["seconds"]))
+                                          item["seconds"], branch))
+            elif kind == "event":
+                record.add_event(item["scope"], tuple(item["mark"]),
+                                 codec.decode_value(item["event"]))
+            else:
+                raise ValueError(f"unknown durable record item {kind!r}")
         return record

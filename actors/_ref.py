@@ -27,14 +27,15 @@ class ActorRef:
     after a crash gets the values recorded the first time.
     """
 
-    __slots__ = ("_resolve", "actor_id", "kind", "stream")
+    __slots__ = ("_current", "_resolve", "actor_id", "kind", "stream")
 
-    def __init__(self, kind: str, actor_id: str, stream: str,
-                 resolve: Callable[[], Cell]) -> None:
+    def __init__(self, kind: str, actor_id: str, stream: str, resolve: Callable[[], Cell],
+                 current: Callable[[], Cell | None]) -> None:
         self.kind = kind
         self.actor_id = actor_id
         self.stream = stream
-        self._resolve = resolve
+        self._resolve = resolve  # the running cell, activated if need be; raises if it cannot
+        self._current = current  # the running cell, or None: never activates
 
     @property
     def id(self) -> str:
@@ -80,11 +81,13 @@ class ActorRef:
     async def stop(self) -> None:
         """Stop the actor after the messages already queued; commits what is pending.
 
-        A checkpoint; returns when the actor has stopped. Stopping a stopped actor does nothing.
+        Durable sleeps in progress are cut short: their scopes resume at the next activation,
+        as after a crash. A checkpoint; returns when the actor has stopped. Stopping a stopped
+        (or passivated) actor does nothing, and does not activate it.
         """
-        try:
-            cell = self._resolve()
-        except Exception:
+        cell = self._current()
+        if cell is None:
+            await trio.lowlevel.checkpoint()
             return
         cell.request_stop()
         await cell.stopped.wait()

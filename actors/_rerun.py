@@ -24,6 +24,7 @@ from eventstore._validate import EncodedEvent
 from ._actor_class import overrides
 from ._cell import Cell
 from ._events import SleepStarted, TimeObserved
+from ._state import ActorState
 from ._turn import Turn, current_turn
 
 
@@ -101,27 +102,27 @@ class _Sandbox(EventStore):
         pass
 
 
-def _fields(cell: Cell) -> dict[str, Any]:
-    state_class: Any = cell.cls
-    return {field.name: getattr(cell.actor, field.name) for field in attrs.fields(state_class)}
+def _fields(state: ActorState) -> dict[str, Any]:
+    state_class: Any = state.cls
+    return {field.name: getattr(state.actor, field.name) for field in attrs.fields(state_class)}
 
 
-def _fork(cell: Cell, clock: _ReplayClock) -> Cell:
-    """A cell in ``cell``'s state that commits into a sandbox and reads ``clock``."""
-    fork = Cell(cell.cls, cell.actor_id, store=_Sandbox(codec=cell.codec), clock=clock)
-    for name, value in _fields(cell).items():
+def _fork(state: ActorState, store: EventStore, clock: _ReplayClock) -> Cell:
+    """A cell in a copy of ``state`` that commits into a sandbox and reads ``clock``."""
+    fork = Cell(state.cls, state.actor_id, store=_Sandbox(codec=store.codec), clock=clock)
+    for name, value in _fields(state).items():
         object.__setattr__(fork.actor, name, copy.deepcopy(value))
-    fork.record = copy.deepcopy(cell.record)
-    fork.notifier.load(cell.notifier.dump())
-    fork.run_done = cell.run_done
-    fork.version = cell.version
+    fork.state.record = copy.deepcopy(state.record)
+    fork.state.notifier.load(state.notifier.dump())
+    fork.state.run_done = state.run_done
+    fork.state.version = state.version
     return fork
 
 
-def _latest_instant(cell: Cell, recorded: RecordedEvent | None) -> float:
+def _latest_instant(state: ActorState, recorded: RecordedEvent | None) -> float:
     """The latest instant the log mentions: when every recorded sleep has ended."""
     instants = [0.0 if recorded is None else recorded.recorded_at.timestamp()]
-    for calls in cell.record.scopes.values():
+    for calls in state.record.calls():
         for call in calls:
             if isinstance(call, TimeObserved):
                 instants.append(call.value)
@@ -130,26 +131,29 @@ def _latest_instant(cell: Cell, recorded: RecordedEvent | None) -> float:
     return max(instants)
 
 
-async def rerun(cell: Cell, recorded: RecordedEvent | None) -> tuple[str, Any] | None:
-    """Recover ``cell``'s actor as a process that crashed at ``cell.version`` would.
+async def rerun(state: ActorState, store: EventStore,
+                recorded: RecordedEvent | None) -> tuple[str, Any] | None:
+    """Recover the actor as a process that crashed at ``state.version`` would.
 
     Args:
-        cell: the replaying cell, at the version to recover from (it is not changed).
+        state: the replaying state, at the version to recover from (it is not changed).
+        store: the store the log comes from (for its codec; nothing is written to it).
         recorded: the event at that version, if it is the one the re-run starts after.
 
     Returns:
         None when the recovery replays the log faithfully; else ``(reason, error)``.
     """
-    clock = _ReplayClock(_latest_instant(cell, recorded))
-    fork = _fork(cell, clock)
-    calls = fork.record.scopes.get("run", [])
+    clock = _ReplayClock(_latest_instant(state, recorded))
+    fork = _fork(state, store, clock)
+    run_record = fork.state.record.scopes.get("run")
+    calls = [] if run_record is None else run_record.calls.get((), [])
     outcome: tuple[str, Any] | None = None
     stage = "on_start"
 
     def compare_with(before: dict[str, Any], timers: dict[str, Any]) -> Callable[[], None]:
         def compare() -> None:
             nonlocal outcome
-            after = _fields(fork)
+            after = _fields(fork.state)
             changed = [f"{name}: {before[name]!r} -> {after[name]!r}" for name in before
                        if before[name] != after[name]]
             if fork.notifier.dump() != timers:
@@ -172,7 +176,8 @@ async def rerun(cell: Cell, recorded: RecordedEvent | None) -> tuple[str, Any] |
             clock.run_turn = run_turn = Turn(fork, scope="run")
             clock.recorded = len(calls)
             if calls and isinstance(calls[-1], SleepStarted):
-                before = {name: copy.deepcopy(value) for name, value in _fields(fork).items()}
+                before = {name: copy.deepcopy(value)
+                          for name, value in _fields(fork.state).items()}
                 timers = fork.notifier.dump()
                 clock.at_last_sleep = compare_with(before, timers)
             await _as_turn(run_turn, fork.actor.run)  # type: ignore[attr-defined]

@@ -9,18 +9,11 @@ import trio
 from eventstore import EventStore
 
 from ._actor import Actor
-from ._cell import Cell, TurnHook, WorkHook
+from ._cell import Cell, TurnHook
 from ._clock import Clock
-from ._errors import ActorStopped, DuplicateActor, InvalidActorType
+from ._errors import ActorStopped, InvalidActorType
+from ._journal import WorkHook
 from ._ref import ActorRef
-
-_running: dict[tuple[int, str], Cell] = {}
-"""Actors running in this process, by (store, stream): one actor per stream per process."""
-
-
-def running(store: EventStore, stream: str) -> Cell | None:
-    cell = _running.get((id(store), stream))
-    return None if cell is None or cell.stopped.is_set() else cell
 
 
 async def start_cell(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
@@ -28,25 +21,18 @@ async def start_cell(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
                      work_hook: WorkHook | None = None,
                      idle_timeout: float | None = None,
                      turn_hook: TurnHook | None = None) -> Cell:
-    """Create a cell, register it, and start it in ``nursery``; returns after recovery."""
+    """Create a cell and start it in ``nursery``; returns after recovery."""
     if not isinstance(nursery, trio.Nursery):
         raise InvalidActorType(f"nursery must be a trio.Nursery, got {nursery!r}")
     cell = Cell(cls, actor_id, store=store, clock=clock, work_hook=work_hook,
                 idle_timeout=idle_timeout, turn_hook=turn_hook)
-    key = (id(store), cell.stream)
-    if running(store, cell.stream) is not None:
-        raise DuplicateActor(cell.name)
-    _running[key] = cell
-
-    async def serve(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await cell.serve(task_status=task_status)
-        finally:
-            if _running.get(key) is cell:
-                del _running[key]
-
-    await nursery.start(serve)
+    await nursery.start(_serve, cell)
     return cell
+
+
+async def _serve(cell: Cell, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                 ) -> None:
+    await cell.serve(task_status=task_status)
 
 
 def ref_to(cell: Cell) -> ActorRef:
@@ -55,7 +41,10 @@ def ref_to(cell: Cell) -> ActorRef:
             raise ActorStopped(cell.name, cell.stop_reason)
         return cell
 
-    return ActorRef(cell.kind, cell.actor_id, cell.stream, resolve)
+    def current() -> Cell | None:
+        return None if cell.stopped.is_set() else cell
+
+    return ActorRef(cell.kind, cell.actor_id, cell.stream, resolve, current)
 
 
 async def spawn(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
@@ -73,7 +62,10 @@ async def spawn(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
         clock: what durable time reads (default ``WallClock()``).
 
     Raises:
-        DuplicateActor: this actor already runs in this process on this store.
+        DuplicateActor: this actor already runs in this process on this store (spawned, or
+            hosted by an ``ActorSystem`` or an ``ActorTestKit``).
+        RecoveryError: the log cannot be folded into a state known to be right (a gap, a
+            snapshot ahead of the log, a trimmed log without a usable snapshot).
         InvalidActorType: ``cls`` is not an attrs ``Actor`` subclass.
         InvalidActorArgument: ``actor_id`` is empty or not a string.
     """

@@ -3,10 +3,11 @@ re-activates at start every actor that still has work (through the work index)."
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import trio
 
@@ -16,10 +17,17 @@ from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of
 from ._cell import Cell
 from ._clock import Clock, WallClock
-from ._errors import ActorError, ActorStopped, InvalidActorArgument, InvalidActorType
+from ._errors import (
+    ActorError,
+    ActorStopped,
+    DuplicateActor,
+    InvalidActorArgument,
+    InvalidActorType,
+)
 from ._index import WorkIndex
 from ._ref import ActorRef
-from ._spawn import running
+from ._registry import running
+from ._turn import runtime_nurseries
 
 log = logging.getLogger("actors")
 
@@ -47,9 +55,8 @@ class ActorSystem:
             self.register(cls)
         self._index = WorkIndex(store, index_stream)
         self._cells: dict[tuple[str, str], Cell] = {}
-        self._activating: dict[tuple[str, str], trio.Event] = {}
         self._nursery: trio.Nursery | None = None
-        self._nursery_manager: Any = None
+        self._stack: contextlib.AsyncExitStack | None = None
         self._index_changed = trio.Event()
         self._closing = False
 
@@ -64,26 +71,37 @@ class ActorSystem:
         self._classes[kind] = cls
 
     async def __aenter__(self) -> Self:
-        await self._index.load()
-        self._nursery_manager = trio.open_nursery()
-        self._nursery = await self._nursery_manager.__aenter__()
-        self._nursery.start_soon(self._wake_due_actors)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self._lifetime())
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> bool | None:
-        self._closing = True
-        try:
-            if exc is None:
+        stack, self._stack = self._stack, None
+        assert stack is not None, "ActorSystem.__aexit__ without __aenter__"
+        return await stack.__aexit__(exc_type, exc, tb)
+
+    @contextlib.asynccontextmanager
+    async def _lifetime(self) -> AsyncIterator[None]:
+        """The system's lifetime: its nursery, the wake-up task, and a clean stop at the end."""
+        await self._index.load()
+        async with trio.open_nursery() as nursery:
+            runtime_nurseries.add(nursery)
+            self._nursery = nursery
+            nursery.start_soon(self._wake_due_actors)
+            try:
+                yield
                 await self.shutdown()
-        finally:
-            assert self._nursery is not None
-            self._nursery.cancel_scope.cancel()
-            result: bool | None = await self._nursery_manager.__aexit__(exc_type, exc, tb)
-        return result
+            finally:
+                self._closing = True
+                nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
-        """Stop every actor after its queued messages, committing what is pending."""
+        """Stop every actor after its queued messages. A checkpoint.
+
+        Durable sleeps in progress are cut short; their scopes resume at the next activation.
+        """
         self._closing = True
         cells = list(self._cells.values())
         for cell in cells:
@@ -111,7 +129,11 @@ class ActorSystem:
                 return cell
             return self._activate_nowait(key)
 
-        return ActorRef(kind, actor_id, f"{kind}-{actor_id}", resolve)
+        def current() -> Cell | None:
+            cell = self._cells.get(key)
+            return None if cell is None or cell.stopped.is_set() else cell
+
+        return ActorRef(kind, actor_id, f"{kind}-{actor_id}", resolve, current)
 
     @property
     def active(self) -> int:
@@ -124,9 +146,10 @@ class ActorSystem:
         if self._nursery is None or self._closing:
             raise ActorStopped(f"{key[0]}({key[1]!r})", "its ActorSystem is not running")
         cls = self._classes[key[0]]
-        if running(self.store, f"{key[0]}-{key[1]}") is not None:
-            raise ActorError(f"{key[0]}({key[1]!r}) runs outside this system on the same store")
         previous = self._cells.get(key)
+        other = running(self.store, f"{key[0]}-{key[1]}")
+        if other is not None and other is not previous:
+            raise DuplicateActor(other.name)
         cell = Cell(cls, key[1], store=self.store, clock=self.clock,
                     work_hook=self._work_changed, idle_timeout=self.idle_timeout)
         self._cells[key] = cell
@@ -151,7 +174,7 @@ class ActorSystem:
             cell = self._activate_nowait(key)
         await cell.ready.wait()
         if cell.stopped.is_set():
-            raise ActorStopped(cell.name, cell.stop_reason)
+            raise cell.stop_error()
         return cell
 
     async def _work_changed(self, cell: Cell, wake_at: float | None) -> None:

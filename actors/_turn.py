@@ -1,40 +1,106 @@
-"""The turn being executed: a context variable the runtime sets and durable time reads."""
+"""The turn being executed, and its branches: the context variable durable time reads.
+
+A turn is one execution of a scope (a message, a wake-up, ``on_start`` or the ``run()`` body).
+Tasks a turn starts (``nursery.start_soon`` inside a handler) are *branches* of it, named by the
+order in which they were started: ``(1,)``, ``(2,)``, then ``(2, 1)`` for the first task the
+second one starts. Each branch counts its own durable calls, so calls made concurrently replay
+against the same records whatever order trio happens to run the tasks in. A trio instrument
+hands each started task its branch, from the parent's turn, at the moment it is started.
+"""
 
 from __future__ import annotations
 
 import uuid
+import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
+
+import trio
 
 if TYPE_CHECKING:
     from ._cell import Cell
 
 
 class Turn:
-    """One execution of a scope: a message, a wake-up, ``on_start`` or the ``run()`` body.
+    """One execution of a scope, or one branch (task) of it.
 
-    ``calls`` counts the durable calls made so far, so the n-th call meets the n-th record.
+    ``calls`` counts the branch's durable calls so far, so its n-th call meets its n-th
+    record; ``cursors`` says, per count of calls, how many of the events it committed there a
+    re-execution has met again. ``root`` is the turn the branch belongs to (itself for the
+    turn's own task): pending events, commits and failures belong to the root.
     """
 
-    __slots__ = ("_scope", "calls", "cell", "message_id")
+    __slots__ = ("_scope", "branch", "calls", "cell", "children", "cursors", "message_id",
+                 "poisoned", "root", "task")
 
     def __init__(self, cell: Cell, *, scope: str | None = None,
-                 message_id: str | None = None) -> None:
+                 message_id: str | None = None, parent: Turn | None = None) -> None:
         self.cell = cell
         self._scope = scope
         self.message_id = message_id
         self.calls = 0
+        self.children = 0
+        self.cursors: dict[int, int] = {}
+        self.branch: tuple[int, ...] = ()
+        self.root: Turn = self if parent is None else parent.root
+        self.task: trio.lowlevel.Task | None = None
+        self.poisoned: BaseException | None = None
 
     @property
     def scope(self) -> str:
         """The scope's name, made on first use for a message sent without a message id."""
-        if self._scope is None:
-            self._scope = f"msg:{self.message_id or uuid.uuid4().hex}"
-        return self._scope
+        root = self.root
+        if root._scope is None:
+            root._scope = f"msg:{root.message_id or uuid.uuid4().hex}"
+        return root._scope
 
     @property
     def has_scope(self) -> bool:
-        return self._scope is not None
+        return self.root._scope is not None
+
+    @property
+    def can_run_again(self) -> bool:
+        """Whether this scope may execute again (``run``, a wake-up, a message with an id)."""
+        root = self.root
+        return root._scope is not None or root.message_id is not None
+
+    def child(self, task: trio.lowlevel.Task) -> Turn:
+        """The branch for the next task this branch starts."""
+        self.children += 1
+        branch = Turn(self.cell, parent=self)
+        branch.branch = (*self.branch, self.children)
+        branch.task = task
+        return branch
 
 
 current_turn: ContextVar[Turn | None] = ContextVar("actors_current_turn", default=None)
+
+runtime_nurseries: weakref.WeakSet[trio.Nursery] = weakref.WeakSet()
+"""Nurseries of the runtime itself: a task started there (an actor activated from inside
+another actor's turn) belongs to no turn."""
+
+
+class _Branches(trio.abc.Instrument):
+    """Gives each task started inside a turn its branch, in the order the tasks are started."""
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        nursery = task.parent_nursery
+        if nursery is None:
+            return
+        turn = task.context.get(current_turn)
+        if turn is None:
+            return
+        if nursery in runtime_nurseries:
+            task.context.run(current_turn.set, None)
+        elif turn.task is nursery.parent_task:
+            task.context.run(current_turn.set, turn.child(task))
+
+
+_tracking: trio.lowlevel.RunVar[bool] = trio.lowlevel.RunVar("actors_branches", default=False)
+
+
+def track_branches() -> None:
+    """Install the branch instrument in this trio run, once."""
+    if not _tracking.get():
+        trio.lowlevel.add_instrument(_Branches())
+        _tracking.set(True)

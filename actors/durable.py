@@ -47,7 +47,7 @@ def _turn() -> Turn | None:
 def _next_call(turn: Turn) -> tuple[str, int, Any]:
     turn.calls += 1
     scope = turn.scope
-    return scope, turn.calls, turn.cell.record.get(scope, turn.calls)
+    return scope, turn.calls, turn.cell.state.record.get(scope, turn.calls, turn.branch)
 
 
 def _describe(recorded: Any) -> str:
@@ -63,7 +63,7 @@ def _observe(turn: Turn, function: str) -> float:
     scope, index, recorded = _next_call(turn)
     if recorded is None:
         value = cell.clock.time()
-        cell.emit_system(TimeObserved(scope, index, function, value))
+        cell.emit_system(TimeObserved(scope, index, function, value, turn.branch))
         return value
     if not isinstance(recorded, TimeObserved) or recorded.function != function:
         raise NonDeterminismError(cell.name, scope, index, _describe(recorded), f"{function}()")
@@ -90,16 +90,16 @@ async def _sleep_in(turn: Turn, seconds: float) -> None:
     scope, index, recorded = _next_call(turn)
     if recorded is None:
         started = cell.clock.time()
-        cell.emit_system(SleepStarted(scope, index, started, seconds))
-        await cell.commit()  # the commit point before waiting: a crash now resumes the sleep
-        remaining = started + seconds - cell.clock.time()  # the commit's time is slept too
+        cell.emit_system(SleepStarted(scope, index, started, seconds, turn.branch))
+        # The commit point before waiting: a crash from now on resumes the sleep.
+        await cell.journal.commit(turn, mid_scope=True)
+        end = started + seconds  # the commit's time is slept too
     elif not isinstance(recorded, SleepStarted) or recorded.seconds != seconds:
         raise NonDeterminismError(cell.name, scope, index, _describe(recorded),
                                   f"sleep({seconds})")
     else:
-        remaining = recorded.started_at + recorded.seconds - cell.clock.time()
-    if remaining > 0:
-        await trio.sleep(remaining)
+        end = recorded.started_at + recorded.seconds
+    await cell.sleep_until(end)
 
 
 class _Durable(Generic[P, R]):

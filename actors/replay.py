@@ -32,10 +32,12 @@ from eventstore import (
 )
 
 from ._actor import Actor
-from ._cell import Cell
-from ._errors import ActorError
-from ._events import SleepStarted, SystemEvent
+from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
+from ._errors import ActorError, RecoveryError
+from ._events import SleepStarted
+from ._journal import recover_into
 from ._rerun import rerun
+from ._state import ActorState
 
 __all__ = [
     "CheckResult",
@@ -83,7 +85,8 @@ def steps(store: EventStore, cls: type[A], actor_id: str, *, from_version: int =
     The state before ``from_version`` is rebuilt first (from a snapshot when the class takes
     snapshots). Runtime events (durable calls, timers) are folded into the actor's record and
     ``notifier`` as at recovery; the others go to ``apply``. Reads in pages; each page is a
-    checkpoint, and cancelling leaves nothing behind.
+    checkpoint, and cancelling leaves nothing behind. Close it with ``contextlib.aclosing``
+    when you stop early.
 
     Raises:
         ReplayError: the log has a gap (events deleted without a snapshot covering them).
@@ -91,36 +94,32 @@ def steps(store: EventStore, cls: type[A], actor_id: str, *, from_version: int =
     """
     if from_version < 1:
         raise ReplayError(f"from_version must be >= 1, got {from_version}")
-    return _walk(Cell(cls, actor_id, store=store), from_version=from_version,
-                to_version=to_version)
+    state = ActorState(check_actor_class(cls), check_actor_id(actor_id), store.codec)
+    return _walk(state, store, from_version=from_version, to_version=to_version)
 
 
-async def _walk(cell: Cell, *, from_version: int = 1,
-               to_version: int | None = None) -> AsyncGenerator[Step[Any], None]:
-    """``steps`` over a given cell (``check`` and the test kit use the cell afterwards)."""
-    if from_version > 1:
-        await cell.recover(to_version=from_version - 1)
-    actor = cell.actor
-    decode = cell.codec.decode
-    fold = cell.fold
-    async for recorded in cell.store.read(cell.stream, from_version=cell.version + 1,
-                                          to_version=to_version):
-        if recorded.version != cell.version + 1:
-            raise ReplayError(
-                f"stream {cell.stream!r} jumps from version {cell.version} to "
-                f"{recorded.version}: the events between were deleted and no snapshot covers "
-                "them, so the state cannot be rebuilt there")
-        event = decode(recorded)
-        try:
-            fold(event)
-        except (KeyError, ValueError) as exc:
-            if not isinstance(event, SystemEvent):
-                raise
-            raise ReplayError(f"{recorded.type} at version {recorded.version} of "
-                              f"{cell.stream!r} contradicts the events before it ({exc})"
-                              ) from exc
-        cell.version = recorded.version
-        yield Step(recorded, event, actor)
+def _stream(state: ActorState) -> str:
+    return f"{kind_of(state.cls)}-{state.actor_id}"
+
+
+async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
+                to_version: int | None = None) -> AsyncGenerator[Step[Any], None]:
+    """``steps`` over a given state (``check`` uses the state afterwards)."""
+    stream = _stream(state)
+    try:
+        if from_version > 1:
+            await recover_into(state, store, stream, to_version=from_version - 1,
+                               snapshots=state.cls.snapshot_every is not None)
+        actor = state.actor
+        decode = state.codec.decode
+        fold = state.fold_recorded
+        async for recorded in store.read(stream, from_version=state.version + 1,
+                                         to_version=to_version):
+            event = decode(recorded)
+            fold(recorded, event)
+            yield Step(recorded, event, actor)
+    except RecoveryError as exc:
+        raise ReplayError(str(exc)) from exc
 
 
 async def state_at(store: EventStore, cls: type[A], actor_id: str,
@@ -132,13 +131,16 @@ async def state_at(store: EventStore, cls: type[A], actor_id: str,
 
     Raises:
         ReplayError: the log does not reach ``version``.
+        RecoveryError: the log cannot be folded (a gap, a snapshot ahead of the log).
     """
-    cell = Cell(cls, actor_id, store=store)
-    await cell.recover(to_version=version)
-    if version is not None and cell.version != version:
-        raise ReplayError(f"stream {cell.stream!r} has no version {version}: it ends at "
-                          f"version {cell.version}")
-    actor: A = cell.actor  # type: ignore[assignment]
+    state = ActorState(check_actor_class(cls), check_actor_id(actor_id), store.codec)
+    stream = _stream(state)
+    await recover_into(state, store, stream, to_version=version,
+                       snapshots=state.cls.snapshot_every is not None)
+    if version is not None and state.version != version:
+        raise ReplayError(f"stream {stream!r} has no version {version}: it ends at "
+                          f"version {state.version}")
+    actor: A = state.actor  # type: ignore[assignment]
     return actor
 
 
@@ -204,31 +206,33 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
     Raises:
         ReplayError, DecodeError: the log itself cannot be replayed (a gap, an unknown type).
     """
-    cell = Cell(cls, actor_id, store=store)
-    snapshots = await _snapshot_versions(store, cell.stream, to_version)
+    state = ActorState(check_actor_class(cls), check_actor_id(actor_id), store.codec)
+    stream = _stream(state)
+    has_run = overrides(state.cls, "run")
+    snapshots = await _snapshot_versions(store, stream, to_version)
     events = reruns = 0
     result = None
     resume_at = None  # the last version a re-run started from
-    async with contextlib.aclosing(_walk(cell, to_version=to_version)) as walk:
+    async with contextlib.aclosing(_walk(state, store, to_version=to_version)) as walk:
         async for step in walk:
             recorded, event = step.recorded, step.event
             events += 1
             if progress is not None:
                 progress(recorded.version)
             if recorded.version in snapshots:
-                result = await _compare_snapshot(cell)
-            if result is None and cell.has_run and isinstance(event, SleepStarted) \
+                result = await _compare_snapshot(state, store, stream)
+            if result is None and has_run and isinstance(event, SleepStarted) \
                     and event.scope == "run":
                 reruns += 1
                 resume_at = recorded.version
-                result = await _recover(cell, recorded)
+                result = await _recover(state, store, stream, recorded)
             if result is not None:
                 break
-    if result is None and cell.has_run and not cell.run_done and cell.version and \
-            resume_at != cell.version:
+    if result is None and has_run and not state.run_done and state.version and \
+            resume_at != state.version:
         reruns += 1
-        result = await _recover(cell, None)
-    return CheckResult(cell.stream, events, len(snapshots), reruns, result)
+        result = await _recover(state, store, stream, None)
+    return CheckResult(stream, events, len(snapshots), reruns, result)
 
 
 async def _snapshot_versions(store: EventStore, stream: str, to_version: int | None) -> set[int]:
@@ -249,27 +253,29 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-async def _compare_snapshot(cell: Cell) -> Divergence | None:
-    snapshot = await cell.store.load_snapshot(cell.stream, max_version=cell.version)
-    if snapshot is None or snapshot.version != cell.version:
+async def _compare_snapshot(state: ActorState, store: EventStore,
+                            stream: str) -> Divergence | None:
+    snapshot = await store.load_snapshot(stream, max_version=state.version)
+    if snapshot is None or snapshot.version != state.version:
         return None
-    actual = _plain(cell.snapshot_state())
+    actual = _plain(state.snapshot())
     if snapshot.state == actual:
         return None
     listed = "; ".join(f"{path}: {before!r} in the snapshot, {after!r} by folding"
                        for path, before, after in changes(snapshot.state, actual)[:5])
-    return Divergence(cell.stream, cell.version,
+    return Divergence(stream, state.version,
                       f"the snapshot at this version differs from the state folding the log "
                       f"gives ({listed}): apply() or the state's fields changed since the "
                       "snapshot was taken", expected=snapshot.state, actual=actual)
 
 
-async def _recover(cell: Cell, recorded: RecordedEvent | None) -> Divergence | None:
-    found = await rerun(cell, recorded)
+async def _recover(state: ActorState, store: EventStore, stream: str,
+                   recorded: RecordedEvent | None) -> Divergence | None:
+    found = await rerun(state, store, recorded)
     if found is None:
         return None
     reason, error = found
-    return Divergence(cell.stream, cell.version, reason, error=error)
+    return Divergence(stream, state.version, reason, error=error)
 
 
 def changes(before: Any, after: Any, path: str = "") -> list[tuple[str, Any, Any]]:

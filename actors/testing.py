@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -32,9 +33,11 @@ from ._cell import Cell
 from ._clock import Clock, VirtualClock
 from ._errors import ActorError, ActorStopped, DuplicateActor, InvalidActorArgument
 from ._events import SystemEvent
+from ._journal import recover_into
 from ._ref import ActorRef
 from ._spawn import start_cell
-from .replay import _walk
+from ._state import ActorState
+from ._turn import runtime_nurseries
 
 __all__ = ["ActorTestKit", "ReplayMismatch", "project"]
 
@@ -48,11 +51,11 @@ def project(cls: type[A], events: Iterable[Any], *, actor_id: str = "projected")
     to the actor's ``notifier`` and durable-call record, the others to ``apply``. The returned
     actor answers ``version`` and ``notifier.pending()``; it cannot emit.
     """
-    cell = Cell(cls, actor_id, store=MemoryEventStore())
+    state = ActorState(check_actor_class(cls), check_actor_id(actor_id), MemoryEventStore().codec)
     for event in events:
-        cell.fold(event)
-        cell.version += 1
-    actor: A = cell.actor  # type: ignore[assignment]
+        state.fold(event)
+        state.version += 1
+    actor: A = state.actor  # type: ignore[assignment]
     return actor
 
 
@@ -60,17 +63,19 @@ class ReplayMismatch(ActorError, AssertionError):
     """Always-replay mode: the actor rebuilt from its log differs from the live actor."""
 
     def __init__(self, actor: str, version: int, differences: list[str]) -> None:
+        super().__init__(actor, version, differences)
         self.actor = actor
         self.version = version
         self.differences = differences
-        super().__init__(
-            f"actor {actor} at version {version}: rebuilding it from its log gives another "
-            f"state ({'; '.join(differences)}). apply() must be a pure fold, and the state may "
-            "only change through emit()")
+
+    def __str__(self) -> str:
+        return (f"actor {self.actor} at version {self.version}: rebuilding it from its log gives "
+                f"another state ({'; '.join(self.differences)}). apply() must be a pure fold, "
+                "and the state may only change through emit()")
 
 
-def _differences(live: Cell, rebuilt: Cell) -> list[str]:
-    """What differs between two cells of the same actor: fields, timers, record, run()."""
+def _differences(live: ActorState, rebuilt: ActorState) -> list[str]:
+    """What differs between two states of the same actor: fields, timers, record, run()."""
     state_class: Any = live.cls
     found = []
     for field in attrs.fields(state_class):
@@ -80,7 +85,7 @@ def _differences(live: Cell, rebuilt: Cell) -> list[str]:
     if live.notifier != rebuilt.notifier:
         found.append(f"timers: {live.notifier.pending()!r} live, "
                      f"{rebuilt.notifier.pending()!r} rebuilt")
-    if live.record.dump() != rebuilt.record.dump():
+    if live.record.dump(live.codec) != rebuilt.record.dump(rebuilt.codec):
         found.append("the durable-call record")
     if live.run_done != rebuilt.run_done:
         found.append(f"run() done: {live.run_done} live, {rebuilt.run_done} rebuilt")
@@ -111,8 +116,10 @@ class ActorTestKit:
     first always-replay mismatch, if any.
 
     Args:
-        always_replay: after every turn, rebuild the actor from its log (no snapshot) and raise
-            ``ReplayMismatch`` from the turn (and at exit) when it differs from the live actor.
+        always_replay: after every turn, rebuild the actor from its log (no snapshot) and
+            record a ``ReplayMismatch`` in ``mismatches`` when it differs from the live actor;
+            the kit raises the first one when it exits. (The turn itself is committed, so its
+            asker gets its reply.)
         store: the store (default a new ``MemoryEventStore``).
         clock: what durable time reads (default ``VirtualClock()``, 2026-01-01 UTC).
     """
@@ -125,35 +132,44 @@ class ActorTestKit:
         self.mismatches: list[ReplayMismatch] = []
         self._hosted: dict[str, _Hosted] = {}
         self._nursery: trio.Nursery | None = None
-        self._nursery_manager: Any = None
+        self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Self:
-        self._nursery_manager = trio.open_nursery()
-        self._nursery = await self._nursery_manager.__aenter__()
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self._lifetime())
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> bool | None:
-        assert self._nursery is not None
+        stack, self._stack = self._stack, None
+        assert stack is not None, "ActorTestKit.__aexit__ without __aenter__"
         try:
-            if exc is None:
+            handled = await stack.__aexit__(exc_type, exc, tb)
+        except BaseExceptionGroup as group:
+            if exc is None or group.exceptions != (exc,):
+                raise
+            handled = False  # the test's own error: let it through as it was raised
+        if exc is None and self.mismatches:
+            raise self.mismatches[0]
+        return handled
+
+    @contextlib.asynccontextmanager
+    async def _lifetime(self) -> AsyncIterator[None]:
+        """The kit's lifetime: its nursery, and every actor stopped cleanly at the end."""
+        async with trio.open_nursery() as nursery:
+            runtime_nurseries.add(nursery)
+            self._nursery = nursery
+            try:
+                yield
                 for hosted in self._hosted.values():
                     if hosted.running:
                         assert hosted.cell is not None
                         hosted.cell.request_stop()
                         await hosted.cell.stopped.wait()
-        finally:
-            self._nursery.cancel_scope.cancel()
-            self._nursery = None
-            try:
-                handled: bool | None = await self._nursery_manager.__aexit__(exc_type, exc, tb)
-            except BaseExceptionGroup as group:
-                if exc is None or group.exceptions != (exc,):
-                    raise
-                handled = False  # the test's own error: let it through as it was raised
-        if exc is None and self.mismatches:
-            raise self.mismatches[0]
-        return handled
+            finally:
+                nursery.cancel_scope.cancel()
+                self._nursery = None
 
     # -- actors ----------------------------------------------------------------------------------
 
@@ -185,7 +201,10 @@ class ActorTestKit:
                 raise ActorStopped(cell.name, reason)
             return cell
 
-        return ActorRef(kind, actor_id, stream, resolve)
+        def current() -> Cell | None:
+            return hosted.cell if hosted.running else None
+
+        return ActorRef(kind, actor_id, stream, resolve, current)
 
     async def spawn(self, cls: type[Actor], actor_id: str) -> ActorRef:
         """Start ``cls``/``actor_id`` and return its ref once it has recovered. A checkpoint.
@@ -301,16 +320,15 @@ class ActorTestKit:
 
     async def _verify(self, live: Cell) -> None:
         """The always-replay check, after a turn's commit."""
-        if live.pending:
-            return  # another task emitted during the commit: the log is behind for a moment
-        rebuilt = Cell(live.cls, live.actor_id, store=self.store)
-        async for _ in _walk(rebuilt):
-            pass
-        found = _differences(live, rebuilt)
+        if live.journal.pending:
+            return  # another turn has events pending: the log is behind the state for a while
+        rebuilt = ActorState(live.cls, live.actor_id, live.codec)
+        await recover_into(rebuilt, self.store, live.stream, snapshots=False)
+        found = _differences(live.state, rebuilt)
         if found:
-            mismatch = ReplayMismatch(live.name, live.version, found)
-            self.mismatches.append(mismatch)
-            raise mismatch
+            # Recorded, not raised: the turn is committed, so its asker gets its reply; the kit
+            # raises the first mismatch when it exits.
+            self.mismatches.append(ReplayMismatch(live.name, live.version, found))
 
 
 try:

@@ -46,10 +46,12 @@ class Ticked:
 
 
 async def log_of(store: eventstore.EventStore, stream: str) -> list[Any]:
-    """The decoded events of ``stream``; also checks that versions run 1, 2, 3, ... ."""
+    """The decoded events of ``stream`` (without the runtime's ``ScopeCommitted`` markers);
+    also checks that versions run 1, 2, 3, ... ."""
     recorded = [r async for r in store.read(stream)]
     assert [r.version for r in recorded] == list(range(1, len(recorded) + 1))
-    return [store.codec.decode(r) for r in recorded]
+    return [event for r in recorded
+            if not isinstance(event := store.codec.decode(r), actors.ScopeCommitted)]
 
 
 def durable_calls(log: list[Any]) -> list[Any]:

@@ -1,0 +1,271 @@
+"""The journal: an actor's pending events, its commit points, recovery and snapshots.
+
+Each pending event belongs to the turn that emitted it. A commit point of a turn appends that
+turn's events only, never those of another turn still running, so a turn that fails later
+leaves no trace. When a commit passes events another live turn emitted earlier, the live state
+is re-derived in log order: the committed log folded, then the events still pending, so the
+state always equals ``fold(log) + pending``. A failed turn's events are dropped the same way.
+
+Once an append is stored the commit has succeeded, whatever fails after it (the work index,
+a snapshot): those failures are warnings. A lost version race, or an append whose outcome the
+store could not determine, stops the actor instead of guessing.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from eventstore import EventStore, NewEvent, WrongExpectedVersion
+
+from ._errors import ActorError, ActorStopped, RecoveryError
+from ._events import ScopeCommitted, markable
+from ._state import ActorState
+from ._turn import Turn
+
+if TYPE_CHECKING:
+    from ._cell import Cell
+
+log = logging.getLogger("actors")
+
+WorkHook = Callable[["Cell", "float | None"], Awaitable[None]]
+"""Told, around commits, when an actor next needs to run (epoch s; 0 = now; None = never)."""
+
+
+@attrs.define(eq=False, slots=True)
+class Pending:
+    """One emitted event waiting for its turn's commit point."""
+
+    new: NewEvent
+    event: Any
+    turn: Turn  # the root turn it belongs to
+    branch: Turn  # the task of that turn that emitted it
+    calls: int  # the branch's durable calls made before it
+
+
+class Journal:
+    """Pending events, commit points, recovery and snapshots of one actor."""
+
+    def __init__(self, cell: Cell, state: ActorState, *, work_hook: WorkHook | None) -> None:
+        self.cell = cell
+        self.state = state
+        self.store: EventStore = cell.store
+        self.stream = cell.stream
+        self.pending: list[Pending] = []
+        self.work_hook = work_hook
+        self.broken: str | None = None  # why no more commits may be made (a lost race, ...)
+        self._lock = trio.Lock()
+        self._snapshot_version = 0
+        self._indexed: float | None = None
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def fresh_state(self) -> ActorState:
+        cell = self.cell
+        return ActorState(cell.cls, cell.actor_id, cell.codec, emit_system=cell.emit_system,
+                          runtime=cell)
+
+    async def recover(self, *, to_version: int | None = None) -> None:
+        """Rebuild the state from the newest snapshot and the log after it. Reads in pages."""
+        fresh = self.fresh_state()
+        self._snapshot_version = await recover_into(fresh, self.store, self.stream,
+                                                    snapshots=self.cell.cls.snapshot_every
+                                                    is not None, to_version=to_version)
+        self.state.take(fresh)
+
+    async def rebuild(self) -> None:
+        """Make the state ``fold(log) + pending`` again (after a drop or a reordering).
+
+        A live turn whose events no longer apply on the rebuilt state is poisoned: its events
+        are dropped and it fails at its next commit point.
+        """
+        while True:
+            fresh = self.fresh_state()
+            self._snapshot_version = await recover_into(
+                fresh, self.store, self.stream,
+                snapshots=self.cell.cls.snapshot_every is not None)
+            failed = None
+            for item in self.pending:  # no checkpoint from here on: nothing else emits
+                try:
+                    fresh.fold(item.event)
+                except Exception as exc:
+                    failed = item.turn
+                    failed.poisoned = exc
+                    break
+            if failed is None:
+                self.state.take(fresh)
+                return
+            self.pending = [item for item in self.pending if item.turn is not failed]
+
+    # -- commits ---------------------------------------------------------------------------------
+
+    async def commit(self, turn: Turn, *, mid_scope: bool = False) -> None:
+        """Append ``turn``'s pending events in one batch (a commit point of that turn).
+
+        With ``mid_scope`` (``flush()``, a durable sleep) the batch starts with the marker that
+        lets a re-execution of the scope match what it already committed.
+
+        Raises:
+            ActorStopped: the actor lost a version race, or the store could not say whether the
+                append was stored: the actor stops.
+            ActorError: the turn cannot commit (an ``apply()`` of it raised).
+            EventStoreError: the store refused the append; nothing of it was written.
+        """
+        root = turn.root
+        if root.poisoned is not None:
+            raise ActorError(f"{self.cell.name}: the turn cannot commit: applying one of its "
+                             f"events raised {root.poisoned!r}") from root.poisoned
+        if self.broken is not None:
+            raise ActorStopped(self.cell.name, self.broken)
+        async with self._lock:
+            mine = [item for item in self.pending if item.turn is root]
+            if not mine:
+                return  # the lock was still awaited: a turn never ends during a commit
+            batch = [item.new for item in mine]
+            marker = self._marker(root, mine) if mid_scope and root.can_run_again else None
+            if marker is not None:
+                batch.insert(0, self.cell.codec.new_event(marker))
+            last = self.pending.index(mine[-1])
+            reordered = any(item.turn is not root for item in self.pending[:last])
+            wake = self.cell.work_at()
+            if self.work_hook is not None and _earlier(wake, self._indexed):
+                await self._index(wake)  # before: a crash leaves at worst an early entry
+            try:
+                result = await self.store.append(self.stream, batch,
+                                                 expected_version=self.state.version)
+            except WrongExpectedVersion as exc:
+                self.broken = (f"another writer appended to its stream {self.stream!r} "
+                               f"(version {exc.actual}, expected {exc.expected})")
+                raise ActorStopped(self.cell.name, self.broken) from exc
+            committed = {id(item) for item in mine}
+            self.pending = [item for item in self.pending if id(item) not in committed]
+            self.state.version = result.version
+            if marker is not None:
+                self._record_marked(marker, mine)
+            if reordered:
+                await self.rebuild()
+            await self._after_commit(wake)
+
+    async def end_turn(self, turn: Turn) -> None:
+        """The commit point at a turn's end: its events, or a wait for a commit in flight
+        (whose events the turn may have read: its reply must not show what a crash takes back).
+        """
+        if turn.poisoned is not None or any(item.turn is turn for item in self.pending):
+            await self.commit(turn)
+        elif self._lock.locked():
+            async with self._lock:
+                pass
+
+    def _marker(self, root: Turn, mine: list[Pending]) -> ScopeCommitted | None:
+        marks = tuple((*item.branch.branch, item.calls) for item in mine
+                      if markable(item.event))
+        return ScopeCommitted(root.scope, marks) if marks else None
+
+    def _record_marked(self, marker: ScopeCommitted, mine: list[Pending]) -> None:
+        """Fold the marker's events into the record, as recovery will, and move each branch's
+        cursor past them: they are its own, not history to match."""
+        record = self.state.record
+        users = [item for item in mine if markable(item.event)]
+        for mark, item in zip(marker.marks, users, strict=True):
+            record.add_event(marker.scope, mark, item.event)
+            scope = record.scopes[marker.scope]
+            item.branch.cursors[item.calls] = len(scope.events[(mark[:-1], mark[-1])])
+
+    async def _after_commit(self, wake: float | None) -> None:
+        """The index and snapshot updates after a stored commit: failures are warnings only."""
+        try:
+            if self.work_hook is not None and wake != self._indexed and not self.pending:
+                await self._index(wake)
+            every = self.cell.cls.snapshot_every
+            if every is not None and not self.pending and \
+                    self.state.version - self._snapshot_version >= every:
+                version = self.state.version
+                await self.store.save_snapshot(self.stream, version, self.state.snapshot())
+                self._snapshot_version = version
+        except Exception as exc:
+            warnings.warn(f"{self.cell.name}: its commit is stored, but updating the work index "
+                          f"or saving a snapshot after it failed ({exc!r}); the actor goes on",
+                          RuntimeWarning, stacklevel=2)
+
+    async def _index(self, wake: float | None) -> None:
+        assert self.work_hook is not None
+        await self.work_hook(self.cell, wake)
+        self._indexed = wake
+
+    async def reindex(self) -> None:
+        """Correct the work index to what the state says (at start, and after a stop)."""
+        wake = self.cell.work_at()
+        if self.work_hook is not None and wake != self._indexed:
+            await self._index(wake)
+
+    async def index_now(self) -> None:
+        if self.work_hook is not None and self._indexed != 0.0:
+            await self._index(0.0)
+
+    # -- failed turns ------------------------------------------------------------------------------
+
+    async def abort(self, turn: Turn) -> None:
+        """A turn failed: drop what it emitted since its last commit point, rebuild the state.
+
+        Raises:
+            Exception: the log could not be read back; the state is then unknown.
+        """
+        root = turn.root
+        dropped = [item for item in self.pending if item.turn is root]
+        if not dropped and root.poisoned is None:
+            return
+        self.pending = [item for item in self.pending if item.turn is not root]
+        await self.rebuild()
+
+
+async def recover_into(state: ActorState, store: EventStore, stream: str, *, snapshots: bool,
+                       to_version: int | None = None) -> int:
+    """Fold ``stream`` into ``state`` (empty), from its newest snapshot when ``snapshots``.
+
+    Returns:
+        The version of the snapshot used (0 for none).
+
+    Raises:
+        RecoveryError: a gap in the log, a snapshot ahead of the log, a trimmed log whose
+            snapshot cannot be restored, a version that is not an int.
+        DecodeError: an event cannot be decoded with the current code.
+    """
+    used = 0
+    unusable = ""
+    if snapshots:
+        snapshot = await store.load_snapshot(stream, max_version=to_version)
+        if snapshot is not None:
+            try:
+                state.restore(snapshot.state, snapshot.version)
+            except Exception as exc:
+                unusable = (f"; the snapshot at version {snapshot.version} cannot be restored "
+                            f"({exc!r})")
+                warnings.warn(f"the snapshot of {stream!r} at version {snapshot.version} cannot "
+                              f"be restored ({exc!r}); replaying the log instead",
+                              RuntimeWarning, stacklevel=2)
+            else:
+                used = snapshot.version
+                last = await store.last_version(stream)
+                if last < used:
+                    raise RecoveryError(stream, used, (
+                        f"the snapshot at version {used} is ahead of the log, which ends at "
+                        f"version {last}; the log was changed or replaced: delete the snapshot "
+                        "or restore the log"))
+    decode = state.codec.decode
+    async for recorded in store.read(stream, from_version=state.version + 1,
+                                     to_version=to_version):
+        if recorded.version != state.version + 1 and unusable:
+            raise RecoveryError(stream, state.version + 1, (
+                f"events up to version {recorded.version - 1} were deleted{unusable}, so the "
+                "state there cannot be rebuilt: fix the snapshot's class or restore the log"))
+        state.fold_recorded(recorded, decode(recorded))
+    return used
+
+
+def _earlier(new: float | None, old: float | None) -> bool:
+    return new is not None and (old is None or new < old)

@@ -1,0 +1,165 @@
+"""``ActorState``: the pure fold of an actor's log. No store, no trio.
+
+It holds the user's attrs state (the actor object), the durable-call record, the notifier and
+whether ``run()`` finished, and folds one event at a time into them. Recovery, replay,
+``actors.testing.project``, ``check`` and the CLI all rebuild state with it, so there is one
+fold. It also saves and restores the whole of it as a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from eventstore import Codec, RecordedEvent
+
+from ._actor import Actor, copy_fields
+from ._errors import NotInTurn, RecoveryError
+from ._events import (
+    NotificationCancelled,
+    NotificationFired,
+    NotificationScheduled,
+    RunCompleted,
+    ScopeCommitted,
+    ScopeCompleted,
+    SleepStarted,
+    SystemEvent,
+    TimeObserved,
+    markable,
+)
+from ._record import DurableRecord
+from ._timers import EventSourcedNotifier
+
+EmitSystem = Callable[[SystemEvent], None]
+
+
+def _not_live(event: SystemEvent) -> None:
+    raise NotInTurn(f"{type(event).__name__}: a projected actor cannot change; spawn it to "
+                    "schedule timers")
+
+
+class ActorState:
+    """An actor's state as its log folds to: fields, durable-call record, timers, ``run()``.
+
+    ``version`` is the version of the last event folded. The actor object's ``_cell`` is
+    ``runtime`` (the live cell), or this state itself for a projection.
+    """
+
+    __slots__ = ("_marks", "actor", "actor_id", "cls", "codec", "emit_system", "notifier",
+                 "record", "run_done", "version")
+
+    def __init__(self, cls: type[Actor], actor_id: str, codec: Codec, *,
+                 emit_system: EmitSystem = _not_live, runtime: Any = None) -> None:
+        self.cls = cls
+        self.actor_id = actor_id
+        self.codec = codec
+        self.emit_system = emit_system
+        self.actor: Actor = cls()
+        object.__setattr__(self.actor, "_cell", self if runtime is None else runtime)
+        self.version = 0
+        self.record = DurableRecord()
+        self.notifier = EventSourcedNotifier(codec, emit_system)
+        self.run_done = False
+        self._marks: tuple[str, deque[tuple[int, ...]]] | None = None
+
+    # -- what a projected actor answers (the live cell answers these for a running one) --------
+
+    @property
+    def current_version(self) -> int:
+        return self.version
+
+    def turn_or_none(self) -> None:
+        return None
+
+    def emit(self, events: Any) -> None:
+        raise NotInTurn(f"{self.cls.__qualname__}({self.actor_id!r}) is a projection: it "
+                        "cannot emit; spawn it to handle messages")
+
+    async def commit(self) -> None:  # pragma: no cover - flush() checks turn_or_none first
+        raise NotInTurn("a projection cannot commit")
+
+    # -- the fold --------------------------------------------------------------------------------
+
+    def fold(self, event: Any) -> None:
+        """Apply one event, the user's or the runtime's, to the state and the projections."""
+        marks = self._marks
+        if marks is not None and markable(event):
+            scope, left = marks
+            self.record.add_event(scope, left.popleft(), event)
+            if not left:
+                self._marks = None
+        if not isinstance(event, SystemEvent):
+            self.actor.apply(event)
+        elif isinstance(event, TimeObserved | SleepStarted | ScopeCompleted):
+            self.record.apply(event)
+        elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
+            self.notifier.fold(event)
+        elif isinstance(event, RunCompleted):
+            self.run_done = True
+        elif isinstance(event, ScopeCommitted):
+            self._marks = (event.scope, deque(event.marks)) if event.marks else None
+
+    def fold_recorded(self, recorded: RecordedEvent, event: Any) -> None:
+        """Fold the next event of the log, checking that it follows the state's version.
+
+        Raises:
+            RecoveryError: the version is not the next one (a gap, a repeat, not an int), or a
+                runtime event contradicts the ones before it (the log was edited).
+        """
+        version = recorded.version
+        if type(version) is not int or version != self.version + 1:
+            raise RecoveryError(recorded.stream, self.version + 1, (
+                f"the log holds version {version!r} where version {self.version + 1} should "
+                "follow; events are missing (deleted without a snapshot that covers them) or "
+                "the log was changed outside this library"))
+        try:
+            self.fold(event)
+        except (KeyError, ValueError, IndexError) as exc:
+            if not isinstance(event, SystemEvent):
+                raise
+            raise RecoveryError(recorded.stream, version, (
+                f"{recorded.type} contradicts the events before it ({exc!r}); the log was "
+                "changed outside this library")) from exc
+        self.version = version
+
+    # -- snapshots -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as a snapshot holds it: fields, durable-call record, timers."""
+        return {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
+                "notifier": self.notifier.dump(), "run_done": self.run_done}
+
+    def restore(self, state: Any, version: int) -> None:
+        """Set the whole state from ``snapshot()``'s data, taken at ``version``.
+
+        Raises:
+            Exception: the data does not fit the current code; the state is then reset.
+        """
+        try:
+            self.actor.restore(state["state"])
+            self.record = DurableRecord.load(state["record"], self.codec)
+            self.notifier.load(state["notifier"])
+            self.run_done = bool(state["run_done"])
+        except BaseException:
+            self.reset()
+            raise
+        self.version = version
+
+    def reset(self) -> None:
+        """Back to the state of an empty log."""
+        copy_fields(self.cls(), self.actor)
+        self.version = 0
+        self.record = DurableRecord()
+        self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
+        self.run_done = False
+        self._marks = None
+
+    def take(self, other: ActorState) -> None:
+        """Become ``other`` (a state rebuilt off to the side), keeping this actor object."""
+        copy_fields(other.actor, self.actor)
+        self.version = other.version
+        self.record = other.record
+        self.notifier = other.notifier
+        self.run_done = other.run_done
+        self._marks = None
