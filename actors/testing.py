@@ -35,6 +35,7 @@ from ._errors import ActorError, ActorStopped, DuplicateActor, InvalidActorArgum
 from ._events import SystemEvent
 from ._journal import recover_into
 from ._ref import ActorRef
+from ._registry import running
 from ._spawn import start_cell
 from ._state import ActorState
 from ._turn import runtime_nurseries
@@ -303,6 +304,9 @@ class ActorTestKit:
     async def _start(self, hosted: _Hosted) -> None:
         if self._nursery is None:
             raise ActorError("use the kit inside `async with ActorTestKit() as kit:`")
+        other = running(self.store, f"{kind_of(hosted.cls)}-{hosted.actor_id}")
+        if other is not None:
+            raise DuplicateActor(other.name)
         hosted.crashed = False
         await self._nursery.start(self._host, hosted)
 
