@@ -25,6 +25,7 @@ import trio
 import eventstore
 from eventstore import EventStore, EventStoreError
 from eventstore.memory import MemoryEventStore
+from eventstore.sqlite import SQLiteEventStore
 
 from . import replay
 from ._actor import Actor
@@ -95,8 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     _url_and_stream(export)
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
 
-    imp = command("import", _import, "append the events of a JSON Lines log to a store: all "
-                                     "or nothing")
+    imp = command("import", _import, "append the events of a JSON Lines log to a store; "
+                                     "after a crash, run it again to finish")
     imp.add_argument("url", metavar="URL", help="the target store, e.g. sqlite:///app.db")
     imp.add_argument("file", metavar="FILE", help="the JSON Lines log ('-' for stdin)")
     imp.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
@@ -304,17 +305,54 @@ def _output(path: str | None) -> Iterator[TextIO]:
 async def _import(args: argparse.Namespace) -> int:
     for name in args.module:
         _import_module(name, f"--module {name}")
-    async with _open(args.url, create=True) as store:
-        if args.file == "-":
-            counts = await replay.import_jsonl(store, sys.stdin, source="stdin")
-        else:
-            with open(args.file, encoding="utf-8") as lines:
-                counts = await replay.import_jsonl(store, lines, source=args.file)
-    if not counts:
+    store = _open(args.url, create=True)  # checks the URL; SQLite creates the file on entering
+    try:
+        parsed = _parse_log(store, args.file)
+    except BaseException:
+        await store.aclose()
+        raise
+    if not parsed.events:
+        await store.aclose()
         raise CliError(f"{args.file} holds no events")
+    with _removed_on_failure(store):
+        async with store:
+            counts = await replay._write(store, parsed)
     for stream, count in counts.items():
-        print(f"imported {count} events into {stream!r}")
+        if count:
+            print(f"imported {count} events into {stream!r}")
+        else:
+            print(f"{stream!r} already held its {len(parsed.events[stream])} events")
     return 0
+
+
+def _parse_log(store: EventStore, file: str) -> replay._Parsed:
+    """Every line of ``file`` ('-' for stdin) checked, before the store is opened."""
+    if file == "-":
+        return replay._parse(store.codec, sys.stdin, "stdin")
+    with open(file, encoding="utf-8") as lines:
+        return replay._parse(store.codec, lines, file)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(store: EventStore) -> Iterator[None]:
+    """Remove the SQLite files that opening ``store`` creates, if the block fails.
+
+    Only when the database file did not exist before: a failed import into an existing
+    database leaves it as it was (the import wrote nothing, or whole streams that a re-run
+    accepts), and never removes a file it did not create.
+    """
+    if not isinstance(store, SQLiteEventStore) or os.path.exists(store.path):
+        yield
+        return
+    created = [store.path + suffix for suffix in ("", "-wal", "-shm", "-journal")
+               if not os.path.exists(store.path + suffix)]
+    try:
+        yield
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        raise
 
 
 async def _check(args: argparse.Namespace) -> int:

@@ -4,6 +4,15 @@ Each pending notification is one ``(at, seq, token)`` tuple in a binary heap: ``
 aware UTC datetime and ``seq`` a number unique per notifier, so tuples order by time, then by
 scheduling order, and tokens are never compared.
 
+Removing a notification that is not the earliest (``cancel``, or a replayed fire out of order)
+leaves its tuple in the heap as a tombstone: it is dropped when it reaches the top, and the heap
+is rebuilt once tombstones outnumber the pending notifications, so each removal costs O(log n)
+amortised instead of a rebuild. The root of the heap is always pending. Telling tombstones apart
+and finding a token's notifications takes an `_Index` (by seq, by token), built in O(n) the
+first time something is removed out of order and kept up to date from then on: a notifier that
+only schedules and fires pays nothing for it, in time or memory. ``seq`` is never reused, so
+"its seq is in the index" is what tells a pending tuple from a tombstone.
+
 Every mutation is split in two so the actor runtime can event-source it: a public method
 validates and works out the change without touching anything, then hands it to one hook
 (``_on_schedule``, ``_on_fire``, ``_on_cancel``); the default hooks call the matching
@@ -12,14 +21,16 @@ validates and works out the change without touching anything, then hands it to o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from heapq import heapify, heappop, heappush
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["MultiNotifier"]
 
 T = TypeVar("T")
+
+_Entry = tuple[datetime, int, T]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -41,6 +52,62 @@ def _utc(value: object, name: str) -> datetime:
         raise ValueError(f"{name}={value!r} is outside the range of a UTC datetime") from None
 
 
+class _Index(Generic[T]):
+    """Every pending notification by seq, and by token (the hashable ones through a dict)."""
+
+    __slots__ = ("by_token", "entries", "unhashable")
+
+    def __init__(self, pending: Iterable[_Entry[T]]) -> None:
+        self.entries: dict[int, _Entry[T]] = {}
+        self.by_token: dict[Any, int | set[int]] = {}  # token -> its seq, or seqs
+        self.unhashable: dict[int, T] = {}  # seq -> token, for tokens that cannot be hashed
+        for entry in pending:
+            self.add(entry)
+
+    def add(self, entry: _Entry[T]) -> None:
+        _, seq, token = entry
+        self.entries[seq] = entry
+        by_token = self.by_token
+        try:
+            found = by_token.get(token)
+        except TypeError:
+            self.unhashable[seq] = token
+            return
+        if found is None:
+            by_token[token] = seq
+        elif isinstance(found, int):
+            by_token[token] = {found, seq}
+        else:
+            found.add(seq)
+
+    def remove(self, seq: int) -> None:
+        _, _, token = self.entries.pop(seq)
+        if self.unhashable.pop(seq, _ABSENT) is not _ABSENT:
+            return
+        by_token = self.by_token
+        found = by_token[token]
+        if isinstance(found, int):
+            del by_token[token]
+        else:
+            found.discard(seq)
+            if not found:
+                del by_token[token]
+
+    def find(self, token: T) -> list[int]:
+        """The seqs of the pending notifications whose token equals ``token``, in no order."""
+        try:
+            found = self.by_token.get(token)
+        except TypeError:  # unhashable: compare it with every pending token
+            return [seq for seq, (_, _, t) in self.entries.items() if t is token or t == token]
+        seqs = [] if found is None else [found] if isinstance(found, int) else list(found)
+        # An unhashable token may equal a hashable one: {1} == frozenset({1}).
+        seqs += [seq for seq, t in self.unhashable.items() if t is token or t == token]
+        return seqs
+
+
+_ABSENT = object()
+
+
 class MultiNotifier(Generic[T]):
     """Pending notifications: tokens to hand back once their time has come.
 
@@ -48,13 +115,17 @@ class MultiNotifier(Generic[T]):
     makes it fire twice. Tokens need not be hashable or comparable (``cancel`` uses ``==``).
     Instants are stored in UTC, so mixed time zones order correctly. The notifier survives
     ``copy.deepcopy`` and pickle.
+
+    ``cancel`` finds a hashable token through a dict, so a hashable token must keep its hash
+    while it is pending (as a dict key must); unhashable tokens are compared one by one.
     """
 
-    __slots__ = ("_heap", "_next_seq")
+    __slots__ = ("_heap", "_index", "_next_seq")
 
     def __init__(self) -> None:
         """Make an empty notifier."""
-        self._heap: list[tuple[datetime, int, T]] = []
+        self._heap: list[_Entry[T]] = []  # pending tuples, and tombstones (never at the root)
+        self._index: _Index[T] | None = None  # None until a removal out of order: no tombstones
         self._next_seq = 0
 
     # Public API --------------------------------------------------------------------------------
@@ -96,18 +167,21 @@ class MultiNotifier(Generic[T]):
             return []
         n = len(heap)
         if (n < 2 or heap[1][0] > now) and (n < 3 or heap[2][0] > now):
-            # Only the root is due: the common case, without the walk below.
+            # Only the root is due (and the root is never a tombstone): the common case.
             _, seq, token = heap[0]
             self._on_fire([seq])
             return [token]
         # Walk the heap best-first without popping, so that nothing changes before the hook.
+        # A tombstone is passed over, but its children are still visited.
+        live = None if self._index is None else self._index.entries
         seqs: list[int] = []
         tokens: list[T] = []
         frontier = [(heap[0][0], heap[0][1], 0)]
         while frontier:
             _, seq, i = heappop(frontier)
-            seqs.append(seq)
-            tokens.append(heap[i][2])
+            if live is None or seq in live:
+                seqs.append(seq)
+                tokens.append(heap[i][2])
             child = 2 * i + 1
             if child < n:
                 at, seq, _ = heap[child]
@@ -122,7 +196,11 @@ class MultiNotifier(Generic[T]):
         return tokens
 
     def cancel(self, token: T) -> int:
-        """Remove every pending notification whose token equals ``token``. O(n).
+        """Remove every pending notification whose token equals ``token``.
+
+        O(k log n) amortised for the k removed when ``token`` is hashable, plus a comparison
+        with each pending unhashable token; O(n) when ``token`` is unhashable. The first cancel
+        of a notifier also indexes its pending notifications, once: O(n).
 
         Args:
             token: The token to look for, compared with ``==``.
@@ -130,17 +208,20 @@ class MultiNotifier(Generic[T]):
         Returns:
             How many notifications were removed.
         """
-        found = sorted((at, seq) for at, seq, t in self._heap if t is token or t == token)
-        if found:
-            self._on_cancel([seq for _, seq in found])
-        return len(found)
+        index = self._indexed()
+        seqs = index.find(token)
+        if seqs:
+            entries = index.entries
+            seqs.sort(key=lambda seq: (entries[seq][0], seq))  # firing order
+            self._on_cancel(seqs)
+        return len(seqs)
 
     def pending(self) -> list[tuple[datetime, T]]:
         """Every pending ``(at, token)``, ``at`` in UTC, in firing order."""
         return [(at, token) for at, _, token in self._sorted()]
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) if self._index is None else len(self._index.entries)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MultiNotifier):
@@ -150,9 +231,24 @@ class MultiNotifier(Generic[T]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} pending={len(self)} next_at={self.next_at()!r}>"
 
-    def _sorted(self) -> list[tuple[datetime, int, T]]:
+    def _pending(self) -> Iterable[_Entry[T]]:
+        """The pending tuples, in no order (the heap holds tombstones too)."""
+        return self._heap if self._index is None else self._index.entries.values()
+
+    def _sorted(self) -> list[_Entry[T]]:
         # (at, seq) is unique, so sorting never compares tokens.
-        return sorted(self._heap)
+        return sorted(self._pending())
+
+    def _indexed(self) -> _Index[T]:
+        if self._index is None:
+            self._index = _Index(self._heap)  # no tombstones before there is an index
+        return self._index
+
+    def _reset(self) -> None:
+        """Forget every notification and the sequence counter."""
+        self._heap = []
+        self._index = None
+        self._next_seq = 0
 
     # Hooks: the event-sourced runtime overrides these to emit events ---------------------------
 
@@ -181,47 +277,59 @@ class MultiNotifier(Generic[T]):
         """
         if seq < self._next_seq:
             raise ValueError(f"seq {seq} is already used (next free seq is {self._next_seq})")
-        heappush(self._heap, (_utc(at, "at"), seq, token))
+        entry = (_utc(at, "at"), seq, token)
+        if self._index is not None:
+            self._index.add(entry)
+        heappush(self._heap, entry)
         self._next_seq = seq + 1
 
     def _apply_fired(self, seqs: Sequence[int]) -> None:
-        """Remove the notifications ``seqs``: O(k log n) when they are the earliest, in order.
+        """Remove the notifications ``seqs``: O(log n) each (amortised), in any order.
 
         Raises:
             KeyError: A seq is not pending; nothing changes then.
         """
         heap = self._heap
-        if len(seqs) == 1 and heap and heap[0][1] == seqs[0]:
-            heappop(heap)
-            return
-        popped: list[tuple[datetime, int, T]] = []
-        for i, seq in enumerate(seqs):
-            if heap and heap[0][1] == seq:
+        if self._index is None:
+            # No tombstones: the earliest first, as due() lists them, pop one by one.
+            popped: list[_Entry[T]] = []
+            for seq in seqs:
+                if not heap or heap[0][1] != seq:
+                    for entry in popped:  # out of order (a replay of some other order)
+                        heappush(heap, entry)
+                    break
                 popped.append(heappop(heap))
-                continue
-            # Not the earliest (a replay of some other order): fall back to O(n).
-            try:
-                self._remove(seqs[i:])
-            except KeyError:
-                for entry in popped:
-                    heappush(self._heap, entry)
-                raise
-            return
+            else:
+                return
+        self._remove(seqs)
 
     def _apply_cancelled(self, seqs: Sequence[int]) -> None:
-        """Remove the notifications ``seqs``, wherever they are. O(n).
+        """Remove the notifications ``seqs``, wherever they are: O(log n) each, amortised.
 
         Raises:
             KeyError: A seq is not pending; nothing changes then.
         """
-        if seqs:
-            self._remove(seqs)
+        self._remove(seqs)
 
     def _remove(self, seqs: Sequence[int]) -> None:
-        gone = set(seqs)
-        kept = [entry for entry in self._heap if entry[1] not in gone]
-        if len(self._heap) - len(kept) != len(gone):
-            missing = gone - {entry[1] for entry in self._heap}
-            raise KeyError(f"not pending: seqs {sorted(missing)}")
-        heapify(kept)
-        self._heap = kept
+        index = self._indexed()
+        entries = index.entries
+        missing = sorted({seq for seq in seqs if seq not in entries})
+        if missing:
+            raise KeyError(f"not pending: seqs {missing}")
+        heap = self._heap
+        for seq in seqs:
+            if seq not in entries:
+                continue  # listed twice
+            index.remove(seq)
+            if heap[0][1] == seq:
+                heappop(heap)
+                # Drop the tombstones that surface, so that the root stays pending.
+                while heap and heap[0][1] not in entries:
+                    heappop(heap)
+            # Otherwise its tuple stays in the heap as a tombstone.
+        if len(heap) > 2 * len(entries):
+            # Tombstones are the majority: rebuild, O(n) once per n/2 removals.
+            heap = list(entries.values())
+            heapify(heap)
+            self._heap = heap

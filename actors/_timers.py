@@ -53,22 +53,23 @@ class EventSourcedNotifier(MultiNotifier[Any]):
 
     def earliest_seq(self) -> int | None:
         """The sequence number of the earliest pending notification (a wake-up's identity)."""
-        return self._heap[0][1] if self._heap else None
+        return self._heap[0][1] if self._heap else None  # the root is never a tombstone
 
     def next_after(self, moment: float) -> datetime | None:
         """The earliest pending instant later than epoch ``moment``. O(n): for stale wake-ups."""
-        return min((at for at, _, _ in self._heap if at.timestamp() > moment), default=None)
+        # Over the pending entries, not the heap: the heap may hold cancelled tombstones.
+        return min((at for at, _, _ in self._pending() if at.timestamp() > moment),
+                   default=None)
 
     def dump(self) -> dict[str, Any]:
         return {
             "next_seq": self._next_seq,
             "pending": [[seq, at.isoformat(), self._codec.encode_value(token)]
-                        for at, seq, token in sorted(self._heap, key=lambda e: (e[0], e[1]))],
+                        for at, seq, token in self._sorted()],
         }
 
     def load(self, data: dict[str, Any]) -> None:
-        self._heap = []
-        self._next_seq = 0
+        self._reset()
         for seq, at, token in sorted(data["pending"], key=lambda item: item[0]):  # seq order
             self._apply_scheduled(seq, datetime.fromisoformat(at),
                                   self._codec.decode_value(token))

@@ -340,39 +340,79 @@ class _Parsed:
 
 async def import_jsonl(store: EventStore, lines: Iterable[str], *,
                        source: str = "the log") -> dict[str, int]:
-    """Append the events of a JSON Lines log to ``store``: all of them, or none.
+    """Append the events of a JSON Lines log to ``store``; resumable after a crash.
 
-    Every line is checked first (JSON, fields, versions consecutive from 1 in each stream, the
-    type decodes with the current code); then each stream must be empty in ``store``, and is
-    appended in one atomic batch with the events' ids, data and metadata. Positions and
-    recording times are ``store``'s own. Snapshot lines are saved after the events.
+    Every line is checked first (JSON, fields, versions consecutive from 1 in each stream, event
+    ids unique, the type decodes with the current code), then every stream of the log: it must
+    be empty in ``store``, or hold exactly the log's events (the same ids at the same versions:
+    what an import that was interrupted already wrote). Only then is anything written: each
+    empty stream in one atomic batch with the events' ids, data and metadata, then the snapshot
+    lines (saving one again replaces it with the same state). So the same call after a crash
+    finishes the job without duplicates. Positions and recording times are ``store``'s own; an
+    event line without an ``id`` gets one derived from its stream, version and content, so a
+    re-run gives it the same id.
+
+    Not one transaction across streams: a crash mid-way leaves some streams imported. Event ids
+    that ``store`` holds in another stream are only found when that stream is appended
+    (``DuplicateEventId``), after the streams before it.
 
     Args:
         lines: the log's lines, e.g. an open text file.
         source: how errors name the log (a file name).
 
     Returns:
-        How many events each stream received.
+        How many events each stream of the log received: 0 for one that held them already.
 
     Raises:
-        ReplayError: a line is invalid (named with its number), or a stream is not empty.
+        ReplayError: a line is invalid (named with its number), or a stream holds other events;
+            nothing is written then.
     """
-    parsed = _parse(store.codec, lines, source)
-    for stream in parsed.events:
-        held = await store.last_version(stream)
-        if held:
-            raise ReplayError(f"stream {stream!r} already holds {held} events in the target "
-                              "store: import into an empty store; nothing was written")
+    return await _write(store, _parse(store.codec, lines, source))
+
+
+async def _write(store: EventStore, parsed: _Parsed) -> dict[str, int]:
+    """Append what ``parsed`` holds to the streams that do not hold it yet, then its snapshots."""
+    held = {stream: await _holds(store, stream, events)
+            for stream, events in parsed.events.items()}
     for stream, events in parsed.events.items():
-        await store.append(stream, events, expected_version=NO_STREAM)
+        if not held[stream]:
+            await store.append(stream, events, expected_version=NO_STREAM)
     for stream, version, state in parsed.snapshots:
         await store.save_snapshot(stream, version, state)
-    return {stream: len(events) for stream, events in parsed.events.items()}
+    return {stream: 0 if held[stream] else len(events)
+            for stream, events in parsed.events.items()}
+
+
+async def _holds(store: EventStore, stream: str, events: list[NewEvent]) -> bool:
+    """Whether ``stream`` holds exactly ``events`` (by id); False when it is empty.
+
+    Raises:
+        ReplayError: it holds other events.
+    """
+    last = await store.last_version(stream)
+    if not last:
+        return False
+    if last == len(events):
+        differs = None
+        async for recorded in store.read(stream):
+            if recorded.id != events[recorded.version - 1].id:
+                differs = recorded.version
+                break
+        if differs is None:
+            return True
+        why = f"its event {differs} has another id than the log's"
+    else:
+        why = f"the log has {len(events)}"
+    raise ReplayError(f"stream {stream!r} already holds {last} events in the target store and "
+                      f"they are not the log's ({why}): import into a store where the stream is "
+                      "empty, or holds exactly the log's events (a re-run after a crash); "
+                      "nothing was written")
 
 
 def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
     parsed = _Parsed()
     now = datetime.now(UTC)
+    ids: dict[uuid.UUID, str] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -395,6 +435,10 @@ def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
                 f"starts at version {version}; an imported log starts at version 1"
                 if not events else f"goes from version {len(events)} to {version}: "
                 "versions must follow each other (a gap, or lines out of order)"))
+        if new.id in ids:
+            raise ReplayError(f"{where}: id {new.id} is already the id of {ids[new.id]}: every "
+                              "event needs its own id (drop the 'id' to have one derived)")
+        ids[new.id] = f"stream {stream!r} version {version} (line {number})"
         try:
             codec.decode(RecordedEvent(stream, version, 0, new.type, new.data, new.metadata,
                                        new.id, now))
@@ -418,11 +462,22 @@ def _parse_event(item: dict[str, Any], where: str) -> tuple[str, int, NewEvent]:
     if not isinstance(metadata, dict):
         raise ReplayError(f"{where}: 'metadata' must be an object, got {metadata!r}")
     try:
-        event_id = uuid.UUID(item["id"]) if "id" in item else uuid.uuid4()
+        event_id = uuid.UUID(item["id"]) if "id" in item else _derived_id(
+            stream, version, kind, item["data"], metadata)
     except (TypeError, ValueError, AttributeError):
         raise ReplayError(f"{where}: 'id' must be a UUID, got {item['id']!r}") from None
     return stream, version, NewEvent(type=kind, data=item["data"], metadata=metadata,
                                      id=event_id)
+
+
+_IMPORTED = uuid.uuid5(uuid.NAMESPACE_URL, "urn:trio-actors:import")
+
+
+def _derived_id(stream: str, version: int, kind: str, data: Any, metadata: Any) -> uuid.UUID:
+    """The id of an event line without one: the same for the same line, so a re-run matches."""
+    text = json.dumps([stream, version, kind, data, metadata], sort_keys=True,
+                      ensure_ascii=False, separators=(",", ":"))
+    return uuid.uuid5(_IMPORTED, text)
 
 
 def _parse_snapshot(item: Any, parsed: _Parsed, where: str) -> tuple[str, int, Any]:

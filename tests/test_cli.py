@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -242,12 +244,19 @@ def test_timers_on_an_empty_store(capsys: pytest.CaptureFixture[str], tmp_path: 
 # -- errors: one line, status 2 ------------------------------------------------------------------
 
 
+def _without_id(line: str) -> str:
+    item = json.loads(line)
+    item.pop("id", None)
+    return json.dumps(item) + "\n"
+
+
 def _bad_files(tmp_path: Path) -> dict[str, Path]:
     lines = (GOLDEN / "subscription.jsonl").read_text().splitlines(keepends=True)
     files = {
         "truncated": "".join(lines[:-1]) + lines[-1][:40],
         "unknown": "".join(lines).replace('"golden.Reminded"', '"golden.Gone"'),
         "gap": "".join(line for line in lines if '"version": 3,' not in line),
+        "other_ids": "".join(_without_id(line) for line in lines),
     }
     paths = {}
     for name, text in files.items():
@@ -271,8 +280,9 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
      "stream 'Other-alice' is not a Subscription stream"),
     (["replay", "{db}", "Subscription-alice", "--actor", SUBSCRIPTION, "--to", "20"],
      "--to 20 is outside stream 'Subscription-alice': it has versions 1 to 19"),
-    (["import", "{db}", str(GOLDEN / "subscription.jsonl")],
-     "stream 'Subscription-alice' already holds 19 events"),
+    (["import", "{db}", "{other_ids}"],
+     "stream 'Subscription-alice' already holds 19 events in the target store and they are "
+     "not the log's"),
     (["check", "--actor", SUBSCRIPTION, "{truncated}"],
      "truncated.jsonl line 23: not valid JSON"),
     (["check", "--actor", SUBSCRIPTION, "{unknown}"],
@@ -301,7 +311,162 @@ def test_a_failed_import_writes_nothing(capsys: pytest.CaptureFixture[str],
     bad = _bad_files(tmp_path)["truncated"]
     assert run(capsys, "import", url, str(bad))[0] == 2
     status, _, err = run(capsys, "log", url, "Subscription-alice")
-    assert status == 2 and "has no events" in err
+    assert status == 2 and "no SQLite database" in err
+
+
+# -- import: resumable, and no new file when it fails --------------------------------------------
+
+
+def _many_streams(tmp_path: Path, count: int) -> Path:
+    """The golden log copied into ``count`` streams (ids derived, as the lines have none)."""
+    text = "".join(_without_id(line) for line in
+                   (GOLDEN / "subscription.jsonl").read_text().splitlines(keepends=True))
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(text.replace("Subscription-alice", f"Subscription-s{n}")
+                            for n in range(count)))
+    return path
+
+
+async def _stored(url: str) -> tuple[list[tuple[str, int, str]], list[int | None]]:
+    """Every event (stream, version, id) in position order, and each stream's snapshot."""
+    async with eventstore.open(url) as store:
+        events = [(e.stream, e.version, str(e.id)) async for e in store.read_all()]
+        snapshots = []
+        for stream in sorted({stream for stream, _, _ in events}):
+            snapshot = await store.load_snapshot(stream)
+            snapshots.append(None if snapshot is None else snapshot.version)
+    return events, snapshots
+
+
+KILLED_CHILD = """
+import os, signal, sys
+from eventstore.sqlite import SQLiteEventStore
+
+append, appended = SQLiteEventStore.append, 0
+
+async def append_then_die(self, *args, **kwargs):
+    global appended
+    result = await append(self, *args, **kwargs)
+    appended += 1
+    if appended == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+
+SQLiteEventStore.append = append_then_die
+from actors._cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_after", [2, 6])
+def test_an_import_killed_mid_way_is_finished_by_running_it_again(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, killed_after: int) -> None:
+    log = _many_streams(tmp_path, 6)
+    url = f"sqlite:///{tmp_path}/target.db"
+    argv = ["import", "-m", "golden_actors", url, str(log)]
+    # SIGKILLed right after the k-th stream's append committed (the 6th: before the snapshots).
+    first = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(killed_after), *argv],
+                           cwd=GOLDEN, capture_output=True, text=True, timeout=120)
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    events, snapshots = trio.run(_stored, url)
+    assert len(events) == 19 * killed_after and snapshots == [None] * killed_after
+
+    again = subprocess.run([sys.executable, "-m", "actors", *argv], cwd=GOLDEN,
+                           capture_output=True, text=True, timeout=120)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout.splitlines() == [
+        f"'Subscription-s{n}' already held its 19 events" if n < killed_after
+        else f"imported 19 events into 'Subscription-s{n}'" for n in range(6)]
+
+    reference = f"sqlite:///{tmp_path}/reference.db"
+    assert run(capsys, "import", reference, str(log))[0] == 0
+    events, snapshots = trio.run(_stored, url)
+    expected, expected_snapshots = trio.run(_stored, reference)
+    assert len(events) == len(set(events)) == 6 * 19  # every stream once, nothing twice
+    assert sorted(events) == sorted(expected)
+    assert snapshots == expected_snapshots == [19] * 6  # the newest of each stream
+
+
+def test_running_an_import_again_adds_nothing(capsys: pytest.CaptureFixture[str],
+                                              golden_db: str) -> None:
+    before = trio.run(_stored, golden_db)
+    status, out, err = run(capsys, "import", golden_db, str(GOLDEN / "subscription.jsonl"))
+    assert (status, out, err) == (0, "'Subscription-alice' already held its 19 events\n", "")
+    assert trio.run(_stored, golden_db) == before
+
+
+def _listing(tmp_path: Path) -> list[str]:
+    return sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize(("target", "source", "says"), [
+    ("sqlite:///{tmp}/new.db", "{truncated}", "not valid JSON"),
+    ("sqlite:///{tmp}/new.db", "{unknown}", "cannot decode"),
+    ("sqlite:///{tmp}/new.db", "{tmp}/missing.jsonl", "No such file"),
+    ("sqlite:///{tmp}/new.db", "{empty}", "holds no events"),
+    ("sqlite:///{tmp}/no-such-dir/new.db", str(GOLDEN / "subscription.jsonl"), "cannot open"),
+    ("nosql://{tmp}/new.db", str(GOLDEN / "subscription.jsonl"), "unknown store URL"),
+])
+def test_a_failed_import_leaves_no_new_file(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                            target: str, source: str, says: str) -> None:
+    names = {"tmp": str(tmp_path), **{k: str(v) for k, v in _bad_files(tmp_path).items()}}
+    (tmp_path / "empty.jsonl").write_text("\n")
+    names["empty"] = str(tmp_path / "empty.jsonl")
+    before = _listing(tmp_path)
+    status, out, err = run(capsys, "import", target.format(**names), source.format(**names))
+    assert (status, out) == (2, "") and says in err
+    assert _listing(tmp_path) == before
+
+
+def test_an_import_that_fills_the_disk_removes_the_file_it_created(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    log = _many_streams(tmp_path, 30)
+    reference = tmp_path / "reference.db"
+    assert run(capsys, "import", f"sqlite:///{reference}", str(log))[0] == 0
+    with sqlite3.connect(reference) as conn:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    connection = SQLiteEventStore._connection
+
+    def small_disk(self: SQLiteEventStore) -> sqlite3.Connection:
+        conn = connection(self)
+        conn.execute(f"PRAGMA max_page_count = {pages // 2}")  # a real SQLITE_FULL mid-way
+        return conn
+
+    monkeypatch.setattr(SQLiteEventStore, "_connection", small_disk)
+    before = _listing(tmp_path)
+    status, _, err = run(capsys, "import", f"sqlite:///{tmp_path}/target.db", str(log))
+    assert status == 2 and "database or disk is full" in err
+    assert _listing(tmp_path) == before  # target.db and its -wal and -shm are gone
+
+
+def test_a_failed_import_never_removes_a_database_that_existed(
+        capsys: pytest.CaptureFixture[str], golden_db: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    held = trio.run(_stored, golden_db)
+    status, _, err = run(capsys, "import", golden_db, str(_bad_files(tmp_path)["other_ids"]))
+    assert status == 2 and "not the log's" in err
+    assert trio.run(_stored, golden_db) == held
+    connection = SQLiteEventStore._connection
+
+    def full_disk(self: SQLiteEventStore) -> sqlite3.Connection:
+        conn = connection(self)
+        conn.execute("PRAGMA max_page_count = 1")  # below its size: every write is SQLITE_FULL
+        return conn
+
+    monkeypatch.setattr(SQLiteEventStore, "_connection", full_disk)
+    log = _many_streams(tmp_path, 3)
+    status, _, err = run(capsys, "import", golden_db, log.as_posix())
+    assert status == 2 and "database or disk is full" in err
+    monkeypatch.undo()
+    # SQLite keeps max_page_count at least the file's size, so a stream may still fit in its
+    # free pages: what is there is the old content, then whole streams, which a re-run accepts.
+    events, _ = trio.run(_stored, golden_db)
+    assert events[:len(held[0])] == held[0] and len(events) < len(held[0]) + 3 * 19
+    assert (len(events) - len(held[0])) % 19 == 0
+    assert run(capsys, "import", golden_db, log.as_posix())[0] == 0
+    assert len(trio.run(_stored, golden_db)[0]) == len(held[0]) + 3 * 19
 
 
 # -- the progress bar ----------------------------------------------------------------------------

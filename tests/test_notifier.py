@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import pickle
 import random
 from collections.abc import Sequence
@@ -329,11 +330,120 @@ def test_equality() -> None:
     assert a != "not a notifier"
 
 
+# Cost: cancel looks tokens up, and removes without rebuilding the heap ------------------------
+
+
+class Counted:
+    """A hashable token that counts how often it is compared."""
+
+    compared = 0
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __eq__(self, other: object) -> bool:
+        Counted.compared += 1
+        return isinstance(other, Counted) and other.n == self.n
+
+    def __hash__(self) -> int:
+        return hash(self.n)
+
+
+def _heapify_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+
+    def counting(heap: list[Any]) -> None:
+        calls.append(len(heap))
+        heapq.heapify(heap)
+
+    monkeypatch.setattr("actors._notifier.heapify", counting)
+    return calls
+
+
+def test_cancel_compares_only_matching_tokens_and_never_rebuilds_the_heap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(3)
+    mn: MultiNotifier[Counted] = MultiNotifier()
+    minutes = [rng.randrange(10_000) for _ in range(20_000)]
+    for n, minute in enumerate(minutes):
+        mn.notify_at(at(minute), Counted(n))
+    heapify_calls = _heapify_calls(monkeypatch)
+    Counted.compared = 0
+    victims = rng.sample(range(20_000), 1_000)
+    for n in victims:
+        assert mn.cancel(Counted(n)) == 1
+    # A scan would compare ~20 million times; a lookup compares the one equal token.
+    assert Counted.compared <= 2 * len(victims)
+    assert heapify_calls == []
+    assert len(mn) == 19_000
+    gone = set(victims)
+    expected = sorted((minute, n) for n, minute in enumerate(minutes) if n not in gone)
+    assert [token.n for token in mn.due(at(10_000))] == [n for _, n in expected]
+    assert len(mn) == 0
+
+
+def test_folding_cancels_at_recovery_does_not_rebuild_the_heap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(4)
+    mn: MultiNotifier[int] = MultiNotifier()
+    for n in range(20_000):
+        mn._apply_scheduled(n, at(rng.randrange(10_000)), n)
+    heapify_calls = _heapify_calls(monkeypatch)
+    victims = rng.sample(range(20_000), 2_000)
+    for start in range(0, len(victims), 10):  # as NotificationCancelled events of 10 seqs
+        mn._apply_cancelled(victims[start:start + 10])
+    mn._apply_fired(rng.sample(sorted(set(range(20_000)) - set(victims)), 50))  # out of order
+    assert heapify_calls == []
+    assert len(mn) == 20_000 - 2_050
+
+
+def test_tombstones_never_surface_and_are_compacted() -> None:
+    mn: MultiNotifier[int] = MultiNotifier()
+    for n in range(100):
+        mn.notify_at(at(n), n)
+    assert mn.cancel(1) == 1  # not the earliest: left behind as a tombstone
+    assert mn.cancel(0) == 1  # the earliest: popped, and the tombstone under it too
+    assert mn.next_at() == at(2)
+    assert len(mn._heap) == 98
+    for n in range(50, 100):
+        mn.cancel(n)
+    assert mn.next_at() == at(2)
+    assert len(mn) == 48
+    assert len(mn._heap) <= 2 * len(mn)  # rebuilt once tombstones were the majority
+    assert mn.due(at(99)) == list(range(2, 50))
+    assert mn._heap == [] and mn.next_at() is None
+
+
+def test_an_unhashable_token_may_equal_a_hashable_one() -> None:
+    mn: MultiNotifier[Any] = MultiNotifier()
+    mn.notify_at(at(1), {1, 2})  # a set: unhashable
+    mn.notify_at(at(2), frozenset({1, 2}))
+    mn.notify_at(at(3), 1.0)
+    mn.notify_at(at(4), True)
+    assert mn.cancel(frozenset({1, 2})) == 2  # found by hash, and the equal set by comparison
+    assert mn.cancel(1) == 2  # 1 == 1.0 == True, as == says
+    assert len(mn) == 0
+    mn.notify_at(at(1), frozenset({3}))
+    mn.notify_at(at(2), {3})
+    assert mn.cancel({3}) == 2  # an unhashable token is compared with every pending one
+
+
 # Model test ------------------------------------------------------------------------------------
 
 ZONES = st.sampled_from([UTC, PLUS5, MINUS330])
 INSTANTS = st.builds(at, st.integers(0, 30), ZONES)
-TOKENS = st.one_of(st.integers(0, 5), st.lists(st.integers(0, 1), max_size=2))
+TOKENS = st.one_of(st.integers(0, 5), st.lists(st.integers(0, 1), max_size=2),
+                   st.sampled_from([1.0, True]), st.frozensets(st.integers(0, 1), max_size=2),
+                   st.sets(st.integers(0, 1), max_size=2))
+
+
+def _hashable(token: Any) -> bool:
+    try:
+        hash(token)
+    except TypeError:
+        return False
+    return True
 
 
 class NotifierMachine(RuleBasedStateMachine):
@@ -369,11 +479,46 @@ class NotifierMachine(RuleBasedStateMachine):
         assert self.notifier.cancel(token) == len(self.model) - len(kept)
         self.model = kept
 
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), kind=st.sampled_from(["fired", "cancelled"]))
+    def remove_in_any_order(self, data: st.DataObject, kind: str) -> None:
+        """What a fold does with an event written in another order (or by another version)."""
+        seqs = data.draw(st.lists(st.sampled_from([seq for _, seq, _ in self.model]),
+                                  min_size=1, unique=True))
+        getattr(self.notifier, f"_apply_{kind}")(seqs)
+        self.notifier.log.append((kind, (seqs,)))
+        self.model = [entry for entry in self.model if entry[1] not in seqs]
+
+    @rule(how=st.sampled_from(["deepcopy", "pickle"]))
+    def carry_on_with_a_copy(self, how: str) -> None:
+        copied = (copy.deepcopy(self.notifier) if how == "deepcopy"
+                  else pickle.loads(pickle.dumps(self.notifier)))
+        assert copied == self.notifier
+        self.notifier = copied
+        self.model = [(when, seq, copy.deepcopy(token)) for when, seq, token in self.model]
+
     @invariant()
     def agrees_with_the_model(self) -> None:
         assert len(self.notifier) == len(self.model)
         assert self.notifier.next_at() == (self.model[0][0] if self.model else None)
-        assert self.notifier.pending() == [(when, token) for when, _, token in self.model]
+        pending = self.notifier.pending()
+        assert pending == [(when, token) for when, _, token in self.model]
+        assert [type(token) for _, token in pending] == [type(t) for _, _, t in self.model]
+
+    @invariant()
+    def tombstones_stay_inside_their_bounds(self) -> None:
+        mn = self.notifier
+        index = mn._index
+        if index is None:  # no index yet: no tombstones either
+            assert len(mn._heap) == len(self.model)
+            return
+        assert not mn._heap or mn._heap[0][1] in index.entries
+        assert len(mn._heap) <= 2 * len(index.entries)
+        assert {entry[1] for entry in mn._heap} >= set(index.entries)
+        indexed = [seq for found in index.by_token.values()
+                   for seq in ([found] if isinstance(found, int) else found)]
+        assert sorted(indexed + list(index.unhashable)) == sorted(index.entries)
+        assert all(not _hashable(token) for token in index.unhashable.values())
 
     @invariant()
     def replays_and_pickles_exactly(self) -> None:

@@ -395,14 +395,75 @@ async def test_import_rejects_bad_lines() -> None:
         await _import_fails([line], match)
 
 
-async def test_import_of_several_streams_writes_none_when_one_is_taken() -> None:
+def _inflight_lines() -> list[str]:
+    return (GOLDEN / "subscription-inflight.jsonl").read_text().splitlines(keepends=True)
+
+
+async def _all_events(store: EventStore) -> list[tuple[str, int, str]]:
+    return [(e.stream, e.version, str(e.id)) async for e in store.read_all()]
+
+
+async def test_a_stream_holding_other_events_is_refused_before_anything_is_written() -> None:
     store = MemoryEventStore()
-    await _import_golden(store, "subscription-inflight.jsonl")
-    both = _golden_lines() + (GOLDEN / "subscription-inflight.jsonl").read_text().splitlines(
-        keepends=True)
-    with pytest.raises(ReplayError, match="'Subscription-bob' already holds 12 events"):
-        await replay.import_jsonl(store, both)
-    assert await store.last_version(STREAM) == 0
+    # The same events under other ids: another log, not an interrupted import of this one.
+    await replay.import_jsonl(store, [_fresh_id(line) for line in _inflight_lines()
+                                      if '"snapshot"' not in line])
+    before = await _all_events(store)
+    with pytest.raises(ReplayError, match=r"'Subscription-bob' already holds 12 events in the "
+                                          r"target store and they are not the log's \(its "
+                                          r"event 1 has another id"):
+        await replay.import_jsonl(store, _golden_lines() + _inflight_lines())
+    assert await _all_events(store) == before
+    assert await store.load_snapshot("Subscription-bob") is None
+    # More events than the log has: the stream went on after an import.
+    extra = MemoryEventStore()
+    await replay.import_jsonl(extra, _inflight_lines())
+    await extra.append("Subscription-bob", [extra.codec.new_event(actors.NotificationFired((0,)))])
+    with pytest.raises(ReplayError, match=r"already holds 13 events .* \(the log has 12\)"):
+        await replay.import_jsonl(extra, _golden_lines() + _inflight_lines())
+    assert await extra.last_version(STREAM) == 0
+
+
+async def test_an_interrupted_import_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    both = _golden_lines() + _inflight_lines()
+    async with SQLiteEventStore(tmp_path / "target.db") as store:
+        # As if the first run was killed after appending one stream, before its snapshots.
+        await replay.import_jsonl(store, [line for line in _inflight_lines()
+                                          if '"snapshot"' not in line])
+        assert await replay.import_jsonl(store, both) == {STREAM: 19, "Subscription-bob": 0}
+        after = await _all_events(store)
+        assert await replay.import_jsonl(store, both) == {STREAM: 0, "Subscription-bob": 0}
+        assert await _all_events(store) == after  # nothing twice
+        expected = [(json.loads(line)["stream"], json.loads(line)["version"],
+                     json.loads(line)["id"]) for line in both if '"snapshot"' not in line]
+        assert sorted(after) == sorted(expected)
+        snapshot = await store.load_snapshot("Subscription-bob")
+        assert snapshot is not None and snapshot.version == 9
+        assert (await replay.check(store, Subscription, "bob")).ok
+
+
+async def test_lines_without_ids_get_the_same_ids_on_a_re_run() -> None:
+    store = MemoryEventStore()
+    lines = [_fresh_id(line) for line in _golden_lines() if '"snapshot"' not in line]
+    assert await replay.import_jsonl(store, lines) == {STREAM: 19}
+    ids = await _all_events(store)
+    assert await replay.import_jsonl(store, lines) == {STREAM: 0}
+    assert await _all_events(store) == ids
+    # Derived from the content: another event at the same version gets another id.
+    changed = json.loads(lines[0])
+    changed["metadata"] = {"note": "edited"}
+    other = MemoryEventStore()
+    await replay.import_jsonl(other, [json.dumps(changed) + "\n"])
+    assert (await _all_events(other))[0][2] != ids[0][2]
+
+
+async def test_import_rejects_an_id_used_twice_in_the_log() -> None:
+    lines = _golden_lines()[:3]
+    copied = json.loads(lines[2])
+    copied["id"] = json.loads(lines[0])["id"]
+    await _import_fails([lines[0], lines[1], json.dumps(copied) + "\n"],
+                        r"log.jsonl line 3: id [0-9a-f-]+ is already the id of stream "
+                        r"'Subscription-alice' version 1 \(line 1\): every event needs its own id")
 
 
 async def test_a_log_whose_timers_contradict_each_other_is_refused() -> None:

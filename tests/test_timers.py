@@ -23,6 +23,7 @@ import trio.testing
 import actors
 import eventstore
 from actors import durable
+from actors._timers import EventSourcedNotifier
 from eventstore.memory import MemoryEventStore
 
 START = actors.VirtualClock.DEFAULT_START
@@ -450,6 +451,30 @@ async def test_unconsumed_due_tokens_warn_once_and_do_not_spin(
     now = START + 25.5 * HOUR
     assert FIRED["t"] == [("ignored", now), ("later", now)]
     assert await ref.ask("pending") == []
+
+
+def test_a_cancelled_notification_is_left_out_of_next_after_dump_and_load() -> None:
+    events: list[Any] = []
+
+    def emit(event: Any) -> None:
+        events.append(event)
+        notifier.fold(event)
+
+    notifier = EventSourcedNotifier(eventstore.Codec(), emit)
+    for hours, token in [(1, "a"), (2, "b"), (3, "c"), (2, "d")]:
+        notifier.notify_at(START + hours * HOUR, token)
+    assert notifier.cancel("b") == 1  # not the earliest: it stays in the heap as a tombstone
+    assert notifier.next_after((START + HOUR).timestamp()) == START + 2 * HOUR  # "d"
+    assert notifier.cancel("d") == 1
+    assert notifier.next_after((START + HOUR).timestamp()) == START + 3 * HOUR
+    dumped = notifier.dump()
+    assert [token for _, _, token in dumped["pending"]] == ["a", "c"]
+    fresh = EventSourcedNotifier(eventstore.Codec(), emit)
+    fresh.load(dumped)
+    assert fresh == notifier and fresh.earliest_seq() == notifier.earliest_seq() == 0
+    assert notifier.cancel("a") == 1
+    assert notifier.earliest_seq() == 2 and notifier.next_at() == START + 3 * HOUR
+    assert [type(event).__name__ for event in events].count("NotificationCancelled") == 3
 
 
 # -- the system: passivation, restarts -------------------------------------------------------
