@@ -189,3 +189,119 @@ def test_append_outcome_unknown_is_data() -> None:
     assert str(copy) == str(error)
     assert "'orders-7'" in str(error) and "retry it with the same event ids" in str(error)
     assert isinstance(error, EventStoreError)
+
+
+# -- SQLite: a real SQLITE_FULL, a real refusal ----------------------------------------------------
+
+
+async def set_pragma(store: SQLiteEventStore, pragma: str) -> int:
+    return int(await store._write(lambda conn: conn.execute(f"PRAGMA {pragma}").fetchone()[0]))
+
+
+async def check_log(store: EventStore, streams: list[str],
+                    stored: list[tuple[str, list[NewEvent], AppendResult]],
+                    failed: list[list[NewEvent]]) -> None:
+    """Every stored append is in its stream at the versions its result gave; no failed one is."""
+    where: dict[uuid.UUID, tuple[str, int]] = {}
+    for stream in streams:
+        log = await collect(store.read(stream))
+        assert [e.version for e in log] == list(range(1, len(log) + 1)), stream
+        for event in log:
+            assert event.id not in where, f"event {event.id} stored twice"
+            where[event.id] = (stream, event.version)
+    for stream, batch, result in stored:
+        first = result.version - len(batch) + 1
+        assert [where.get(e.id) for e in batch] == [
+            (stream, v) for v in range(first, result.version + 1)]
+    assert not [e.id for batch in failed for e in batch if e.id in where]
+    assert len(where) == sum(len(batch) for _, batch, _ in stored)
+
+
+async def test_after_a_real_sqlite_full_appends_at_the_right_versions_succeed(
+        tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        streams = [f"s{n}" for n in range(8)]
+        versions = dict.fromkeys(streams, 0)
+        stored: list[tuple[str, list[NewEvent], AppendResult]] = []
+        failed: list[list[NewEvent]] = []
+        errors: list[EventStoreError] = []
+        note = "x" * 1500  # the file grows every few appends
+
+        async def append(stream: str) -> None:
+            batch = events(2, note=note)
+            try:
+                result = await store.append(stream, batch, expected_version=versions[stream])
+            except WrongExpectedVersion:
+                raise  # a version this process never wrote: a lie about an earlier failure
+            except EventStoreError as exc:
+                errors.append(exc)
+                failed.append(batch)
+            else:
+                versions[stream] = result.version
+                stored.append((stream, batch, result))
+
+        async def rounds(count: int) -> None:
+            for _ in range(count):
+                async with trio.open_nursery() as nursery:
+                    for stream in streams:
+                        nursery.start_soon(append, stream)
+
+        await rounds(2)
+        await set_pragma(store, f"max_page_count = {await set_pragma(store, 'page_count')}")
+        await rounds(4)  # the file cannot grow: whole batches fail with SQLITE_FULL
+        assert errors and all("SQLITE_FULL" in str(e) for e in errors)
+        assert not any(isinstance(e, AppendOutcomeUnknown) for e in errors)
+        await set_pragma(store, "max_page_count = 1000000000")
+        count = len(stored)
+        await rounds(3)  # every append succeeds at the version this process last saw
+        assert len(stored) == count + 3 * len(streams)
+        await check_log(store, streams, stored, failed)
+
+
+async def spy_batches(store: Any) -> list[list[str]]:
+    """The streams of each batch the store's group committer writes."""
+    batches: list[list[str]] = []
+    real = store._committer._write_batch
+
+    async def spy(requests: list[AppendRequest]) -> None:
+        batches.append([r.stream for r in requests])
+        await real(requests)
+
+    store._committer._write_batch = spy
+    return batches
+
+
+async def append_concurrently(store: EventStore, appends: dict[str, list[NewEvent]]
+                              ) -> dict[str, AppendResult | EventStoreError]:
+    outcomes: dict[str, AppendResult | EventStoreError] = {}
+
+    async def append(stream: str, batch: list[NewEvent]) -> None:
+        try:
+            outcomes[stream] = await store.append(stream, batch)
+        except EventStoreError as exc:
+            outcomes[stream] = exc
+
+    async with trio.open_nursery() as nursery:
+        for stream, batch in appends.items():
+            nursery.start_soon(append, stream, batch)
+    return outcomes
+
+
+async def test_a_row_sqlite_refuses_fails_alone_in_its_batch(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        # A real SQLITE_TOOBIG: the writer connection takes no value longer than 10 000 bytes.
+        await store._write(lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000))
+        batches = await spy_batches(store)
+        appends = {f"ok-{n}": events(2) for n in range(10)}
+        appends["too-big"] = events(1, text="y" * 20_000)
+        outcomes = await append_concurrently(store, appends)
+        assert any("too-big" in batch and len(batch) > 1 for batch in batches)
+        refused = outcomes.pop("too-big")
+        assert isinstance(refused, EventStoreError)
+        assert "'too-big'" in str(refused) and "SQLITE_TOOBIG" in str(refused)
+        assert "nothing of it was written" in str(refused)
+        assert all(isinstance(outcome, AppendResult) for outcome in outcomes.values())
+        assert await store.last_version("too-big") == 0
+        for stream in outcomes:
+            assert await store.last_version(stream) == 2
