@@ -305,3 +305,181 @@ async def test_a_row_sqlite_refuses_fails_alone_in_its_batch(tmp_path: Path) -> 
         assert await store.last_version("too-big") == 0
         for stream in outcomes:
             assert await store.last_version(stream) == 2
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+postgres = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pg(postgres_url: str, postgres_schema: str) -> AsyncIterator[Any]:
+    from eventstore.postgres import PostgresEventStore
+
+    async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
+        await store.append("warm-up", events(1))
+        yield store
+
+
+def sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def run_sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    return await trio.to_thread.run_sync(sql, url, query, *params)
+
+
+@postgres
+async def test_a_row_postgresql_refuses_fails_alone_in_its_batch(pg: Any) -> None:
+    # A real refusal that passes validation: a stream name too long for the (stream, version)
+    # index (random text, so it does not compress below the limit).
+    long_name = secrets.token_urlsafe(6000)
+    batches = await spy_batches(pg)
+    appends = {f"ok-{n}": events(2) for n in range(10)}
+    appends[long_name] = events(1)
+    outcomes = await append_concurrently(pg, appends)
+    assert any(long_name in batch and len(batch) > 1 for batch in batches)
+    refused = outcomes.pop(long_name)
+    assert isinstance(refused, EventStoreError)
+    assert "index row" in str(refused) and "nothing was written" in str(refused)
+    assert long_name[:40] in str(refused)  # it names the stream
+    assert all(isinstance(outcome, AppendResult) for outcome in outcomes.values()), outcomes
+    for stream in outcomes:
+        assert await pg.last_version(stream) == 2
+
+
+@postgres
+async def test_an_error_after_the_commit_went_out_is_checked_not_guessed(
+        pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pg._send
+
+    def send_then_break(*args: Any) -> Any:
+        real(*args)  # committed
+        raise RuntimeError("the driver broke after sending")
+
+    monkeypatch.setattr(pg, "_send", send_then_break)
+    batch = events(3)
+    result = await pg.append("s", batch)  # found stored by its ids: a success
+    monkeypatch.undo()
+    assert result.version == 3
+    assert [e.id for e in await collect(pg.read("s"))] == [e.id for e in batch]
+
+
+async def wait_for_lock_wait(url: str, pid: int) -> None:
+    while not await run_sql(url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s "
+                            "AND wait_event_type = 'Lock'", pid):
+        await trio.sleep(0.01)
+
+
+@postgres
+async def test_an_unreachable_server_leaves_the_outcome_unknown_never_guessed(
+        pg: Any, postgres_url: str, autojump_clock: trio.testing.MockClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventstore.postgres import ConnectionFailed
+
+    writer_pid = pg._writer.info.backend_pid
+    batch = events(2)
+    failures: list[BaseException] = []
+
+    def unreachable() -> Any:
+        raise ConnectionFailed(pg._server, "connection refused (the test cut the server off)")
+
+    with psycopg.connect(postgres_url) as blocker:
+        # Hold the position lock: the append waits inside its transaction, then is cut off.
+        blocker.execute(f'SELECT * FROM "{pg.schema}".global_position FOR UPDATE')
+        async with trio.open_nursery() as nursery:
+            async def append() -> None:
+                try:
+                    await pg.append("s", batch)
+                except EventStoreError as exc:
+                    failures.append(exc)
+
+            nursery.start_soon(append)
+            await wait_for_lock_wait(postgres_url, writer_pid)
+            monkeypatch.setattr(pg, "_connect", unreachable)
+            start = trio.current_time()
+            await run_sql(postgres_url, "SELECT pg_terminate_backend(%s)", writer_pid)
+        blocker.rollback()
+    [error] = failures
+    assert isinstance(error, AppendOutcomeUnknown)
+    assert (error.stream, error.count) == ("s", 2)
+    assert "looking its event ids up failed" in error.reason
+    assert trio.current_time() - start >= pg.resolve_timeout  # it kept trying, on trio's clock
+    monkeypatch.undo()
+    assert await pg.last_version("s") == 0  # in truth nothing was stored...
+    assert (await pg.append("s", batch)).version == 2  # ... and the retry the error asks for works
+
+
+APPENDERS = 50
+APPENDS = int(os.environ.get("ACTORS_PG_KILL_APPENDS", "20"))
+
+
+@postgres
+@pytest.mark.slow
+async def test_killing_the_writer_under_load_never_misreports_an_append(
+        postgres_url: str, postgres_schema: str) -> None:
+    from eventstore.postgres import PostgresEventStore
+
+    # Our own application_name, so the killer never touches another test's connections.
+    name = f"h1-kill-{uuid.uuid4().hex[:12]}"
+    url = make_conninfo(postgres_url, application_name=name)
+    stored: list[tuple[str, list[NewEvent], AppendResult]] = []
+    failed: list[list[NewEvent]] = []
+    unknown_retries = 0
+    cut_off = Counter[str]()
+    async with PostgresEventStore(url, schema=postgres_schema) as store:
+        await store.append("warm-up", events(1))
+        real = store._settle_unsure
+
+        async def counting(unsure: list[tuple[AppendRequest, Any]], backend: Any) -> None:
+            await real(unsure, backend)
+            for request, _ in unsure:
+                cut_off[type(request.result).__name__] += 1
+
+        store._settle_unsure = counting
+
+        async def appender(task: int) -> None:
+            nonlocal unknown_retries
+            own, version = f"own-{task}", 0
+            for n in range(APPENDS):
+                batch = events(1 + n % 3, task=task)
+                # Half append ANY to shared streams; half keep the exact version of their own.
+                stream, expected = ((f"shared-{task % 5}", ANY) if task % 2 else (own, version))
+                while True:
+                    try:
+                        result = await store.append(stream, batch, expected_version=expected)
+                    except AppendOutcomeUnknown:
+                        unknown_retries += 1
+                        continue  # the same ids: safe
+                    except WrongExpectedVersion:
+                        raise  # the store said "failed" about events it stored
+                    except EventStoreError:
+                        failed.append(batch)
+                    else:
+                        stored.append((stream, batch, result))
+                        version = result.version if stream == own else version
+                    break
+
+        async def killer(done: trio.Event) -> None:
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                while not done.is_set():
+                    await trio.to_thread.run_sync(
+                        conn.execute, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name = %s", (name,))
+                    await trio.sleep(random.uniform(0.005, 0.03))
+
+        done = trio.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(killer, done)
+            async with trio.open_nursery() as appenders:
+                for task in range(APPENDERS):
+                    appenders.start_soon(appender, task)
+            done.set()
+        streams = [f"own-{t}" for t in range(0, APPENDERS, 2)] + [f"shared-{n}" for n in range(5)]
+        await check_log(store, streams, stored, failed)
+    print(f"{len(stored)} stored, {len(failed)} failed, commits cut off: {dict(cut_off)}, "
+          f"retries after an unknown outcome: {unknown_retries}")
+    assert sum(cut_off.values()) > 0  # the kills did land while batches committed
+    assert len(stored) + len(failed) == APPENDERS * APPENDS
