@@ -2,6 +2,7 @@
 
 from ._codec import Codec as Codec
 from ._codec import event_type as event_type
+from ._errors import AppendOutcomeUnknown as AppendOutcomeUnknown
 from ._errors import DecodeError as DecodeError
 from ._errors import DuplicateEventId as DuplicateEventId
 from ._errors import EventStoreError as EventStoreError
@@ -26,6 +27,7 @@ __all__ = [
     "ANY",
     "NO_STREAM",
     "STREAM_EXISTS",
+    "AppendOutcomeUnknown",
     "AppendResult",
     "Codec",
     "DecodeError",

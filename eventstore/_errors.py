@@ -71,3 +71,28 @@ class DecodeError(EventStoreError):
 
 class SchemaError(EventStoreError):
     """The store's on-disk schema is newer than this library, or otherwise unusable."""
+
+
+class AppendOutcomeUnknown(EventStoreError):
+    """An append may or may not be stored, and the store could not find out in time.
+
+    Raised only after a commit whose outcome was ambiguous (the connection was lost while the
+    transaction was committing) when reading the stream's event ids back kept failing for the
+    store's whole time bound. Every other error of ``append`` means nothing was written.
+
+    Attributes:
+        stream: the stream appended to.
+        count: how many events the append held.
+        reason: what went wrong, and why checking failed.
+    """
+
+    def __init__(self, stream: str, count: int, reason: str) -> None:
+        super().__init__(stream, count, reason)
+        self.stream = stream
+        self.count = count
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (f"the append of {self.count} event(s) to stream {self.stream!r} may or may not be "
+                f"stored: {self.reason}; retry it with the same event ids (safe: a stored batch "
+                "returns its first result and is not written twice), or read the stream to see")

@@ -5,19 +5,23 @@ every queued request (up to ``max_batch``), hands them to the backend's ``write_
 transaction and wakes their callers; it repeats while requests keep arriving. A backend's
 ``write_batch`` settles each request on its own (SQLite with a savepoint per request, PostgreSQL
 inside one statement), so one failing append, say a version conflict, fails alone.
+
+Each request gets exactly one outcome, and there is never more than one writer: a writer that
+is cancelled hands the pen to the first caller still waiting, which writes what is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 
 import attrs
 import trio
 
-from ._errors import EventStoreError
+from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError
 from ._model import AppendResult, Expected
-from ._validate import EncodedEvent
+from ._validate import EncodedEvent, StoredAt, retried
 
 
 @attrs.define(eq=False)
@@ -30,6 +34,9 @@ class AppendRequest:
     result: AppendResult | BaseException | None = None
     done: trio.Event = attrs.Factory(trio.Event)
     lead: bool = False
+    """Handed the pen: its caller becomes the writer."""
+    abandoned: bool = False
+    """Its caller was cancelled and will never look at the result."""
 
     def settle(self, result: AppendResult | BaseException) -> None:
         self.result = result
@@ -39,12 +46,36 @@ class AppendRequest:
 WriteBatch = Callable[[list[AppendRequest]], Awaitable[None]]
 
 
+def checked_outcome(request: AppendRequest, found: list[StoredAt | None],
+                    absent: EventStoreError) -> AppendResult | EventStoreError:
+    """The outcome of an append whose commit was ambiguous, from where its ids are stored.
+
+    Args:
+        request: the append.
+        found: where each of its event ids is stored now, if anywhere.
+        absent: the error to report if none of them is stored.
+
+    Returns:
+        The stored batch's result if the commit went through, ``absent`` if nothing of it is
+        stored, or ``DuplicateEventId`` if its ids are stored as part of another batch.
+    """
+    try:
+        result = retried(request.stream, request.events, found)
+    except DuplicateEventId as clash:
+        return clash
+    return absent if result is None else result
+
+
 class GroupCommitter:
     """Queues append requests and writes them in batches through ``write_batch``.
 
     ``write_batch(requests)`` must call ``request.settle(...)`` for each request with its
-    ``AppendResult`` or its own exception; if it raises instead, every unsettled request of the
-    batch gets that exception. ``after_commit`` runs on the trio thread after each batch.
+    ``AppendResult`` or its own exception. If it raises an ``Exception`` instead, every request
+    it left unsettled gets that exception (an ``EventStoreError`` must mean that nothing of them
+    was written; any other exception is reported as ``AppendOutcomeUnknown``). If it is
+    cancelled, the requests it left unsettled must not have been written: they are queued again
+    for the next writer, unless their caller is gone. ``after_commit`` runs on the trio thread
+    after each batch.
     """
 
     def __init__(self, write_batch: WriteBatch, *, max_batch: int = 1000,
@@ -57,16 +88,33 @@ class GroupCommitter:
 
     async def submit(self, stream: str, events: list[EncodedEvent],
                      expected: Expected) -> AppendResult:
+        """Queue an append and return its result once a writer has settled it.
+
+        A checkpoint. A caller cancelled while its request waits in the queue withdraws it:
+        nothing of it is written. One cancelled while its request is being committed does not
+        learn the outcome; the batch commits or fails as a whole, and the next writer goes on.
+        """
         request = AppendRequest(stream, events, expected)
         self._queue.append(request)
         if self._writing:
-            await request.done.wait()
+            try:
+                await request.done.wait()
+            except BaseException:
+                self._abandon(request)
+                raise
             if not request.lead:
                 return _outcome(request)
-        await self._write_until_empty()
+        await self._write_until_empty(request)
         return _outcome(request)
 
-    async def _write_until_empty(self) -> None:
+    def _abandon(self, request: AppendRequest) -> None:
+        """Forget ``request``'s caller; withdraw the request if no writer has taken it yet."""
+        request.abandoned = True
+        # Not queued means in the batch being committed: it commits or fails with the others.
+        with contextlib.suppress(ValueError):
+            self._queue.remove(request)
+
+    async def _write_until_empty(self, own: AppendRequest) -> None:
         self._writing = True
         try:
             # Two scheduling passes first: appenders woken by the last commit (and the tasks
@@ -77,35 +125,62 @@ class GroupCommitter:
             while self._queue:
                 batch = [self._queue.popleft()
                          for _ in range(min(self._max_batch, len(self._queue)))]
-                try:
-                    await self._write_batch(batch)
-                except BaseException as exc:
-                    failure = exc if isinstance(exc, Exception) else EventStoreError(
-                        "the commit was interrupted; the append may or may not be stored: "
-                        "retry it with the same event ids, which is safe")
-                    for request in batch:
-                        if request.result is None:
-                            request.settle(failure)
-                    raise
-                finally:
-                    if self._after_commit is not None:
-                        self._after_commit()
-                for request in batch:
-                    if request.result is None:
-                        request.settle(RuntimeError("write_batch left a request unsettled"))
+                await self._commit(batch)
+        except BaseException:
+            self._abandon(own)
+            raise
         finally:
+            self._pass_pen()
+
+    async def _commit(self, batch: list[AppendRequest]) -> None:
+        """Write one batch and settle every request of it, or queue them again if cancelled."""
+        try:
+            await self._write_batch(batch)
+        except Exception as exc:
+            for request in batch:
+                if request.result is None:
+                    request.settle(exc if isinstance(exc, EventStoreError) else _unknown(
+                        request, f"the store failed unexpectedly while committing it ({exc!r})",
+                        exc))
+        except BaseException:
+            # Interrupted before writing them (the backend's promise): whoever waits for them
+            # gets them written by the next writer.
+            self._queue.extendleft(reversed(
+                [request for request in batch
+                 if request.result is None and not request.abandoned]))
+            raise
+        finally:
+            if self._after_commit is not None:
+                self._after_commit()
+        for request in batch:
+            if request.result is None:
+                request.settle(_unknown(request, "the backend returned without settling it", None))
+
+    def _pass_pen(self) -> None:
+        """Let the first waiting caller write what is queued, or mark the committer idle.
+
+        Every queued request's caller is waiting (a cancelled one withdrew its request), so the
+        successor wakes up and writes; until then ``_writing`` stays set, so no second writer
+        starts.
+        """
+        if self._queue:
+            successor = self._queue[0]
+            successor.lead = True
+            successor.done.set()
+        else:
             self._writing = False
-            if self._queue:
-                # This writer was cancelled or failed with work queued: hand the pen over.
-                successor = self._queue[0]
-                successor.lead = True
-                successor.done.set()
+
+
+def _unknown(request: AppendRequest, reason: str,
+             cause: BaseException | None) -> AppendOutcomeUnknown:
+    error = AppendOutcomeUnknown(request.stream, len(request.events), reason)
+    error.__cause__ = cause
+    return error
 
 
 def _outcome(request: AppendRequest) -> AppendResult:
     result = request.result
     if isinstance(result, BaseException):
         raise result
-    if result is None:
-        raise RuntimeError("append request finished without a result")
+    assert result is not None, "a settled request always has its outcome"
     return result

@@ -8,14 +8,17 @@ rounds return give each append's outcome.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import uuid
+from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from ._errors import DuplicateEventId, EventStoreError, SchemaError, WrongExpectedVersion
 from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected
-from ._validate import EncodedEvent, retried
+from ._validate import EncodedEvent, StoredAt, retried
 
 SCHEMA_VERSION = 1
 """The schema version this library writes; it refuses a schema with a higher one."""
@@ -113,6 +116,9 @@ class Statements:
         self.append = append.replace(
             "{which}", "NOT EXISTS (SELECT FROM passed WHERE passed.idx = ev.idx)")
         self.append_checking_ids = append.replace("{which}", "true")
+        # Where a batch's event ids are stored: how an ambiguous commit is settled.
+        self.stored_ids = (f"SELECT id, stream, version, position FROM {s}.events "
+                           "WHERE id = ANY(%s::uuid[])")
         self.read_stream = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
                             "AND version >= %s ORDER BY version LIMIT %s")
         self.read_stream_to = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
@@ -137,6 +143,37 @@ class Statements:
         snapshot = f"SELECT version, state, recorded_at FROM {s}.snapshots WHERE stream = %s"
         self.load_snapshot = f"{snapshot} ORDER BY version DESC LIMIT 1"
         self.load_snapshot_to = f"{snapshot} AND version <= %s ORDER BY version DESC LIMIT 1"
+
+
+Backend = tuple[int, datetime]
+"""A server process: its pid and start time, so a later process reusing the pid is not it."""
+
+
+def who_am_i(conn: Conn) -> Backend | None:
+    """The server process serving ``conn``."""
+    row = conn.execute("SELECT pid, backend_start FROM pg_stat_activity "
+                       "WHERE pid = pg_backend_pid()").fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def end_backend(conn: Conn, backend: Backend, wait_ms: int = 1000) -> bool:
+    """Terminate ``backend`` if it still runs, waiting up to ``wait_ms``; whether it has ended.
+
+    A lost connection's process may live on (a network cut, a client-side failure) and could
+    still commit its transaction; once it has exited, nothing of it can.
+    """
+    pid, started = backend
+    alive = ("FROM pg_stat_activity WHERE pid = %s AND backend_start = %s "
+             "AND pid <> pg_backend_pid()")
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # then only wait for it
+        conn.execute(f"SELECT pg_terminate_backend(pid, %s) {alive}", (wait_ms, pid, started))
+    return conn.execute(f"SELECT 1 {alive}", (pid, started)).fetchone() is None
+
+
+def stored_at(conn: Conn, q: Statements, ids: list[uuid.UUID]) -> dict[uuid.UUID, StoredAt]:
+    """Where each of ``ids`` that is stored is: (stream, version, position)."""
+    rows = conn.execute(q.stored_ids, (ids,)).fetchall()
+    return {id: (stream, version, position) for id, stream, version, position in rows}
 
 
 def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:

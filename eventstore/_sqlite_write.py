@@ -4,8 +4,10 @@ The fast way plans each append's versions from the versions the store last saw a
 whole plan with one multi-row ``INSERT``, its own transaction; the schema's triggers check it row by
 row. What the plan cannot vouch for, or what SQLite refuses, is written the careful way: one
 ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the idempotent-retry and
-expected-version checks against the stored ids and versions. Everything here runs in the writer's
-worker thread.
+expected-version checks against the stored ids and versions. A row SQLite refuses fails its own
+append alone. When SQLite fails otherwise (a full disk, an I/O error), the appends not yet
+committed are looked up by their event ids before they are reported: an error then means that
+nothing of the append is stored. Everything here runs in the writer's worker thread.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any
 
 import attrs
 
-from ._errors import DuplicateEventId, EventStoreError, WrongExpectedVersion
-from ._group_commit import AppendRequest
+from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError, WrongExpectedVersion
+from ._group_commit import AppendRequest, checked_outcome
 from ._model import AppendResult, ExpectedVersion
 from ._validate import StoredAt, retried, version_matches
 
@@ -33,8 +35,20 @@ INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, 
 SELECT_VERSIONS = ("SELECT json_group_object(stream, version) FROM streams "
                    "WHERE stream IN ({})")
 
+# SQLite's primary result codes for a row it will not take: a constraint (a trigger's RAISE
+# included), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
+REFUSALS = frozenset({sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH,
+                      sqlite3.SQLITE_RANGE})
+
 Row = tuple[Any, ...]
 Outcome = tuple[AppendRequest, AppendResult | Exception]
+
+
+def refused(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused a row of the statement (rather than failing to write at all)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.IntegrityError) or (
+        code is not None and code & 0xFF in REFUSALS)
 
 
 @attrs.define
@@ -92,7 +106,8 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
 
     Each plan is one statement and one transaction; a plan that SQLite refuses wrote nothing,
     and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
-    held past the busy timeout), the appends not yet committed get that error.
+    held past the busy timeout), the appends not yet committed are looked up by their event ids:
+    those found stored succeed, the others get that error.
     """
     outcomes: list[Outcome] = []
     versions: dict[str, int] = {}
@@ -102,7 +117,9 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
             try:
                 last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
                                     plan.values).lastrowid
-            except sqlite3.IntegrityError:
+            except sqlite3.Error as exc:
+                if not refused(exc):
+                    raise
                 careful.extend(plan.requests)
                 continue
             assert last is not None
@@ -120,28 +137,50 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
         failure = store_error(exc, f"cannot write to {path!r}; nothing of this append was written")
         failure.__cause__ = exc
         settled = {id(request) for request, _ in outcomes}
-        outcomes += [(request, failure) for request in everyone if id(request) not in settled]
+        outcomes += _checked(conn, [request for request in everyone if id(request) not in settled],
+                             failure)
     return outcomes, versions
+
+
+def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
+             failure: EventStoreError) -> list[Outcome]:
+    """Each append's outcome after a failed write, from where its event ids are stored now."""
+    try:
+        found = [_stored_ids(conn, request) for request in requests]
+    except sqlite3.Error as exc:
+        unknown: list[Outcome] = []
+        for request in requests:
+            error = AppendOutcomeUnknown(
+                request.stream, len(request.events),
+                f"{failure}; and reading its event ids back failed too ({exc})")
+            error.__cause__ = failure
+            unknown.append((request, error))
+        return unknown
+    return [(request, checked_outcome(request, [ids.get(event.id.bytes)
+                                                for event in request.events], failure))
+            for request, ids in zip(requests, found, strict=True)]
 
 
 def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: str,
                 versions: dict[str, int], most: int) -> list[Outcome]:
     """Write appends one by one in one transaction, each under a savepoint, each alone.
 
-    ``versions`` receives every stream version read or written.
+    ``versions`` receives every stream version read or written, once the transaction commits:
+    a version seen in a transaction that fails is no hint for the next batch.
     """
     conn.execute("BEGIN IMMEDIATE")
+    seen: dict[str, int] = {}
     streams = list({request.stream for request in requests})
     for start in range(0, len(streams), ID_CHUNK):
         chunk = streams[start:start + ID_CHUNK]
         [(found,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
                                   chunk).fetchall()
-        versions.update(dict.fromkeys(chunk, 0))
-        versions.update(json.loads(found))
+        seen.update(dict.fromkeys(chunk, 0))
+        seen.update(json.loads(found))
     outcomes: list[Outcome] = []
     for request in requests:
         stream = request.stream
-        actual = versions[stream]
+        actual = seen[stream]
         conn.execute("SAVEPOINT append")
         outcome: AppendResult | Exception
         try:
@@ -154,18 +193,22 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:
                 position = _insert(conn, request, actual, recorded_at, most)
-                versions[stream] = actual + len(request.events)
+                seen[stream] = actual + len(request.events)
                 outcome = AppendResult(actual + len(request.events), position)
-        except sqlite3.IntegrityError as exc:
+        except sqlite3.Error as exc:
+            if not refused(exc):
+                raise
             conn.execute("ROLLBACK TO append")
             outcome = EventStoreError(
-                f"SQLite refused the append to stream {stream!r} ({exc}); nothing of it was "
-                "written")
+                f"SQLite refused the append of {len(request.events)} event(s) to stream "
+                f"{stream!r} ({getattr(exc, 'sqlite_errorname', type(exc).__name__)}: {exc}); "
+                "nothing of it was written")
         except DuplicateEventId as exc:
             outcome = exc
         conn.execute("RELEASE append")
         outcomes.append((request, outcome))
     conn.execute("COMMIT")
+    versions.update(seen)
     return outcomes
 
 

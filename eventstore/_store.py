@@ -151,6 +151,9 @@ class EventStore(abc.ABC):
             WrongExpectedVersion: the stream's version did not match; nothing was written.
             DuplicateEventId: an id appears twice in the batch, or is stored elsewhere.
             SerializationError: data or metadata is not JSON-compatible; nothing was written.
+            AppendOutcomeUnknown: the commit was cut off and the store could not find out in
+                time whether it went through; any other ``EventStoreError`` means nothing
+                was written.
         """
         self._check_open()
         name = check.stream_name(stream)

@@ -10,6 +10,11 @@ Gap-safe global order: every append transaction first locks the single row of th
 lock is held until commit, so transactions that write events commit one after the other, in
 position order; a reader's snapshot that sees a position also sees every lower one, and no lower
 position can commit later. See ``docs/postgresql.md``.
+
+Honest outcomes: when the connection is lost while a batch commits, the batch may or may not be
+stored. Before anyone is answered, the writer makes sure the lost connection's server process has
+ended (so nothing of it can still commit) and looks the batch's event ids up; if the server stays
+out of reach for ``resolve_timeout`` seconds, the callers get ``AppendOutcomeUnknown``.
 """
 
 from __future__ import annotations
@@ -36,17 +41,21 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
 
 from ._codec import Codec
-from ._errors import EventStoreError, InvalidArgument, SerializationError
-from ._group_commit import AppendRequest, GroupCommitter
+from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument, SerializationError
+from ._group_commit import AppendRequest, GroupCommitter, checked_outcome
 from ._model import AppendResult, Expected, RecordedEvent
 from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
 from ._postgres_sql import (
+    Backend,
     Conn,
     Request,
     Statements,
     append_outcomes,
     append_rounds,
+    end_backend,
     install_schema,
+    stored_at,
+    who_am_i,
 )
 from ._store import EventStore, decode_row
 from ._validate import EncodedEvent
@@ -55,8 +64,11 @@ __all__ = ["SCHEMA_VERSION", "ConnectionFailed", "PostgresEventStore"]
 
 _T = TypeVar("_T")
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
-_UNKNOWN = "the append may or may not be stored: retry it with the same event ids, which is safe"
 _NOTHING = "nothing was written"
+_CHECKED = "nothing was written (its event ids were looked up after the failure)"
+# SQLSTATE classes of an error about the data of a row (data exception, integrity constraint,
+# program limit exceeded): the append that holds the row fails alone.
+_ROW_ERRORS = ("22", "23", "54")
 
 
 class ConnectionFailed(EventStoreError, ConnectionError):
@@ -86,6 +98,17 @@ class _Slot:
 
     conn: Conn | None
     fresh: bool = False
+    backend: Backend | None = None
+    """For the writer: the server process behind ``conn``."""
+
+
+@attrs.frozen
+class _Unknown:
+    """An append whose commit may or may not have gone through."""
+
+    reason: str
+    error: EventStoreError
+    """What to report if none of its events is stored."""
 
 
 class PostgresEventStore(EventStore):
@@ -101,6 +124,9 @@ class PostgresEventStore(EventStore):
         readers: how many connections serve reads, snapshots and deletions at once.
         connect_timeout: seconds to wait for a new connection before giving up.
         max_batch: the most appends committed in one transaction.
+        resolve_timeout: seconds to keep trying to find out whether a batch whose commit was
+            cut off (a lost connection) is stored, before its appends raise
+            ``AppendOutcomeUnknown``; every other append waits meanwhile.
 
     Raises:
         InvalidArgument: a malformed ``conninfo``, an unsafe ``schema`` name or a bad number.
@@ -108,7 +134,8 @@ class PostgresEventStore(EventStore):
 
     def __init__(self, conninfo: str, *, schema: str = "eventstore", codec: Codec | None = None,
                  page_size: int = 500, poll_interval: float = 0.5, readers: int = 4,
-                 connect_timeout: float = 10, max_batch: int = 1000) -> None:
+                 connect_timeout: float = 10, max_batch: int = 1000,
+                 resolve_timeout: float = 30.0) -> None:
         super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
         if not isinstance(conninfo, str):
             raise InvalidArgument(f"conninfo must be a postgresql:// URL, got {conninfo!r}")
@@ -130,8 +157,13 @@ class PostgresEventStore(EventStore):
                 not 0 < connect_timeout < math.inf):
             raise InvalidArgument(
                 f"connect_timeout must be a positive number of seconds, got {connect_timeout!r}")
+        if isinstance(resolve_timeout, bool) or not isinstance(resolve_timeout, int | float) or (
+                not 0 <= resolve_timeout < math.inf):
+            raise InvalidArgument(
+                f"resolve_timeout must be a number of seconds >= 0, got {resolve_timeout!r}")
         self.schema = schema
         self.connect_timeout = float(connect_timeout)
+        self.resolve_timeout = float(resolve_timeout)
         self._conninfo = conninfo
         self._server = " ".join(f"{key}={params[key]}" for key in ("host", "port", "dbname", "user")
                                 if params.get(key)) or "the default server"
@@ -143,6 +175,7 @@ class PostgresEventStore(EventStore):
         self._idle: list[Conn] = []
         self._reader_slots = trio.Semaphore(self.readers)
         self._writer: Conn | None = None
+        self._backend: Backend | None = None  # the writer's server process
         self._listener: _Listener | None = None
         self._committer = GroupCommitter(self._write_batch, max_batch=self.max_batch,
                                      after_commit=self._notify_appended)
@@ -254,16 +287,48 @@ class PostgresEventStore(EventStore):
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
         batch = [(r.stream, r.events, r.expected) for r in requests]
-        slot = _Slot(self._writer)
-        self._writer = None
+        slot = self._take_writer()
         try:
             outcomes = await trio.to_thread.run_sync(self._commit, slot, batch)
         finally:
-            self._writer = self._keep(slot.conn)
+            self._put_writer(slot)
+        unsure = []
         for request, outcome in zip(requests, outcomes, strict=True):
-            request.settle(outcome)
+            if isinstance(outcome, _Unknown):
+                unsure.append((request, outcome))
+            else:
+                request.settle(outcome)
+        if unsure:
+            await self._settle_unsure(unsure, slot.backend)
 
-    def _commit(self, slot: _Slot, batch: list[Request]) -> list[AppendResult | EventStoreError]:
+    def _take_writer(self) -> _Slot:
+        slot = _Slot(self._writer, backend=self._backend)
+        self._writer = None
+        return slot
+
+    def _put_writer(self, slot: _Slot) -> None:
+        self._writer = self._keep(slot.conn)
+        self._backend = slot.backend
+
+    def _writer_conn(self, slot: _Slot) -> Conn:
+        """In a worker thread: the slot's writer connection, (re)opened if needed."""
+        if slot.conn is not None and _hung_up(slot.conn):
+            slot.conn.close()  # the server closed it while it sat idle: start afresh
+            slot.conn = None
+        if slot.conn is None:
+            conn = self._connect()
+            try:
+                # The append statement's plan does not depend on its arrays: make it once.
+                conn.execute("SET plan_cache_mode = force_generic_plan")
+                slot.backend = who_am_i(conn)
+            except psycopg.Error as exc:
+                conn.close()
+                raise ConnectionFailed(self._server, _reason(exc)) from exc
+            slot.conn = conn
+        return slot.conn
+
+    def _commit(self, slot: _Slot, batch: list[Request]
+                ) -> list[AppendResult | EventStoreError | _Unknown]:
         """In a worker thread: settle and write a whole batch in one transaction, one round trip.
 
         The transaction locks the ``global_position`` row first, so the versions and ids its
@@ -271,14 +336,7 @@ class PostgresEventStore(EventStore):
         (a conflict fails alone) and writes the accepted ones; appends that share a stream or an
         event id go in successive statements, so each one sees the writes of those before it.
         """
-        if slot.conn is not None and _hung_up(slot.conn):
-            slot.conn.close()  # the server closed it while it sat idle: start afresh
-            slot.conn = None
-        if slot.conn is None:
-            slot.conn = self._connect()
-            # The append statement's plan does not depend on its arrays: make it once.
-            slot.conn.execute("SET plan_cache_mode = force_generic_plan")
-        conn, q = slot.conn, self._sql
+        conn, q = self._writer_conn(slot), self._sql
         rounds = append_rounds(batch)
         try:
             try:
@@ -288,15 +346,95 @@ class PostgresEventStore(EventStore):
                     raise
                 conn.execute("ROLLBACK")  # an id is stored: a retry, or a clash to report
                 rows = self._send(conn, q.append_checking_ids, rounds)
-            return append_outcomes(batch, rows)
+            return [*append_outcomes(batch, rows)]
         except psycopg.Error as exc:
-            if conn.broken or conn.closed:
-                outcome = _UNKNOWN  # COMMIT went out with the rest: it may have been applied
+            if not _aborted(conn):
+                # The COMMIT may have gone out with the rest and been applied.
+                failure = self._failure(exc, conn, "append", _CHECKED)
+                failure.__cause__ = exc
+                conn.close()
+                return [_Unknown(_reason(exc), failure)] * len(batch)
+            # The server refused a statement, so it skipped the COMMIT: nothing was written.
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+            if len(batch) > 1 and (exc.sqlstate or "")[:2] in _ROW_ERRORS:
+                # A row it refused: find the append that holds it, so that one fails alone. On
+                # a new connection: psycopg may take statements skipped in the aborted pipeline
+                # for prepared ones (then "prepared statement does not exist").
+                conn.close()
+                slot.conn = None
+                half = len(batch) // 2
+                return self._commit(slot, batch[:half]) + self._commit(slot, batch[half:])
+            if len(batch) == 1:
+                stream, events, _ = batch[0]
+                doing = f"append {len(events)} event(s) to stream {stream!r}"
             else:
-                outcome = _NOTHING  # the server refused a statement, so it skipped the COMMIT
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            raise self._failure(exc, conn, "append", outcome) from exc
+                doing = "append"
+            refused = self._failure(exc, conn, doing, _NOTHING)
+            refused.__cause__ = exc
+            return [refused] * len(batch)
+        except Exception as exc:  # unexpected, perhaps after the COMMIT went out
+            failure = EventStoreError(f"the append failed unexpectedly ({exc!r}); {_CHECKED}")
+            failure.__cause__ = exc
+            conn.close()
+            return [_Unknown(repr(exc), failure)] * len(batch)
+
+    async def _settle_unsure(self, unsure: list[tuple[AppendRequest, _Unknown]],
+                             backend: Backend | None) -> None:
+        """Settle appends whose commit was cut off, from where their event ids are stored.
+
+        Retries with backoff for ``resolve_timeout`` seconds (of trio's clock) while the server
+        is out of reach; what is still unknown then, or when cancelled or closed meanwhile,
+        becomes ``AppendOutcomeUnknown``.
+        """
+        deadline = trio.current_time() + self.resolve_timeout
+        ids = [event.id for request, _ in unsure for event in request.events]
+        delay = 0.05
+        why = "the store was closed"
+        try:
+            while not self._closed:
+                slot = self._take_writer()
+                try:
+                    found = await trio.to_thread.run_sync(self._look_up, slot, backend, ids)
+                except EventStoreError as exc:
+                    why = f"looking its event ids up failed for {self.resolve_timeout:g} s ({exc})"
+                else:
+                    for request, unknown in unsure:
+                        request.settle(checked_outcome(
+                            request, [found.get(event.id) for event in request.events],
+                            unknown.error))
+                    return
+                finally:
+                    self._put_writer(slot)
+                remaining = deadline - trio.current_time()
+                if remaining <= 0:
+                    break
+                await trio.sleep(min(delay, remaining))  # the last try is at the deadline
+                delay = min(2 * delay, 1.0)
+        except BaseException:
+            why = "the writer was cancelled while looking its event ids up"
+            raise
+        finally:
+            for request, unknown in unsure:
+                if request.result is None:
+                    error = AppendOutcomeUnknown(request.stream, len(request.events),
+                                                 f"{unknown.reason}; {why}")
+                    error.__cause__ = unknown.error.__cause__
+                    request.settle(error)
+
+    def _look_up(self, slot: _Slot, backend: Backend | None,
+                 ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int, int]]:
+        """In a worker thread: end the lost connection's server process, then find ``ids``."""
+        conn = self._writer_conn(slot)
+        doing = "look up the event ids of an append whose commit was cut off"
+        try:
+            if backend is not None and not end_backend(conn, backend):
+                raise EventStoreError(
+                    f"the server process of the lost connection (pid {backend[0]}) has not ended "
+                    "yet, so it may still commit")
+            return stored_at(conn, self._sql, ids)
+        except psycopg.Error as exc:
+            raise self._failure(exc, conn, doing) from exc
 
     def _send(self, conn: Conn, statement: str, rounds: list[tuple[list[Any], ...]]
               ) -> list[tuple[Any, ...]]:
@@ -460,6 +598,12 @@ def _check_storable(stream: str, events: list[EncodedEvent]) -> None:
             stream.encode()
     except UnicodeEncodeError as exc:
         raise InvalidArgument(f"stream must be valid UTF-8, got {stream!r} ({exc})") from None
+
+
+def _aborted(conn: Conn) -> bool:
+    """Whether the server rolled back the transaction on ``conn`` after an error in it."""
+    return not (conn.broken or conn.closed) and (
+        conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR)
 
 
 def _hung_up(conn: Conn) -> bool:
