@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from eventstore import EventStore, NewEvent, WrongExpectedVersion
+from eventstore import AppendOutcomeUnknown, EventStore, NewEvent, WrongExpectedVersion
 
 from ._errors import ActorError, ActorStopped, RecoveryError
 from ._events import ScopeCommitted, markable
@@ -141,6 +141,13 @@ class Journal:
             except WrongExpectedVersion as exc:
                 self.broken = (f"another writer appended to its stream {self.stream!r} "
                                f"(version {exc.actual}, expected {exc.expected})")
+                raise ActorStopped(self.cell.name, self.broken) from exc
+            except AppendOutcomeUnknown as exc:
+                # Neither "done" nor "not done" would be honest: stop, and let the next
+                # activation read the log to learn which it was.
+                self.broken = (f"the outcome of its last commit is unknown ({exc.reason}); it "
+                               "stopped rather than guess, and recovers from the log when "
+                               "activated again")
                 raise ActorStopped(self.cell.name, self.broken) from exc
             committed = {id(item) for item in mine}
             self.pending = [item for item in self.pending if id(item) not in committed]
