@@ -112,6 +112,7 @@ class Cell:
         self._current_reply: Reply | None = None
         self._sleeps: set[trio.CancelScope] = set()
         self._trio_thread = threading.get_ident()
+        self.task: trio.lowlevel.Task | None = None  # serve()'s: it runs every turn but run()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
 
@@ -158,15 +159,18 @@ class Cell:
             if isinstance(event, SystemEvent):
                 raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
         encoded = [self.codec.new_event(event) for event in batch]
-        replaying = turn.has_scope and self.state.record.has(turn.scope)
+        root = turn.root
+        scope = root._scope
+        replaying = scope is not None and scope in self.state.record.scopes
+        pending = self.journal.pending
         for event, new in zip(batch, encoded, strict=True):
             if replaying and self._committed_before(turn, event):
                 continue
-            self._add(turn, event, new)
+            pending.append(Pending(new, event, root, turn, turn.calls))
             try:
                 self.state.actor.apply(event)
             except BaseException as exc:
-                turn.root.poisoned = exc  # the state may be half-changed: the turn must fail
+                root.poisoned = exc  # the state may be half-changed: the turn must fail
                 raise
 
     def _committed_before(self, turn: Turn, event: Any) -> bool:
@@ -183,10 +187,13 @@ class Cell:
         record = self.state.record.scopes[turn.scope]
         place = turn.calls
         committed = record.events.get((turn.branch, place), ())
-        start = turn.cursors.get(place, 0)
+        cursors = turn.cursors
+        if cursors is None:
+            cursors = turn.cursors = {}
+        start = cursors.get(place, 0)
         for n in range(start, len(committed)):
             if _same(committed[n], event):
-                turn.cursors[place] = n + 1
+                cursors[place] = n + 1
                 return True
         if record.continues_after(turn.branch, place):
             after = f"after durable call #{place}" if place else "before its first durable call"
@@ -200,16 +207,15 @@ class Cell:
         if threading.get_ident() != self._trio_thread:
             return trio.from_thread.run_sync(self.emit_system, event)
         turn = self._turn(f"{type(event).__name__}")
-        if isinstance(event, NotificationScheduled) and turn.has_scope and \
+        timer = isinstance(event, NotificationScheduled | NotificationCancelled)
+        if timer and isinstance(event, NotificationScheduled) and turn.has_scope and \
                 self.state.record.has(turn.scope) and self._committed_before(turn, event):
             return  # scheduled the first time this scope ran
-        self._add(turn, event, self.codec.new_event(event))
+        self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
+                                            turn.calls))
         self.state.fold(event)
-        if isinstance(event, NotificationScheduled | NotificationCancelled):
+        if timer:
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
-
-    def _add(self, turn: Turn, event: Any, new: Any) -> None:
-        self.journal.pending.append(Pending(new, event, turn.root, turn, turn.calls))
 
     async def commit(self) -> None:
         """A commit point of the current turn (``flush()``, a durable sleep)."""
@@ -232,6 +238,7 @@ class Cell:
         waiting asks get the error, the caller's nursery is not crashed.
         """
         track_branches()
+        self.task = trio.lowlevel.current_task()
         try:
             try:
                 registry.claim(self)
@@ -281,7 +288,6 @@ class Cell:
 
     async def _scoped_turn(self, turn: Turn, body: Callable[[], Awaitable[None]]) -> None:
         token = current_turn.set(turn)
-        turn.task = trio.lowlevel.current_task()
         try:
             await body()
             await self._end_turn(turn)
@@ -292,9 +298,12 @@ class Cell:
             current_turn.reset(token)
 
     async def _end_turn(self, turn: Turn) -> None:
-        if turn.has_scope and self.state.record.has(turn.scope):
-            self.emit_system(ScopeCompleted(turn.scope))
-        await self.journal.end_turn(turn)
+        scope = turn._scope
+        if scope is not None and scope in self.state.record.scopes:
+            self.emit_system(ScopeCompleted(scope))
+        journal = self.journal
+        if journal.pending or journal.committing or turn.poisoned is not None:
+            await journal.end_turn(turn)  # the usual turn emits nothing: no await at all
         if self.turn_hook is not None:
             try:
                 await self.turn_hook(self)
@@ -375,7 +384,6 @@ class Cell:
     async def _deliver(self, envelope: Envelope) -> None:
         message, message_id, reply = envelope
         turn = Turn(self, message_id=message_id)
-        turn.task = trio.lowlevel.current_task()
         token = current_turn.set(turn)
         self._current_reply = reply
         try:
@@ -458,6 +466,7 @@ class Cell:
         policy = self.cls.supervision
         while not self.state.run_done and not self.closing:
             turn = Turn(self, scope="run")
+            turn.task = trio.lowlevel.current_task()
             try:
                 await self._scoped_turn(turn, self._run_body)
                 return

@@ -123,15 +123,19 @@ class Journal:
         if self.broken is not None:
             raise ActorStopped(self.cell.name, self.broken)
         async with self._lock:
-            mine = [item for item in self.pending if item.turn is root]
+            pending = self.pending
+            if all(item.turn is root for item in pending):  # the usual case: one turn's events
+                mine, reordered = pending[:], False
+            else:
+                mine = [item for item in pending if item.turn is root]
+                last = pending.index(mine[-1]) if mine else 0
+                reordered = any(item.turn is not root for item in pending[:last])
             if not mine:
                 return  # the lock was still awaited: a turn never ends during a commit
             batch = [item.new for item in mine]
             marker = self._marker(root, mine) if mid_scope and root.can_run_again else None
             if marker is not None:
                 batch.insert(0, self.cell.codec.new_event(marker))
-            last = self.pending.index(mine[-1])
-            reordered = any(item.turn is not root for item in self.pending[:last])
             wake = self.cell.work_at()
             if self.work_hook is not None and _earlier(wake, self._indexed):
                 await self._index(wake)  # before: a crash leaves at worst an early entry
@@ -149,14 +153,22 @@ class Journal:
                                "stopped rather than guess, and recovers from the log when "
                                "activated again")
                 raise ActorStopped(self.cell.name, self.broken) from exc
-            committed = {id(item) for item in mine}
-            self.pending = [item for item in self.pending if id(item) not in committed]
+            if self.pending is pending and len(pending) == len(mine) and not reordered:
+                self.pending = []  # only this turn's, and nothing emitted during the append
+            else:
+                committed = {id(item) for item in mine}
+                self.pending = [item for item in self.pending if id(item) not in committed]
             self.state.version = result.version
             if marker is not None:
                 self._record_marked(marker, mine)
             if reordered:
                 await self.rebuild()
             await self._after_commit(wake)
+
+    @property
+    def committing(self) -> bool:
+        """Whether a commit is in flight."""
+        return self._lock.locked()
 
     async def end_turn(self, turn: Turn) -> None:
         """The commit point at a turn's end: its events, or a wait for a commit in flight
@@ -181,7 +193,10 @@ class Journal:
         for mark, item in zip(marker.marks, users, strict=True):
             record.add_event(marker.scope, mark, item.event)
             scope = record.scopes[marker.scope]
-            item.branch.cursors[item.calls] = len(scope.events[(mark[:-1], mark[-1])])
+            branch = item.branch
+            if branch.cursors is None:
+                branch.cursors = {}
+            branch.cursors[item.calls] = len(scope.events[(mark[:-1], mark[-1])])
 
     async def _after_commit(self, wake: float | None) -> None:
         """The index and snapshot updates after a stored commit: failures are warnings only."""

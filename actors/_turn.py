@@ -40,10 +40,10 @@ class Turn:
         self.message_id = message_id
         self.calls = 0
         self.children = 0
-        self.cursors: dict[int, int] = {}
+        self.cursors: dict[int, int] | None = None  # made when a re-execution matches
         self.branch: tuple[int, ...] = ()
         self.root: Turn = self if parent is None else parent.root
-        self.task: trio.lowlevel.Task | None = None
+        self.task: trio.lowlevel.Task | None = None  # None: the cell's own task
         self.poisoned: BaseException | None = None
 
     @property
@@ -92,7 +92,7 @@ class _Branches(trio.abc.Instrument):
             return
         if nursery in runtime_nurseries:
             task.context.run(current_turn.set, None)
-        elif turn.task is nursery.parent_task:
+        elif (turn.task or turn.cell.task) is nursery.parent_task:
             task.context.run(current_turn.set, turn.child(task))
 
 
