@@ -33,7 +33,6 @@ from ._actor_class import check_actor_class, kind_of
 from ._errors import ActorError
 from ._events import NotificationScheduled, ScopeCommitted, SleepStarted, SystemEvent
 from ._index import WorkIndex
-from ._record import DurableRecord
 from ._state import ActorState
 
 INDEX_STREAM = "$actors-index"
@@ -423,12 +422,11 @@ async def _runtime_state(store: EventStore, stream: str) -> ActorState:
     not decoded: their classes need not be importable here)."""
     codec = store.codec
     state = ActorState(_Opaque, "timers", codec)
-    start = 1
     snapshot = await store.load_snapshot(stream)
-    if snapshot is not None and isinstance(snapshot.state, dict):
-        state.record = DurableRecord.load(snapshot.state.get("record", []), codec)
-        state.notifier.load(snapshot.state.get("notifier", {"next_seq": 0, "pending": []}))
-        start = snapshot.version + 1
+    if snapshot is not None:
+        with contextlib.suppress(Exception):  # unusable: the log is folded from the start
+            state.restore(snapshot.state, snapshot.version, fields=False)
+    start = state.version + 1
     system = {codec.type_name(cls) for cls in SystemEvent.__subclasses__()} - {
         codec.type_name(ScopeCommitted)}  # it marks user events, which are not read here
     decode = codec.decode

@@ -110,12 +110,7 @@ def _fields(state: ActorState) -> dict[str, Any]:
 def _fork(state: ActorState, store: EventStore, clock: _ReplayClock) -> Cell:
     """A cell in a copy of ``state`` that commits into a sandbox and reads ``clock``."""
     fork = Cell(state.cls, state.actor_id, store=_Sandbox(codec=store.codec), clock=clock)
-    for name, value in _fields(state).items():
-        object.__setattr__(fork.actor, name, copy.deepcopy(value))
-    fork.state.record = copy.deepcopy(state.record)
-    fork.state.notifier.load(state.notifier.dump())
-    fork.state.run_done = state.run_done
-    fork.state.version = state.version
+    state.copy_into(fork.state)
     return fork
 
 

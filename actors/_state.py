@@ -8,9 +8,12 @@ fold. It also saves and restores the whole of it as a snapshot.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+import attrs
 
 from eventstore import Codec, RecordedEvent
 
@@ -130,14 +133,19 @@ class ActorState:
         return {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
                 "notifier": self.notifier.dump(), "run_done": self.run_done}
 
-    def restore(self, state: Any, version: int) -> None:
+    def restore(self, state: Any, version: int, *, fields: bool = True) -> None:
         """Set the whole state from ``snapshot()``'s data, taken at ``version``.
+
+        Args:
+            fields: restore the user's fields too; without, only the runtime's part (the CLI
+                reads timers and durable calls of classes it cannot import).
 
         Raises:
             Exception: the data does not fit the current code; the state is then reset.
         """
         try:
-            self.actor.restore(state["state"])
+            if fields:
+                self.actor.restore(state["state"])
             self.record = DurableRecord.load(state["record"], self.codec)
             self.notifier.load(state["notifier"])
             self.run_done = bool(state["run_done"])
@@ -154,6 +162,17 @@ class ActorState:
         self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
         self.run_done = False
         self._marks = None
+
+    def copy_into(self, other: ActorState) -> None:
+        """Make ``other`` (of the same class) an independent copy of this state."""
+        state_class: Any = self.cls
+        for field in attrs.fields(state_class):
+            object.__setattr__(other.actor, field.name,
+                               copy.deepcopy(getattr(self.actor, field.name)))
+        other.record = copy.deepcopy(self.record)
+        other.notifier.load(self.notifier.dump())
+        other.run_done = self.run_done
+        other.version = self.version
 
     def take(self, other: ActorState) -> None:
         """Become ``other`` (a state rebuilt off to the side), keeping this actor object."""
