@@ -238,6 +238,7 @@ class Cell:
         waiting asks get the error, the caller's nursery is not crashed.
         """
         track_branches()
+        current_turn.set(None)  # started from another actor's turn: this task is not part of it
         self.task = trio.lowlevel.current_task()
         try:
             try:
@@ -271,12 +272,20 @@ class Cell:
 
     async def _stop_commit(self) -> None:
         """At a stop: commit what the turns cut short (``run()``, a sleeping wake-up) emitted,
-        as a commit point of theirs (they resume from it), then correct the work index."""
+        as a commit point of theirs (they resume from it), then correct the work index.
+
+        A failure here is logged, not raised: what was not committed is lost as in a crash, and
+        the next activation recovers from the log.
+        """
         journal = self.journal
-        for turn in list(dict.fromkeys(item.turn for item in journal.pending)):
-            if turn.poisoned is None:
-                await journal.commit(turn, mid_scope=True)
-        await journal.reindex()
+        try:
+            for turn in list(dict.fromkeys(item.turn for item in journal.pending)):
+                if turn.poisoned is None:
+                    await journal.commit(turn, mid_scope=True)
+            await journal.reindex()
+        except Exception as exc:
+            log.warning("%s: committing at its stop failed (%r); its uncommitted events are lost "
+                        "as in a crash", self.name, exc)
 
     def _stop_with(self, error: BaseException, doing: str) -> None:
         if isinstance(error, ActorStopped):
