@@ -36,6 +36,8 @@ class Turn:
     def __init__(self, cell: Cell, *, scope: str | None = None,
                  message_id: str | None = None, parent: Turn | None = None) -> None:
         self.cell = cell
+        if scope is None and message_id is not None:
+            scope = f"msg:{message_id}"  # a resend runs the same scope again
         self._scope = scope
         self.message_id = message_id
         self.calls = 0
@@ -51,7 +53,7 @@ class Turn:
         """The scope's name, made on first use for a message sent without a message id."""
         root = self.root
         if root._scope is None:
-            root._scope = f"msg:{root.message_id or uuid.uuid4().hex}"
+            root._scope = f"msg:{uuid.uuid4().hex}"
         return root._scope
 
     @property
@@ -62,7 +64,8 @@ class Turn:
     def can_run_again(self) -> bool:
         """Whether this scope may execute again (``run``, a wake-up, a message with an id)."""
         root = self.root
-        return root._scope is not None or root.message_id is not None
+        return root._scope is not None and not (root.message_id is None
+                                                 and root._scope.startswith("msg:"))
 
     def child(self, task: trio.lowlevel.Task) -> Turn:
         """The branch for the next task this branch starts."""

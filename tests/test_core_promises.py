@@ -320,6 +320,31 @@ async def test_run_after_a_crash_mid_sleep_never_appends_twice(
         assert (await replay.check(kit.store, cls, "p")).ok
 
 
+async def test_a_resent_message_whose_turn_passed_a_commit_point_never_appends_twice(
+        autojump_clock: trio.testing.MockClock) -> None:
+    @attrs.define
+    class Order(Phases):
+        async def receive(self, message: Any) -> Any:
+            self.emit(Began())  # unconditional
+            await durable.sleep.aio(100)
+            self.emit(Ended())
+            return (self.began, self.ended)
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Order, "o")
+        async with trio.open_nursery() as nursery:
+            async def first_try() -> None:
+                with pytest.raises(actors.ActorStopped):
+                    await ref.ask("place", message_id="order-9")
+
+            nursery.start_soon(first_try)
+            await kit.advance(50)
+            await kit.crash(ref)
+        await kit.recover(ref)
+        assert await ref.ask("place", message_id="order-9") == (1, 1)
+        assert await user_events(kit.store, ref.stream) == [Began(), Ended()]
+
+
 async def test_a_scope_that_would_emit_something_else_is_non_deterministic(
         autojump_clock: trio.testing.MockClock) -> None:
     async with ActorTestKit() as kit:
