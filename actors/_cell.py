@@ -26,6 +26,7 @@ from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
 from ._clock import Clock, WallClock
 from ._errors import (
+    ActorError,
     ActorStopped,
     InvalidActorArgument,
     InvalidActorType,
@@ -56,6 +57,8 @@ _STOP: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
 _AGAIN: Any = object()
+_BACKLOG = 64
+"""The most message turns of a backlog that share one commit."""
 _NOTIFY_RETRY = Restart(initial_backoff=0.1, max_backoff=60.0)
 """How a failing ``on_notify`` is retried when nothing else wakes the actor."""
 
@@ -110,6 +113,7 @@ class Cell:
         self._retry_at = math.inf  # when a failed on_notify is tried again (epoch s)
         self._warned_stale = False
         self._current_reply: Reply | None = None
+        self._held: list[tuple[Reply | None, Any]] = []  # ended turns of a backlog, uncommitted
         self._sleeps: set[trio.CancelScope] = set()
         self._trio_thread = threading.get_ident()
         self.task: trio.lowlevel.Task | None = None  # serve()'s: it runs every turn but run()
@@ -313,12 +317,7 @@ class Cell:
         journal = self.journal
         if journal.pending or journal.committing or turn.poisoned is not None:
             await journal.end_turn(turn)  # the usual turn emits nothing: no await at all
-        if self.turn_hook is not None:
-            try:
-                await self.turn_hook(self)
-            except Exception as exc:
-                warnings.warn(f"{self.name}: the turn is committed, but its hook failed "
-                              f"({exc!r})", RuntimeWarning, stacklevel=1)
+        await self._after_turn()
 
     async def _abort(self, turn: Turn) -> None:
         """Drop a failed (or cancelled) turn's uncommitted events; stop if the state is lost."""
@@ -333,7 +332,10 @@ class Cell:
             self._stop_with(exc, "its state could not be rebuilt after a failed turn")
 
     async def _loop(self) -> None:
+        held = self._held
         while True:
+            if held and (not self.mailbox or len(held) >= _BACKLOG):
+                await self._release_held()  # the backlog is drained: one commit for all of it
             envelope = await self._next()
             if envelope is _AGAIN:
                 continue
@@ -346,13 +348,56 @@ class Cell:
             if envelope is _WAKE:
                 await self._wake()
             elif envelope[0] is _STOP:
+                await self._release_held()
                 self.closing = True
                 return
             else:
                 await self._deliver(envelope)
                 self._stale_wake = None  # a message may have changed on_notify's mind
             if self.closing:
+                await self._release_held()
                 return
+
+    async def _release_held(self) -> None:
+        """Commit the turns of a drained backlog in one append, then release their replies.
+
+        If the append fails, nothing of it was written: every held turn fails, and the state
+        is rebuilt without their events.
+        """
+        held, self._held[:] = list(self._held), []
+        if not held:
+            return
+        journal = self.journal
+        turns = set(journal.ended)
+        try:
+            if journal.ended or journal.committing:  # else the backlog emitted nothing
+                await journal.commit(None)
+        except Exception as exc:
+            if journal.broken is None:
+                try:
+                    with trio.CancelScope(shield=True):
+                        await journal.drop(turns)
+                except Exception as lost:
+                    self._stop_with(lost, "its state could not be rebuilt after a failed commit")
+            self._after_failure(exc)
+            for reply, _ in held:
+                if reply is not None:
+                    reply.fail(exc)
+                else:
+                    log.error("%s: the commit of told messages failed", self.name, exc_info=exc)
+            return
+        for reply, result in held:
+            if reply is not None:
+                reply.succeed(result)
+        await self._after_turn()
+
+    async def _after_turn(self) -> None:
+        if self.turn_hook is not None:
+            try:
+                await self.turn_hook(self)
+            except Exception as exc:
+                warnings.warn(f"{self.name}: the turn is committed, but its hook failed "
+                              f"({exc!r})", RuntimeWarning, stacklevel=1)
 
     async def _next(self) -> Any:
         if self.idle_timeout is None and not len(self.notifier):
@@ -395,12 +440,17 @@ class Cell:
         turn = Turn(self, message_id=message_id)
         token = current_turn.set(turn)
         self._current_reply = reply
+        # More messages wait: end this turn without a commit; the drained backlog commits at once.
+        hold = len(self.mailbox) > 0 and len(self._held) < _BACKLOG
         try:
             if self.sync_receive:
                 result = await trio.to_thread.run_sync(self.actor.receive, message)
             else:
                 result = await self.actor.receive(message)
-            await self._end_turn(turn)
+            if hold:
+                self._hold(turn)
+            else:
+                await self._end_turn(turn)
         except (Exception, SleepInterrupted) as exc:
             await self._abort(turn)
             self._after_failure(exc)
@@ -417,8 +467,22 @@ class Cell:
         finally:
             current_turn.reset(token)
             self._current_reply = None
-        if reply is not None:
+        if hold:
+            self._held.append((reply, result))
+        elif reply is not None:
             reply.succeed(result)
+
+    def _hold(self, turn: Turn) -> None:
+        """End a turn of a backlog: its events wait for the backlog's commit, with its reply."""
+        scope = turn._scope
+        if scope is not None and scope in self.state.record.scopes:
+            self.emit_system(ScopeCompleted(scope))
+        if turn.poisoned is not None:
+            raise ActorError(f"{self.name}: the turn cannot commit: applying one of its events "
+                             f"raised {turn.poisoned!r}") from turn.poisoned
+        journal = self.journal
+        if journal.pending:  # else this turn emitted nothing
+            journal.ended.add(turn)
 
     def _told(self, error: BaseException) -> BaseException:
         """What an asker gets for a turn that raised ``error``."""
@@ -558,6 +622,10 @@ class Cell:
         error = self.stop_error()
         if self._current_reply is not None:
             self._current_reply.fail(error)
+        for reply, _ in self._held:  # ended, but their commit never came
+            if reply is not None:
+                reply.fail(error)
+        self._held.clear()
         for _, _, reply in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)

@@ -57,6 +57,7 @@ class Journal:
         self.store: EventStore = cell.store
         self.stream = cell.stream
         self.pending: list[Pending] = []
+        self.ended: set[Turn] = set()  # turns ended without a commit: the next one takes theirs
         self.work_hook = work_hook
         self.broken: str | None = None  # why no more commits may be made (a lost race, ...)
         self._lock = trio.Lock()
@@ -104,11 +105,12 @@ class Journal:
 
     # -- commits ---------------------------------------------------------------------------------
 
-    async def commit(self, turn: Turn, *, mid_scope: bool = False) -> None:
-        """Append ``turn``'s pending events in one batch (a commit point of that turn).
+    async def commit(self, turn: Turn | None, *, mid_scope: bool = False) -> None:
+        """Append ``turn``'s pending events, and those of the ended turns waiting in ``ended``,
+        in one batch (a commit point of that turn; with None, of the ended turns only).
 
-        With ``mid_scope`` (``flush()``, a durable sleep) the batch starts with the marker that
-        lets a re-execution of the scope match what it already committed.
+        With ``mid_scope`` (``flush()``, a durable sleep, a stop) the batch starts with the
+        marker that lets a re-execution of the scope match what it already committed.
 
         Raises:
             ActorStopped: the actor lost a version race, or the store could not say whether the
@@ -116,24 +118,28 @@ class Journal:
             ActorError: the turn cannot commit (an ``apply()`` of it raised).
             EventStoreError: the store refused the append; nothing of it was written.
         """
-        root = turn.root
-        if root.poisoned is not None:
+        root = None if turn is None else turn.root
+        if root is not None and root.poisoned is not None:
             raise ActorError(f"{self.cell.name}: the turn cannot commit: applying one of its "
                              f"events raised {root.poisoned!r}") from root.poisoned
         if self.broken is not None:
             raise ActorStopped(self.cell.name, self.broken)
         async with self._lock:
             pending = self.pending
-            if all(item.turn is root for item in pending):  # the usual case: one turn's events
-                mine, reordered = pending[:], False
+            ended = set(self.ended)
+            if all(item.turn is root or item.turn in ended for item in pending):
+                mine, reordered = pending[:], False  # the usual case
             else:
-                mine = [item for item in pending if item.turn is root]
+                mine = [item for item in pending if item.turn is root or item.turn in ended]
                 last = pending.index(mine[-1]) if mine else 0
-                reordered = any(item.turn is not root for item in pending[:last])
+                reordered = any(not (item.turn is root or item.turn in ended)
+                                for item in pending[:last])
             if not mine:
+                self.ended -= ended
                 return  # the lock was still awaited: a turn never ends during a commit
             batch = [item.new for item in mine]
-            marker = self._marker(root, mine) if mid_scope and root.can_run_again else None
+            marker = self._marker(root, mine) \
+                if mid_scope and root is not None and root.can_run_again else None
             if marker is not None:
                 batch.insert(0, self.cell.codec.new_event(marker))
             wake = self.cell.work_at()
@@ -153,11 +159,12 @@ class Journal:
                                "stopped rather than guess, and recovers from the log when "
                                "activated again")
                 raise ActorStopped(self.cell.name, self.broken) from exc
-            if self.pending is pending and len(pending) == len(mine) and not reordered:
-                self.pending = []  # only this turn's, and nothing emitted during the append
+            if self.pending is pending and len(pending) == len(mine):
+                self.pending = []  # nothing else was pending, nor emitted during the append
             else:
                 committed = {id(item) for item in mine}
                 self.pending = [item for item in self.pending if id(item) not in committed]
+            self.ended -= ended
             self.state.version = result.version
             if marker is not None:
                 self._record_marked(marker, mine)
@@ -174,16 +181,19 @@ class Journal:
         """The commit point at a turn's end: its events, or a wait for a commit in flight
         (whose events the turn may have read: its reply must not show what a crash takes back).
         """
-        if turn.poisoned is not None or any(item.turn is turn for item in self.pending):
-            await self.commit(turn)
+        if turn.poisoned is not None or self.ended or \
+                any(item.turn is turn for item in self.pending):
+            await self.commit(turn)  # with the ended turns of a backlog: it read their events
         elif self._lock.locked():
             async with self._lock:
                 pass
 
     def _marker(self, root: Turn, mine: list[Pending]) -> ScopeCommitted | None:
-        marks = tuple((*item.branch.branch, item.calls) for item in mine
-                      if markable(item.event))
-        return ScopeCommitted(root.scope, marks) if marks else None
+        """The marker of ``root``'s events in the batch: a mark per markable event after it,
+        ``()`` for one of another (ended) turn in the same batch."""
+        marks = tuple((*item.branch.branch, item.calls) if item.turn is root else ()
+                      for item in mine if markable(item.event))
+        return ScopeCommitted(root.scope, marks) if any(marks) else None
 
     def _record_marked(self, marker: ScopeCommitted, mine: list[Pending]) -> None:
         """Fold the marker's events into the record, as recovery will, and move each branch's
@@ -191,6 +201,8 @@ class Journal:
         record = self.state.record
         users = [item for item in mine if markable(item.event)]
         for mark, item in zip(marker.marks, users, strict=True):
+            if not mark:
+                continue  # another turn's
             record.add_event(marker.scope, mark, item.event)
             scope = record.scopes[marker.scope]
             branch = item.branch
@@ -237,11 +249,15 @@ class Journal:
         Raises:
             Exception: the log could not be read back; the state is then unknown.
         """
-        root = turn.root
-        dropped = [item for item in self.pending if item.turn is root]
-        if not dropped and root.poisoned is None:
+        await self.drop({turn.root})
+
+    async def drop(self, turns: set[Turn]) -> None:
+        """Drop the pending events of ``turns`` (failed) and rebuild the state without them."""
+        self.ended -= turns
+        if not any(item.turn in turns for item in self.pending) and \
+                all(turn.poisoned is None for turn in turns):
             return
-        self.pending = [item for item in self.pending if item.turn is not root]
+        self.pending = [item for item in self.pending if item.turn not in turns]
         await self.rebuild()
 
 

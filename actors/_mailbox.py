@@ -36,6 +36,9 @@ class Mailbox:
             self._waiter = None
             waiter.set()
 
+    def __len__(self) -> int:
+        return len(self._queue)
+
     def nudge(self) -> None:
         """Wake the consumer without an item: its ``get`` returns None (to look again)."""
         waiter = self._waiter

@@ -89,7 +89,9 @@ class ActorState:
         marks = self._marks
         if marks is not None and markable(event):
             scope, left = marks
-            self.record.add_event(scope, left.popleft(), event)
+            mark = left.popleft()
+            if mark:  # () marks an event of another turn committed in the same batch
+                self.record.add_event(scope, mark, event)
             if not left:
                 self._marks = None
         if not isinstance(event, SystemEvent):
