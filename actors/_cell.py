@@ -41,11 +41,11 @@ from ._events import (
     SystemEvent,
 )
 from ._journal import Journal, Pending, WorkHook
-from ._mailbox import Mailbox, MailboxClosed, Reply
+from ._mailbox import Flag, Mailbox, MailboxClosed, Reply
 from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
 from ._timers import EventSourcedNotifier
-from ._turn import Turn, current_turn, runtime_nurseries, track_branches
+from ._turn import Turn, current_turn, track_branches
 
 log = logging.getLogger("actors")
 
@@ -72,6 +72,12 @@ class SleepInterrupted(BaseException):
 
 class Cell:
     """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
+
+    __slots__ = ("_current_reply", "_held", "_notify_failures", "_retry_at", "_sleeps", "_stale_wake",
+                 "_startup_error", "_stopping", "_trio_thread", "_warned_stale", "actor_id", "clock",
+                 "closing", "cls", "codec", "has_run", "idle_timeout", "journal", "kind", "mailbox", "name",
+                 "ready", "state", "stop_reason", "stopped", "store", "stream", "sync_receive", "task",
+                 "turn_hook")
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,
@@ -103,8 +109,8 @@ class Cell:
                                 runtime=self)
         self.journal = Journal(self, self.state, work_hook=work_hook)
         self.closing = False
-        self.ready = trio.Event()
-        self.stopped = trio.Event()
+        self.ready = Flag()
+        self.stopped = Flag()
         self.stop_reason = "it was stopped"
         self._startup_error: Exception | None = None
         self._stopping = False  # a stop was asked for: durable sleeps end at once
@@ -114,7 +120,7 @@ class Cell:
         self._warned_stale = False
         self._current_reply: Reply | None = None
         self._held: list[tuple[Reply | None, Any]] = []  # ended turns of a backlog, uncommitted
-        self._sleeps: set[trio.CancelScope] = set()
+        self._sleeps: set[trio.CancelScope] | None = None  # durable sleeps in progress
         self._trio_thread = threading.get_ident()
         self.task: trio.lowlevel.Task | None = None  # serve()'s: it runs every turn but run()
 
@@ -256,15 +262,18 @@ class Cell:
                 self.stop_reason = f"it could not start: {exc}"
                 raise
             self.ready.set()
-            async with trio.open_nursery() as nursery:
-                runtime_nurseries.add(nursery)
-                if self.has_run and not self.state.run_done:
+            if self.has_run and not self.state.run_done:
+                async with trio.open_nursery() as nursery:
                     await self.journal.index_now()
                     nursery.start_soon(self._supervise_run)
+                    task_status.started()
+                    await self._loop()
+                    self.closing = True
+                    nursery.cancel_scope.cancel()
+            else:  # no run(): no nursery of its own, one object fewer per idle actor
                 task_status.started()
                 await self._loop()
                 self.closing = True
-                nursery.cancel_scope.cancel()
             if self.journal.broken is None:
                 await self._stop_commit()
         finally:
@@ -482,7 +491,7 @@ class Cell:
                              f"raised {turn.poisoned!r}") from turn.poisoned
         journal = self.journal
         if journal.pending:  # else this turn emitted nothing
-            journal.ended.add(turn)
+            journal.hold(turn)
 
     def _told(self, error: BaseException) -> BaseException:
         """What an asker gets for a turn that raised ``error``."""
@@ -582,6 +591,8 @@ class Cell:
             SleepInterrupted: the actor is stopping; the scope resumes at its next activation.
         """
         with trio.CancelScope() as scope:
+            if self._sleeps is None:
+                self._sleeps = set()
             self._sleeps.add(scope)
             try:
                 if self._stopping:
@@ -592,6 +603,8 @@ class Cell:
                     remaining = end - self.clock.time()
             finally:
                 self._sleeps.discard(scope)
+                if not self._sleeps:
+                    self._sleeps = None
         if scope.cancelled_caught:
             raise SleepInterrupted
 
@@ -610,7 +623,7 @@ class Cell:
         with contextlib.suppress(MailboxClosed):
             self.mailbox.put((_STOP, None, None))
         self._stopping = True
-        for scope in list(self._sleeps):
+        for scope in list(self._sleeps or ()):
             scope.cancel()
 
     def stop_error(self) -> Exception:

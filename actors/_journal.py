@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actors")
 
+_NO_TURNS: set[Turn] = frozenset()  # type: ignore[assignment]  # shared until a turn is held
+
 WorkHook = Callable[["Cell", "float | None"], Awaitable[None]]
 """Told, around commits, when an actor next needs to run (epoch s; 0 = now; None = never)."""
 
@@ -51,16 +53,19 @@ class Pending:
 class Journal:
     """Pending events, commit points, recovery and snapshots of one actor."""
 
+    __slots__ = ("_indexed", "_lock", "_snapshot_version", "broken", "cell", "ended", "pending",
+                 "state", "store", "stream", "work_hook")
+
     def __init__(self, cell: Cell, state: ActorState, *, work_hook: WorkHook | None) -> None:
         self.cell = cell
         self.state = state
         self.store: EventStore = cell.store
         self.stream = cell.stream
         self.pending: list[Pending] = []
-        self.ended: set[Turn] = set()  # turns ended without a commit: the next one takes theirs
+        self.ended: set[Turn] = _NO_TURNS  # ended uncommitted turns: the next commit takes theirs
         self.work_hook = work_hook
         self.broken: str | None = None  # why no more commits may be made (a lost race, ...)
-        self._lock = trio.Lock()
+        self._lock: trio.Lock | None = None  # made at the first commit
         self._snapshot_version = 0
         self._indexed: float | None = None
 
@@ -124,6 +129,8 @@ class Journal:
                              f"events raised {root.poisoned!r}") from root.poisoned
         if self.broken is not None:
             raise ActorStopped(self.cell.name, self.broken)
+        if self._lock is None:
+            self._lock = trio.Lock()
         async with self._lock:
             pending = self.pending
             ended = set(self.ended)
@@ -135,7 +142,7 @@ class Journal:
                 reordered = any(not (item.turn is root or item.turn in ended)
                                 for item in pending[:last])
             if not mine:
-                self.ended -= ended
+                self._forget(ended)
                 return  # the lock was still awaited: a turn never ends during a commit
             batch = [item.new for item in mine]
             marker = self._marker(root, mine) \
@@ -164,7 +171,7 @@ class Journal:
             else:
                 committed = {id(item) for item in mine}
                 self.pending = [item for item in self.pending if id(item) not in committed]
-            self.ended -= ended
+            self._forget(ended)
             self.state.version = result.version
             if marker is not None:
                 self._record_marked(marker, mine)
@@ -172,10 +179,20 @@ class Journal:
                 await self.rebuild()
             await self._after_commit(wake)
 
+    def _forget(self, turns: set[Turn]) -> None:
+        if self.ended:
+            self.ended = (self.ended - turns) or _NO_TURNS
+
+    def hold(self, turn: Turn) -> None:
+        """``turn`` ended without a commit (a backlog's): the next commit takes its events."""
+        if self.ended is _NO_TURNS:
+            self.ended = set()
+        self.ended.add(turn)
+
     @property
     def committing(self) -> bool:
         """Whether a commit is in flight."""
-        return self._lock.locked()
+        return self._lock is not None and self._lock.locked()
 
     async def end_turn(self, turn: Turn) -> None:
         """The commit point at a turn's end: its events, or a wait for a commit in flight
@@ -184,7 +201,7 @@ class Journal:
         if turn.poisoned is not None or self.ended or \
                 any(item.turn is turn for item in self.pending):
             await self.commit(turn)  # with the ended turns of a backlog: it read their events
-        elif self._lock.locked():
+        elif self._lock is not None and self._lock.locked():
             async with self._lock:
                 pass
 
@@ -253,7 +270,7 @@ class Journal:
 
     async def drop(self, turns: set[Turn]) -> None:
         """Drop the pending events of ``turns`` (failed) and rebuild the state without them."""
-        self.ended -= turns
+        self._forget(turns)
         if not any(item.turn in turns for item in self.pending) and \
                 all(turn.poisoned is None for turn in turns):
             return

@@ -17,61 +17,104 @@ class MailboxClosed(Exception):
 
 
 class Mailbox:
-    """Unbounded FIFO for one consumer task; ``put`` never blocks and never checkpoints."""
+    """Unbounded FIFO for one consumer task; ``put`` never blocks and never checkpoints.
+
+    The consumer parks itself (``wait_task_rescheduled``) and ``put`` reschedules it: no
+    ``trio.Event`` per wait. The queue is dropped while the mailbox is empty and waited on, so an
+    idle actor holds no deque.
+    """
 
     __slots__ = ("_drained", "_queue", "_waiter", "closed")
 
     def __init__(self) -> None:
-        self._queue: deque[Any] = deque()
-        self._waiter: trio.Event | None = None
+        self._queue: deque[Any] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
         self._drained = 0
         self.closed = False
+
+    def __len__(self) -> int:
+        queue = self._queue
+        return 0 if queue is None else len(queue)
 
     def put(self, item: Any) -> None:
         if self.closed:
             raise MailboxClosed
-        self._queue.append(item)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.set()
-
-    def __len__(self) -> int:
-        return len(self._queue)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(item)
+        self._wake()
 
     def nudge(self) -> None:
         """Wake the consumer without an item: its ``get`` returns None (to look again)."""
+        self._wake()
+
+    def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            waiter.set()
+            trio.lowlevel.reschedule(waiter)
 
     async def get(self, deadline: float = math.inf) -> Any | None:
         """The next item, or None if ``deadline`` (trio time) passes first or ``nudge`` was
         called. A checkpoint, though a backlog is served ``_DRAIN`` items per scheduling pass."""
         queue = self._queue
-        if queue and self._drained < _DRAIN:
-            self._drained += 1
-            return queue.popleft()
-        self._drained = 0
         if queue:
+            if self._drained < _DRAIN:
+                self._drained += 1
+                return queue.popleft()
+            self._drained = 0
             await trio.lowlevel.checkpoint()
             return queue.popleft()
-        waiter = self._waiter = trio.Event()
+        self._drained = 0
+        self._queue = None  # idle: hold no deque
+        self._waiter = trio.lowlevel.current_task()
         if deadline == math.inf:
-            await waiter.wait()
+            await trio.lowlevel.wait_task_rescheduled(self._abort)
         else:
             with trio.move_on_at(deadline):
-                await waiter.wait()
-        self._waiter = None
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+        queue = self._queue
         return queue.popleft() if queue else None
+
+    def _abort(self, _: Any) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def close(self) -> list[Any]:
         """Take no more items; return what was still queued."""
         self.closed = True
-        left = list(self._queue)
-        self._queue.clear()
+        left = list(self._queue or ())
+        self._queue = None
         return left
+
+
+class Flag:
+    """A one-way signal like ``trio.Event``, whose Event is made only when someone waits:
+    ``set`` and ``is_set`` cost a bool, so an idle actor carries no Event."""
+
+    __slots__ = ("_event", "_is_set")
+
+    def __init__(self) -> None:
+        self._is_set = False
+        self._event: trio.Event | None = None
+
+    def set(self) -> None:
+        self._is_set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._is_set
+
+    async def wait(self) -> None:
+        """Return once set (at once if it is). A checkpoint."""
+        if self._is_set:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()
 
 
 class Reply:
