@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
 
 from ._codec import Codec
-from ._errors import EventStoreError, InvalidArgument, SerializationError
+from ._errors import EventStoreError, InvalidArgument
 from ._group_commit import AppendRequest, GroupCommitter
 from ._model import AppendResult, Expected, RecordedEvent
 from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
@@ -248,7 +248,6 @@ class PostgresEventStore(EventStore):
 
     async def _append(self, stream: str, events: list[EncodedEvent],
                       expected: Expected) -> AppendResult:
-        _check_storable(stream, events)
         await self._prepare()
         return await self._committer.submit(stream, events, expected)
 
@@ -440,26 +439,6 @@ class _Listener:
             self._trio_token.run_sync_soon(callback or self._wake)
         except trio.RunFinishedError:
             self._stopping.set()
-
-
-def _check_storable(stream: str, events: list[EncodedEvent]) -> None:
-    """Reject, before the batch is shared with others, text PostgreSQL cannot store."""
-    for index, event in enumerate(events):
-        if "\x00" in event.type:
-            raise InvalidArgument(f"events[{index}].type must not contain NUL characters")
-        try:
-            for text in (event.type, event.data, event.metadata):
-                if not text.isascii():  # O(1): only non-ASCII text can hold a lone surrogate
-                    text.encode()
-        except UnicodeEncodeError as exc:
-            raise SerializationError(
-                f"events[{index}] ({event.type!r}) of stream {stream!r} holds text that is not "
-                f"valid UTF-8 ({exc}); remove lone surrogates") from None
-    try:
-        if not stream.isascii():
-            stream.encode()
-    except UnicodeEncodeError as exc:
-        raise InvalidArgument(f"stream must be valid UTF-8, got {stream!r} ({exc})") from None
 
 
 def _hung_up(conn: Conn) -> bool:
