@@ -75,6 +75,7 @@ class MemoryEventStore(EventStore):
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
+        await trio.lowlevel.checkpoint()
         state = self._streams.get(stream)
         if state is None:
             return []
@@ -89,6 +90,7 @@ class MemoryEventStore(EventStore):
 
     async def _read_all_page(self, after: int, size: int,
                              types: frozenset[str] | None) -> list[RecordedEvent]:
+        await trio.lowlevel.checkpoint()
         start = bisect.bisect_right(self._log, after, key=lambda r: r.position)
         page = []
         for row in self._log[start:]:

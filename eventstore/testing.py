@@ -15,9 +15,10 @@ otherwise. Needs pytest, pytest-trio (``trio_mode = true``) and hypothesis.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -51,8 +52,10 @@ def events(count: int, type: str = "Happened", **data: Any) -> list[NewEvent]:
     return [NewEvent(type, {"n": n, **data}) for n in range(1, count + 1)]
 
 
-async def collect(iterator: AsyncIterator[RecordedEvent]) -> list[RecordedEvent]:
-    return [event async for event in iterator]
+async def collect(iterator: AsyncGenerator[RecordedEvent, None]) -> list[RecordedEvent]:
+    """Every event ``iterator`` gives, closing it even if reading fails midway."""
+    async with contextlib.aclosing(iterator) as events:
+        return [event async for event in events]
 
 
 def versions(recorded: list[RecordedEvent]) -> list[int]:
@@ -340,12 +343,13 @@ class StoreConformance:
         await self.filled(store, count=3)
         seen: list[RecordedEvent] = []
         with trio.fail_after(10):
-            async for event in store.subscribe():
-                seen.append(event)
-                if len(seen) == 3:
-                    await store.append("s", events(2))
-                if len(seen) == 5:
-                    break
+            async with contextlib.aclosing(store.subscribe()) as subscription:
+                async for event in subscription:
+                    seen.append(event)
+                    if len(seen) == 3:
+                        await store.append("s", events(2))
+                    if len(seen) == 5:
+                        break
         assert versions(seen) == [1, 2, 3, 4, 5]
 
     async def test_subscribe_after_a_position_with_types(self, store: EventStore) -> None:
@@ -354,12 +358,14 @@ class StoreConformance:
         first = (await collect(store.read_all(limit=1)))[0].position
         seen: list[RecordedEvent] = []
         with trio.fail_after(10):
-            async for event in store.subscribe(after_position=first, types=["A"]):
-                seen.append(event)
-                if len(seen) == 1:
-                    await store.append("a", events(1, "A"))
-                if len(seen) == 2:
-                    break
+            async with contextlib.aclosing(
+                    store.subscribe(after_position=first, types=["A"])) as subscription:
+                async for event in subscription:
+                    seen.append(event)
+                    if len(seen) == 1:
+                        await store.append("a", events(1, "A"))
+                    if len(seen) == 2:
+                        break
         assert [(e.stream, e.version) for e in seen] == [("a", 2), ("a", 3)]
 
     async def test_a_subscriber_never_skips_or_repeats_while_writers_race(
@@ -374,10 +380,11 @@ class StoreConformance:
                     await trio.sleep(0)
 
         async def subscriber() -> None:
-            async for event in store.subscribe():
-                seen.append(event)
-                if len(seen) == 4 * per_writer:
-                    return
+            async with contextlib.aclosing(store.subscribe()) as subscription:
+                async for event in subscription:
+                    seen.append(event)
+                    if len(seen) == 4 * per_writer:
+                        return
 
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:
