@@ -262,17 +262,24 @@ class EventStore(abc.ABC):
         return Snapshot(stream=name, version=version, state=state, recorded_at=recorded_at)
 
     async def aclose(self) -> None:
-        """Close the store; later calls raise ``StoreClosed``. Idempotent."""
+        """Close the store; later calls raise ``StoreClosed``. Idempotent.
+
+        A checkpoint, also on a closed store. If cancelled, the store is closed all the same,
+        then ``trio.Cancelled`` is raised.
+        """
         if not self._closed:
             self._closed = True
             self._appended.set()
             await self._aclose()
+        await trio.lowlevel.checkpoint()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     async def __aenter__(self) -> Self:
+        """Return the store (a checkpoint); leaving the block closes it."""
+        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

@@ -1,10 +1,10 @@
-"""trio hygiene of every store: a read that is abandoned (left early or cancelled) leaves no task
-behind in trio."""
+"""trio hygiene of every store: each public async call is a checkpoint on every path, and a read
+that is abandoned (left early or cancelled) leaves no task behind in trio."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -31,6 +31,62 @@ async def filled(store: EventStore) -> EventStore:
     await store.append("s", events(5))
     await store.save_snapshot("s", 3, {"n": 3})
     return store
+
+
+CALLS: dict[str, Callable[[EventStore], Awaitable[Any]]] = {
+    "append": lambda store: store.append("t", events(1)),
+    "append to a new stream": lambda store: store.append("new", events(2)),
+    "read, first item": lambda store: first(store.read("s")),
+    "read of a missing stream": lambda store: first(store.read("missing")),
+    "read past the end": lambda store: first(store.read("s", from_version=9)),
+    "read with limit 0": lambda store: first(store.read("s", limit=0)),
+    "read of an empty range": lambda store: first(store.read("s", from_version=3,
+                                                             to_version=2)),
+    "read_all, first item": lambda store: first(store.read_all()),
+    "read_all of a missing type": lambda store: first(store.read_all(types=["Nothing"])),
+    "read_all with limit 0": lambda store: first(store.read_all(limit=0)),
+    "read_all past the end": lambda store: first(store.read_all(after_position=99)),
+    "subscribe, first item": lambda store: first(store.subscribe()),
+    "last_version": lambda store: store.last_version("s"),
+    "last_version of a missing stream": lambda store: store.last_version("missing"),
+    "delete_up_to": lambda store: store.delete_up_to("s", 1),
+    "delete_up_to of a missing stream": lambda store: store.delete_up_to("missing", 1),
+    "save_snapshot": lambda store: store.save_snapshot("s", 4, {"n": 4}),
+    "load_snapshot, found": lambda store: store.load_snapshot("s"),
+    "load_snapshot, missing": lambda store: store.load_snapshot("missing"),
+    "__aenter__": lambda store: store.__aenter__(),
+    "aclose": lambda store: store.aclose(),
+}
+
+
+@pytest.mark.parametrize("call", CALLS)
+async def test_every_public_async_call_is_a_checkpoint(any_store: EventStore, call: str) -> None:
+    await filled(any_store)
+    with trio.testing.assert_checkpoints():
+        await CALLS[call](any_store)
+
+
+async def test_aclose_of_a_closed_store_is_a_checkpoint(any_store: EventStore) -> None:
+    await any_store.aclose()
+    with trio.testing.assert_checkpoints():
+        await any_store.aclose()
+
+
+async def test_a_page_read_ahead_is_a_checkpoint(any_store: EventStore) -> None:
+    await filled(any_store)
+    async with contextlib.aclosing(any_store.read("s")) as stream:
+        for _ in range(2):  # the first page
+            await stream.__anext__()
+        with trio.testing.assert_checkpoints():
+            await stream.__anext__()  # the second page
+
+
+async def test_a_cancelled_aclose_still_closes(any_store: EventStore) -> None:
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await any_store.aclose()
+    assert scope.cancelled_caught
+    assert any_store.closed
 
 
 # -- reads that are abandoned ----------------------------------------------------------------------
