@@ -65,19 +65,27 @@ class ConnectionFailed(EventStoreError, ConnectionError):
     The store discards the broken connection; the next call opens a new one.
     """
 
-    def __init__(self, server: str, reason: str, *, doing: str | None = None,
+    def __init__(self, server: str, reason: str, doing: str | None = None,
                  outcome: str | None = None) -> None:
+        super().__init__(server, reason, doing, outcome)
         self.server = server
         self.reason = reason
+        self.doing = doing
         self.outcome = outcome
-        if doing is None:
-            message = (f"cannot connect to PostgreSQL ({server}): {reason}; check that the server "
-                       "is running and reachable and that the URL's user, password and database "
-                       "name are right")
-        else:
-            message = (f"lost the connection to PostgreSQL ({server}) while trying to {doing}: "
-                       f"{reason}; {outcome + '; ' if outcome else ''}the next call reconnects")
-        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OSError reads its arguments as (errno, strerror, filename, ...) and keeps only some in
+        # ``args``, so the default would rebuild the error from the wrong ones.
+        return type(self), (self.server, self.reason, self.doing, self.outcome), self.__dict__
+
+    def __str__(self) -> str:
+        if self.doing is None:
+            return (f"cannot connect to PostgreSQL ({self.server}): {self.reason}; check that the "
+                    "server is running and reachable and that the URL's user, password and "
+                    "database name are right")
+        return (f"lost the connection to PostgreSQL ({self.server}) while trying to {self.doing}: "
+                f"{self.reason}; {self.outcome + '; ' if self.outcome else ''}the next call "
+                "reconnects")
 
 
 @attrs.define(eq=False)
