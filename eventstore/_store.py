@@ -12,7 +12,7 @@ import contextlib
 import json
 import uuid
 import warnings
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -185,7 +185,11 @@ class EventStore(abc.ABC):
         first = check.whole(from_version, "from_version", minimum=0)
         last = check.optional_whole(to_version, "to_version", minimum=0)
         most = check.optional_whole(limit, "limit", minimum=0)
-        return self._read_pages(name, max(first, 1), last, most)
+        return self._pages(
+            max(first, 1), last, most,
+            lambda cursor, size: self._read_page(name, cursor, last, size),
+            lambda cursor, size: self._page_read(name, cursor, last, size),
+            lambda event: event.version + 1)
 
     def read_all(self, *, after_position: int = 0, limit: int | None = None,
                  types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
@@ -197,7 +201,12 @@ class EventStore(abc.ABC):
         self._check_open()
         after = check.whole(after_position, "after_position", minimum=0)
         most = check.optional_whole(limit, "limit", minimum=0)
-        return self._read_all_pages(after, most, check.type_filter(types))
+        kinds = check.type_filter(types)
+        return self._pages(
+            after, None, most,
+            lambda cursor, size: self._read_all_page(cursor, size, kinds),
+            lambda cursor, size: self._all_page_read(cursor, size, kinds),
+            lambda event: event.position)
 
     def subscribe(self, *, after_position: int = 0,
                   types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
@@ -302,36 +311,17 @@ class EventStore(abc.ABC):
         with trio.move_on_after(self.poll_interval):
             await seen.wait()
 
-    async def _read_pages(self, stream: str, first: int, last: int | None,
-                          most: int | None) -> AsyncGenerator[RecordedEvent, None]:
-        remaining = most
-        more = remaining != 0 and (last is None or first <= last)
-        if not more:
-            await trio.lowlevel.checkpoint()  # an empty read is a checkpoint too
-        ahead: _ReadAhead | None = None
-        size = self._page_for(remaining)
-        while more:
-            self._check_open()
-            if ahead is None:
-                page = await self._read_page(stream, first, last, size)
-            else:
-                page, ahead = await ahead.page(), None
-            more = len(page) == size  # a full page: more may follow
-            if more:
-                first = page[-1].version + 1
-                if remaining is not None:
-                    remaining -= size
-                more = remaining != 0 and (last is None or first <= last)
-                size = self._page_for(remaining)
-                if more:
-                    ahead = self._ahead(self._page_read(stream, first, last, size))
-            for event in page:
-                yield event
+    async def _pages(self, cursor: int, last: int | None, most: int | None,
+                     read: Callable[[int, int], Awaitable[list[RecordedEvent]]],
+                     read_in_thread: Callable[[int, int], PageRead | None],
+                     after: Callable[[RecordedEvent], int]) -> AsyncGenerator[RecordedEvent, None]:
+        """Up to ``most`` events, page by page: ``read(cursor, size)`` reads a page from
+        ``cursor`` (up to ``last``, if given), ``after(event)`` is the cursor past an event.
 
-    async def _read_all_pages(self, after: int, most: int | None,
-                              types: frozenset[str] | None) -> AsyncGenerator[RecordedEvent, None]:
+        The next page is read ahead (``read_in_thread``) while the caller consumes one.
+        """
         remaining = most
-        more = remaining != 0
+        more = remaining != 0 and (last is None or cursor <= last)
         if not more:
             await trio.lowlevel.checkpoint()  # an empty read is a checkpoint too
         ahead: _ReadAhead | None = None
@@ -339,18 +329,18 @@ class EventStore(abc.ABC):
         while more:
             self._check_open()
             if ahead is None:
-                page = await self._read_all_page(after, size, types)
+                page = await read(cursor, size)
             else:
                 page, ahead = await ahead.page(), None
             more = len(page) == size  # a full page: more may follow
             if more:
-                after = page[-1].position
+                cursor = after(page[-1])
                 if remaining is not None:
                     remaining -= size
-                more = remaining != 0
+                more = remaining != 0 and (last is None or cursor <= last)
                 size = self._page_for(remaining)
                 if more:
-                    ahead = self._ahead(self._all_page_read(after, size, types))
+                    ahead = self._ahead(read_in_thread(cursor, size))
             for event in page:
                 yield event
 
