@@ -163,7 +163,11 @@ class EventStore(abc.ABC):
         Raises:
             WrongExpectedVersion: the stream's version did not match; nothing was written.
             DuplicateEventId: an id appears twice in the batch, or is stored elsewhere.
-            SerializationError: data or metadata is not JSON-compatible; nothing was written.
+            InvalidArgument: the stream or a type name breaks the rules for names (empty, over
+                ``MAX_STREAM_LENGTH`` / ``MAX_TYPE_LENGTH`` characters, NUL, lone surrogates),
+                or the batch is malformed; nothing was written.
+            SerializationError: data or metadata is not JSON-compatible, has a dict key that is
+                not a ``str``, or a lone surrogate in a string; nothing was written.
         """
         self._check_open()
         name = check.stream_name(stream)
@@ -227,7 +231,10 @@ class EventStore(abc.ABC):
         return await self._last_version(check.stream_name(stream))
 
     async def delete_up_to(self, stream: str, version: int) -> None:
-        """Delete the stream's events up to ``version`` (inclusive); its version stays."""
+        """Delete the stream's events up to ``version`` (inclusive); its version stays.
+
+        A checkpoint. If cancelled midway, the deletion is done whole or not at all.
+        """
         self._check_open()
         name = check.stream_name(stream)
         await self._delete_up_to(name, check.whole(version, "version", minimum=0))
@@ -235,7 +242,11 @@ class EventStore(abc.ABC):
     async def save_snapshot(self, stream: str, version: int, state: Any) -> None:
         """Store ``state`` (JSON-compatible) as the stream's state at ``version``.
 
-        A snapshot saved again at the same version replaces the earlier one.
+        A snapshot saved again at the same version replaces the earlier one. A checkpoint. If
+        cancelled midway, the snapshot is saved whole or not at all.
+
+        Raises:
+            SerializationError: ``state`` breaks the rules for stored JSON (see ``append``).
         """
         self._check_open()
         name = check.stream_name(stream)
@@ -248,7 +259,8 @@ class EventStore(abc.ABC):
         """The newest snapshot at or below ``max_version``, or None.
 
         A snapshot that cannot be decoded is reported as missing with a ``RuntimeWarning``: it is
-        only an optimisation, the caller replays the log instead.
+        only an optimisation, the caller replays the log instead. A checkpoint; it changes
+        nothing, so cancelling it leaves nothing behind.
         """
         self._check_open()
         name = check.stream_name(stream)
