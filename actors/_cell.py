@@ -73,11 +73,11 @@ class SleepInterrupted(BaseException):
 class Cell:
     """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
 
-    __slots__ = ("_current_reply", "_held", "_notify_failures", "_retry_at", "_sleeps", "_stale_wake",
-                 "_startup_error", "_stopping", "_trio_thread", "_warned_stale", "actor_id", "clock",
-                 "closing", "cls", "codec", "has_run", "idle_timeout", "journal", "kind", "mailbox", "name",
-                 "ready", "state", "stop_reason", "stopped", "store", "stream", "sync_receive", "task",
-                 "turn_hook")
+    __slots__ = ("_current_reply", "_held", "_notify_failures", "_retry_at", "_sleeps",
+                 "_stale_wake", "_startup_error", "_stopping", "_trio_thread", "_warned_stale",
+                 "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
+                 "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
+                 "store", "stream", "sync_receive", "task", "turn_hook")
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,

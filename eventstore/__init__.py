@@ -22,9 +22,13 @@ from ._model import RecordedEvent as RecordedEvent
 from ._model import Snapshot as Snapshot
 from ._open import open as open
 from ._store import EventStore as EventStore
+from ._validate import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
+from ._validate import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
 
 __all__ = [
     "ANY",
+    "MAX_STREAM_LENGTH",
+    "MAX_TYPE_LENGTH",
     "NO_STREAM",
     "STREAM_EXISTS",
     "AppendOutcomeUnknown",

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
-from typing import Any, Final, TypeAlias, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar, get_args, get_origin
 
 import attrs
 import cattrs
 
+from . import _validate as check
 from ._errors import DecodeError, InvalidArgument, SerializationError
 from ._model import NewEvent, RecordedEvent
 from ._values import TEXT_TYPES, ValueCodec
@@ -37,8 +37,6 @@ T = TypeVar("T")
 _Decoder: TypeAlias = tuple[type, int, Callable[[Any, Any], Any], tuple[Upcaster | None, ...]]
 # (type name, schema version, unstructure hook)
 _Encoder: TypeAlias = tuple[str, int, Callable[[Any], Any]]
-
-_json_check: Final = json.JSONEncoder(allow_nan=False).encode
 
 
 @attrs.frozen
@@ -79,6 +77,7 @@ def _type_info(cls: object, name: str | None, version: object, aliases: object,
         name = default_type_name(cls)
     elif not isinstance(name, str) or not name.strip():
         raise InvalidArgument(f"{what} name must be a non-empty string, got {name!r}")
+    check.type_name(name, "{} name", what)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InvalidArgument(f"{what} version must be an int >= 1, got {version!r}")
     if isinstance(aliases, str) or not isinstance(aliases, Iterable):
@@ -90,6 +89,7 @@ def _type_info(cls: object, name: str | None, version: object, aliases: object,
     for alias in aliases:
         if not isinstance(alias, str) or not alias.strip():
             raise InvalidArgument(f"{what} aliases must be non-empty strings, got {alias!r}")
+        check.type_name(alias, "{} alias", what)
         if alias != name and alias not in alias_list:
             alias_list.append(alias)
     if upcasters is None:
@@ -191,7 +191,35 @@ def make_converter() -> cattrs.Converter:
     for kind, (_, to_text, from_text) in TEXT_TYPES.items():
         converter.register_unstructure_hook(kind, to_text)
         converter.register_structure_hook(kind, from_text)
+    converter.register_unstructure_hook_factory(_int_keyed, lambda cls: _str_keys_for(
+        converter.gen_unstructure_mapping(cls, key_handler=_key_text)))
     return converter
+
+
+def _int_keyed(cls: Any) -> bool:
+    """Whether ``cls`` is a ``dict[int, X]`` (or another mapping annotation with int keys)."""
+    return get_origin(cls) in _MAPPINGS and get_args(cls)[:1] == (int,)
+
+
+_MAPPINGS: Final = frozenset({dict, Mapping, MutableMapping})
+
+
+def _key_text(key: Any, _: Any = None) -> str:
+    return str(key)
+
+
+def _str_keys_for(unstructure: Callable[[Any], dict[Any, Any]]) -> Callable[[Any], Any]:
+    """Unstructure a ``dict[int, X]`` with ``str`` keys, which the store accepts and cattrs
+    turns back into ints, unless two keys would become one (such as ``1`` and ``"1"``)."""
+    def unstructure_str_keyed(mapping: Any) -> Any:
+        data = unstructure(mapping)
+        if len(data) != len(mapping):
+            raise SerializationError(
+                f"the dict[int, ...] value {mapping!r} has keys that are equal as text (such as "
+                "1 and '1'); give it int keys only")
+        return data
+
+    return unstructure_str_keyed
 
 
 # -- the codec ------------------------------------------------------------------------------------
@@ -264,6 +292,7 @@ class Codec:
                 "decorate its class with @attrs.frozen"
             )
         info = self._info(cls)
+        check.type_name(info.name, "the type name of {}", default_type_name(cls))
         if (cls not in self._registered and "__event_type__" not in cls.__dict__
                 and self._import(info.name) is not cls):
             raise SerializationError(
@@ -339,9 +368,12 @@ class Codec:
             A ``NewEvent`` with the class's type name and the unstructured fields as data.
 
         Raises:
-            SerializationError: ``obj`` is not an attrs instance, or a field is not
-                JSON-compatible once unstructured.
-            InvalidArgument: ``metadata`` uses the reserved ``"schema_version"`` key.
+            SerializationError: ``obj`` is not an attrs instance, or its data or ``metadata``
+                breaks the store's rules for JSON text: a value that is not JSON-compatible once
+                unstructured, a dict key that is not a ``str``, a lone surrogate in a string.
+                The store would refuse the same event at ``append``.
+            InvalidArgument: ``metadata`` uses the reserved ``"schema_version"`` key, or the type
+                name is not storable (see ``EventStore.append``).
         """
         name, version, unstructure = self._encoder(type(obj))
         data = self._unstructure_checked(unstructure, obj, name)
@@ -351,6 +383,8 @@ class Codec:
                 f"metadata key {SCHEMA_VERSION!r} is reserved for the codec, which sets it from "
                 "the class's schema version; rename the key"
             )
+        if extra:
+            check.to_json(extra, f"metadata of a {name!r} event")
         if version != 1:
             extra[SCHEMA_VERSION] = version
         if id is None:
@@ -361,12 +395,16 @@ class Codec:
     def _unstructure_checked(unstructure: Callable[[Any], Any], obj: Any, name: str) -> Any:
         try:
             data = unstructure(obj)
-            _json_check(data)
+            check.json_text(data)  # the rules the store applies at append, so emit fails at once
         except (TypeError, ValueError, RecursionError) as exc:
             raise SerializationError(
                 f"{name!r} instance is not JSON-compatible once unstructured ({exc}); give its "
                 "fields JSON-compatible types, or register a cattrs hook on codec.converter"
             ) from None
+        except check.Unstorable as exc:
+            raise SerializationError(
+                exc.message(f"{name!r} data")
+                + ", or register a cattrs unstructure hook on codec.converter") from None
         return data
 
     def decode(self, event: RecordedEvent) -> Any:

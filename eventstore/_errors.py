@@ -1,4 +1,8 @@
-"""The errors the event store raises: one root, structured fields, messages built from them."""
+"""The errors the event store raises: one root, structured fields, messages built from them.
+
+Each error passes its fields to ``Exception.__init__`` and builds its message in ``__str__``, so
+it survives a pickle round trip (to another process, say) with its type, fields and message.
+"""
 
 from __future__ import annotations
 
@@ -17,20 +21,27 @@ class StoreClosed(EventStoreError, RuntimeError):
     """The store was used after ``aclose()``."""
 
     def __init__(self, store: str) -> None:
+        super().__init__(store)
         self.store = store
-        super().__init__(f"{store} is closed; open a new store to keep reading or writing")
+
+    def __str__(self) -> str:
+        return f"{self.store} is closed; open a new store to keep reading or writing"
 
 
 class WrongExpectedVersion(EventStoreError):
     """An append's ``expected_version`` did not match the stream; nothing was written."""
 
     def __init__(self, stream: str, expected: Any, actual: int) -> None:
+        super().__init__(stream, expected, actual)
         self.stream = stream
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"stream {stream!r} is at version {actual}, but the append expected {expected}; "
-            "nothing was written: read the stream again and retry against its current version"
+
+    def __str__(self) -> str:
+        return (
+            f"stream {self.stream!r} is at version {self.actual}, but the append expected "
+            f"{self.expected}; nothing was written: read the stream again and retry against its "
+            "current version"
         )
 
 
@@ -38,11 +49,15 @@ class DuplicateEventId(EventStoreError, ValueError):
     """An event id is already stored elsewhere, or appears twice in one batch."""
 
     def __init__(self, stream: str, event_id: Any, reason: str) -> None:
+        super().__init__(stream, event_id, reason)
         self.stream = stream
         self.event_id = event_id
-        super().__init__(
-            f"event id {event_id} appended to stream {stream!r} {reason}; "
-            "give every new event a fresh id (the default), reuse ids only to retry the same batch"
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"event id {self.event_id} appended to stream {self.stream!r} {self.reason}; give "
+            "every new event a fresh id (the default), reuse ids only to retry the same batch"
         )
 
 
@@ -53,20 +68,24 @@ class SerializationError(EventStoreError, TypeError):
 class DecodeError(EventStoreError):
     """A stored event or value could not be decoded; names where it came from."""
 
-    def __init__(self, message: str, *, stream: str | None = None, version: int | None = None,
+    def __init__(self, message: str, stream: str | None = None, version: int | None = None,
                  type: str | None = None) -> None:
+        super().__init__(message, stream, version, type)
+        self.message = message
         self.stream = stream
         self.version = version
         self.type = type
+
+    def __str__(self) -> str:
         where = []
-        if stream is not None:
-            where.append(f"stream {stream!r}")
-        if version is not None:
-            where.append(f"version {version}")
-        if type is not None:
-            where.append(f"type {type!r}")
+        if self.stream is not None:
+            where.append(f"stream {self.stream!r}")
+        if self.version is not None:
+            where.append(f"version {self.version}")
+        if self.type is not None:
+            where.append(f"type {self.type!r}")
         prefix = f"cannot decode {', '.join(where)}: " if where else "cannot decode: "
-        super().__init__(prefix + message)
+        return prefix + self.message
 
 
 class SchemaError(EventStoreError):

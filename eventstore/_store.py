@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import abc
 import builtins
-import functools
+import contextlib
 import json
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import trio
 
 from . import _validate as check
 from ._codec import Codec
-from ._errors import DecodeError, EventStoreError, InvalidArgument, StoreClosed
+from ._errors import DecodeError, InvalidArgument, StoreClosed
 from ._model import (
     ANY,
     AppendResult,
@@ -33,6 +33,9 @@ from ._model import (
     uuid_from_bytes,
 )
 from ._validate import EncodedEvent
+
+if TYPE_CHECKING:
+    from outcome import Outcome
 
 _scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -80,36 +83,46 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
                           event_id, recorded_at)
 
 
-class _ReadAhead:
-    """One page of ``size`` events being read in a system task, while the caller consumes one.
+PageRead = Callable[[], list[RecordedEvent]]
+"""Reads one page, blocking: run in a worker thread."""
 
-    Reading ahead never holds more than the page the caller consumes and the next one. A reader
-    that stops early leaves the read to finish in the background, its page dropped.
+
+class _ReadAhead:
+    """The next page, read in a worker thread while the caller consumes the current one.
+
+    No trio task waits for the thread: it hands its outcome back through the trio token. So a
+    reader that stops early, or is cancelled, leaves nothing running in trio; the thread finishes
+    its one page, the page is dropped and the thread's slot of ``limiter`` is given back.
     """
 
-    def __init__(self, read: Callable[[int], Awaitable[list[RecordedEvent]]], size: int) -> None:
-        self.size = size
-        self._done = trio.Event()
-        self._page: list[RecordedEvent] | None = None
-        self._error: Exception | None = None
-        trio.lowlevel.spawn_system_task(self._run, read, name="eventstore read-ahead")
+    def __init__(self, read: PageRead, limiter: trio.CapacityLimiter) -> None:
+        """Start ``read`` in a worker thread.
 
-    async def _run(self, read: Callable[[int], Awaitable[list[RecordedEvent]]]) -> None:
-        try:
-            self._page = await read(self.size)
-        except Exception as exc:
-            self._error = exc
-        finally:
-            self._done.set()
+        Raises:
+            trio.WouldBlock: ``limiter`` has no thread to spare now; read the page later.
+        """
+        limiter.acquire_on_behalf_of_nowait(self)
+        self._limiter = limiter
+        self._token = trio.lowlevel.current_trio_token()
+        self._done = trio.Event()
+        self._outcome: Outcome[list[RecordedEvent]] | None = None
+        trio.lowlevel.start_thread_soon(read, self._deliver, name="eventstore read-ahead")
+
+    def _deliver(self, result: Outcome[list[RecordedEvent]]) -> None:
+        """In the worker thread: hand ``result`` to trio, unless trio has finished."""
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(self._arrived, result)
+
+    def _arrived(self, result: Outcome[list[RecordedEvent]]) -> None:
+        self._limiter.release_on_behalf_of(self)
+        self._outcome = result
+        self._done.set()
 
     async def page(self) -> list[RecordedEvent]:
         """The page, once read (a checkpoint); the read's exception if it failed."""
         await self._done.wait()
-        if self._error is not None:
-            raise self._error
-        if self._page is None:
-            raise EventStoreError("the read was cancelled as trio shut down")
-        return self._page
+        assert self._outcome is not None
+        return self._outcome.unwrap()
 
 
 class EventStore(abc.ABC):
@@ -122,9 +135,9 @@ class EventStore(abc.ABC):
     codec: Codec
     page_size: int
     poll_interval: float
-    _reads_ahead = False
-    """Whether ``read`` and ``read_all`` fetch the next page while the caller consumes one: worth
-    it for a backend that reads in worker threads, which then work while trio decodes."""
+    _read_limiter: trio.CapacityLimiter | None = None
+    """The worker threads a backend reads in, if it reads ahead: ``read`` and ``read_all`` then
+    fetch the next page (``_page_read``, ``_all_page_read``) while the caller consumes one."""
 
     def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
                  poll_interval: float = 0.5) -> None:
@@ -150,7 +163,11 @@ class EventStore(abc.ABC):
         Raises:
             WrongExpectedVersion: the stream's version did not match; nothing was written.
             DuplicateEventId: an id appears twice in the batch, or is stored elsewhere.
-            SerializationError: data or metadata is not JSON-compatible; nothing was written.
+            InvalidArgument: the stream or a type name breaks the rules for names (empty, over
+                ``MAX_STREAM_LENGTH`` / ``MAX_TYPE_LENGTH`` characters, NUL, lone surrogates),
+                or the batch is malformed; nothing was written.
+            SerializationError: data or metadata is not JSON-compatible, has a dict key that is
+                not a ``str``, or a lone surrogate in a string; nothing was written.
             AppendOutcomeUnknown: the commit was cut off and the store could not find out in
                 time whether it went through; any other ``EventStoreError`` means nothing
                 was written.
@@ -162,37 +179,50 @@ class EventStore(abc.ABC):
         return await self._append(name, encoded, expected)
 
     def read(self, stream: str, *, from_version: int = 1, to_version: int | None = None,
-             limit: int | None = None) -> AsyncIterator[RecordedEvent]:
+             limit: int | None = None) -> AsyncGenerator[RecordedEvent, None]:
         """Iterate ``stream``'s events from ``from_version`` to ``to_version`` (inclusive).
 
         Reads in pages of ``page_size``, so memory stays bounded on any log length. Each page is a
-        checkpoint; cancelling leaves nothing behind.
+        checkpoint, an empty read too. Safe to abandon: a reader that stops early or is cancelled
+        leaves no task behind; close it with ``contextlib.aclosing`` (see
+        ``docs/async-semantics.md``) so that it lets go of its page at once.
         """
         self._check_open()
         name = check.stream_name(stream)
         first = check.whole(from_version, "from_version", minimum=0)
         last = check.optional_whole(to_version, "to_version", minimum=0)
         most = check.optional_whole(limit, "limit", minimum=0)
-        return self._read_pages(name, max(first, 1), last, most)
+        return self._pages(
+            max(first, 1), last, most,
+            lambda cursor, size: self._read_page(name, cursor, last, size),
+            lambda cursor, size: self._page_read(name, cursor, last, size),
+            lambda event: event.version + 1)
 
     def read_all(self, *, after_position: int = 0, limit: int | None = None,
-                 types: Iterable[str] | None = None) -> AsyncIterator[RecordedEvent]:
+                 types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
         """Iterate every stream's events in global order, after ``after_position``.
 
-        ``types`` keeps only events of those type names. Reads in pages; each is a checkpoint.
+        ``types`` keeps only events of those type names. Reads in pages; each is a checkpoint,
+        an empty read too. Safe to abandon, as ``read`` is.
         """
         self._check_open()
         after = check.whole(after_position, "after_position", minimum=0)
         most = check.optional_whole(limit, "limit", minimum=0)
-        return self._read_all_pages(after, most, check.type_filter(types))
+        kinds = check.type_filter(types)
+        return self._pages(
+            after, None, most,
+            lambda cursor, size: self._read_all_page(cursor, size, kinds),
+            lambda cursor, size: self._all_page_read(cursor, size, kinds),
+            lambda event: event.position)
 
     def subscribe(self, *, after_position: int = 0,
-                  types: Iterable[str] | None = None) -> AsyncIterator[RecordedEvent]:
+                  types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
         """Deliver every event after ``after_position`` in global order, then new ones as they come.
 
         Never skips and never repeats an event. It runs until the caller stops iterating or is
-        cancelled; waiting is a checkpoint. New events written by this process arrive at once,
-        those written by other processes within ``poll_interval``.
+        cancelled; each page and each wait is a checkpoint. New events written by this process
+        arrive at once, those written by other processes within ``poll_interval``. Safe to
+        abandon, as ``read`` is; close it with ``contextlib.aclosing``.
         """
         self._check_open()
         after = check.whole(after_position, "after_position", minimum=0)
@@ -204,7 +234,10 @@ class EventStore(abc.ABC):
         return await self._last_version(check.stream_name(stream))
 
     async def delete_up_to(self, stream: str, version: int) -> None:
-        """Delete the stream's events up to ``version`` (inclusive); its version stays."""
+        """Delete the stream's events up to ``version`` (inclusive); its version stays.
+
+        A checkpoint. If cancelled midway, the deletion is done whole or not at all.
+        """
         self._check_open()
         name = check.stream_name(stream)
         await self._delete_up_to(name, check.whole(version, "version", minimum=0))
@@ -212,7 +245,11 @@ class EventStore(abc.ABC):
     async def save_snapshot(self, stream: str, version: int, state: Any) -> None:
         """Store ``state`` (JSON-compatible) as the stream's state at ``version``.
 
-        A snapshot saved again at the same version replaces the earlier one.
+        A snapshot saved again at the same version replaces the earlier one. A checkpoint. If
+        cancelled midway, the snapshot is saved whole or not at all.
+
+        Raises:
+            SerializationError: ``state`` breaks the rules for stored JSON (see ``append``).
         """
         self._check_open()
         name = check.stream_name(stream)
@@ -225,7 +262,8 @@ class EventStore(abc.ABC):
         """The newest snapshot at or below ``max_version``, or None.
 
         A snapshot that cannot be decoded is reported as missing with a ``RuntimeWarning``: it is
-        only an optimisation, the caller replays the log instead.
+        only an optimisation, the caller replays the log instead. A checkpoint; it changes
+        nothing, so cancelling it leaves nothing behind.
         """
         self._check_open()
         name = check.stream_name(stream)
@@ -248,17 +286,24 @@ class EventStore(abc.ABC):
         return Snapshot(stream=name, version=version, state=state, recorded_at=recorded_at)
 
     async def aclose(self) -> None:
-        """Close the store; later calls raise ``StoreClosed``. Idempotent."""
+        """Close the store; later calls raise ``StoreClosed``. Idempotent.
+
+        A checkpoint, also on a closed store. If cancelled, the store is closed all the same,
+        then ``trio.Cancelled`` is raised.
+        """
         if not self._closed:
             self._closed = True
             self._appended.set()
             await self._aclose()
+        await trio.lowlevel.checkpoint()
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     async def __aenter__(self) -> Self:
+        """Return the store (a checkpoint); leaving the block closes it."""
+        await trio.lowlevel.checkpoint()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -281,68 +326,54 @@ class EventStore(abc.ABC):
         with trio.move_on_after(self.poll_interval):
             await seen.wait()
 
-    async def _read_pages(self, stream: str, first: int, last: int | None,
-                          most: int | None) -> AsyncIterator[RecordedEvent]:
-        remaining = most
-        ahead: _ReadAhead | None = None
-        while remaining is None or remaining > 0:
-            self._check_open()
-            if last is not None and first > last:
-                return
-            if ahead is None:
-                size = self._page_for(remaining)
-                page = await self._read_page(stream, first, last, size)
-            else:
-                size, page = ahead.size, await ahead.page()
-                ahead = None
-            if len(page) == size:
-                first = page[-1].version + 1
-                if remaining is not None:
-                    remaining -= size
-                if last is None or first <= last:
-                    ahead = self._ahead(remaining, functools.partial(
-                        self._read_page, stream, first, last))
-            for event in page:
-                yield event
-            if len(page) < size:
-                return
+    async def _pages(self, cursor: int, last: int | None, most: int | None,
+                     read: Callable[[int, int], Awaitable[list[RecordedEvent]]],
+                     read_in_thread: Callable[[int, int], PageRead | None],
+                     after: Callable[[RecordedEvent], int]) -> AsyncGenerator[RecordedEvent, None]:
+        """Up to ``most`` events, page by page: ``read(cursor, size)`` reads a page from
+        ``cursor`` (up to ``last``, if given), ``after(event)`` is the cursor past an event.
 
-    async def _read_all_pages(self, after: int, most: int | None,
-                              types: frozenset[str] | None) -> AsyncIterator[RecordedEvent]:
+        The next page is read ahead (``read_in_thread``) while the caller consumes one.
+        """
         remaining = most
+        more = remaining != 0 and (last is None or cursor <= last)
+        if not more:
+            await trio.lowlevel.checkpoint()  # an empty read is a checkpoint too
         ahead: _ReadAhead | None = None
-        while remaining is None or remaining > 0:
+        size = self._page_for(remaining)
+        while more:
             self._check_open()
             if ahead is None:
-                size = self._page_for(remaining)
-                page = await self._read_all_page(after, size, types)
+                page = await read(cursor, size)
             else:
-                size, page = ahead.size, await ahead.page()
-                ahead = None
-            if len(page) == size:
-                after = page[-1].position
+                page, ahead = await ahead.page(), None
+            more = len(page) == size  # a full page: more may follow
+            if more:
+                cursor = after(page[-1])
                 if remaining is not None:
                     remaining -= size
-                ahead = self._ahead(remaining, functools.partial(
-                    self._read_all_page, after, types=types))
+                more = remaining != 0 and (last is None or cursor <= last)
+                size = self._page_for(remaining)
+                if more:
+                    ahead = self._ahead(read_in_thread(cursor, size))
             for event in page:
                 yield event
-            if len(page) < size:
-                return
 
     def _page_for(self, remaining: int | None) -> int:
         """How many events to ask for when ``remaining`` are wanted (None: all)."""
         return self.page_size if remaining is None else min(self.page_size, remaining)
 
-    def _ahead(self, remaining: int | None,
-               read: Callable[[int], Awaitable[list[RecordedEvent]]]) -> _ReadAhead | None:
-        """Start ``read(size)`` of the next page if this backend reads ahead and more is wanted."""
-        if not self._reads_ahead or remaining == 0:
+    def _ahead(self, read: PageRead | None) -> _ReadAhead | None:
+        """Start ``read`` of the next page if this backend reads ahead and has a thread free."""
+        if read is None or self._read_limiter is None:
             return None
-        return _ReadAhead(read, self._page_for(remaining))
+        try:
+            return _ReadAhead(read, self._read_limiter)
+        except trio.WouldBlock:
+            return None
 
     async def _subscription(self, after: int,
-                            types: frozenset[str] | None) -> AsyncIterator[RecordedEvent]:
+                            types: frozenset[str] | None) -> AsyncGenerator[RecordedEvent, None]:
         while True:
             self._check_open()
             seen = self._appended
@@ -372,6 +403,16 @@ class EventStore(abc.ABC):
 
         Must be gap-safe: never return a position while a lower one may still commit.
         """
+
+    def _page_read(self, stream: str, first: int, last: int | None,
+                   size: int) -> PageRead | None:
+        """``_read_page`` as a blocking call for a worker thread, if the backend reads ahead."""
+        return None
+
+    def _all_page_read(self, after: int, size: int,
+                       types: frozenset[str] | None) -> PageRead | None:
+        """``_read_all_page`` as a blocking call for a worker thread, if it reads ahead."""
+        return None
 
     @abc.abstractmethod
     async def _last_version(self, stream: str) -> int: ...

@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -24,12 +24,62 @@ class EncodedEvent:
     id: uuid.UUID
 
 
+MAX_STREAM_LENGTH: Final = 512
+"""The longest stream name, in characters. At 4 UTF-8 bytes a character at most, a name fits
+every backend's index (a PostgreSQL B-tree entry holds about 2,700 bytes)."""
+
+MAX_TYPE_LENGTH: Final = 512
+"""The longest event type name, in characters."""
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be stored as UTF-8: it holds no lone surrogate."""
+    if text.isascii():  # O(1) in CPython: only non-ASCII text can hold a surrogate
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name(value: object, limit: int, argument: str, *where: object) -> str:
+    """``value`` if it is a storable name, else ``InvalidArgument``.
+
+    ``argument`` is formatted with ``where`` only when the name is refused, so that a valid name
+    costs no string formatting.
+    """
+    if isinstance(value, str) and value and len(value) <= limit and "\x00" not in value and (
+            _utf8(value)):
+        return value
+    what = argument.format(*where)
+    if not isinstance(value, str) or not value:
+        problem = f"must be a non-empty string, got {value!r}"
+    elif len(value) > limit:
+        problem = (f"must be at most {limit} characters, got {len(value)} starting "
+                   f"{value[:40]!r}; use a shorter name")
+    elif "\x00" in value:
+        problem = f"must not contain NUL characters, got {value!r}"
+    else:
+        problem = (f"must not contain lone surrogates (text that cannot be encoded as UTF-8, as "
+                   f"from errors='surrogateescape'), got {value!r}")
+    raise InvalidArgument(f"{what} {problem}")
+
+
 def stream_name(stream: object, argument: str = "stream") -> str:
-    if not isinstance(stream, str) or not stream:
-        raise InvalidArgument(f"{argument} must be a non-empty string, got {stream!r}")
-    if "\x00" in stream:
-        raise InvalidArgument(f"{argument} must not contain NUL characters, got {stream!r}")
-    return stream
+    """``stream`` if every backend can store it as a stream name, else ``InvalidArgument``.
+
+    A stream name is a non-empty string of at most ``MAX_STREAM_LENGTH`` characters, without NUL
+    characters or lone surrogates.
+    """
+    return _name(stream, MAX_STREAM_LENGTH, argument)
+
+
+def type_name(kind: object, argument: str, *where: object) -> str:
+    """``kind`` if it is a storable event type name (the rules of a stream name, up to
+    ``MAX_TYPE_LENGTH`` characters), else ``InvalidArgument`` naming ``argument.format(*where)``.
+    """
+    return _name(kind, MAX_TYPE_LENGTH, argument, *where)
 
 
 LARGEST = 2**63 - 1  # what SQLite and PostgreSQL store as an integer; the same for every backend
@@ -76,12 +126,12 @@ def type_filter(types: object) -> frozenset[str] | None:
             f"types must be a collection of type names or None, got {types!r}"
         )
     items = list(types)  # checked before hashing: a list inside would raise TypeError
-    if not items or not all(isinstance(name, str) and name for name in items):
-        raise InvalidArgument(
-            f"types must hold at least one non-empty type name (or be None for all), got {types!r}"
-        )
-    return frozenset(items)
+    if not items:
+        raise InvalidArgument("types must hold at least one type name (or be None for all)")
+    return frozenset(type_name(name, "types[{}]", index) for index, name in enumerate(items))
 
+
+# -- JSON text ------------------------------------------------------------------------------------
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                 allow_nan=False).encode
@@ -96,33 +146,141 @@ def _refuse(value: object) -> Any:
 _encode_fast: Callable[[Any, int], tuple[str, ...]] = c_make_encoder(
     None, _refuse, encode_basestring, None, ":", ",", False, False, False)
 
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
+_STR: Final = frozenset({str})
 
-def _dict_json(value: Any) -> str | None:
-    """``value`` as compact JSON text if it is a JSON-compatible dict, else None."""
-    if type(value) is dict:
-        try:
-            return "".join(_encode_fast(value, 0))
-        except (TypeError, ValueError, RecursionError):
-            pass  # the full encoder says why, in its usual words
-    return None
+Path = tuple[Any, ...]
+"""Where in a value something is: the dict keys and list indexes that lead to it."""
+
+
+class Unstorable(Exception):
+    """A value that is not storable as JSON text on every backend, and where in it the fault is.
+
+    Internal: callers turn it into a ``SerializationError`` that names what the value was.
+    """
+
+    def __init__(self, problem: str, advice: str, path: Path = ()) -> None:
+        super().__init__(problem, advice, path)
+        self.problem = problem
+        self.advice = advice
+        self.path = path
+
+    def message(self, what: str, note: str = "") -> str:
+        """The error message for the value called ``what`` (``events[0].data``, say).
+
+        ``note`` follows the path to the fault: `` (type 'Deposited')``, say.
+        """
+        where = "".join(f"[{step!r}]" for step in self.path)
+        return f"{what}{where}{note} {self.problem}; {self.advice}"
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON text that every backend stores and gives back unchanged.
+
+    The rules: JSON-compatible values only (dict, list, tuple, str, int, finite float, bool,
+    None), every dict key a ``str`` (JSON would turn other keys into strings, so ``{1: "a"}``
+    would come back as ``{"1": "a"}`` and ``{1: "a", "1": "b"}`` would lose an entry), and no
+    lone surrogate in any string (it cannot be encoded as UTF-8). NUL characters are fine: JSON
+    writes them as ``\\u0000``.
+
+    Raises:
+        Unstorable: the value breaks a rule; says which, and where.
+    """
+    try:
+        text = "".join(_encode_fast(value, 0))
+    except (TypeError, ValueError, RecursionError):
+        try:  # the full encoder says why in its usual words, and catches circular values
+            text = _encode_json(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise Unstorable(
+                f"is not JSON-compatible ({exc})",
+                "store dicts with str keys, lists, str, int, finite float, bool and None only, "
+                "or encode the object with the store's codec") from None
+    if not text.isascii() and not _utf8(text):
+        raise Unstorable(
+            "holds text with a lone surrogate, which cannot be encoded as UTF-8",
+            "remove it (text decoded with errors='surrogateescape' holds them)",
+            _path_to(value, _bad_text))
+    # The common event, a flat dict of str keys, is known good at once: set operations over
+    # map() run in C.
+    flat = (type(value) is dict and _STR.issuperset(map(type, value))
+            and _LEAVES.issuperset(map(type, value.values())))
+    if not flat and not _str_keys(value, text):
+        path = _path_to(value, _bad_key)
+        raise Unstorable(
+            f"is a dict key of type {type(path[-1]).__name__}, not str",
+            "JSON stores every key as a string, so {1: 'a'} would come back as {'1': 'a'}: "
+            "make the keys str, or store the pairs as a list", path)
+    return text
+
+
+def _str_keys(value: Any, text: str) -> bool:
+    """Whether every dict key in ``value``, which encodes as ``text``, is a str."""
+    # Other keys come back as str keys, so a value that comes back equal has none; one that does
+    # not (it holds a tuple, say, which comes back as a list) is walked to be sure.
+    return _scan(text, 0)[0] == value or not _path_to(value, _bad_key)
+
+
+def _bad_key(item: Any, is_key: bool) -> bool:
+    return is_key and not isinstance(item, str)
+
+
+def _bad_text(item: Any, is_key: bool) -> bool:
+    return isinstance(item, str) and not _utf8(item)
+
+
+def _path_to(value: Any, bad: Callable[[Any, bool], bool]) -> Path:
+    """The path to the first key or value in ``value`` for which ``bad(item, is_key)`` holds."""
+    steps: Iterable[tuple[Any, Any]]
+    if isinstance(value, dict):
+        for key in value:
+            if bad(key, True):
+                return (key,)
+        steps = value.items()
+    elif isinstance(value, list | tuple):
+        steps = enumerate(value)
+    else:
+        return ()
+    for step, item in steps:
+        if bad(item, False):
+            return (step,)
+        found = _path_to(item, bad)
+        if found:
+            return (step, *found)
+    return ()
 
 
 def to_json(value: Any, what: str) -> str:
-    """Turn ``value`` into compact JSON text, or say clearly why it is not JSON-compatible."""
-    text = _dict_json(value)
-    if text is not None:
-        return text
+    """``json_text(value)``, or a ``SerializationError`` that names ``what`` the value is.
+
+    Raises:
+        SerializationError: the value breaks a rule of ``json_text``; nothing was written.
+    """
     try:
-        return _encode_json(value)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise SerializationError(
-            f"{what} is not JSON-compatible ({exc}); store dicts, lists, str, int, finite float, "
-            "bool and None only, or encode the object with the store's codec"
-        ) from None
+        return json_text(value)
+    except Unstorable as exc:
+        raise SerializationError(exc.message(what)) from None
+
+
+_storable_types: set[str] = set()
+"""Type names found storable, so that the many events of a few types are checked once."""
+
+
+def _event_type(kind: object, index: int) -> str:
+    name = type_name(kind, "events[{}].type", index)
+    if len(_storable_types) >= 1024:
+        _storable_types.clear()  # bounded, for programs that make up type names
+    _storable_types.add(name)
+    return name
 
 
 def encode_events(stream: str, events: object) -> list[EncodedEvent]:
-    """Validate a batch and turn it into JSON text before anything is written."""
+    """Validate a batch and turn it into JSON text before anything is written.
+
+    Every backend appends through this, before a request joins a group commit, so a request with
+    data some backend cannot store fails alone, the same way on every backend.
+    """
     if isinstance(events, NewEvent):
         raise InvalidArgument("events must be a list of NewEvent; wrap a single event in a list")
     if not isinstance(events, Iterable):
@@ -138,9 +296,10 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
                 f"events[{index}] must be a NewEvent, got {type(event).__name__}; "
                 "encode objects with store.codec.new_event(obj)"
             )
-        kind, id = event.type, event.id
-        if not isinstance(kind, str) or not kind:
-            raise InvalidArgument(f"events[{index}].type must be a non-empty string")
+        kind = event.type
+        if type(kind) is not str or kind not in _storable_types:
+            kind = _event_type(kind, index)
+        id = event.id
         if not isinstance(id, uuid.UUID):
             raise InvalidArgument(f"events[{index}].id must be a uuid.UUID, got {id!r}")
         if index:  # a batch of one cannot repeat an id: spare it the set
@@ -149,15 +308,14 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
             if id in seen:
                 raise DuplicateEventId(stream, id, "appears twice in one batch")
             seen.add(id)
-        metadata = event.metadata
-        if not metadata:
-            metadata_text = "{}"
-        elif all(isinstance(key, str) for key in metadata):
-            metadata_text = to_json(metadata, f"events[{index}].metadata ({kind})")
-        else:
-            raise InvalidArgument(f"events[{index}].metadata keys must be strings")
-        data = event.data
-        data_text = _dict_json(data) or to_json(data, f"events[{index}].data ({kind})")
+        metadata, part = event.metadata, "metadata"
+        try:
+            metadata_text = json_text(metadata) if metadata else "{}"
+            part = "data"
+            data_text = json_text(event.data)
+        except Unstorable as exc:
+            raise SerializationError(
+                exc.message(f"events[{index}].{part}", f" (type {kind!r})")) from None
         encoded.append(EncodedEvent(kind, data_text, metadata_text, id))
     return encoded
 

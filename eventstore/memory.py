@@ -38,7 +38,8 @@ class _Stream:
 class MemoryEventStore(EventStore):
     """Keeps every stream in memory; events are stored as JSON text, like the durable backends.
 
-    Appends are atomic because they run without a checkpoint on the trio thread.
+    Appends are atomic because they run without a checkpoint on the trio thread. Every call
+    is a checkpoint first, then runs to its end without one, so a page, say, is read whole.
     """
 
     def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
@@ -75,6 +76,7 @@ class MemoryEventStore(EventStore):
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
+        await trio.lowlevel.checkpoint()
         state = self._streams.get(stream)
         if state is None:
             return []
@@ -89,6 +91,7 @@ class MemoryEventStore(EventStore):
 
     async def _read_all_page(self, after: int, size: int,
                              types: frozenset[str] | None) -> list[RecordedEvent]:
+        await trio.lowlevel.checkpoint()
         start = bisect.bisect_right(self._log, after, key=lambda r: r.position)
         page = []
         for row in self._log[start:]:
@@ -99,10 +102,12 @@ class MemoryEventStore(EventStore):
         return page
 
     async def _last_version(self, stream: str) -> int:
+        await trio.lowlevel.checkpoint()
         state = self._streams.get(stream)
         return 0 if state is None else state.version
 
     async def _delete_up_to(self, stream: str, version: int) -> None:
+        await trio.lowlevel.checkpoint()
         state = self._streams.get(stream)
         if state is None:
             return
@@ -112,10 +117,12 @@ class MemoryEventStore(EventStore):
             self._log = [row for row in self._log if id(row) not in gone]
 
     async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
+        await trio.lowlevel.checkpoint()
         self._snapshots.setdefault(stream, {})[version] = (state, datetime.now(UTC))
 
     async def _load_snapshot(self, stream: str,
                              max_version: int | None) -> tuple[int, str, datetime] | None:
+        await trio.lowlevel.checkpoint()
         saved = self._snapshots.get(stream, {})
         versions = [v for v in saved if max_version is None or v <= max_version]
         if not versions:

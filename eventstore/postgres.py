@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
 
 from ._codec import Codec
-from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument, SerializationError
+from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument
 from ._group_commit import AppendRequest, GroupCommitter, checked_outcome
 from ._model import AppendResult, Expected, RecordedEvent
 from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
@@ -77,19 +77,27 @@ class ConnectionFailed(EventStoreError, ConnectionError):
     The store discards the broken connection; the next call opens a new one.
     """
 
-    def __init__(self, server: str, reason: str, *, doing: str | None = None,
+    def __init__(self, server: str, reason: str, doing: str | None = None,
                  outcome: str | None = None) -> None:
+        super().__init__(server, reason, doing, outcome)
         self.server = server
         self.reason = reason
+        self.doing = doing
         self.outcome = outcome
-        if doing is None:
-            message = (f"cannot connect to PostgreSQL ({server}): {reason}; check that the server "
-                       "is running and reachable and that the URL's user, password and database "
-                       "name are right")
-        else:
-            message = (f"lost the connection to PostgreSQL ({server}) while trying to {doing}: "
-                       f"{reason}; {outcome + '; ' if outcome else ''}the next call reconnects")
-        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OSError reads its arguments as (errno, strerror, filename, ...) and keeps only some in
+        # ``args``, so the default would rebuild the error from the wrong ones.
+        return type(self), (self.server, self.reason, self.doing, self.outcome), self.__dict__
+
+    def __str__(self) -> str:
+        if self.doing is None:
+            return (f"cannot connect to PostgreSQL ({self.server}): {self.reason}; check that the "
+                    "server is running and reachable and that the URL's user, password and "
+                    "database name are right")
+        return (f"lost the connection to PostgreSQL ({self.server}) while trying to {self.doing}: "
+                f"{self.reason}; {self.outcome + '; ' if self.outcome else ''}the next call "
+                "reconnects")
 
 
 @attrs.define(eq=False)
@@ -281,7 +289,6 @@ class PostgresEventStore(EventStore):
 
     async def _append(self, stream: str, events: list[EncodedEvent],
                       expected: Expected) -> AppendResult:
-        _check_storable(stream, events)
         await self._prepare()
         return await self._committer.submit(stream, events, expected)
 
@@ -578,26 +585,6 @@ class _Listener:
             self._trio_token.run_sync_soon(callback or self._wake)
         except trio.RunFinishedError:
             self._stopping.set()
-
-
-def _check_storable(stream: str, events: list[EncodedEvent]) -> None:
-    """Reject, before the batch is shared with others, text PostgreSQL cannot store."""
-    for index, event in enumerate(events):
-        if "\x00" in event.type:
-            raise InvalidArgument(f"events[{index}].type must not contain NUL characters")
-        try:
-            for text in (event.type, event.data, event.metadata):
-                if not text.isascii():  # O(1): only non-ASCII text can hold a lone surrogate
-                    text.encode()
-        except UnicodeEncodeError as exc:
-            raise SerializationError(
-                f"events[{index}] ({event.type!r}) of stream {stream!r} holds text that is not "
-                f"valid UTF-8 ({exc}); remove lone surrogates") from None
-    try:
-        if not stream.isascii():
-            stream.encode()
-    except UnicodeEncodeError as exc:
-        raise InvalidArgument(f"stream must be valid UTF-8, got {stream!r} ({exc})") from None
 
 
 def _aborted(conn: Conn) -> bool:

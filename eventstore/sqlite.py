@@ -19,6 +19,7 @@ checks against the stored ids and versions, so that each append succeeds or fail
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -54,7 +55,7 @@ from ._sqlite_write import (
     plan_batch,
     store_error,
 )
-from ._store import EventStore, decode_row
+from ._store import EventStore, PageRead, decode_row
 from ._validate import EncodedEvent
 
 __all__ = ["SQLiteEventStore"]
@@ -139,8 +140,6 @@ class SQLiteEventStore(EventStore):
     Raises:
         InvalidArgument: an argument is out of range or of the wrong type.
     """
-
-    _reads_ahead = True
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                  codec: Codec | None = None, page_size: int = 500, poll_interval: float = 0.5,
@@ -348,18 +347,17 @@ class SQLiteEventStore(EventStore):
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
-        args = (stream, first, LAST if last is None else last, size)
-        return await self._read(lambda conn: _decode(conn.execute(READ_STREAM, args).fetchall()))
+        return await self._read(_stream_page(stream, first, last, size))
 
     async def _read_all_page(self, after: int, size: int,
                              types: frozenset[str] | None) -> list[RecordedEvent]:
-        args: tuple[object, ...]
-        if types is None:
-            sql, args = READ_ALL.format(types=""), (after, size)
-        else:
-            marks = ", ".join("?" * len(types))
-            sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
-        return await self._read(lambda conn: _decode(conn.execute(sql, args).fetchall()))
+        return await self._read(_all_page(after, size, types))
+
+    def _page_read(self, stream: str, first: int, last: int | None, size: int) -> PageRead:
+        return functools.partial(self._with_reader, _stream_page(stream, first, last, size))
+
+    def _all_page_read(self, after: int, size: int, types: frozenset[str] | None) -> PageRead:
+        return functools.partial(self._with_reader, _all_page(after, size, types))
 
     async def _last_version(self, stream: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
@@ -429,6 +427,26 @@ class SQLiteEventStore(EventStore):
             conn.close()
         if writer is not None:
             writer.close()
+
+
+Page = Callable[[sqlite3.Connection], list[RecordedEvent]]
+
+
+def _stream_page(stream: str, first: int, last: int | None, size: int) -> Page:
+    """Reads a page of ``stream`` on a reader connection."""
+    args = (stream, first, LAST if last is None else last, size)
+    return lambda conn: _decode(conn.execute(READ_STREAM, args).fetchall())
+
+
+def _all_page(after: int, size: int, types: frozenset[str] | None) -> Page:
+    """Reads a page of every stream (of ``types``) on a reader connection."""
+    args: tuple[object, ...]
+    if types is None:
+        sql, args = READ_ALL.format(types=""), (after, size)
+    else:
+        marks = ", ".join("?" * len(types))
+        sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
+    return lambda conn: _decode(conn.execute(sql, args).fetchall())
 
 
 def _statements(script: str) -> list[str]:

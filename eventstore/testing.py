@@ -10,18 +10,21 @@ empty store (and closes it afterwards)::
                 yield store
 
 Override ``corrupt_event`` and ``corrupt_snapshot`` to run the corruption cases; they are skipped
-otherwise. Needs pytest and pytest-trio (``trio_mode = true``).
+otherwise. Needs pytest, pytest-trio (``trio_mode = true``) and hypothesis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
 import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from . import (
     ANY,
@@ -31,6 +34,7 @@ from . import (
     DecodeError,
     DuplicateEventId,
     EventStore,
+    EventStoreError,
     InvalidArgument,
     NewEvent,
     RecordedEvent,
@@ -38,6 +42,7 @@ from . import (
     StoreClosed,
     WrongExpectedVersion,
 )
+from ._validate import MAX_STREAM_LENGTH, MAX_TYPE_LENGTH
 
 __all__ = ["StoreConformance", "collect", "events"]
 
@@ -47,12 +52,36 @@ def events(count: int, type: str = "Happened", **data: Any) -> list[NewEvent]:
     return [NewEvent(type, {"n": n, **data}) for n in range(1, count + 1)]
 
 
-async def collect(iterator: AsyncIterator[RecordedEvent]) -> list[RecordedEvent]:
-    return [event async for event in iterator]
+async def collect(iterator: AsyncGenerator[RecordedEvent, None]) -> list[RecordedEvent]:
+    """Every event ``iterator`` gives, closing it even if reading fails midway."""
+    async with contextlib.aclosing(iterator) as events:
+        return [event async for event in events]
 
 
 def versions(recorded: list[RecordedEvent]) -> list[int]:
     return [event.version for event in recorded]
+
+
+# Any text, lone surrogates included, under str, int, bool and None keys: what users may pass.
+_ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=6)
+_ANY_DATA = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                          allow_infinity=False) | _ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        _ANY_TEXT | st.integers(-3, 3) | st.booleans() | st.none(), inner, max_size=3),
+    max_leaves=8)
+
+
+def _storable(value: Any) -> bool:
+    """The rule, said plainly: str keys only, and text that UTF-8 can encode."""
+    if isinstance(value, str):
+        return all(not 0xD800 <= ord(char) <= 0xDFFF for char in value)
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _storable(key) and _storable(item)
+                   for key, item in value.items())
+    return True
 
 
 class StoreConformance:
@@ -314,12 +343,13 @@ class StoreConformance:
         await self.filled(store, count=3)
         seen: list[RecordedEvent] = []
         with trio.fail_after(10):
-            async for event in store.subscribe():
-                seen.append(event)
-                if len(seen) == 3:
-                    await store.append("s", events(2))
-                if len(seen) == 5:
-                    break
+            async with contextlib.aclosing(store.subscribe()) as subscription:
+                async for event in subscription:
+                    seen.append(event)
+                    if len(seen) == 3:
+                        await store.append("s", events(2))
+                    if len(seen) == 5:
+                        break
         assert versions(seen) == [1, 2, 3, 4, 5]
 
     async def test_subscribe_after_a_position_with_types(self, store: EventStore) -> None:
@@ -328,12 +358,14 @@ class StoreConformance:
         first = (await collect(store.read_all(limit=1)))[0].position
         seen: list[RecordedEvent] = []
         with trio.fail_after(10):
-            async for event in store.subscribe(after_position=first, types=["A"]):
-                seen.append(event)
-                if len(seen) == 1:
-                    await store.append("a", events(1, "A"))
-                if len(seen) == 2:
-                    break
+            async with contextlib.aclosing(
+                    store.subscribe(after_position=first, types=["A"])) as subscription:
+                async for event in subscription:
+                    seen.append(event)
+                    if len(seen) == 1:
+                        await store.append("a", events(1, "A"))
+                    if len(seen) == 2:
+                        break
         assert [(e.stream, e.version) for e in seen] == [("a", 2), ("a", 3)]
 
     async def test_a_subscriber_never_skips_or_repeats_while_writers_race(
@@ -348,10 +380,11 @@ class StoreConformance:
                     await trio.sleep(0)
 
         async def subscriber() -> None:
-            async for event in store.subscribe():
-                seen.append(event)
-                if len(seen) == 4 * per_writer:
-                    return
+            async with contextlib.aclosing(store.subscribe()) as subscription:
+                async for event in subscription:
+                    seen.append(event)
+                    if len(seen) == 4 * per_writer:
+                        return
 
         with trio.fail_after(30):
             async with trio.open_nursery() as nursery:
@@ -431,15 +464,134 @@ class StoreConformance:
 
     # -- bad input -------------------------------------------------------------------------------
 
-    @pytest.mark.parametrize("stream", ["", None, 3, b"s", "a\x00b"])
+    @pytest.mark.parametrize("stream", [
+        "", None, 3, b"s", "a\x00b", "lone \ud800 surrogate", "\udcff",
+        "s" * (MAX_STREAM_LENGTH + 1)])
     async def test_bad_stream_names(self, store: EventStore, stream: Any) -> None:
-        with pytest.raises(InvalidArgument, match="stream"):
-            await store.append(stream, events(1))
+        for call in [
+            lambda: store.append(stream, events(1)),
+            lambda: store.last_version(stream),
+            lambda: store.delete_up_to(stream, 1),
+            lambda: store.save_snapshot(stream, 1, {}),
+            lambda: store.load_snapshot(stream),
+        ]:
+            with pytest.raises(InvalidArgument, match="stream"):
+                await call()  # type: ignore[no-untyped-call]
         with pytest.raises(InvalidArgument, match="stream"):
             store.read(stream)
-        with pytest.raises(InvalidArgument, match="stream"):
-            await store.last_version(stream)
         assert await collect(store.read_all()) == []
+
+    async def test_the_longest_stream_and_type_names_are_stored(self, store: EventStore) -> None:
+        for char in ["s", "é", "\U0001f600"]:  # 1, 2 and 4 bytes of UTF-8
+            stream, kind = char * MAX_STREAM_LENGTH, char * MAX_TYPE_LENGTH
+            await store.append(stream, [NewEvent(kind, {}), NewEvent(kind, {})])
+            await store.save_snapshot(stream, 1, {"at": 1})
+            await store.delete_up_to(stream, 1)
+            [recorded] = await collect(store.read(stream))
+            assert (recorded.stream, recorded.version, recorded.type) == (stream, 2, kind)
+            assert [e.type for e in await collect(store.read_all(types=[kind]))] == [kind]
+            snapshot = await store.load_snapshot(stream)
+            assert snapshot is not None and snapshot.stream == stream
+
+    @pytest.mark.parametrize("kind", [
+        "", "A\x00B", "lone \ud800", "\udfff", "T" * (MAX_TYPE_LENGTH + 1), None, 1])
+    async def test_bad_type_names(self, store: EventStore, kind: Any) -> None:
+        with pytest.raises(InvalidArgument, match=r"events\[1\]\.type"):
+            await store.append("s", [NewEvent("Good", {}), NewEvent(kind, {})])
+        if isinstance(kind, str) and kind:
+            with pytest.raises(InvalidArgument, match=r"types\[0\]"):
+                store.read_all(types=[kind])
+        assert await store.last_version("s") == 0
+
+    @pytest.mark.parametrize(("data", "metadata", "where"), [
+        ({"text": "lone \ud800"}, {}, r"data\['text'\] .*lone surrogate"),
+        ({"list": ["ok", "\udc80"]}, {}, r"data\['list'\]\[1\] .*lone surrogate"),
+        ({"key \ud83d": 1}, {}, r"data\['key \\ud83d'\] .*lone surrogate"),
+        ("\ud800", {}, r"data .*lone surrogate"),
+        ({}, {"message_id": "\ud800"}, r"metadata\['message_id'\] .*lone surrogate"),
+        ({}, {"\ud800": "x"}, r"metadata\['\\ud800'\] .*lone surrogate"),
+        ({1: "a", "1": "b"}, {}, r"data\[1\] .*key of type int"),
+        ({"counts": {1: 2}}, {}, r"data\['counts'\]\[1\] .*key of type int"),
+        ([{"a": {True: 1}}], {}, r"data\[0\]\['a'\]\[True\] .*key of type bool"),
+        ({"t": ({None: 1},)}, {}, r"data\['t'\]\[0\]\[None\] .*key of type NoneType"),
+        ({"f": {1.5: 1}}, {}, r"data\['f'\]\[1.5\] .*key of type float"),
+        ({}, {"m": {2: 1}}, r"metadata\['m'\]\[2\] .*key of type int"),
+    ])
+    async def test_data_some_backend_cannot_store_is_refused(
+            self, store: EventStore, data: Any, metadata: dict[str, Any], where: str) -> None:
+        batch = [*events(1), NewEvent("Bad", data, metadata=metadata)]
+        with pytest.raises(SerializationError, match=r"events\[1\]\." + where):
+            await store.append("s", batch)
+        with pytest.raises(SerializationError):
+            await store.save_snapshot("s", 1, {"state": data, "metadata": metadata})
+        assert await store.last_version("s") == 0
+        assert await collect(store.read_all()) == []
+        assert await store.load_snapshot("s") is None
+
+    async def test_data_is_refused_or_round_trips_exactly(self, store: EventStore) -> None:
+        """Never stored changed: a key that JSON would turn into a string, say, is refused."""
+
+        async def append(data: Any) -> None:
+            stream = f"h-{uuid.uuid4()}"
+            if _storable(data):
+                await store.append(stream, [NewEvent("H", data, metadata={"m": data})])
+                [recorded] = await collect(store.read(stream))
+                assert (recorded.data, recorded.metadata) == (data, {"m": data})
+            else:
+                with pytest.raises(SerializationError, match=r"events\[0\]\.(data|metadata)"):
+                    await store.append(stream, [NewEvent("H", data, metadata={"m": data})])
+                assert await store.last_version(stream) == 0
+
+        # Hypothesis drives the examples from a worker thread, so that they share the store
+        # fixture of this one trio run.
+        @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(data=_ANY_DATA)
+        def examples(data: Any) -> None:
+            trio.from_thread.run(append, data)
+
+        await trio.to_thread.run_sync(examples)
+
+    async def test_nul_characters_in_data_round_trip(self, store: EventStore) -> None:
+        data = {"text": "a\x00b", "key\x00": ["\x00"]}
+        metadata = {"note": "\x00", "\x00": 0}
+        await store.append("s", [NewEvent("Nul", data, metadata=metadata)])
+        [recorded] = await collect(store.read("s"))
+        assert (recorded.data, recorded.metadata) == (data, metadata)
+        await store.save_snapshot("s", 1, data)
+        snapshot = await store.load_snapshot("s")
+        assert snapshot is not None and snapshot.state == data
+
+    async def test_a_bad_request_in_a_concurrent_batch_fails_alone(
+            self, store: EventStore) -> None:
+        bad: list[tuple[str, list[NewEvent], type[Exception]]] = [
+            ("s\ud800", events(1), InvalidArgument),
+            ("s" * (MAX_STREAM_LENGTH + 1), events(1), InvalidArgument),
+            ("bad-type", [NewEvent("A\x00", {})], InvalidArgument),
+            ("bad-data", [NewEvent("A", {"x": "\udfff"})], SerializationError),
+            ("bad-key", [NewEvent("A", {1: "a", "1": "b"})], SerializationError),
+            ("bad-metadata", [NewEvent("A", {}, metadata={"id": "\ud800"})],
+             SerializationError),
+        ]
+        outcomes: dict[str, object] = {}
+
+        async def append(stream: str, batch: list[NewEvent]) -> None:
+            try:
+                outcomes[stream] = await store.append(stream, batch)
+            except EventStoreError as exc:
+                outcomes[stream] = exc
+
+        async with trio.open_nursery() as nursery:  # all start before any commits: one batch
+            for n in range(3):
+                nursery.start_soon(append, f"good-{n}", events(2))
+                stream, batch, _ = bad[n * 2]
+                nursery.start_soon(append, stream, batch)
+                stream, batch, _ = bad[n * 2 + 1]
+                nursery.start_soon(append, stream, batch)
+        for stream, _, error in bad:
+            assert type(outcomes[stream]) is error, outcomes[stream]
+        assert all(isinstance(outcomes[f"good-{n}"], AppendResult) for n in range(3))
+        assert sorted(e.stream for e in await collect(store.read_all())) == [
+            "good-0", "good-0", "good-1", "good-1", "good-2", "good-2"]
 
     async def test_bad_versions_and_limits(self, store: EventStore) -> None:
         for call, name in [

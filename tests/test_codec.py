@@ -397,6 +397,55 @@ def test_non_json_field_value_is_rejected_before_writing(value: Any) -> None:
         Codec().new_event(Ratio(float("inf")))
 
 
+@attrs.frozen
+class Counts:
+    counts: dict[int, int]
+
+
+@pytest.mark.parametrize(("obj", "where"), [
+    (Loose({1: "a", "1": "b"}), r"data\['anything'\]\[1\] is a dict key of type int"),
+    (Loose([{"x": {None: 1}}]), r"data\['anything'\]\[0\]\['x'\]\[None\] is a dict key"),
+    (Counts({1: 2, "1": 3}), r"keys that are equal as text"),  # type: ignore[dict-item]
+    (Loose("lone \ud800"), r"data\['anything'\] holds text with a lone surrogate"),
+    (Plain("\udcff", 1), r"data\['name'\] holds text with a lone surrogate"),
+])
+def test_data_the_store_would_refuse_is_refused_at_encode_time(obj: Any, where: str) -> None:
+    with pytest.raises(SerializationError, match=where):
+        Codec().new_event(obj)
+
+
+def test_int_keyed_dict_fields_round_trip_exactly() -> None:
+    codec = Codec()
+    new = codec.new_event(Counts({1: 2, -3: 4}))
+    assert new.data == {"counts": {"1": 2, "-3": 4}}
+    assert codec.decode(recorded(new)) == Counts({1: 2, -3: 4})
+
+
+def test_nul_characters_in_data_are_fine() -> None:
+    assert Codec().new_event(Plain("a\x00b", 1)).data == {"name": "a\x00b", "count": 1}
+
+
+@pytest.mark.parametrize("metadata", [{"id": "\ud800"}, {"\ud800": 1}, {"m": {1: 2}}])
+def test_metadata_the_store_would_refuse_is_refused_at_encode_time(
+        metadata: dict[str, Any]) -> None:
+    with pytest.raises(SerializationError, match="metadata"):
+        Codec().new_event(Plain("a", 1), metadata=metadata)
+
+
+@pytest.mark.parametrize("name", ["A\x00B", "lone \ud800", "T" * 513])
+def test_type_names_the_store_would_refuse_are_refused(name: str) -> None:
+    @attrs.frozen
+    class Local:
+        n: int
+
+    with pytest.raises(InvalidArgument, match="@event_type name"):
+        event_type(name)(Local)
+    with pytest.raises(InvalidArgument, match=r"Codec\.register name"):
+        Codec().register(Local, name)
+    with pytest.raises(InvalidArgument, match=r"Codec\.register alias"):
+        Codec().register(Local, "fine", aliases=[name])
+
+
 def test_reserved_metadata_key() -> None:
     with pytest.raises(InvalidArgument, match="reserved"):
         Codec().new_event(Plain("a", 1), metadata={"schema_version": 2})
