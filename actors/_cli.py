@@ -223,13 +223,14 @@ async def _log(args: argparse.Namespace) -> int:
         await _require(store, args.stream, args.url)
         if not args.json:
             print(f"{'VERSION':>7}  {'POSITION':>8}  {'TIME':<29}  TYPE  DATA")
-        async for recorded in store.read(args.stream):
-            if args.json:
-                print(_json(replay._event_json(recorded)))
-            else:
-                at = recorded.recorded_at.isoformat(timespec="milliseconds")
-                print(f"{recorded.version:>7}  {recorded.position:>8}  {at:<29}  "
-                      f"{recorded.type}  {_json(recorded.data)}")
+        async with contextlib.aclosing(store.read(args.stream)) as events:
+            async for recorded in events:
+                if args.json:
+                    print(_json(replay._event_json(recorded)))
+                else:
+                    at = recorded.recorded_at.isoformat(timespec="milliseconds")
+                    print(f"{recorded.version:>7}  {recorded.position:>8}  {at:<29}  "
+                          f"{recorded.type}  {_json(recorded.data)}")
     return 0
 
 
@@ -398,8 +399,9 @@ async def pending_timers(store: EventStore, index_stream: str) -> list[dict[str,
     streams.update(f"{kind}-{actor_id}" for kind, actor_id in index.wake)
     codec = store.codec
     types = [codec.type_name(NotificationScheduled), codec.type_name(SleepStarted)]
-    async for recorded in store.read_all(types=types):
-        streams.add(recorded.stream)
+    async with contextlib.aclosing(store.read_all(types=types)) as events:
+        async for recorded in events:
+            streams.add(recorded.stream)
     found: list[dict[str, Any]] = []
     for stream in sorted(streams):
         state = await _runtime_state(store, stream)
@@ -430,9 +432,10 @@ async def _runtime_state(store: EventStore, stream: str) -> ActorState:
     system = {codec.type_name(cls) for cls in SystemEvent.__subclasses__()} - {
         codec.type_name(ScopeCommitted)}  # it marks user events, which are not read here
     decode = codec.decode
-    async for recorded in store.read(stream, from_version=start):
-        if recorded.type in system:
-            state.fold(decode(recorded))
+    async with contextlib.aclosing(store.read(stream, from_version=start)) as events:
+        async for recorded in events:
+            if recorded.type in system:
+                state.fold(decode(recorded))
     return state
 
 

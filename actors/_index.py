@@ -7,6 +7,7 @@ re-indexes. The index is folded at system start from its newest snapshot and the
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 
 from eventstore import EventStore
@@ -37,11 +38,13 @@ class WorkIndex:
             for kind, actor_id, wake_at in snapshot.state:
                 self._set((kind, actor_id), wake_at)
         decode = self.store.codec.decode
-        async for recorded in self.store.read(self.stream, from_version=self._version + 1):
-            event = decode(recorded)
-            if isinstance(event, WorkIndexed):
-                self._set((event.kind, event.actor_id), event.wake_at)
-            self._version = recorded.version
+        async with contextlib.aclosing(
+                self.store.read(self.stream, from_version=self._version + 1)) as events:
+            async for recorded in events:
+                event = decode(recorded)
+                if isinstance(event, WorkIndexed):
+                    self._set((event.kind, event.actor_id), event.wake_at)
+                self._version = recorded.version
 
     async def update(self, kind: str, actor_id: str, wake_at: float | None) -> None:
         """Record that the actor next needs to run at ``wake_at`` (None: no work)."""

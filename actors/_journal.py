@@ -13,6 +13,7 @@ store could not determine, stops the actor instead of guessing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Awaitable, Callable
@@ -312,13 +313,14 @@ async def recover_into(state: ActorState, store: EventStore, stream: str, *, sna
                         f"version {last}; the log was changed or replaced: delete the snapshot "
                         "or restore the log"))
     decode = state.codec.decode
-    async for recorded in store.read(stream, from_version=state.version + 1,
-                                     to_version=to_version):
-        if recorded.version != state.version + 1 and unusable:
-            raise RecoveryError(stream, state.version + 1, (
-                f"events up to version {recorded.version - 1} were deleted{unusable}, so the "
-                "state there cannot be rebuilt: fix the snapshot's class or restore the log"))
-        state.fold_recorded(recorded, decode(recorded))
+    async with contextlib.aclosing(store.read(stream, from_version=state.version + 1,
+                                              to_version=to_version)) as events:
+        async for recorded in events:
+            if recorded.version != state.version + 1 and unusable:
+                raise RecoveryError(stream, state.version + 1, (
+                    f"events up to version {recorded.version - 1} were deleted{unusable}, so the "
+                    "state there cannot be rebuilt: fix the snapshot's class or restore the log"))
+            state.fold_recorded(recorded, decode(recorded))
     return used
 
 

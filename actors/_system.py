@@ -106,6 +106,7 @@ class ActorSystem:
         cells = list(self._cells.values())
         for cell in cells:
             cell.request_stop()
+        await trio.lowlevel.checkpoint()  # also with nothing to stop
         for cell in cells:
             await cell.stopped.wait()
 

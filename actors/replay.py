@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TextIO, TypeVar
 
 import attrs
+import trio
 
 from eventstore import (
     NO_STREAM,
@@ -113,11 +114,12 @@ async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
         actor = state.actor
         decode = state.codec.decode
         fold = state.fold_recorded
-        async for recorded in store.read(stream, from_version=state.version + 1,
-                                         to_version=to_version):
-            event = decode(recorded)
-            fold(recorded, event)
-            yield Step(recorded, event, actor)
+        async with contextlib.aclosing(store.read(stream, from_version=state.version + 1,
+                                                  to_version=to_version)) as events:
+            async for recorded in events:
+                event = decode(recorded)
+                fold(recorded, event)
+                yield Step(recorded, event, actor)
     except RecoveryError as exc:
         raise ReplayError(str(exc)) from exc
 
@@ -320,15 +322,16 @@ async def export_jsonl(store: EventStore, stream: str, out: TextIO) -> int:
     """
     snapshots = await _snapshot_versions(store, stream, None)
     written = 0
-    async for recorded in store.read(stream):
-        out.write(json.dumps(_event_json(recorded), ensure_ascii=False) + "\n")
-        written += 1
-        if recorded.version in snapshots:
-            snapshot = await store.load_snapshot(stream, max_version=recorded.version)
-            assert snapshot is not None
-            out.write(json.dumps({"snapshot": {"stream": stream, "version": snapshot.version,
-                                               "state": snapshot.state}},
-                                 ensure_ascii=False) + "\n")
+    async with contextlib.aclosing(store.read(stream)) as events:
+        async for recorded in events:
+            out.write(json.dumps(_event_json(recorded), ensure_ascii=False) + "\n")
+            written += 1
+            if recorded.version in snapshots:
+                snapshot = await store.load_snapshot(stream, max_version=recorded.version)
+                assert snapshot is not None
+                out.write(json.dumps({"snapshot": {"stream": stream, "version": snapshot.version,
+                                                   "state": snapshot.state}},
+                                     ensure_ascii=False) + "\n")
     return written
 
 
@@ -367,6 +370,7 @@ async def import_jsonl(store: EventStore, lines: Iterable[str], *,
         ReplayError: a line is invalid (named with its number), or a stream holds other events;
             nothing is written then.
     """
+    await trio.lowlevel.checkpoint()  # also for an empty log: a checkpoint on every path
     return await _write(store, _parse(store.codec, lines, source))
 
 
@@ -394,10 +398,11 @@ async def _holds(store: EventStore, stream: str, events: list[NewEvent]) -> bool
         return False
     if last == len(events):
         differs = None
-        async for recorded in store.read(stream):
-            if recorded.id != events[recorded.version - 1].id:
-                differs = recorded.version
-                break
+        async with contextlib.aclosing(store.read(stream)) as stored:
+            async for recorded in stored:
+                if recorded.id != events[recorded.version - 1].id:
+                    differs = recorded.version
+                    break
         if differs is None:
             return True
         why = f"its event {differs} has another id than the log's"

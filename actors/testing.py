@@ -158,11 +158,13 @@ class ActorTestKit:
     @contextlib.asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[None]:
         """The kit's lifetime: its nursery, and every actor stopped cleanly at the end."""
+        await trio.lowlevel.checkpoint()  # entering is a checkpoint, as leaving is
         async with trio.open_nursery() as nursery:
             runtime_nurseries.add(nursery)
             self._nursery = nursery
             try:
                 yield
+                await trio.lowlevel.checkpoint()
                 for hosted in self._hosted.values():
                     if hosted.running:
                         assert hosted.cell is not None
@@ -258,10 +260,11 @@ class ActorTestKit:
         """The events in the actor's log, decoded; the runtime's own only with ``system``."""
         decode = self.store.codec.decode
         found = []
-        async for recorded in self.store.read(ref.stream):
-            event = decode(recorded)
-            if system or not isinstance(event, SystemEvent):
-                found.append(event)
+        async with contextlib.aclosing(self.store.read(ref.stream)) as events:
+            async for recorded in events:
+                event = decode(recorded)
+                if system or not isinstance(event, SystemEvent):
+                    found.append(event)
         return found
 
     async def given(self, ref: ActorRef, *events: Any) -> None:

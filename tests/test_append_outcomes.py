@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import secrets
 import sqlite3
 import uuid
 from collections import Counter
@@ -332,22 +331,27 @@ async def run_sql(url: str, query: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 @postgres
-async def test_a_row_postgresql_refuses_fails_alone_in_its_batch(pg: Any) -> None:
-    # A real refusal that passes validation: a stream name too long for the (stream, version)
-    # index (random text, so it does not compress below the limit).
-    long_name = secrets.token_urlsafe(6000)
+async def test_a_row_postgresql_refuses_fails_alone_in_its_batch(
+        pg: Any, postgres_url: str, postgres_schema: str) -> None:
+    # The shared validation refuses every row PostgreSQL would refuse by itself, so the server
+    # is made to refuse one for real: a CHECK constraint in this test's own schema (SQLSTATE
+    # 23514, a constraint violation, raised by the server inside the batch's transaction).
+    await run_sql(postgres_url, f'ALTER TABLE "{postgres_schema}".events '
+                  "ADD CONSTRAINT refuse_one CHECK (stream <> 'refused-stream')")
+    refused_name = "refused-stream"
     batches = await spy_batches(pg)
     appends = {f"ok-{n}": events(2) for n in range(10)}
-    appends[long_name] = events(1)
+    appends[refused_name] = events(1)
     outcomes = await append_concurrently(pg, appends)
-    assert any(long_name in batch and len(batch) > 1 for batch in batches)
-    refused = outcomes.pop(long_name)
+    assert any(refused_name in batch and len(batch) > 1 for batch in batches)
+    refused = outcomes.pop(refused_name)
     assert isinstance(refused, EventStoreError)
-    assert "index row" in str(refused) and "nothing was written" in str(refused)
-    assert long_name[:40] in str(refused)  # it names the stream
+    assert "refuse_one" in str(refused) and "nothing was written" in str(refused)
+    assert refused_name in str(refused)  # it names the stream
     assert all(isinstance(outcome, AppendResult) for outcome in outcomes.values()), outcomes
     for stream in outcomes:
         assert await pg.last_version(stream) == 2
+    assert await pg.last_version(refused_name) == 0
 
 
 @postgres

@@ -88,10 +88,10 @@ async def test_actor_functions_checkpoint(any_store: eventstore.EventStore) -> N
 
 
 async def test_system_and_kit_functions_checkpoint(any_store: eventstore.EventStore) -> None:
-    system = actors.ActorSystem(any_store, actors=[Notes])
     with assert_checkpoints():
-        await system.__aenter__()
-    try:
+        async with actors.ActorSystem(any_store, actors=[Notes]):
+            pass
+    async with actors.ActorSystem(any_store, actors=[Notes]) as system:
         with assert_checkpoints():
             await system.spawn(Notes, "s")
         with assert_checkpoints():
@@ -102,14 +102,11 @@ async def test_system_and_kit_functions_checkpoint(any_store: eventstore.EventSt
             await system.shutdown()
         with assert_checkpoints():
             await system.shutdown()  # nothing left to stop
-    finally:
-        with assert_checkpoints():
-            await system.__aexit__(None, None, None)
 
-    kit = ActorTestKit(store=any_store)
     with assert_checkpoints():
-        await kit.__aenter__()
-    try:
+        async with ActorTestKit(store=any_store):
+            pass
+    async with ActorTestKit(store=any_store) as kit:
         with assert_checkpoints():
             ref = await kit.spawn(Notes, "k")
         with assert_checkpoints():
@@ -120,6 +117,3 @@ async def test_system_and_kit_functions_checkpoint(any_store: eventstore.EventSt
             await kit.crash(ref)
         with assert_checkpoints():
             await kit.recover(ref)
-    finally:
-        with assert_checkpoints():
-            await kit.__aexit__(None, None, None)
