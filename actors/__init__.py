@@ -22,6 +22,7 @@ from ._events import ScopeCommitted as ScopeCommitted
 from ._events import ScopeCompleted as ScopeCompleted
 from ._events import SleepStarted as SleepStarted
 from ._events import TimeObserved as TimeObserved
+from ._gc import GCPolicy as GCPolicy
 from ._notifier import MultiNotifier as MultiNotifier
 from ._ref import ActorRef as ActorRef
 from ._spawn import spawn as spawn
@@ -40,6 +41,7 @@ __all__ = [
     "Clock",
     "DuplicateActor",
     "Escalate",
+    "GCPolicy",
     "InvalidActorArgument",
     "InvalidActorType",
     "MultiNotifier",

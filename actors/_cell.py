@@ -449,17 +449,24 @@ class Cell:
         turn = Turn(self, message_id=message_id)
         token = current_turn.set(turn)
         self._current_reply = reply
-        # More messages wait: end this turn without a commit; the drained backlog commits at once.
-        hold = len(self.mailbox) > 0 and len(self._held) < _BACKLOG
+        journal = self.journal
+        hold = False
         try:
             if self.sync_receive:
                 result = await trio.to_thread.run_sync(self.actor.receive, message)
             else:
                 result = await self.actor.receive(message)
-            if hold:
-                self._hold(turn)
-            else:
-                await self._end_turn(turn)
+            if journal.pending or journal.committing or turn.poisoned is not None or (
+                    message_id is not None and turn._scope in self.state.record.scopes):
+                # More messages wait: end the turn without a commit; the drained backlog
+                # commits at once. (A turn that left nothing to commit just answers.)
+                hold = len(self.mailbox) > 0 and len(self._held) < _BACKLOG
+                if hold:
+                    self._hold(turn)
+                else:
+                    await self._end_turn(turn)
+            elif self.turn_hook is not None:
+                await self._after_turn()
         except (Exception, SleepInterrupted) as exc:
             await self._abort(turn)
             self._after_failure(exc)

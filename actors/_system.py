@@ -24,6 +24,7 @@ from ._errors import (
     InvalidActorArgument,
     InvalidActorType,
 )
+from ._gc import GCPolicy
 from ._index import WorkIndex
 from ._ref import ActorRef
 from ._registry import running
@@ -40,13 +41,19 @@ class ActorSystem:
     the next message or when their next timer is due. On start, every actor the index says has
     work (an unfinished ``run()``, a pending timer) is re-activated. Leaving the block commits
     what is pending and stops every actor.
+
+    ``gc=GCPolicy()`` tunes CPython's garbage collector while the system runs (it is off by
+    default, since it is process-wide): see ``docs/performance.md``.
     """
 
     def __init__(self, store: EventStore, *, actors: Iterable[type[Actor]] = (),
                  clock: Clock | None = None, idle_timeout: float | None = None,
-                 index_stream: str = "$actors-index") -> None:
+                 index_stream: str = "$actors-index", gc: GCPolicy | None = None) -> None:
         if not isinstance(store, EventStore):
             raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
+        if gc is not None and not isinstance(gc, GCPolicy):
+            raise InvalidActorType(f"gc must be an actors.GCPolicy or None, got {gc!r}")
+        self.gc = gc
         self.store = store
         self.clock = WallClock() if clock is None else clock
         self.idle_timeout = idle_timeout
@@ -86,16 +93,21 @@ class ActorSystem:
     async def _lifetime(self) -> AsyncIterator[None]:
         """The system's lifetime: its nursery, the wake-up task, and a clean stop at the end."""
         await self._index.load()
-        async with trio.open_nursery() as nursery:
-            runtime_nurseries.add(nursery)
-            self._nursery = nursery
-            nursery.start_soon(self._wake_due_actors)
-            try:
-                yield
-                await self.shutdown()
-            finally:
-                self._closing = True
-                nursery.cancel_scope.cancel()
+        with contextlib.ExitStack() as gc_settings:
+            if self.gc is not None:
+                gc_settings.enter_context(self.gc.applied())
+            async with trio.open_nursery() as nursery:
+                runtime_nurseries.add(nursery)
+                self._nursery = nursery
+                nursery.start_soon(self._wake_due_actors)
+                if self.gc is not None:
+                    self.gc.freeze_now()
+                try:
+                    yield
+                    await self.shutdown()
+                finally:
+                    self._closing = True
+                    nursery.cancel_scope.cancel()
 
     async def shutdown(self) -> None:
         """Stop every actor after its queued messages. A checkpoint.

@@ -216,3 +216,21 @@ async def test_a_restarted_system_resumes_unfinished_runs(
         async with actors.ActorSystem(store, actors=[Worker, Counter], clock=clock) as system:
             await trio.testing.wait_all_tasks_blocked()
             assert system.active == 0  # its work is done: nothing to re-activate
+
+
+async def test_a_gc_policy_applies_while_the_system_runs_and_is_undone_after() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Counter],
+                                  gc=actors.GCPolicy(gen0_threshold=12_345)) as system:
+        assert gc.get_threshold()[0] == 12_345
+        assert gc.get_freeze_count() > 0
+        await system.ref(Counter, "a").ask(1)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(actors.InvalidActorArgument, match="gen0_threshold"):
+        actors.GCPolicy(gen0_threshold=0)
+    with pytest.raises(actors.InvalidActorType, match="GCPolicy"):
+        actors.ActorSystem(store, gc=True)  # type: ignore[arg-type]
