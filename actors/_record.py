@@ -16,6 +16,7 @@ from typing import Any
 from eventstore import Codec
 
 from ._events import ScopeCompleted, SleepStarted, TimeObserved
+from ._turn import ONCE
 
 Recorded = TimeObserved | SleepStarted
 Branch = tuple[int, ...]
@@ -50,6 +51,8 @@ class DurableRecord:
         if isinstance(event, ScopeCompleted):
             self.scopes.pop(event.scope, None)
             return
+        if event.scope == ONCE:
+            return  # a message without an id: it never runs again
         scope = self.scopes.get(event.scope)
         if scope is None:
             scope = self.scopes[event.scope] = ScopeRecord()

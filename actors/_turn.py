@@ -10,7 +10,6 @@ hands each started task its branch, from the parent's turn, at the moment it is 
 
 from __future__ import annotations
 
-import uuid
 import weakref
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -19,6 +18,11 @@ import trio
 
 if TYPE_CHECKING:
     from ._cell import Cell
+
+
+ONCE = "once"
+"""The scope of a message sent without an id: nothing can send it again, so its durable calls
+are recorded in the log but never kept for a replay (and it needs no ``ScopeCompleted``)."""
 
 
 class Turn:
@@ -50,10 +54,10 @@ class Turn:
 
     @property
     def scope(self) -> str:
-        """The scope's name, made on first use for a message sent without a message id."""
+        """The scope's name: ``ONCE`` for a message sent without a message id."""
         root = self.root
         if root._scope is None:
-            root._scope = f"msg:{uuid.uuid4().hex}"
+            root._scope = ONCE
         return root._scope
 
     @property
@@ -63,9 +67,8 @@ class Turn:
     @property
     def can_run_again(self) -> bool:
         """Whether this scope may execute again (``run``, a wake-up, a message with an id)."""
-        root = self.root
-        return root._scope is not None and not (root.message_id is None
-                                                 and root._scope.startswith("msg:"))
+        scope = self.root._scope
+        return scope is not None and scope != ONCE
 
     def child(self, task: trio.lowlevel.Task) -> Turn:
         """The branch for the next task this branch starts."""

@@ -237,7 +237,7 @@ async def test_each_scope_counts_its_own_calls(
                     ("msg:b", 1, "time"), ("msg:b", 2, "now")]
 
 
-async def test_messages_without_an_id_get_a_scope_each(
+async def test_messages_without_an_id_are_recorded_but_never_replayed(
         autojump_clock: trio.testing.MockClock) -> None:
     store, clock = fresh()
 
@@ -253,9 +253,10 @@ async def test_messages_without_an_id_get_a_scope_each(
         await ref.ask("a")
         await ref.stop()
     calls = durable_calls(await log_of(store, ref.stream))
+    # Each turn records its own reading: nothing can send a message without an id again.
     assert [(c.index, c.value) for c in calls] == [(1, T0), (1, T0 + 1)]
-    assert calls[0].scope != calls[1].scope
-    assert all(c.scope.startswith("msg:") for c in calls)
+    assert all(c.scope == "once" for c in calls)
+    assert not any(isinstance(e, ScopeCompleted) for e in await log_of(store, ref.stream))
 
 
 # -- sleep ----------------------------------------------------------------------------------------
@@ -733,8 +734,8 @@ async def test_finished_scopes_leave_nothing_in_snapshots(
         for n in range(50):
             await ref.ask(n)
         snapshot = await store.load_snapshot("Busy-b")
-        assert snapshot is not None and snapshot.version == 152
-        # 50 finished message scopes, 150 events: only the unfinished run scope is kept.
+        assert snapshot is not None and snapshot.version == 102
+        # 50 message turns without ids, 100 events: only the unfinished run scope is kept.
         assert snapshot.state["record"] == [
             {"kind": "time", "scope": "run", "index": 1, "function": "time", "value": T0},
             {"kind": "sleep", "scope": "run", "index": 2, "started_at": T0, "seconds": 3600.0}]
