@@ -342,12 +342,20 @@ class Cell:
 
     async def _loop(self) -> None:
         held = self._held
+        mailbox = self.mailbox
+        state = self.state
+        plain = self.idle_timeout is None  # no passivation: only timers set a deadline
         while True:
-            if held and (not self.mailbox or len(held) >= _BACKLOG):
+            if held and (not mailbox or len(held) >= _BACKLOG):
                 await self._release_held()  # the backlog is drained: one commit for all of it
-            envelope = await self._next()
-            if envelope is _AGAIN:
-                continue
+            if plain and not len(state.notifier):
+                envelope = await mailbox.get()  # no deadline to watch: the common case
+                if envelope is None:
+                    continue  # nudged: a timer may have been set
+            else:
+                envelope = await self._next()
+                if envelope is _AGAIN:
+                    continue
             if envelope is _IDLE:
                 if self._can_passivate():
                     self.closing = True
@@ -409,9 +417,7 @@ class Cell:
                               f"({exc!r})", RuntimeWarning, stacklevel=1)
 
     async def _next(self) -> Any:
-        if self.idle_timeout is None and not len(self.notifier):
-            envelope = await self.mailbox.get()  # no deadline to watch: the common case
-            return _AGAIN if envelope is None else envelope
+        """The next envelope, ``_WAKE`` at the next timer, ``_IDLE`` after ``idle_timeout``."""
         deadline = self._wake_deadline()
         idle = math.inf if self.idle_timeout is None else trio.current_time() + self.idle_timeout
         envelope = await self.mailbox.get(min(deadline, idle))
@@ -453,9 +459,9 @@ class Cell:
         hold = False
         try:
             if self.sync_receive:
-                result = await trio.to_thread.run_sync(self.actor.receive, message)
+                result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
-                result = await self.actor.receive(message)
+                result = await self.state.actor.receive(message)
             if journal.pending or journal.committing or turn.poisoned is not None or (
                     message_id is not None and turn._scope in self.state.record.scopes):
                 # More messages wait: end the turn without a commit; the drained backlog
