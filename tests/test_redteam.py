@@ -1,0 +1,590 @@
+"""Red-team tests: cases where a promise of the actor core (DESIGN section 8, issue 11) breaks.
+
+Each test is the smallest deterministic sequence found that breaks one promise. They are marked
+``xfail(strict=True)`` so the branch stays green: a fix makes the test pass, which then fails
+the run until the marker is removed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import actors
+import eventstore
+from actors import durable, replay
+from actors.testing import ActorTestKit
+from eventstore.memory import MemoryEventStore
+
+
+@eventstore.event_type("tests.redteam.Added")
+@attrs.frozen
+class Added:
+    n: int
+
+
+@eventstore.event_type("tests.redteam.Opened")
+@attrs.frozen
+class Opened:
+    pass
+
+
+@eventstore.event_type("tests.redteam.Closed")
+@attrs.frozen
+class Closed:
+    pass
+
+
+@eventstore.event_type("tests.redteam.Sent")
+@attrs.frozen
+class Sent:
+    name: str
+
+
+async def user_events(store: eventstore.EventStore, stream: str) -> list[Any]:
+    """The user's events in ``stream`` (the runtime's own left out)."""
+    return [e async for r in store.read(stream)
+            if type(e := store.codec.decode(r)).__module__ == __name__]
+
+
+@attrs.define
+class Total(actors.Actor):
+    total: int = 0
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, Added):
+            self.total += event.n
+
+
+# -- 1. the state is fold(log) + pending ----------------------------------------------------------
+
+
+class SlowAck(MemoryEventStore):
+    """A store whose next append is stored at once but answered only once ``hold`` is set
+    (a network round trip: the row is committed on the server, the client has not heard yet).
+    ``held`` is set when the append is stored."""
+
+    hold: trio.Event | None = None
+    held: trio.Event | None = None
+
+    async def _append(self, stream: str, events: Any, expected: Any) -> Any:
+        result = await super()._append(stream, events, expected)
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            assert self.held is not None
+            self.held.set()
+            await hold.wait()
+        return result
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "abort's rebuild, outside the commit lock, folds a stored append twice"))
+async def test_a_failed_turn_during_another_turns_commit_counts_its_events_twice(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() flushes Added(100); while its append is stored but unanswered, a message turn
+    fails. Its abort rebuilds from the log (which already holds 100) plus the pending events
+    (which still hold 100): the live state counts 100 twice, for good."""
+    go = trio.Event()
+
+    @attrs.define
+    class Lane(Total):
+        async def run(self) -> None:
+            await go.wait()
+            self.emit(Added(100))
+            await self.flush()
+            await trio.sleep_forever()
+
+        async def receive(self, message: Any) -> Any:
+            self.emit(Added(1))
+            raise RuntimeError("the turn fails")
+
+    store = SlowAck()
+    ack, held = trio.Event(), trio.Event()
+    store.hold, store.held = ack, held
+    async with ActorTestKit(store=store) as kit:
+        ref = await kit.spawn(Lane, "l")
+        go.set()
+        await held.wait()  # 100 is stored; run() has not heard back yet
+        with pytest.raises(RuntimeError, match="the turn fails"):
+            await ref.ask("fail")
+        ack.set()  # run()'s append answers
+        await trio.testing.wait_all_tasks_blocked()
+        kit_state = kit.state(ref)
+        cell = kit._hosted[ref.stream].cell
+        assert cell is not None
+        assert not cell.journal.pending
+        log = await replay.state_at(store, Lane, "l")
+        assert log.total == 100
+        assert kit_state.total == log.total  # type: ignore[attr-defined]
+
+
+# -- 1/4/5/6. a commit of one turn's events reorders the log past another turn's -------------------
+
+
+@attrs.define
+class Door(actors.Actor):
+    """``Closed`` only applies to an open door: the fold depends on the order of events."""
+
+    open: bool = False
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, Opened):
+            self.open = True
+        elif isinstance(event, Closed):
+            if not self.open:
+                raise ValueError("closing a door that is not open")
+            self.open = False
+
+
+async def _ask_outcome(ref: actors.ActorRef, message: Any, **options: Any) -> Any:
+    try:
+        return await ref.ask(message, **options)
+    except Exception as exc:  # the test asserts on what came back
+        return exc
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a reordering commit is stored, then its rebuild raises: the asker gets an error"))
+async def test_a_turn_that_builds_on_runs_pending_event_is_reported_failed_once_stored(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() emits Opened (pending); a message turn sees the door open and emits Closed. Its
+    commit appends Closed alone, before Opened; the rebuild that follows cannot fold the log,
+    so the asker gets an error although Closed is stored (and the log no longer recovers)."""
+
+    @attrs.define
+    class Porter(Door):
+        async def run(self) -> None:
+            self.emit(Opened())
+            await trio.sleep_forever()
+
+        async def receive(self, message: Any) -> Any:
+            self.emit(Closed())
+            return "closed"
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Porter, "p")
+        outcome = await _ask_outcome(ref, "close")
+        stored = await user_events(kit.store, ref.stream)
+    assert stored[:1] == [Closed()]  # the append was stored...
+    assert outcome == "closed"  # ...so the turn succeeded
+
+
+class FailingReads(MemoryEventStore):
+    """A store whose reads fail once ``broken`` is set (a lost connection, an I/O error)."""
+
+    broken = False
+
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> Any:
+        if self.broken:
+            raise eventstore.EventStoreError("the connection was lost")
+        return await super()._read_page(stream, first, last, size)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a read error in the rebuild after a stored commit fails the turn"))
+async def test_a_stored_append_is_reported_failed_when_the_reordering_rebuild_cannot_read(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() has Added(100) pending; a message turn commits Added(1) past it (a reordering),
+    and the rebuild after the stored append cannot read the log: the asker gets the read error
+    although its append is stored."""
+
+    @attrs.define
+    class Lane(Total):
+        async def run(self) -> None:
+            self.emit(Added(100))
+            await trio.sleep_forever()
+
+        async def receive(self, message: Any) -> Any:
+            self.emit(Added(1))
+            store.broken = True  # the append goes through; the next read fails
+            return self.total
+
+    store = FailingReads()
+    async with ActorTestKit(store=store) as kit:
+        ref = await kit.spawn(Lane, "l")
+        outcome = await _ask_outcome(ref, "add")
+        store.broken = False
+        stored = await user_events(store, ref.stream)
+        await kit.crash(ref)
+    assert stored == [Added(1)]
+    assert outcome == 101
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "recovering the reordered log raises apply()'s ValueError, not RecoveryError"))
+async def test_a_log_the_runtime_reordered_does_not_recover_and_no_error_names_it(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The log Porter's reordering commit left ([Closed], then Opened at the stop) is the
+    runtime's own, from a pure apply(); recovering it raises apply()'s bare ValueError, not a
+    RecoveryError naming the stream and the version."""
+
+    @attrs.define
+    class Porter(Door):
+        async def run(self) -> None:
+            self.emit(Opened())
+            await trio.sleep_forever()
+
+        async def receive(self, message: Any) -> Any:
+            self.emit(Closed())
+            return "closed"
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Porter, "p")
+        await _ask_outcome(ref, "close")
+    async with trio.open_nursery() as nursery:
+        try:
+            again = await actors.spawn(nursery, Porter, "p", store=kit.store)
+        except actors.RecoveryError as exc:  # loud, as promised
+            assert (exc.stream, exc.version) == ("Porter-p", 1)
+        else:
+            await again.stop()  # exact: recovered
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "NotificationFired is committed before run()'s pending NotificationScheduled"))
+async def test_a_timer_from_run_that_fires_before_run_commits_corrupts_the_log(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() schedules a timer (armed at once, not yet committed) and waits. The timer fires:
+    on_notify's commit appends NotificationFired before the NotificationScheduled it consumes,
+    which run() still holds pending. The log no longer folds."""
+    fired: list[Any] = []
+
+    @attrs.define
+    class Alarm(actors.Actor):
+        async def run(self) -> None:
+            now = await durable.now.aio()
+            self.notifier.notify_at(now + timedelta(seconds=30), "wake")
+            await trio.sleep_forever()
+
+        async def on_notify(self) -> None:
+            fired.extend(self.notifier.due(await durable.now.aio()))
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Alarm, "a")
+        await kit.advance(100)
+        await kit.crash(ref)
+    assert fired == ["wake"]
+    state = await replay.state_at(kit.store, Alarm, "a")  # raises RecoveryError today
+    assert state.notifier.pending() == []
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the rebuild refuses run()'s pending timer seq and poisons run()"))
+async def test_a_timer_set_by_a_message_while_runs_timer_is_pending_fails_run(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() schedules timer seq 0 (pending); a message turn schedules seq 1 and commits it.
+    The rebuild folds seq 1 from the log, then run()'s pending seq 0, which the notifier
+    refuses as already used: run() is poisoned and fails at its flush though it did nothing
+    wrong; under Stop supervision the actor stops and neither timer ever fires."""
+    fired: list[str] = []
+
+    @attrs.define
+    class Both(Total):
+        supervision = actors.Stop()
+
+        async def run(self) -> None:
+            self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=30), "r")
+            await trio.sleep(5)
+            await self.flush()
+            await trio.sleep_forever()
+
+        async def receive(self, message: Any) -> Any:
+            self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=60), "m")
+
+        async def on_notify(self) -> None:
+            fired.extend(self.notifier.due(await durable.now.aio()))
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Both, "b")
+        await trio.sleep(1)
+        await ref.ask("set")
+        await kit.advance(100)
+    assert sorted(fired) == ["m", "r"]
+
+
+# -- 2. a failed turn leaves no trace -------------------------------------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "emit() from a task that outlived its failed turn is committed at the stop"))
+async def test_a_task_a_failed_turn_started_outside_it_commits_into_it(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A handler starts a task in a nursery it was handed, emits, and fails. Its emit is
+    dropped, but the task keeps the failed turn as its context: what it emits later is pending
+    under that turn, emit() does not refuse it, and the stop commits it. The failed turn left
+    a trace."""
+
+    @attrs.define
+    class Leaky(Total):
+        async def receive(self, message: Any) -> Any:
+            message.start_soon(self._late)
+            self.emit(Added(1))
+            raise RuntimeError("the turn fails")
+
+        async def _late(self) -> None:
+            await trio.sleep(1)
+            self.emit(Added(100))
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Leaky, "l")
+        async with trio.open_nursery() as nursery:
+            await _ask_outcome(ref, nursery)
+    assert await user_events(kit.store, ref.stream) == []
+
+
+# -- 3. a scope that runs again: never twice, never silently lost ---------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "an emit equal to a committed one the guard skipped is passed over: silent loss"))
+async def test_a_guarded_emit_passed_over_makes_an_equal_later_emit_vanish(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() deposits 10 once (guarded on the state) and flushes, then deposits 10 again
+    unconditionally, then sleeps durably. Crashed between the two, run() runs again: the guard
+    skips the first deposit, and the second, equal to the one committed at that place, is
+    taken for it and passed over. The second deposit is silently lost."""
+    go = trio.Event()
+
+    @attrs.define
+    class Savings(Total):
+        opened: bool = False
+
+        def apply(self, event: Any) -> None:
+            super().apply(event)
+            self.opened = True
+
+        async def run(self) -> None:
+            if not self.opened:
+                self.emit(Added(10))  # the opening deposit
+                await self.flush()
+                await go.wait()  # never set: the crash comes here
+            self.emit(Added(10))  # the monthly deposit
+            await durable.sleep.aio(100)
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Savings, "s")
+        await trio.testing.wait_all_tasks_blocked()
+        await kit.crash(ref)
+        await kit.recover(ref)
+        await kit.advance(200)
+        total = kit.state(ref).total  # type: ignore[attr-defined]
+    assert await user_events(kit.store, ref.stream) == [Added(10), Added(10)]
+    assert total == 20
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a NonDeterminismError in an ExceptionGroup makes run() restart, not stop"))
+async def test_non_determinism_in_a_branch_of_run_restarts_instead_of_stopping(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """A new release's run() makes another durable call in a branch (a task it starts). The
+    NonDeterminismError reaches the supervisor inside an ExceptionGroup, which it takes for an
+    ordinary failure: run() is restarted again and again instead of the actor stopping."""
+    runs: list[int] = []
+
+    @attrs.define
+    class Old(actors.Actor):
+        kind = "BranchJob"
+
+        async def run(self) -> None:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(durable.sleep.aio, 3600)
+
+    @attrs.define
+    class New(actors.Actor):
+        kind = "BranchJob"
+        supervision = actors.Restart(initial_backoff=0.1)
+
+        async def run(self) -> None:
+            runs.append(1)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(durable.time.aio)
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Old, "j")
+        await kit.advance(10)
+        await kit.crash(ref)
+    async with ActorTestKit(store=kit.store, clock=kit.clock) as kit2:
+        ref = await kit2.spawn(New, "j")
+        await kit2.advance(60)
+        outcome = await _ask_outcome(ref, "x")
+    assert len(runs) == 1
+    assert isinstance(outcome, actors.ActorStopped)
+
+
+# -- 7. concurrent durable calls replay deterministically -----------------------------------------
+
+
+@eventstore.event_type("tests.redteam.Seen")
+@attrs.frozen
+class Seen:
+    who: str
+    at: float
+
+
+@attrs.define
+class Relay(actors.Actor):
+    """Branch 1 starts a sibling into the handler's nursery (the nursery passed down)."""
+
+    seen: list[Seen] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, Seen):
+            self.seen.append(event)
+
+    async def receive(self, message: Any) -> Any:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._first, nursery)
+        await durable.sleep.aio(100)  # a commit point; the test crashes the actor here
+        return sorted((s.who, s.at) for s in self.seen)
+
+    async def _first(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._second)
+        await durable.sleep.aio(10)
+        self.emit(Seen("first", await durable.time.aio()))
+
+    async def _second(self) -> None:
+        await trio.sleep(5)  # not durable: a replay runs it again for real
+        self.emit(Seen("second", await durable.time.aio()))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a task a branch starts in its parent's nursery shares the branch's call counter"))
+async def test_a_sibling_started_by_a_branch_shares_its_call_counter(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Branch (1,) starts a task into the handler's nursery: that task gets no branch of its
+    own and counts its durable calls on branch (1,)'s counter. First run: first's sleep is
+    call 1, second's time() (at 5 s) call 2, first's time() (at 10 s) call 3. On the resend,
+    first's sleep is over at once, so first's time() meets call 2 and gets second's recorded
+    value (5 s): the replay depends on timing, not on the start order, and the unchanged code
+    fails with NonDeterminismError when first emits what it saw."""
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Relay, "r")
+        async with trio.open_nursery() as nursery:
+            async def first_try() -> None:
+                with pytest.raises(actors.ActorStopped):
+                    await ref.ask("go", message_id="m-1")
+
+            nursery.start_soon(first_try)
+            await kit.advance(50)  # both legs done, the turn sleeps its 100 s
+            first = sorted((s.who, s.at) for s in kit.state(ref).seen)  # type: ignore[attr-defined]
+            await kit.crash(ref)
+        await kit.recover(ref)
+        again = await _ask_outcome(ref, "go", message_id="m-1")
+    assert again == first
+
+
+# -- 8. stopping does not wait out durable sleeps; they resume -----------------------------------
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the sleep commits NotificationFired, so the stopped wake-up never runs again"))
+async def test_a_wake_up_stopped_in_a_durable_sleep_never_resumes(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """on_notify takes its due token, then sleeps durably before acting on it. The sleep's
+    commit point commits NotificationFired, so once the actor is stopped mid-sleep nothing is
+    due any more: the wake-up's scope is never called again and its work is silently lost.
+    (A crash mid-sleep loses it the same way.)"""
+
+    @attrs.define
+    class Throttled(actors.Actor):
+        sent: list[str] = attrs.Factory(list)
+
+        def apply(self, event: Any) -> None:
+            if isinstance(event, Sent):
+                self.sent.append(event.name)
+
+        async def receive(self, message: Any) -> Any:
+            self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
+
+        async def on_notify(self) -> None:
+            for token in self.notifier.due(await durable.now.aio()):
+                await durable.sleep.aio(60)
+                self.emit(Sent(token))
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Throttled, "t")
+        await ref.ask("mail")
+        await kit.advance(30)  # the wake-up took "mail" and sleeps until 70 s
+        await ref.stop()
+        await kit.recover(ref)
+        await kit.advance(1000)
+        assert kit.state(ref).sent == ["mail"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "SleepInterrupted from on_start escapes and crashes the system's nursery"))
+async def test_leaving_a_system_while_on_start_sleeps_durably_crashes_it(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """on_start sleeps durably; the system is left while it sleeps. The stop cuts the sleep
+    short with SleepInterrupted, which nothing catches on the on_start path: it escapes the
+    actor's task and crashes the system's nursery."""
+
+    @attrs.define
+    class Warmup(actors.Actor):
+        async def on_start(self) -> None:
+            await durable.sleep.aio(3600)
+
+        async def receive(self, message: Any) -> Any:
+            return "ok"
+
+    store = MemoryEventStore()
+    escaped: list[BaseException] = []
+    try:
+        async with actors.ActorSystem(store, actors=[Warmup],
+                                      clock=actors.VirtualClock()) as system:
+            system.ref(Warmup, "w").tell("hi")
+            await trio.sleep(10)
+    except BaseException as exc:  # the test asserts on what escaped
+        escaped.append(exc)
+    assert escaped == []
+
+
+@attrs.define
+class Legs(actors.Actor):
+    done: list[str] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, Sent):
+            self.done.append(event.name)
+
+    async def receive(self, message: Any) -> Any:
+        async with trio.open_nursery() as nursery:
+            for name, seconds in (("a", 30), ("b", 10)):
+                nursery.start_soon(self._leg, name, seconds)
+        return sorted(self.done)
+
+    async def _leg(self, name: str, seconds: float) -> None:
+        await durable.sleep.aio(seconds)
+        self.emit(Sent(name))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "SleepInterrupted in a BaseExceptionGroup escapes and crashes the nursery"))
+async def test_stopping_an_actor_whose_branches_sleep_durably_crashes_the_nursery(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Two branches of a message turn sleep durably; ref.stop() cuts both sleeps short. The
+    SleepInterrupted of each reaches the handler wrapped in a BaseExceptionGroup, which the
+    turn does not recognise: it escapes the actor's task and crashes the caller's nursery."""
+    store = MemoryEventStore()
+    escaped: list[BaseException] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            ref = await actors.spawn(nursery, Legs, "l", store=store,
+                                     clock=actors.VirtualClock())
+
+            async def ask() -> None:
+                with pytest.raises(actors.ActorStopped):
+                    await ref.ask("go", message_id="m-1")
+
+            nursery.start_soon(ask)
+            await trio.sleep(5)
+            await ref.stop()
+    except BaseException as exc:  # the test asserts on what escaped
+        escaped.append(exc)
+    assert escaped == []
