@@ -77,7 +77,7 @@ class Cell:
                  "_stale_wake", "_startup_error", "_stopping", "_trio_thread", "_warned_stale",
                  "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
                  "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
-                 "store", "stream", "sync_receive", "task", "turn_hook")
+                 "store", "stream", "sync_receive", "turn_hook")
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,
@@ -122,7 +122,6 @@ class Cell:
         self._held: list[tuple[Reply | None, Any]] = []  # ended turns of a backlog, uncommitted
         self._sleeps: set[trio.CancelScope] | None = None  # durable sleeps in progress
         self._trio_thread = threading.get_ident()
-        self.task: trio.lowlevel.Task | None = None  # serve()'s: it runs every turn but run()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
 
@@ -154,6 +153,9 @@ class Cell:
         if turn is None:
             raise NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, run, "
                             "on_start or on_notify)")
+        if turn.root.finished:
+            raise NotInTurn(f"{what}: the turn of {self.name} this task belongs to has ended; a "
+                            "task that outlives its turn cannot change the actor")
         return turn
 
     def emit(self, events: Iterable[Any]) -> None:
@@ -249,7 +251,6 @@ class Cell:
         """
         track_branches()
         current_turn.set(None)  # started from another actor's turn: this task is not part of it
-        self.task = trio.lowlevel.current_task()
         try:
             try:
                 registry.claim(self)
@@ -261,6 +262,13 @@ class Cell:
                 self._startup_error = exc  # waiting asks get it: they learn why
                 self.stop_reason = f"it could not start: {exc}"
                 raise
+            except BaseException as exc:
+                if not _interrupted(exc):
+                    raise
+                # Stopped while on_start slept durably: it resumes at the next activation.
+                self.stop_reason = "it was stopped during on_start"
+                task_status.started()
+                return
             self.ready.set()
             if self.has_run and not self.state.run_done:
                 async with trio.open_nursery() as nursery:
@@ -317,6 +325,7 @@ class Cell:
             await self._abort(turn)
             raise
         finally:
+            turn.finished = True
             current_turn.reset(token)
 
     async def _end_turn(self, turn: Turn) -> None:
@@ -473,20 +482,22 @@ class Cell:
                     await self._end_turn(turn)
             elif self.turn_hook is not None:
                 await self._after_turn()
-        except (Exception, SleepInterrupted) as exc:
+        except BaseException as exc:
+            if not (isinstance(exc, Exception) or _interrupted(exc)):
+                if reply is not None:  # cancelled mid-turn: the asker must not wait forever
+                    reply.fail(ActorStopped(self.name,
+                                            "it was cancelled during this message's turn"))
+                raise
             await self._abort(turn)
             self._after_failure(exc)
             if reply is not None:
                 reply.fail(self._told(exc))
-            elif not isinstance(exc, SleepInterrupted):
+            elif not _interrupted(exc):
                 log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
                           message, exc_info=exc)
             return
-        except BaseException:
-            if reply is not None:  # cancelled mid-turn: the asker must not wait forever
-                reply.fail(ActorStopped(self.name, "it was cancelled during this message's turn"))
-            raise
         finally:
+            turn.finished = True
             current_turn.reset(token)
             self._current_reply = None
         if hold:
@@ -508,16 +519,17 @@ class Cell:
 
     def _told(self, error: BaseException) -> BaseException:
         """What an asker gets for a turn that raised ``error``."""
-        if isinstance(error, SleepInterrupted):
+        if _interrupted(error):
             return ActorStopped(self.name, "it stopped during a durable sleep of this message's "
                                 "turn; resend the message with the same message_id to resume")
         return error
 
     def _after_failure(self, error: BaseException) -> None:
         """Stop the actor after a failure it must not go on from."""
-        if isinstance(error, NonDeterminismError):
-            log.error("%s stops: its code no longer replays its log", self.name, exc_info=error)
-            self._stop_with(error, "its code no longer replays its log")
+        found = _nondeterminism(error)
+        if found is not None:
+            log.error("%s stops: its code no longer replays its log", self.name, exc_info=found)
+            self._stop_with(found, "its code no longer replays its log")
         elif isinstance(error, ActorStopped) or self.journal.broken is not None:
             self._stop_with(error, "it stopped")
 
@@ -531,7 +543,9 @@ class Cell:
         failed = False
         try:
             await self._scoped_turn(turn, self.actor.on_notify)
-        except (Exception, SleepInterrupted) as exc:
+        except BaseException as exc:
+            if not (isinstance(exc, Exception) or _interrupted(exc)):
+                raise
             self._after_failure(exc)
             if self.closing:
                 return
@@ -561,17 +575,19 @@ class Cell:
         policy = self.cls.supervision
         while not self.state.run_done and not self.closing:
             turn = Turn(self, scope="run")
-            turn.task = trio.lowlevel.current_task()
             try:
                 await self._scoped_turn(turn, self._run_body)
                 return
-            except (ActorStopped, NonDeterminismError, SleepInterrupted) as exc:
-                if isinstance(exc, NonDeterminismError) and isinstance(policy, Escalate):
+            except BaseException as exc:
+                if _interrupted(exc):
+                    return  # stopped during a durable sleep: it resumes at the next activation
+                if not isinstance(exc, Exception):
                     raise
-                if not isinstance(exc, SleepInterrupted):
+                if _nondeterminism(exc) is not None or isinstance(exc, ActorStopped):
+                    if _nondeterminism(exc) is not None and isinstance(policy, Escalate):
+                        raise
                     self._after_failure(exc)
-                return
-            except Exception as exc:
+                    return
                 if self.closing:
                     return
                 failures += 1
@@ -655,6 +671,29 @@ class Cell:
         for _, _, reply in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` is a stop cutting durable sleeps short (alone, or in a group with
+    ordinary exceptions from the same turn)."""
+    if isinstance(error, SleepInterrupted):
+        return True
+    if isinstance(error, BaseExceptionGroup):
+        match, rest = error.split(SleepInterrupted)
+        return match is not None and (rest is None or isinstance(rest, Exception))
+    return False
+
+
+def _nondeterminism(error: BaseException) -> NonDeterminismError | None:
+    """The ``NonDeterminismError`` in ``error``, also inside an exception group."""
+    if isinstance(error, NonDeterminismError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        found: BaseException | None = error.subgroup(NonDeterminismError)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        return found if isinstance(found, NonDeterminismError) else None
+    return None
 
 
 def _same(committed: Any, event: Any) -> bool:

@@ -130,9 +130,7 @@ class Journal:
                              f"events raised {root.poisoned!r}") from root.poisoned
         if self.broken is not None:
             raise ActorStopped(self.cell.name, self.broken)
-        if self._lock is None:
-            self._lock = trio.Lock()
-        async with self._lock:
+        async with self._commit_lock():
             pending = self.pending
             ended = set(self.ended)
             if all(item.turn is root or item.turn in ended for item in pending):
@@ -150,6 +148,7 @@ class Journal:
                 if mid_scope and root is not None and root.can_run_again else None
             if marker is not None:
                 batch.insert(0, self.cell.codec.new_event(marker))
+            reordered_state = await self._fold_ahead(mine) if reordered else None
             wake = self.cell.work_at()
             if self.work_hook is not None and _earlier(wake, self._indexed):
                 await self._index(wake)  # before: a crash leaves at worst an early entry
@@ -174,11 +173,54 @@ class Journal:
                 self.pending = [item for item in self.pending if id(item) not in committed]
             self._forget(ended)
             self.state.version = result.version
+            if reordered_state is not None:
+                reordered_state.version = result.version
+                self._settle(reordered_state)
             if marker is not None:
                 self._record_marked(marker, mine)
-            if reordered:
-                await self.rebuild()
             await self._after_commit(wake)
+
+    async def _fold_ahead(self, mine: list[Pending]) -> ActorState:
+        """Before a commit that puts ``mine`` ahead of other live turns' earlier events: the
+        state the log will fold to (the log, then ``mine``), proving that those events do not
+        build on the other turns' uncommitted ones.
+
+        Raises:
+            ActorError: they do (an ``apply`` or a timer fails without them); nothing is
+                written, and the turn fails rather than leave a log that cannot be replayed.
+        """
+        fresh = self.fresh_state()
+        await recover_into(fresh, self.store, self.stream,
+                           snapshots=self.cell.cls.snapshot_every is not None)
+        for item in mine:
+            try:
+                fresh.fold(item.event)
+            except Exception as exc:
+                raise ActorError(
+                    f"{self.cell.name}: this turn's events build on events another turn still "
+                    f"running (run(), say) has not committed yet ({exc!r}); nothing was "
+                    "written. Commit those first (await self.flush() in run() before it "
+                    "awaits anything else), then retry") from exc
+        return fresh
+
+    def _settle(self, fresh: ActorState) -> None:
+        """After a reordering commit: the state becomes ``fresh`` (the log) plus the events
+        still pending; a live turn whose events no longer apply is poisoned and loses them."""
+        while True:
+            trial = self.fresh_state()
+            fresh.copy_into(trial)
+            failed = None
+            for item in self.pending:
+                try:
+                    trial.fold(item.event)
+                except Exception as exc:
+                    failed = item.turn
+                    failed.poisoned = exc
+                    break
+            if failed is None:
+                self.state.take(trial)
+                return
+            self.pending = [item for item in self.pending if item.turn is not failed]
 
     def _forget(self, turns: set[Turn]) -> None:
         if self.ended:
@@ -275,8 +317,16 @@ class Journal:
         if not any(item.turn in turns for item in self.pending) and \
                 all(turn.poisoned is None for turn in turns):
             return
-        self.pending = [item for item in self.pending if item.turn not in turns]
-        await self.rebuild()
+        # Under the commit lock: a commit in flight is either in the log already or still
+        # pending when the state is rebuilt, never both.
+        async with self._commit_lock():
+            self.pending = [item for item in self.pending if item.turn not in turns]
+            await self.rebuild()
+
+    def _commit_lock(self) -> trio.Lock:
+        if self._lock is None:
+            self._lock = trio.Lock()
+        return self._lock
 
 
 async def recover_into(state: ActorState, store: EventStore, stream: str, *, snapshots: bool,

@@ -273,15 +273,22 @@ class MultiNotifier(Generic[T]):
         """Add notification ``seq`` and move the sequence counter past it. O(log n).
 
         Raises:
-            ValueError: ``seq`` was already used (is below the counter), or ``at`` is invalid.
+            ValueError: ``seq`` is pending already, or ``at`` is invalid.
         """
-        if seq < self._next_seq:
-            raise ValueError(f"seq {seq} is already used (next free seq is {self._next_seq})")
+        if seq < self._next_seq and self._is_pending(seq):
+            # (A lower seq that is not pending is fine: an actor's turns may commit timers
+            # they scheduled in another order than they numbered them.)
+            raise ValueError(f"seq {seq} is already pending")
         entry = (_utc(at, "at"), seq, token)
         if self._index is not None:
             self._index.add(entry)
         heappush(self._heap, entry)
-        self._next_seq = seq + 1
+        self._next_seq = max(self._next_seq, seq + 1)
+
+    def _is_pending(self, seq: int) -> bool:
+        if self._index is not None:
+            return seq in self._index.entries
+        return any(entry[1] == seq for entry in self._heap)
 
     def _apply_fired(self, seqs: Sequence[int]) -> None:
         """Remove the notifications ``seqs``: O(log n) each (amortised), in any order.

@@ -34,8 +34,8 @@ class Turn:
     turn's own task): pending events, commits and failures belong to the root.
     """
 
-    __slots__ = ("_scope", "branch", "calls", "cell", "children", "cursors", "message_id",
-                 "poisoned", "root", "task")
+    __slots__ = ("_scope", "branch", "calls", "cell", "children", "cursors", "finished",
+                 "message_id", "poisoned", "root")
 
     def __init__(self, cell: Cell, *, scope: str | None = None,
                  message_id: str | None = None, parent: Turn | None = None) -> None:
@@ -49,8 +49,8 @@ class Turn:
         self.cursors: dict[int, int] | None = None  # made when a re-execution matches
         self.branch: tuple[int, ...] = ()
         self.root: Turn = self if parent is None else parent.root
-        self.task: trio.lowlevel.Task | None = None  # None: the cell's own task
         self.poisoned: BaseException | None = None
+        self.finished = False  # ended or failed: a task that outlives it cannot emit into it
 
     @property
     def scope(self) -> str:
@@ -70,12 +70,11 @@ class Turn:
         scope = self.root._scope
         return scope is not None and scope != ONCE
 
-    def child(self, task: trio.lowlevel.Task) -> Turn:
+    def child(self) -> Turn:
         """The branch for the next task this branch starts."""
         self.children += 1
         branch = Turn(self.cell, parent=self)
         branch.branch = (*self.branch, self.children)
-        branch.task = task
         return branch
 
 
@@ -89,6 +88,9 @@ another actor's turn) belongs to no turn."""
 class _Branches(trio.abc.Instrument):
     """Gives each task started inside a turn its branch, in the order the tasks are started."""
 
+    def __init__(self) -> None:
+        self._system: trio.Nursery | None = None
+
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         nursery = task.parent_nursery
         if nursery is None:
@@ -96,10 +98,17 @@ class _Branches(trio.abc.Instrument):
         turn = task.context.get(current_turn)
         if turn is None:
             return
+        if self._system is None:
+            root = trio.lowlevel.current_root_task()
+            self._system = None if root is None else root.parent_nursery
+        if nursery is self._system:
+            return  # trio's own (``from_thread``): it carries the thread's turn as it is
         if nursery in runtime_nurseries:
             task.context.run(current_turn.set, None)
-        elif (turn.task or turn.cell.task) is nursery.parent_task:
-            task.context.run(current_turn.set, turn.child(task))
+        else:
+            # The task that starts it is the one whose context it copies, whichever nursery
+            # it goes into: a new branch of that task's branch.
+            task.context.run(current_turn.set, turn.child())
 
 
 _tracking: trio.lowlevel.RunVar[bool] = trio.lowlevel.RunVar("actors_branches", default=False)

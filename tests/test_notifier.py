@@ -276,10 +276,12 @@ def test_apply_scheduled_moves_the_counter_past_seq() -> None:
     mn: MultiNotifier[str] = MultiNotifier()
     mn._apply_scheduled(7, at(1), "a")
     assert mn._next_seq == 8
-    with pytest.raises(ValueError, match="already used"):
+    with pytest.raises(ValueError, match="already pending"):
         mn._apply_scheduled(7, at(2), "b")
+    mn._apply_scheduled(3, at(3), "c")  # lower, not pending: committed in another order
+    assert mn._next_seq == 8
     mn.notify_at(at(0), "z")
-    assert mn.pending() == [(at(0), "z"), (at(1), "a")]
+    assert mn.pending() == [(at(0), "z"), (at(1), "a"), (at(3), "c")]
     assert mn._next_seq == 9
 
 

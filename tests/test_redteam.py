@@ -82,9 +82,7 @@ class SlowAck(MemoryEventStore):
         return result
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "abort's rebuild, outside the commit lock, folds a stored append twice"))
-async def test_a_failed_turn_during_another_turns_commit_counts_its_events_twice(
+async def test_a_failed_turn_during_another_turns_commit_counts_its_events_once(
         autojump_clock: trio.testing.MockClock) -> None:
     """run() flushes Added(100); while its append is stored but unanswered, a message turn
     fails. Its abort rebuilds from the log (which already holds 100) plus the pending events
@@ -110,9 +108,14 @@ async def test_a_failed_turn_during_another_turns_commit_counts_its_events_twice
         ref = await kit.spawn(Lane, "l")
         go.set()
         await held.wait()  # 100 is stored; run() has not heard back yet
-        with pytest.raises(RuntimeError, match="the turn fails"):
-            await ref.ask("fail")
-        ack.set()  # run()'s append answers
+        async with trio.open_nursery() as nursery:
+            async def fail() -> None:
+                with pytest.raises(RuntimeError, match="the turn fails"):
+                    await ref.ask("fail")
+
+            nursery.start_soon(fail)
+            await trio.testing.wait_all_tasks_blocked()  # its rebuild waits for the commit
+            ack.set()  # run()'s append answers
         await trio.testing.wait_all_tasks_blocked()
         kit_state = kit.state(ref)
         cell = kit._hosted[ref.stream].cell
@@ -216,9 +219,7 @@ async def test_a_stored_append_is_reported_failed_when_the_reordering_rebuild_ca
     assert outcome == 101
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "recovering the reordered log raises apply()'s ValueError, not RecoveryError"))
-async def test_a_log_the_runtime_reordered_does_not_recover_and_no_error_names_it(
+async def test_a_commit_never_reorders_the_log_into_one_that_does_not_recover(
         autojump_clock: trio.testing.MockClock) -> None:
     """The log Porter's reordering commit left ([Closed], then Opened at the stop) is the
     runtime's own, from a pure apply(); recovering it raises apply()'s bare ValueError, not a
@@ -274,9 +275,7 @@ async def test_a_timer_from_run_that_fires_before_run_commits_corrupts_the_log(
     assert state.notifier.pending() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the rebuild refuses run()'s pending timer seq and poisons run()"))
-async def test_a_timer_set_by_a_message_while_runs_timer_is_pending_fails_run(
+async def test_a_timer_set_by_a_message_while_runs_timer_is_pending_keeps_both(
         autojump_clock: trio.testing.MockClock) -> None:
     """run() schedules timer seq 0 (pending); a message turn schedules seq 1 and commits it.
     The rebuild folds seq 1 from the log, then run()'s pending seq 0, which the notifier
@@ -311,9 +310,7 @@ async def test_a_timer_set_by_a_message_while_runs_timer_is_pending_fails_run(
 # -- 2. a failed turn leaves no trace -------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "emit() from a task that outlived its failed turn is committed at the stop"))
-async def test_a_task_a_failed_turn_started_outside_it_commits_into_it(
+async def test_a_task_that_outlives_its_failed_turn_cannot_emit_into_it(
         autojump_clock: trio.testing.MockClock) -> None:
     """A handler starts a task in a nursery it was handed, emits, and fails. Its emit is
     dropped, but the task keeps the failed turn as its context: what it emits later is pending
@@ -333,8 +330,10 @@ async def test_a_task_a_failed_turn_started_outside_it_commits_into_it(
 
     async with ActorTestKit() as kit:
         ref = await kit.spawn(Leaky, "l")
-        async with trio.open_nursery() as nursery:
-            await _ask_outcome(ref, nursery)
+        # The late task's emit is refused: its turn has ended.
+        with pytest.RaisesGroup(actors.NotInTurn, flatten_subgroups=True):
+            async with trio.open_nursery() as nursery:
+                await _ask_outcome(ref, nursery)
     assert await user_events(kit.store, ref.stream) == []
 
 
@@ -378,9 +377,7 @@ async def test_a_guarded_emit_passed_over_makes_an_equal_later_emit_vanish(
     assert total == 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a NonDeterminismError in an ExceptionGroup makes run() restart, not stop"))
-async def test_non_determinism_in_a_branch_of_run_restarts_instead_of_stopping(
+async def test_non_determinism_in_a_branch_of_run_stops_the_actor(
         autojump_clock: trio.testing.MockClock) -> None:
     """A new release's run() makes another durable call in a branch (a task it starts). The
     NonDeterminismError reaches the supervisor inside an ExceptionGroup, which it takes for an
@@ -453,9 +450,7 @@ class Relay(actors.Actor):
         self.emit(Seen("second", await durable.time.aio()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a task a branch starts in its parent's nursery shares the branch's call counter"))
-async def test_a_sibling_started_by_a_branch_shares_its_call_counter(
+async def test_a_task_a_branch_starts_elsewhere_gets_a_branch_of_its_own(
         autojump_clock: trio.testing.MockClock) -> None:
     """Branch (1,) starts a task into the handler's nursery: that task gets no branch of its
     own and counts its durable calls on branch (1,)'s counter. First run: first's sleep is
@@ -517,9 +512,7 @@ async def test_a_wake_up_stopped_in_a_durable_sleep_never_resumes(
         assert kit.state(ref).sent == ["mail"]  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SleepInterrupted from on_start escapes and crashes the system's nursery"))
-async def test_leaving_a_system_while_on_start_sleeps_durably_crashes_it(
+async def test_leaving_a_system_while_on_start_sleeps_durably_leaves_it_alone(
         autojump_clock: trio.testing.MockClock) -> None:
     """on_start sleeps durably; the system is left while it sleeps. The stop cuts the sleep
     short with SleepInterrupted, which nothing catches on the on_start path: it escapes the
@@ -564,9 +557,7 @@ class Legs(actors.Actor):
         self.emit(Sent(name))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SleepInterrupted in a BaseExceptionGroup escapes and crashes the nursery"))
-async def test_stopping_an_actor_whose_branches_sleep_durably_crashes_the_nursery(
+async def test_stopping_an_actor_whose_branches_sleep_durably_leaves_the_nursery_alone(
         autojump_clock: trio.testing.MockClock) -> None:
     """Two branches of a message turn sleep durably; ref.stop() cuts both sleeps short. The
     SleepInterrupted of each reaches the handler wrapped in a BaseExceptionGroup, which the
