@@ -1,23 +1,35 @@
-"""The actor runtime: messaging, persisted commands and recovery, against peers in the same run.
+"""The actor runtime: messaging, persisted commands, recovery and memory, against peers.
 
-- Messaging on one actor that persists nothing (a memory store, no events): ``tell`` throughput
-  (N tells, then one ask to wait for the last) and ``ask`` round trips one after another. Peers:
-  a bare trio memory channel feeding one consumer task (for ask, each request carries a
-  ``trio.Event`` the consumer sets), and Pykka's ``ThreadingActor`` (``tell`` / blocking
-  ``ask``).
+Every case with a peer alternates ours and the peer round by round (``_harness.rounds``).
+
+- Messaging with 1, 100 and 10,000 actors that persist nothing (a memory store, no events),
+  against Pykka's ``ThreadingActor`` with as many actors (one thread each). ``tell``: the
+  messages spread round-robin over the actors, then one ask per actor, all at once, to wait for
+  the last. ``ask``: one outstanding ask per actor, each answered ask followed by the next to
+  the same actor (with one actor, round trips one after another). Actors are started before the
+  clock starts. With one actor, a bare trio memory channel feeding one consumer task is a second
+  peer (for ask, each request carries a ``trio.Event`` the consumer sets). With 10k actors,
+  Pykka's threads take about a millisecond per message, so that case sends two messages per
+  actor and runs three rounds.
 - A command that emits one event, on SQLite (WAL, ``synchronous=FULL``), with 1 actor and with
   100 actors told at once; group commit lets the 100 share transactions. Peer: the raw ceiling,
   ``executemany`` of the same rows into the store's schema, 100 rows per transaction.
-- Recovery (the time ``spawn`` takes, on a store already open) of an actor with 100k events,
-  replaying them all against loading a snapshot and replaying the 500 events after it; and the
-  same snapshot recovery on a log of 10k events against one of 1M.
+- Recovery (the time ``spawn`` takes, on a store already open) of an actor with 10k, 100k and
+  1M events: loading a snapshot and replaying the 500 events after it, paired with replaying the
+  whole log; and snapshot recovery on the 1M-event log paired with the 10k-event one.
+- Memory per idle actor: ``tracemalloc`` over spawning 10k actors on SQLite that each recover
+  one event and answer one ask, after ``gc.collect()``; what the runtime keeps per actor (task,
+  mailbox, state, journal), the store's connections excluded. One measurement, not a ratio.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import sqlite3
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -25,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import pykka
 import trio
 
 import actors
@@ -33,10 +44,13 @@ import eventstore
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
-from ._harness import Files, Report, measure, scaled
+from ._harness import SETTINGS, Files, Paired, Report, rounds, scaled
 
 BENCHMARK = "actors"
+QUICK = ("tell and ask, 1 actor, against Pykka; 1 event per command, 100 actors on SQLite, "
+         "against raw sqlite3")
 TAIL = 500  # events after the newest snapshot, in the recovery cases with snapshots
+ACTOR_COUNTS = (1, 100, 10_000)
 
 
 @eventstore.event_type("bench.Added")
@@ -79,35 +93,55 @@ def run_trio(work: Callable[[], Coroutine[Any, Any, float]]) -> float:
     return result
 
 
-
-
 # -- messaging, no persistence --------------------------------------------------------------------
 
-def ours_tell(n: int) -> float:
+async def _spawn_echoes(nursery: trio.Nursery, count: int) -> list[actors.ActorRef]:
+    store = MemoryEventStore()
+    return [await actors.spawn(nursery, Echo, f"e{k}", store=store) for k in range(count)]
+
+
+def ours_tell(count: int, n: int) -> float:
+    """Messages per second: ``n`` tells spread over ``count`` actors, then one ask each."""
+    each = max(1, n // count)
+
     async def main() -> float:
         async with trio.open_nursery() as nursery:
-            ref = await actors.spawn(nursery, Echo, "e", store=MemoryEventStore())
+            refs = await _spawn_echoes(nursery, count)
             started = time.perf_counter()
-            for i in range(n):
-                ref.tell(i)
-            await ref.ask(None)
+            for i in range(each):
+                for ref in refs:
+                    ref.tell(i)
+            async with trio.open_nursery() as asks:
+                for ref in refs:
+                    asks.start_soon(ref.ask, None)
             elapsed = time.perf_counter() - started
             nursery.cancel_scope.cancel()
-        return n / elapsed
+        return each * count / elapsed
 
     return run_trio(main)
 
 
-def ours_ask(n: int) -> float:
+def ours_ask(count: int, n: int) -> float:
+    """Asks per second: ``n`` asks over ``count`` actors, one outstanding per actor."""
+    each = max(1, n // count)
+
     async def main() -> float:
-        async with trio.open_nursery() as nursery:
-            ref = await actors.spawn(nursery, Echo, "e", store=MemoryEventStore())
-            started = time.perf_counter()
-            for i in range(n):
+        async def asker(ref: actors.ActorRef) -> None:
+            for i in range(each):
                 await ref.ask(i)
+
+        async with trio.open_nursery() as nursery:
+            refs = await _spawn_echoes(nursery, count)
+            started = time.perf_counter()
+            if count == 1:
+                await asker(refs[0])
+            else:
+                async with trio.open_nursery() as askers:
+                    for ref in refs:
+                        askers.start_soon(asker, ref)
             elapsed = time.perf_counter() - started
             nursery.cancel_scope.cancel()
-        return n / elapsed
+        return each * count / elapsed
 
     return run_trio(main)
 
@@ -168,32 +202,117 @@ def channel_ask(n: int) -> float:
     return run_trio(main)
 
 
-class PykkaEcho(pykka.ThreadingActor):
-    def on_receive(self, message: Any) -> Any:
-        return message
+@functools.cache
+def _pykka_echo() -> Any:
+    """Pykka's echo actor class, imported only when a Pykka case runs (an optional extra)."""
+    import pykka
+
+    class PykkaEcho(pykka.ThreadingActor):
+        def on_receive(self, message: Any) -> Any:
+            return message
+
+    return PykkaEcho
 
 
-def pykka_tell(n: int) -> float:
-    ref = PykkaEcho.start()
+def _with_pykka(count: int, work: Callable[[list[Any]], float]) -> float:
+    echo = _pykka_echo()
+    refs = [echo.start() for _ in range(count)]
     try:
-        started = time.perf_counter()
-        for i in range(n):
-            ref.tell(i)
-        ref.ask(None)
-        return n / (time.perf_counter() - started)
+        return work(refs)
     finally:
-        ref.stop()
+        for ref in refs:
+            ref.stop(block=False)
+        for ref in refs:
+            ref.actor_stopped.wait()
 
 
-def pykka_ask(n: int) -> float:
-    ref = PykkaEcho.start()
-    try:
+def pykka_tell(count: int, n: int) -> float:
+    each = max(1, n // count)
+
+    def work(refs: list[Any]) -> float:
         started = time.perf_counter()
-        for i in range(n):
-            ref.ask(i)
-        return n / (time.perf_counter() - started)
-    finally:
-        ref.stop()
+        for i in range(each):
+            for ref in refs:
+                ref.tell(i)
+        for future in [ref.ask(None, block=False) for ref in refs]:
+            future.get()
+        return each * count / (time.perf_counter() - started)
+
+    return _with_pykka(count, work)
+
+
+def pykka_ask(count: int, n: int) -> float:
+    each = max(1, n // count)
+
+    def work(refs: list[Any]) -> float:
+        started = time.perf_counter()
+        futures = [ref.ask(0, block=False) for ref in refs]
+        for i in range(1, each):
+            for k, ref in enumerate(refs):
+                futures[k].get()
+                futures[k] = ref.ask(i, block=False)
+        for future in futures:
+            future.get()
+        return each * count / (time.perf_counter() - started)
+
+    return _with_pykka(count, work)
+
+
+def messaging(report: Report, counts: tuple[int, ...]) -> None:
+    tells, asks = scaled(100_000), scaled(20_000)
+    for count in counts:
+        label = f"{count:,} actor{'s' if count > 1 else ''}"
+        for verb, n, ours, peer, channel, target in (
+                ("tell", tells, ours_tell, pykka_tell, channel_tell, ">= 3x"),
+                ("ask", asks, ours_ask, pykka_ask, channel_ask, ">= 3x")):
+            # 10k Pykka threads take ~1 ms per message: two per actor, three rounds.
+            big = count >= 10_000
+            n = min(n, 2 * count) if big else n
+            cases = {"ours": functools.partial(ours, count, n),
+                     "pykka": functools.partial(peer, count, n)}
+            if count == 1:
+                cases["channel"] = functools.partial(channel, n)
+            figures = rounds(cases, repeats=min(3, SETTINGS.repeats) if big else None)
+            case = f"{verb}, {label}, no persistence"
+            report.row(BENCHMARK, case, Paired.of(figures, "ours", "pykka"), "messages/s",
+                       peer=f"Pykka ThreadingActor x{count:,}",
+                       target=target if count == 1 else None)
+            if count == 1:
+                report.row(BENCHMARK, case, Paired.of(figures, "ours", "channel"), "messages/s",
+                           peer="bare trio channel")
+
+
+# -- memory per idle actor -----------------------------------------------------------------------
+
+def bytes_per_idle_actor(path: Path, count: int) -> float:
+    """What ``count`` recovered, idle actors keep in Python memory, per actor."""
+
+    async def fill() -> float:
+        async with SQLiteEventStore(path, synchronous="OFF") as store:
+            for k in range(count):
+                await store.append(f"Counter-i{k}", [store.codec.new_event(Added(1))])
+        return 0.0
+
+    async def main() -> float:
+        async with SQLiteEventStore(path) as store, trio.open_nursery() as nursery:
+            await store.last_version("Counter-other")  # the connections are not counted
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                refs = [await actors.spawn(nursery, Counter, f"i{k}", store=store)
+                        for k in range(count)]
+                for ref in refs:
+                    assert await ref.ask(0) == 1
+                gc.collect()
+                after = tracemalloc.get_traced_memory()[0]
+            finally:
+                tracemalloc.stop()
+            nursery.cancel_scope.cancel()
+        return (after - before) / count
+
+    run_trio(fill)
+    return run_trio(main)
 
 
 # -- commands that emit one event, on SQLite -------------------------------------------------------
@@ -291,52 +410,57 @@ def recover(path: Path, cls: type[Counter], count: int) -> float:
 
 # -- the report ----------------------------------------------------------------------------------
 
-def run(report: Report) -> None:
-    n = scaled(100_000)
-    tell = measure(lambda: ours_tell(n))
-    report.row(BENCHMARK, "tell, 1 actor, no persistence", tell, "messages/s",
-               peer="Pykka ThreadingActor", peer_value=measure(lambda: pykka_tell(n)),
-               target=">= 3x")
-    report.row(BENCHMARK, "tell, 1 actor, no persistence", tell, "messages/s",
-               peer="bare trio channel", peer_value=measure(lambda: channel_tell(n)))
-    asks = scaled(20_000)
-    ask = measure(lambda: ours_ask(asks))
-    report.row(BENCHMARK, "ask round trip, no persistence", ask, "messages/s",
-               peer="Pykka ThreadingActor", peer_value=measure(lambda: pykka_ask(asks)),
-               target=">= 1.5x")
-    report.row(BENCHMARK, "ask round trip, no persistence", ask, "messages/s",
-               peer="bare trio channel", peer_value=measure(lambda: channel_ask(asks)))
+def commands(report: Report, files: Files) -> None:
+    many = scaled(20_000)
+    figures = rounds({
+        "hundred": lambda: ours_commands(files.new(), 100, many),
+        "single": lambda: ours_commands(files.new(), 1, scaled(2_000)),
+        "ceiling": lambda: raw_ceiling(files.new(), many),
+    })
+    report.row(BENCHMARK, "emit 1 event/command, 100 actors, SQLite FULL",
+               Paired.of(figures, "hundred", "ceiling"), "commands/s",
+               peer="raw sqlite3 executemany x100", target=">= 0.8x")
+    report.row(BENCHMARK, "emit 1 event/command, 1 actor, SQLite FULL",
+               Paired.of(figures, "single", "ceiling"), "commands/s",
+               peer="raw sqlite3 executemany x100")
 
-    files = Files("bench-actors-")
-    try:
-        many = scaled(20_000)
-        ceiling = measure(lambda: raw_ceiling(files.new(), many))
-        hundred = measure(lambda: ours_commands(files.new(), 100, many))
-        single = measure(lambda: ours_commands(files.new(), 1, scaled(2_000)))
-        report.row(BENCHMARK, "emit 1 event/command, 100 actors, SQLite", hundred, "commands/s",
-                   peer="raw sqlite3 executemany x100", peer_value=ceiling, target=">= 0.5x")
-        report.row(BENCHMARK, "emit 1 event/command, 1 actor, SQLite", single, "commands/s",
-                   peer="raw sqlite3 executemany x100", peer_value=ceiling)
 
-        count = scaled(100_000)
+def recovery(report: Report, files: Files) -> None:
+    """All lengths, with and without a snapshot, in the same rounds: every pair is fair."""
+    # At least a snapshot's worth before the tail, however small the scale.
+    lengths = [max(scaled(n), SnapshotCounter.snapshot_every + TAIL + 1)
+               for n in (10_000, 100_000, 1_000_000)]
+    cases: dict[str, Callable[[], float]] = {}
+    for count in lengths:
         plain, snapped = files.new(), files.new()
         fill(plain, count, snapshot=False)
         fill(snapped, count, snapshot=True)
-        full = measure(lambda: recover(plain, Counter, count), repeats=3)
-        fast = measure(lambda: recover(snapped, SnapshotCounter, count))
-        report.row(BENCHMARK, f"recover {count:,} events, snapshot + {TAIL} tail", fast, "s",
-                   peer="full replay", peer_value=full, higher_is_better=False)
+        cases[f"snapshot {count}"] = functools.partial(recover, snapped, SnapshotCounter, count)
+        cases[f"full {count}"] = functools.partial(recover, plain, Counter, count)
+    figures = rounds(cases)
+    for count in lengths:
+        pair = Paired.of(figures, f"snapshot {count}", f"full {count}", higher_is_better=False)
+        report.row(BENCHMARK, f"recover {count:,} events, snapshot + {TAIL} tail", pair, "s",
+                   peer="full replay of the log")
+        report.row(BENCHMARK, f"recover {count:,} events, full replay", count / pair.peer_median,
+                   "events/s")
+    small, big = lengths[0], lengths[-1]
+    report.row(BENCHMARK, f"recover {big:,} events against {small:,}, snapshot + {TAIL} tail",
+               Paired.of(figures, f"snapshot {big}", f"snapshot {small}",
+                         higher_is_better=False),
+               "s", peer=f"{small:,}-event log", target=">= 0.5x")
 
-        # At least a snapshot's worth before the tail, however small the scale.
-        small_count = max(scaled(10_000), SnapshotCounter.snapshot_every + TAIL + 1)
-        big_count = scaled(1_000_000)
-        small, big = files.new(), files.new()
-        fill(small, small_count, snapshot=True)
-        fill(big, big_count, snapshot=True)
-        small_time = measure(lambda: recover(small, SnapshotCounter, small_count))
-        big_time = measure(lambda: recover(big, SnapshotCounter, big_count))
-        report.row(BENCHMARK, f"recover {big_count:,} events, snapshot + {TAIL} tail", big_time,
-                   "s", peer=f"{small_count:,} events", peer_value=small_time,
-                   higher_is_better=False, target=">= 0.5x (within 2x)")
+
+def run(report: Report, *, quick: bool = False) -> None:
+    messaging(report, (1,) if quick else ACTOR_COUNTS)
+    files = Files("bench-actors-")
+    try:
+        commands(report, files)
+        if quick:
+            return
+        recovery(report, files)
+        count = scaled(10_000)
+        report.row(BENCHMARK, f"memory per idle actor, {count:,} actors, SQLite",
+                   bytes_per_idle_actor(files.new(), count), "bytes/actor", target="<= 4 KB")
     finally:
         files.remove()
