@@ -57,6 +57,19 @@ class NewEvent:
     data: Any
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
     id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    data_json: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    """``data`` as the JSON text the store writes, when ``Codec.new_event`` made the event (it
+    encodes and checks once, at emit); None for an event built by hand, which ``append``
+    encodes. Not an argument, so ``attrs.evolve`` drops it and the changed event is encoded
+    again."""
+
+
+def encoded_new_event(type: str, data: Any, metadata: dict[str, Any], id: uuid.UUID | None,
+                      data_json: str) -> NewEvent:
+    """A ``NewEvent`` that carries ``data_json``, checked JSON text of ``data`` (the codec's)."""
+    event = NewEvent(type, data, metadata) if id is None else NewEvent(type, data, metadata, id)
+    object.__setattr__(event, "data_json", data_json)
+    return event
 
 
 @attrs.frozen

@@ -1,0 +1,178 @@
+"""Encode once, decode straight into the class: the JSON text an event carries from emit to the
+store, the refusals on that fast path, lazily built ids, and the SQLite reader thread."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import msgspec
+import pytest
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventstore import EventStore, SerializationError
+from eventstore._codec import Codec
+from eventstore._model import NewEvent
+from eventstore._validate import encode_events, json_text
+from eventstore.memory import MemoryEventStore
+from eventstore.sqlite import SQLiteEventStore
+
+ID = uuid.UUID(int=7)
+
+
+class Mood(enum.Enum):
+    UP = "up"
+
+
+@attrs.frozen
+class Inner:
+    label: str
+    weights: list[float]
+
+
+@attrs.frozen
+class Nested:
+    name: str
+    count: int
+    inner: Inner
+    table: dict[str, list[int]]
+    numbered: dict[int, str]
+    maybe: Inner | None = None
+
+
+@attrs.frozen
+class Loose:
+    anything: Any
+
+
+# -- the text an event carries --------------------------------------------------------------------
+
+
+def test_new_event_carries_the_text_the_store_writes() -> None:
+    codec = Codec()
+    event = codec.new_event(Nested("n", 2**70, Inner("é\x00", [0.5, -0.0]), {"a": [1]}, {3: "x"}))
+    assert event.data_json is not None
+    assert msgspec.json.decode(event.data_json) == event.data
+    [encoded] = encode_events("s", [event])
+    assert encoded.data is event.data_json  # not encoded again
+
+
+def test_a_hand_built_event_is_encoded_at_append_and_equals_the_codecs() -> None:
+    codec = Codec()
+    made = codec.new_event(Inner("a", [1.5]), id=ID)
+    by_hand = NewEvent(made.type, made.data, made.metadata, ID)
+    assert by_hand.data_json is None
+    assert by_hand == made
+    [encoded] = encode_events("s", [by_hand])
+    assert msgspec.json.decode(encoded.data) == made.data
+
+
+def test_evolve_drops_the_carried_text() -> None:
+    made = Codec().new_event(Inner("a", [1.5]))
+    changed = attrs.evolve(made, data={"label": "b", "weights": []})
+    assert changed.data_json is None
+    [encoded] = encode_events("s", [changed])
+    assert msgspec.json.decode(encoded.data) == {"label": "b", "weights": []}
+
+
+# What msgspec writes without complaint but the store must refuse, with where and why.
+REFUSED = [
+    (float("nan"), "is not JSON-compatible"),
+    ({"a": float("inf")}, r"is not JSON-compatible"),
+    ({"a": [1, {"b": -math.inf}]}, r"is not JSON-compatible"),
+    ({1: "a", "1": "b"}, r"\[1\] \(type 't'\) is a dict key of type int"),
+    ({"x": {2: "a"}}, r"\['x'\]\[2\] \(type 't'\) is a dict key of type int"),
+    ({"a": "lone \ud800"}, r"\['a'\] \(type 't'\) holds text with a lone surrogate"),
+    ({"a": uuid.UUID(int=1)}, "is not JSON-compatible"),
+    ({"a": Mood.UP}, "is not JSON-compatible"),
+    ({"a": b"bytes"}, "is not JSON-compatible"),
+    ({"a": {1, 2}}, "is not JSON-compatible"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (float("nan"), r"data is not JSON-compatible \(Out of range float"),
+    ([1, {"b": -math.inf}], r"data is not JSON-compatible \(Out of range float"),
+    ({1: "a", "1": "b"}, r"data\['anything'\]\[1\] is a dict key of type int"),
+    ({"x": {2: "a"}}, r"data\['anything'\]\['x'\]\[2\] is a dict key of type int"),
+    ({"a": "lone \ud800"}, r"data\['anything'\]\['a'\] holds text with a lone surrogate"),
+])
+def test_the_fast_encoder_keeps_every_refusal_at_emit(data: Any, message: str) -> None:
+    # (The converter turns UUIDs, enums, bytes and sets into JSON data before the check.)
+    with pytest.raises(SerializationError, match="'test_encode_once:Loose' " + message):
+        Codec().new_event(Loose(data))
+
+
+@pytest.mark.parametrize(("data", "message"), REFUSED)
+async def test_the_fast_encoder_keeps_every_refusal_at_append(data: Any, message: str) -> None:
+    async with MemoryEventStore() as store:
+        with pytest.raises(SerializationError, match=r"events\[1\]\.data") as info:
+            await store.append("s", [NewEvent("t", {}), NewEvent("t", data)])
+        assert info.match(message)
+        with pytest.raises(SerializationError, match=r"events\[0\]\.metadata"):
+            await store.append("s", [NewEvent("t", {}, {"m": data})])
+        assert await store.last_version("s") == 0
+
+
+@pytest.mark.parametrize(("data", "back"), [
+    (2**64, 2**64), (-(2**70), -(2**70)), ({"a": (1, 2)}, {"a": [1, 2]}),
+    ([1e16, 5e-324, -0.0], [1e16, 5e-324, -0.0]), ({"\x00": "é\x00"}, {"\x00": "é\x00"}),
+    ({"a": None, "b": 1.5}, {"a": None, "b": 1.5}), ([None, "null", {"d": [None]}],) * 2,
+])
+def test_values_at_the_edges_of_the_fast_encoder_come_back_exactly(data: Any, back: Any) -> None:
+    assert msgspec.json.decode(json_text(data)) == back
+
+
+# -- round trips through every store --------------------------------------------------------------
+
+leaf = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+                 st.floats(allow_nan=False, allow_infinity=False),
+                 st.text(st.characters(exclude_categories=("Cs",))))
+values = st.recursive(
+    leaf, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=5), inner, max_size=4),
+    max_leaves=12)
+inners = st.builds(Inner, st.text(st.characters(exclude_categories=("Cs",))),
+                   st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=4))
+nested = st.builds(
+    Nested, st.text(st.characters(exclude_categories=("Cs",))), st.integers(), inners,
+    st.dictionaries(st.text(max_size=4), st.lists(st.integers(), max_size=3), max_size=3),
+    st.dictionaries(st.integers(), st.text(max_size=4), max_size=3), st.none() | inners)
+events = st.lists(st.one_of(nested, st.builds(Loose, values)), min_size=1, max_size=5)
+
+
+@contextlib.asynccontextmanager
+async def open_store(kind: str, folder: Path) -> AsyncIterator[EventStore]:
+    if kind == "memory":
+        async with MemoryEventStore(page_size=2) as store:
+            yield store
+    else:
+        async with SQLiteEventStore(folder / f"{uuid.uuid4().hex}.db", synchronous="OFF",
+                                    page_size=2) as store:
+            yield store
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=events)
+def test_any_event_round_trips_through_the_store(kind: str, tmp_path: Path,
+                                                 batch: list[Any]) -> None:
+    async def main() -> None:
+        async with open_store(kind, tmp_path) as store:
+            codec = store.codec
+            await store.append("s", [codec.new_event(event) for event in batch])
+            decoded = [codec.decode(recorded) async for recorded in store.read("s")]
+            assert decoded == batch
+            assert [type(event) for event in decoded] == [type(event) for event in batch]
+
+    trio.run(main)
