@@ -15,8 +15,9 @@ import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
+import msgspec
 import trio
 
 from . import _validate as check
@@ -37,24 +38,22 @@ from ._validate import EncodedEvent
 if TYPE_CHECKING:
     from outcome import Outcome
 
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+decode_json: Final[Callable[[str | bytes], Any]] = msgspec.json.Decoder().decode
+"""msgspec's JSON decoder: several times the speed of ``json.loads``, and as exact (ints of any
+size). It refuses what the stdlib reads leniently (``1e400``, escaped lone surrogates), which is
+left to ``parse_json``'s fallback."""
 
 
 def parse_json(text: str | bytes) -> Any:
-    """``json.loads`` for the compact JSON the stores write, at about twice its speed.
+    """``json.loads`` for the JSON the stores write, at several times its speed.
 
-    The C scanner parses the text directly; anything it does not take whole (whitespace, bytes,
-    invalid JSON) goes through ``json.loads``, which raises the usual ``ValueError``.
+    msgspec parses the text; anything it refuses goes through ``json.loads``, which reads it as
+    it always did or raises the usual ``ValueError``.
     """
-    if type(text) is str:
-        try:
-            value, end = _scan(text, 0)
-        except (StopIteration, ValueError):
-            pass
-        else:
-            if end == len(text):
-                return value
-    return json.loads(text)
+    try:
+        return decode_json(text)
+    except ValueError:  # msgspec.DecodeError is one
+        return json.loads(text)
 
 
 def decode_row(stream: str, version: int, position: int, type: str, data: str | bytes,
@@ -67,9 +66,11 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
     except (TypeError, ValueError) as exc:
         raise DecodeError(f"stored JSON is invalid ({exc})", stream=stream, version=version,
                           type=type) from None
+    event_id: uuid.UUID | bytes
     try:
         if isinstance(id, bytes):
-            event_id = uuid_from_bytes(id)
+            uuid_from_bytes(id)  # checked now; the event builds its UUID when ``id`` is read
+            event_id = id
         elif isinstance(id, str):
             event_id = uuid.UUID(id)
         elif isinstance(id, uuid.UUID):

@@ -4,10 +4,13 @@ store, the refusals on that fast path, lazily built ids, and the SQLite reader t
 from __future__ import annotations
 
 import contextlib
+import copy
 import enum
 import math
+import pickle
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ from hypothesis import strategies as st
 
 from eventstore import EventStore, SerializationError
 from eventstore._codec import Codec
-from eventstore._model import NewEvent
+from eventstore._model import NewEvent, RecordedEvent, recorded_event
 from eventstore._validate import encode_events, json_text
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore
@@ -176,3 +179,41 @@ def test_any_event_round_trips_through_the_store(kind: str, tmp_path: Path,
             assert [type(event) for event in decoded] == [type(event) for event in batch]
 
     trio.run(main)
+
+
+# -- ids built when first read --------------------------------------------------------------------
+
+NOW = datetime(2024, 1, 2, tzinfo=UTC)
+
+
+def _pair(raw: bytes) -> tuple[RecordedEvent, RecordedEvent]:
+    lazy = recorded_event("s", 1, 1, "t", {"a": 1}, {}, raw, NOW)
+    eager = RecordedEvent("s", 1, 1, "t", {"a": 1}, {}, uuid.UUID(bytes=raw), NOW)
+    return lazy, eager
+
+
+def test_a_lazily_built_id_equals_the_eager_one() -> None:
+    raw = uuid.uuid4().bytes
+    lazy, eager = _pair(raw)
+    assert lazy == eager and eager == lazy
+    assert repr(lazy) == repr(eager)
+    assert type(lazy.id) is uuid.UUID and lazy.id == uuid.UUID(bytes=raw)
+    assert lazy.id is lazy.id  # made once
+    for other, made in ((pickle.loads(pickle.dumps(_pair(raw)[0])), eager),
+                        (copy.deepcopy(_pair(raw)[0]), eager),
+                        (attrs.evolve(_pair(raw)[0], version=2), attrs.evolve(eager, version=2))):
+        assert other == made and type(other.id) is uuid.UUID
+    assert attrs.asdict(_pair(raw)[0]) == attrs.asdict(eager)
+    lazy_first, _ = _pair(raw)
+    assert eager == lazy_first  # compared before its id was read
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        lazy.id = uuid.uuid4()  # type: ignore[misc]
+
+
+async def test_events_read_from_sqlite_carry_the_ids_appended(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "ids.db") as store:
+        sent = [store.codec.new_event(Inner(str(n), [])) for n in range(3)]
+        await store.append("s", sent)
+        read = [event async for event in store.read("s")]
+        assert [event.id for event in read] == [event.id for event in sent]
+        assert read == [event async for event in store.read("s")]
