@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import abc
 import builtins
-import contextlib
 import json
 import uuid
 import warnings
@@ -33,10 +32,11 @@ from ._model import (
     recorded_event,
     uuid_from_bytes,
 )
+from ._reader import Pending, ReaderThread
 from ._validate import EncodedEvent
 
 if TYPE_CHECKING:
-    from outcome import Outcome
+    pass
 
 decode_json: Final[Callable[[str | bytes], Any]] = msgspec.json.Decoder().decode
 """msgspec's JSON decoder: several times the speed of ``json.loads``, and as exact (ints of any
@@ -85,45 +85,7 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
 
 
 PageRead = Callable[[], list[RecordedEvent]]
-"""Reads one page, blocking: run in a worker thread."""
-
-
-class _ReadAhead:
-    """The next page, read in a worker thread while the caller consumes the current one.
-
-    No trio task waits for the thread: it hands its outcome back through the trio token. So a
-    reader that stops early, or is cancelled, leaves nothing running in trio; the thread finishes
-    its one page, the page is dropped and the thread's slot of ``limiter`` is given back.
-    """
-
-    def __init__(self, read: PageRead, limiter: trio.CapacityLimiter) -> None:
-        """Start ``read`` in a worker thread.
-
-        Raises:
-            trio.WouldBlock: ``limiter`` has no thread to spare now; read the page later.
-        """
-        limiter.acquire_on_behalf_of_nowait(self)
-        self._limiter = limiter
-        self._token = trio.lowlevel.current_trio_token()
-        self._done = trio.Event()
-        self._outcome: Outcome[list[RecordedEvent]] | None = None
-        trio.lowlevel.start_thread_soon(read, self._deliver, name="eventstore read-ahead")
-
-    def _deliver(self, result: Outcome[list[RecordedEvent]]) -> None:
-        """In the worker thread: hand ``result`` to trio, unless trio has finished."""
-        with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(self._arrived, result)
-
-    def _arrived(self, result: Outcome[list[RecordedEvent]]) -> None:
-        self._limiter.release_on_behalf_of(self)
-        self._outcome = result
-        self._done.set()
-
-    async def page(self) -> list[RecordedEvent]:
-        """The page, once read (a checkpoint); the read's exception if it failed."""
-        await self._done.wait()
-        assert self._outcome is not None
-        return self._outcome.unwrap()
+"""Reads one page, blocking: run on the store's reader thread."""
 
 
 class EventStore(abc.ABC):
@@ -136,9 +98,9 @@ class EventStore(abc.ABC):
     codec: Codec
     page_size: int
     poll_interval: float
-    _read_limiter: trio.CapacityLimiter | None = None
-    """The worker threads a backend reads in, if it reads ahead: ``read`` and ``read_all`` then
-    fetch the next page (``_page_read``, ``_all_page_read``) while the caller consumes one."""
+    _reader: ReaderThread | None = None
+    """The thread a backend reads on, if it reads ahead: ``read`` and ``read_all`` then fetch
+    the next page there (``_page_read``, ``_all_page_read``) while the caller consumes one."""
 
     def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
                  poll_interval: float = 0.5) -> None:
@@ -340,14 +302,14 @@ class EventStore(abc.ABC):
         more = remaining != 0 and (last is None or cursor <= last)
         if not more:
             await trio.lowlevel.checkpoint()  # an empty read is a checkpoint too
-        ahead: _ReadAhead | None = None
+        ahead: Pending[list[RecordedEvent]] | None = None
         size = self._page_for(remaining)
         while more:
             self._check_open()
             if ahead is None:
                 page = await read(cursor, size)
             else:
-                page, ahead = await ahead.page(), None
+                page, ahead = await ahead.result(), None
             more = len(page) == size  # a full page: more may follow
             if more:
                 cursor = after(page[-1])
@@ -364,14 +326,11 @@ class EventStore(abc.ABC):
         """How many events to ask for when ``remaining`` are wanted (None: all)."""
         return self.page_size if remaining is None else min(self.page_size, remaining)
 
-    def _ahead(self, read: PageRead | None) -> _ReadAhead | None:
-        """Start ``read`` of the next page if this backend reads ahead and has a thread free."""
-        if read is None or self._read_limiter is None:
+    def _ahead(self, read: PageRead | None) -> Pending[list[RecordedEvent]] | None:
+        """Queue ``read`` of the next page if this backend reads ahead."""
+        if read is None or self._reader is None:
             return None
-        try:
-            return _ReadAhead(read, self._read_limiter)
-        except trio.WouldBlock:
-            return None
+        return self._reader.submit(read)
 
     async def _subscription(self, after: int,
                             types: frozenset[str] | None) -> AsyncGenerator[RecordedEvent, None]:
@@ -407,12 +366,12 @@ class EventStore(abc.ABC):
 
     def _page_read(self, stream: str, first: int, last: int | None,
                    size: int) -> PageRead | None:
-        """``_read_page`` as a blocking call for a worker thread, if the backend reads ahead."""
+        """``_read_page`` as a blocking call for the reader thread, if the backend reads ahead."""
         return None
 
     def _all_page_read(self, after: int, size: int,
                        types: frozenset[str] | None) -> PageRead | None:
-        """``_read_all_page`` as a blocking call for a worker thread, if it reads ahead."""
+        """``_read_all_page`` as a blocking call for the reader thread, if it reads ahead."""
         return None
 
     @abc.abstractmethod

@@ -1,9 +1,10 @@
 """``SQLiteEventStore``: the embedded, durable backend on one SQLite file (stdlib ``sqlite3``).
 
-One writer connection commits every append through group commit; reads run on a small pool of
-reader connections; every call into SQLite runs in a worker thread, so trio never waits on the
-database. The file is in WAL mode, so readers never block the writer, and several processes may
-share it: SQLite's write lock and the busy timeout serialise their writers.
+One writer connection commits every append through group commit; reads run on the store's one
+reader thread, on its own connection, fed through a queue (no thread hop per page); every call
+into SQLite runs off trio's thread, so trio never waits on the database. The file is in WAL
+mode, so readers never block the writer, and several processes may share it: SQLite's write lock
+and the busy timeout serialise their writers.
 
 A batch of appends is written in one of two ways. The fast way plans each append's versions on the
 trio thread, from the versions this store last saw, and inserts the whole batch with one
@@ -23,7 +24,6 @@ import functools
 import math
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
@@ -45,6 +45,7 @@ from ._model import (
     RecordedEvent,
     recorded_event,
 )
+from ._reader import ReaderThread
 from ._sqlite_write import (
     EVENT_WIDTH,
     ROWS_PER_INSERT,
@@ -63,7 +64,6 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-READERS = 4
 LAST = 2**63 - 1  # the highest version SQLite can store: "no upper bound"
 VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 
@@ -161,12 +161,13 @@ class SQLiteEventStore(EventStore):
         self.synchronous = synchronous.upper()
         self.busy_timeout = float(busy_timeout)
         self._writer: sqlite3.Connection | None = None
-        self._readers: list[sqlite3.Connection] = []  # idle reader connections
-        self._readers_lock = threading.Lock()
+        self._reader_conn: sqlite3.Connection | None = None  # the reader thread's own
+        self._reader: ReaderThread = ReaderThread(f"eventstore reader {self.path}",
+                                    finish=self._close_reader,
+                                    closed=lambda: StoreClosed(type(self).__name__))
         self._shut = False  # set once the connections are being closed
         self._open_lock = trio.Lock()
         self._write_limiter = trio.CapacityLimiter(1)
-        self._read_limiter = trio.CapacityLimiter(READERS)
         self._committer = GroupCommitter(self._write_batch, after_commit=self._notify_appended)
         self._versions: dict[str, int] = {}  # stream -> version last seen: a hint, checked
         self._rows_per_insert = ROWS_PER_INSERT
@@ -274,31 +275,33 @@ class SQLiteEventStore(EventStore):
             raise store_error(exc, f"cannot open {self.path!r} as an event store") from exc
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on an idle reader connection in a worker thread."""
+        """Run ``work`` on the reader connection, on the store's reader thread."""
         await self._connect()
-        return await trio.to_thread.run_sync(self._with_reader, work, limiter=self._read_limiter)
+        return await self._reader.run(functools.partial(self._with_reader, work))
 
     def _with_reader(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        with self._readers_lock:
-            if self._shut:
-                raise StoreClosed(type(self).__name__)
-            conn = self._readers.pop() if self._readers else None
+        """On the reader thread: run ``work`` on its connection, opened on first use."""
+        if self._shut:
+            raise StoreClosed(type(self).__name__)
         try:
+            conn = self._reader_conn
             if conn is None:
                 conn = self._connection()
-                conn.execute("PRAGMA query_only = 1")
-            result = work(conn)
+                try:
+                    conn.execute("PRAGMA query_only = 1")
+                except BaseException:
+                    conn.close()
+                    raise
+                self._reader_conn = conn
+            return work(conn)
         except sqlite3.Error as exc:
             raise store_error(exc, f"cannot read {self.path!r}") from exc
-        finally:
-            if conn is not None:
-                with self._readers_lock:
-                    keep = not self._shut
-                    if keep:
-                        self._readers.append(conn)
-                if not keep:
-                    conn.close()
-        return result
+
+    def _close_reader(self) -> None:
+        """On the reader thread, as it ends: close its connection."""
+        conn, self._reader_conn = self._reader_conn, None
+        if conn is not None:
+            conn.close()
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the writer connection in a worker thread (never two at once)."""
@@ -413,16 +416,13 @@ class SQLiteEventStore(EventStore):
         # Shielded: closing must finish even when the caller is being cancelled. It waits for the
         # writer's batch in flight, if any, which then commits or fails as a whole.
         with trio.CancelScope(shield=True):
+            self._shut = True
+            await self._reader.stop()  # after the reads queued so far, which then fail
             async with self._open_lock:
                 await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
 
     def _close_sync(self) -> None:
-        with self._readers_lock:
-            self._shut = True
-            idle, self._readers = self._readers, []
         writer, self._writer = self._writer, None
-        for conn in idle:
-            conn.close()
         if writer is not None:
             writer.close()
 

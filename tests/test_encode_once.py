@@ -8,6 +8,7 @@ import copy
 import enum
 import math
 import pickle
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eventstore import EventStore, SerializationError
+from eventstore import EventStore, SerializationError, StoreClosed
 from eventstore._codec import Codec
 from eventstore._model import NewEvent, RecordedEvent, recorded_event
 from eventstore._validate import encode_events, json_text
@@ -217,3 +218,79 @@ async def test_events_read_from_sqlite_carry_the_ids_appended(tmp_path: Path) ->
         read = [event async for event in store.read("s")]
         assert [event.id for event in read] == [event.id for event in sent]
         assert read == [event async for event in store.read("s")]
+
+
+# -- the SQLite reader thread ---------------------------------------------------------------------
+
+
+def reader_threads(store: SQLiteEventStore) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"eventstore reader {store.path}"]
+
+
+def all_tasks() -> list[trio.lowlevel.Task]:
+    found, todo = [], [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        assert task is not None
+        found.append(task)
+        todo.extend(child for nursery in task.child_nurseries for child in nursery.child_tasks)
+    return found
+
+
+async def filled(path: Path, n: int, *, page_size: int) -> SQLiteEventStore:
+    store = SQLiteEventStore(path, synchronous="OFF", page_size=page_size)
+    await store.append("s", [store.codec.new_event(Inner(str(k), [])) for k in range(n)])
+    return store
+
+
+async def test_reads_run_on_one_reader_thread_that_stops_on_aclose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await filled(tmp_path / "r.db", 10, page_size=3)
+    assert reader_threads(store) == []  # started lazily
+    hops = []
+    real = trio.to_thread.run_sync
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        hops.append(args[0])
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", counted)
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):  # concurrent readers share the one thread
+            nursery.start_soon(lambda: store.last_version("s"))
+        assert len([event async for event in store.read("s")]) == 10
+    assert [event.version async for event in store.read_all(after_position=4)] == [5, 6, 7, 8, 9,
+                                                                                   10]
+    assert hops == []  # no thread hop per page
+    assert len(reader_threads(store)) == 1
+    await store.aclose()
+    assert reader_threads(store) == []
+    assert store._reader_conn is None
+
+
+async def test_a_read_abandoned_mid_page_leaves_no_task(tmp_path: Path) -> None:
+    store = await filled(tmp_path / "a.db", 10, page_size=2)
+    await trio.testing.wait_all_tasks_blocked()
+    before = len(all_tasks())
+    async with contextlib.aclosing(store.read("s")) as events:
+        async for event in events:  # the next page is queued on the reader thread now
+            assert event.version == 1
+            break
+    assert len(all_tasks()) == before
+    with trio.move_on_after(0) as scope:  # cancelled while its page is read
+        async for _ in store.read("s"):
+            pass  # pragma: no cover - cancelled before the first page arrives
+    assert scope.cancelled_caught
+    await trio.testing.wait_all_tasks_blocked()
+    assert len(all_tasks()) == before
+    assert [event.version async for event in store.read("s", from_version=9)] == [9, 10]
+    await store.aclose()
+    assert reader_threads(store) == []
+
+
+async def test_a_read_after_aclose_fails_without_starting_a_thread(tmp_path: Path) -> None:
+    store = SQLiteEventStore(tmp_path / "c.db")
+    await store.aclose()
+    with pytest.raises(StoreClosed):
+        await store.last_version("s")
+    assert reader_threads(store) == []
