@@ -14,7 +14,7 @@ import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import Any, Final, Self
 
 import msgspec
 import trio
@@ -30,13 +30,9 @@ from ._model import (
     RecordedEvent,
     Snapshot,
     recorded_event,
-    uuid_from_bytes,
 )
 from ._reader import Pending, ReaderThread
 from ._validate import EncodedEvent
-
-if TYPE_CHECKING:
-    pass
 
 decode_json: Final[Callable[[str | bytes], Any]] = msgspec.json.Decoder().decode
 """msgspec's JSON decoder: several times the speed of ``json.loads``, and as exact (ints of any
@@ -69,8 +65,9 @@ def decode_row(stream: str, version: int, position: int, type: str, data: str | 
     event_id: uuid.UUID | bytes
     try:
         if isinstance(id, bytes):
-            uuid_from_bytes(id)  # checked now; the event builds its UUID when ``id`` is read
-            event_id = id
+            if len(id) != 16:
+                raise ValueError("not 16 bytes")
+            event_id = id  # the event builds its UUID when ``id`` is first read
         elif isinstance(id, str):
             event_id = uuid.UUID(id)
         elif isinstance(id, uuid.UUID):
