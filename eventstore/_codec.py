@@ -17,11 +17,11 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias, TypeVar, get_args, get_origin
 
 import attrs
-import cattrs
+from cattrs.preconf.msgspec import MsgspecJsonConverter
 
 from . import _validate as check
 from ._errors import DecodeError, InvalidArgument, SerializationError
-from ._model import NewEvent, RecordedEvent
+from ._model import NewEvent, RecordedEvent, encoded_new_event
 from ._values import TEXT_TYPES, ValueCodec
 from ._values import describe as _describe
 
@@ -185,9 +185,17 @@ def _import_name(name: str) -> Any:
 # -- the converter --------------------------------------------------------------------------------
 
 
-def make_converter() -> cattrs.Converter:
-    """A fresh cattrs converter set up for JSON, as each ``Codec`` gets one."""
-    converter = cattrs.Converter(unstruct_collection_overrides={AbstractSet: list, tuple: list})
+def make_converter() -> MsgspecJsonConverter:
+    """A fresh cattrs converter set up for JSON, as each ``Codec`` gets one.
+
+    It is cattrs' preconfigured msgspec converter class (``dumps`` and ``loads`` work), with
+    this codec's own hooks rather than ``cattrs.preconf.msgspec.configure_converter``: that one
+    leaves datetimes, enums and attrs instances for msgspec to write, so an event's data would no
+    longer be the plain JSON data the store gives back, and it changes the stored forms (RFC
+    3339 datetimes, dict keys made str without the check for colliding keys).
+    """
+    converter = MsgspecJsonConverter(
+        unstruct_collection_overrides={AbstractSet: list, tuple: list})
     for kind, (_, to_text, from_text) in TEXT_TYPES.items():
         converter.register_unstructure_hook(kind, to_text)
         converter.register_structure_hook(kind, from_text)
@@ -231,7 +239,7 @@ class Codec:
     decode, because the codec caches the hooks it takes from it.
     """
 
-    converter: cattrs.Converter
+    converter: MsgspecJsonConverter
 
     def __init__(self) -> None:
         self.converter = make_converter()
@@ -365,7 +373,8 @@ class Codec:
             id: The event id, for an idempotent retry; a fresh UUID by default.
 
         Returns:
-            A ``NewEvent`` with the class's type name and the unstructured fields as data.
+            A ``NewEvent`` with the class's type name, the unstructured fields as data, and
+            their JSON text (``data_json``), which ``append`` stores without encoding again.
 
         Raises:
             SerializationError: ``obj`` is not an attrs instance, or its data or ``metadata``
@@ -376,7 +385,7 @@ class Codec:
                 name is not storable (see ``EventStore.append``).
         """
         name, version, unstructure = self._encoder(type(obj))
-        data = self._unstructure_checked(unstructure, obj, name)
+        data, text = self._unstructure_checked(unstructure, obj, name)
         extra = {} if metadata is None else dict(metadata)
         if SCHEMA_VERSION in extra:
             raise InvalidArgument(
@@ -387,15 +396,17 @@ class Codec:
             check.to_json(extra, f"metadata of a {name!r} event")
         if version != 1:
             extra[SCHEMA_VERSION] = version
-        if id is None:
-            return NewEvent(type=name, data=data, metadata=extra)
-        return NewEvent(type=name, data=data, metadata=extra, id=id)
+        # The JSON text travels with the event, so the store does not encode it again.
+        return encoded_new_event(name, data, extra, id, text)
 
     @staticmethod
-    def _unstructure_checked(unstructure: Callable[[Any], Any], obj: Any, name: str) -> Any:
+    def _unstructure_checked(unstructure: Callable[[Any], Any], obj: Any,
+                             name: str) -> tuple[Any, str]:
+        """``obj``'s data and its JSON text, checked by the rules the store applies at append
+        (so that emit fails at once)."""
         try:
             data = unstructure(obj)
-            check.json_text(data)  # the rules the store applies at append, so emit fails at once
+            text = check.json_text(data)
         except (TypeError, ValueError, RecursionError) as exc:
             raise SerializationError(
                 f"{name!r} instance is not JSON-compatible once unstructured ({exc}); give its "
@@ -405,7 +416,7 @@ class Codec:
             raise SerializationError(
                 exc.message(f"{name!r} data")
                 + ", or register a cattrs unstructure hook on codec.converter") from None
-        return data
+        return data, text
 
     def decode(self, event: RecordedEvent) -> Any:
         """Decode a recorded event into an instance of its class, upcasting older data.
@@ -494,7 +505,7 @@ class Codec:
     def _encode_attrs(self, obj: Any) -> list[Any]:
         """``[type name, schema version, data]`` of an attrs instance inside a value."""
         name, version, unstructure = self._encoder(type(obj))
-        return [name, version, self._unstructure_checked(unstructure, obj, name)]
+        return [name, version, self._unstructure_checked(unstructure, obj, name)[0]]
 
     # -- snapshot states -------------------------------------------------------------------------
 

@@ -57,6 +57,19 @@ class NewEvent:
     data: Any
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
     id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    data_json: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    """``data`` as the JSON text the store writes, when ``Codec.new_event`` made the event (it
+    encodes and checks once, at emit); None for an event built by hand, which ``append``
+    encodes. Not an argument, so ``attrs.evolve`` drops it and the changed event is encoded
+    again."""
+
+
+def encoded_new_event(type: str, data: Any, metadata: dict[str, Any], id: uuid.UUID | None,
+                      data_json: str) -> NewEvent:
+    """A ``NewEvent`` that carries ``data_json``, checked JSON text of ``data`` (the codec's)."""
+    event = NewEvent(type, data, metadata) if id is None else NewEvent(type, data, metadata, id)
+    object.__setattr__(event, "data_json", data_json)
+    return event
 
 
 @attrs.frozen
@@ -78,13 +91,14 @@ def _fast_recorded_event() -> Callable[..., RecordedEvent]:
 
     attrs' frozen ``__init__`` sets each field through a cached ``object.__setattr__`` call; this
     sets the slots directly, at about two thirds of the cost. The class stays a frozen attrs class
-    for users: only the stores, which pass checked values of the right types, call this.
+    for users: only the stores, which pass checked values of the right types, call this. The id
+    may be given as its 16 stored bytes, which become a UUID when ``id`` is first read.
     """
     new = object.__new__
     (stream, version, position, type_, data, metadata, id_, recorded_at) = (
         RecordedEvent.__dict__[field.name].__set__ for field in attrs.fields(RecordedEvent))
 
-    def make(s: str, v: int, p: int, t: str, d: Any, m: dict[str, Any], i: uuid.UUID,
+    def make(s: str, v: int, p: int, t: str, d: Any, m: dict[str, Any], i: uuid.UUID | bytes,
              r: datetime) -> RecordedEvent:
         event: RecordedEvent = new(RecordedEvent)
         stream(event, s)
@@ -123,6 +137,31 @@ def _fast_uuid() -> Callable[[bytes], uuid.UUID]:
 
 
 uuid_from_bytes: Final = _fast_uuid()
+
+
+def _lazy_id() -> None:
+    """Let a ``RecordedEvent`` keep its id's 16 stored bytes until ``id`` is first read.
+
+    A replay reads the id of few events, and building a UUID costs as much as decoding a small
+    event's JSON. ``id`` becomes a property over the attrs slot, so every reader (equality,
+    hash, repr, pickle, ``attrs.evolve``) still sees a UUID; the frozen ``__setattr__`` still
+    refuses assignments, and ``__init__`` (which bypasses it) stores through the property.
+    """
+    slot = RecordedEvent.__dict__["id"]
+    get, put = slot.__get__, slot.__set__
+    make = uuid_from_bytes
+
+    def read(event: RecordedEvent) -> uuid.UUID:
+        value = get(event)
+        if type(value) is bytes:
+            value = make(value)
+            put(event, value)
+        return value  # type: ignore[no-any-return]
+
+    setattr(RecordedEvent, "id", property(read, put, doc="The event's unique id."))  # noqa: B010
+
+
+_lazy_id()
 
 
 @attrs.frozen

@@ -1,9 +1,10 @@
 """``SQLiteEventStore``: the embedded, durable backend on one SQLite file (stdlib ``sqlite3``).
 
-One writer connection commits every append through group commit; reads run on a small pool of
-reader connections; every call into SQLite runs in a worker thread, so trio never waits on the
-database. The file is in WAL mode, so readers never block the writer, and several processes may
-share it: SQLite's write lock and the busy timeout serialise their writers.
+One writer connection commits every append through group commit; reads run on the store's one
+reader thread, on its own connection, fed through a queue (no thread hop per page); every call
+into SQLite runs off trio's thread, so trio never waits on the database. The file is in WAL
+mode, so readers never block the writer, and several processes may share it: SQLite's write lock
+and the busy timeout serialise their writers.
 
 A batch of appends is written in one of two ways. The fast way plans each append's versions on the
 trio thread, from the versions this store last saw, and inserts the whole batch with one
@@ -20,11 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 import os
 import sqlite3
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Self, TypeVar
@@ -45,8 +44,8 @@ from ._model import (
     Expected,
     RecordedEvent,
     recorded_event,
-    uuid_from_bytes,
 )
+from ._reader import ReaderThread
 from ._sqlite_write import (
     EVENT_WIDTH,
     ROWS_PER_INSERT,
@@ -55,7 +54,7 @@ from ._sqlite_write import (
     plan_batch,
     store_error,
 )
-from ._store import EventStore, PageRead, decode_row
+from ._store import EventStore, PageRead, decode_json, decode_row
 from ._validate import EncodedEvent
 
 __all__ = ["SQLiteEventStore"]
@@ -65,7 +64,6 @@ T = TypeVar("T")
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-READERS = 4
 LAST = 2**63 - 1  # the highest version SQLite can store: "no upper bound"
 VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 
@@ -163,12 +161,13 @@ class SQLiteEventStore(EventStore):
         self.synchronous = synchronous.upper()
         self.busy_timeout = float(busy_timeout)
         self._writer: sqlite3.Connection | None = None
-        self._readers: list[sqlite3.Connection] = []  # idle reader connections
-        self._readers_lock = threading.Lock()
+        self._reader_conn: sqlite3.Connection | None = None  # the reader thread's own
+        self._reader: ReaderThread = ReaderThread(f"eventstore reader {self.path}",
+                                    finish=self._close_reader,
+                                    closed=lambda: StoreClosed(type(self).__name__))
         self._shut = False  # set once the connections are being closed
         self._open_lock = trio.Lock()
         self._write_limiter = trio.CapacityLimiter(1)
-        self._read_limiter = trio.CapacityLimiter(READERS)
         self._committer = GroupCommitter(self._write_batch, after_commit=self._notify_appended)
         self._versions: dict[str, int] = {}  # stream -> version last seen: a hint, checked
         self._rows_per_insert = ROWS_PER_INSERT
@@ -276,31 +275,33 @@ class SQLiteEventStore(EventStore):
             raise store_error(exc, f"cannot open {self.path!r} as an event store") from exc
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` on an idle reader connection in a worker thread."""
+        """Run ``work`` on the reader connection, on the store's reader thread."""
         await self._connect()
-        return await trio.to_thread.run_sync(self._with_reader, work, limiter=self._read_limiter)
+        return await self._reader.run(functools.partial(self._with_reader, work))
 
     def _with_reader(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        with self._readers_lock:
-            if self._shut:
-                raise StoreClosed(type(self).__name__)
-            conn = self._readers.pop() if self._readers else None
+        """On the reader thread: run ``work`` on its connection, opened on first use."""
+        if self._shut:
+            raise StoreClosed(type(self).__name__)
         try:
+            conn = self._reader_conn
             if conn is None:
                 conn = self._connection()
-                conn.execute("PRAGMA query_only = 1")
-            result = work(conn)
+                try:
+                    conn.execute("PRAGMA query_only = 1")
+                except BaseException:
+                    conn.close()
+                    raise
+                self._reader_conn = conn
+            return work(conn)
         except sqlite3.Error as exc:
             raise store_error(exc, f"cannot read {self.path!r}") from exc
-        finally:
-            if conn is not None:
-                with self._readers_lock:
-                    keep = not self._shut
-                    if keep:
-                        self._readers.append(conn)
-                if not keep:
-                    conn.close()
-        return result
+
+    def _close_reader(self) -> None:
+        """On the reader thread, as it ends: close its connection."""
+        conn, self._reader_conn = self._reader_conn, None
+        if conn is not None:
+            conn.close()
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the writer connection in a worker thread (never two at once)."""
@@ -415,16 +416,13 @@ class SQLiteEventStore(EventStore):
         # Shielded: closing must finish even when the caller is being cancelled. It waits for the
         # writer's batch in flight, if any, which then commits or fails as a whole.
         with trio.CancelScope(shield=True):
+            self._shut = True
+            await self._reader.stop()  # after the reads queued so far, which then fail
             async with self._open_lock:
                 await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
 
     def _close_sync(self) -> None:
-        with self._readers_lock:
-            self._shut = True
-            idle, self._readers = self._readers, []
         writer, self._writer = self._writer, None
-        for conn in idle:
-            conn.close()
         if writer is not None:
             writer.close()
 
@@ -471,19 +469,16 @@ def _moment(text: str, stream: str | None = None, version: int | None = None) ->
                           stream=stream, version=version) from None
 
 
-# The C scanner behind json.loads, without the Python wrapping that costs as much as the parsing.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
 def _decode(rows: list[Row]) -> list[RecordedEvent]:
     """Rows of (stream, version, position, type, data, metadata, id, recorded_at) as events.
 
-    The fast path parses compact JSON with the C scanner, shares one datetime per commit and
-    builds ids and events without their constructors' checks; any row it does not accept (bad
-    JSON, surrounding whitespace, ...) goes through ``decode_row``, which decodes it the slow way
-    or raises ``DecodeError`` naming its stream and version.
+    The fast path parses JSON with msgspec, shares one datetime per commit, keeps each id's 16
+    bytes for the event to make a UUID of when it is read, and builds events without their
+    constructor's checks; any row it does not accept (JSON msgspec refuses, an id that is not 16
+    bytes, ...) goes through ``decode_row``, which decodes it the slow way or raises
+    ``DecodeError`` naming its stream and version.
     """
-    scan, make, make_id = _scan, recorded_event, uuid_from_bytes
+    decode, make = decode_json, recorded_event
     moments: dict[str, datetime] = {}
     page: list[RecordedEvent] = []
     append = page.append
@@ -492,16 +487,16 @@ def _decode(rows: list[Row]) -> list[RecordedEvent]:
         if moment is None:
             moment = moments[text] = _moment(text, stream, version)
         try:
-            value, end = scan(data, 0)
+            value = decode(data)
             if metadata == "{}":
                 extra: dict[str, Any] = {}
             else:
-                extra, end_metadata = scan(metadata, 0)
-                if end_metadata != len(metadata) or type(extra) is not dict:
+                extra = decode(metadata)
+                if type(extra) is not dict:
                     raise ValueError
-            if end != len(data) or type(id) is not bytes:
+            if type(id) is not bytes or len(id) != 16:
                 raise ValueError
-            append(make(stream, version, position, kind, value, extra, make_id(id), moment))
-        except (StopIteration, ValueError, TypeError):
+            append(make(stream, version, position, kind, value, extra, id, moment))
+        except (ValueError, TypeError):
             append(decode_row(stream, version, position, kind, data, metadata, id, moment))
     return page

@@ -107,7 +107,7 @@ async def test_the_file_is_opened_lazily(tmp_path: Path) -> None:
     await store.append("s", events(1))
     assert path.exists()
     await store.aclose()
-    assert store._writer is None and store._readers == []
+    assert store._writer is None and store._reader_conn is None
 
 
 async def test_two_stores_on_one_file_race_with_expected_versions(tmp_path: Path) -> None:
