@@ -1,8 +1,12 @@
 """The write path of ``SQLiteEventStore``: a batch of appends planned, then committed.
 
-The fast way plans each append's versions from the versions the store last saw and inserts the
-whole plan with one multi-row ``INSERT``, its own transaction; the schema's triggers check it row by
-row. What the plan cannot vouch for, or what SQLite refuses, is written the careful way: one
+The fast way plans each append's versions from the versions the store last saw and writes the
+whole plan in one ``BEGIN IMMEDIATE`` transaction: one query reads the planned streams' versions
+and one looks for deleted event ids, then one multi-row ``INSERT`` writes the events and one
+upsert moves each stream's version once. The write lock, held from ``BEGIN IMMEDIATE``, keeps any
+other writer (another process on the file) out between the check and the insert. A plan whose
+versions are stale, or that reuses a deleted id, writes nothing. What the plan cannot vouch for,
+or what SQLite refuses, is written the careful way: one
 ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the idempotent-retry and
 expected-version checks against the stored ids and versions. A row SQLite refuses fails its own
 append alone. When SQLite fails otherwise (a full disk, an I/O error), the appends not yet
@@ -34,9 +38,14 @@ INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, 
                 "VALUES {}")
 SELECT_VERSIONS = ("SELECT json_group_object(stream, version) FROM streams "
                    "WHERE stream IN ({})")
+ANY_DELETED = "SELECT 1 FROM deleted_ids WHERE id IN ({}) LIMIT 1"
+SOME_DELETED = "SELECT 1 FROM deleted_ids LIMIT 1"
+MOVE_STREAMS = ("INSERT INTO streams (stream, version) VALUES {} "
+                "ON CONFLICT (stream) DO UPDATE SET version = excluded.version")
+STREAMS_PER_UPSERT = 400  # 800 values: under the 999 an old SQLite allows
 
-# SQLite's primary result codes for a row it will not take: a constraint (a trigger's RAISE
-# included), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
+# SQLite's primary result codes for a row it will not take: a constraint (a stored id, a
+# taken version), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
 REFUSALS = frozenset({sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH,
                       sqlite3.SQLITE_RANGE})
 
@@ -58,13 +67,15 @@ class _Plan:
     requests: list[AppendRequest] = attrs.Factory(list)
     versions: list[int] = attrs.Factory(list)  # each append's last version
     values: list[object] = attrs.Factory(list)  # the statement's values, row after row
+    bases: dict[str, int] = attrs.Factory(dict)  # each stream's version before the plan
+    ends: dict[str, int] = attrs.Factory(dict)  # each stream's version after the plan
 
     @property
     def rows(self) -> int:
         return len(self.values) // EVENT_WIDTH
 
 
-def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at: str,
+def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at: int,
                 most: int) -> tuple[list[_Plan], list[AppendRequest]]:
     """Split ``requests`` into plans of at most ``most`` rows, and appends to write carefully.
 
@@ -94,17 +105,18 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         for n, event in enumerate(request.events, start=1):
             plan.values += (stream, actual + n, event.type, event.data, event.metadata,
                             event.id.bytes, recorded_at)
-        planned[stream] = actual + count
+        planned[stream] = plan.ends[stream] = actual + count
+        plan.bases.setdefault(stream, actual)
         plan.requests.append(request)
         plan.versions.append(actual + count)
     return [plan for plan in plans if plan.requests], careful
 
 
 def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[AppendRequest],
-                 recorded_at: str, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
+                 recorded_at: int, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
     """Write the plans, then the careful appends; each append's outcome, and versions seen.
 
-    Each plan is one statement and one transaction; a plan that SQLite refuses wrote nothing,
+    Each plan is one transaction; a plan that is stale, or that SQLite refuses, wrote nothing,
     and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
     held past the busy timeout), the appends not yet committed are looked up by their event ids:
     those found stored succeed, the others get that error.
@@ -114,15 +126,10 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
     everyone = [request for plan in plans for request in plan.requests] + careful
     try:
         for plan in plans:
-            try:
-                last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
-                                    plan.values).lastrowid
-            except sqlite3.Error as exc:
-                if not refused(exc):
-                    raise
+            last = _write_plan(conn, plan)
+            if last is None:
                 careful.extend(plan.requests)
                 continue
-            assert last is not None
             position = last - plan.rows
             for request, version in zip(plan.requests, plan.versions, strict=True):
                 position += len(request.events)
@@ -140,6 +147,56 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
         outcomes += _checked(conn, [request for request in everyone if id(request) not in settled],
                              failure)
     return outcomes, versions
+
+
+def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
+    """Write a plan in one transaction; its last position, or None if it wrote nothing.
+
+    Nothing is written when a stream's stored version is not the one the plan starts from
+    (another writer moved it on, or the store's hint was stale), when an event id belongs to a
+    deleted event, or when SQLite refuses a row (a stored id, a value too big).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if _stream_versions(conn, list(plan.bases)) != plan.bases:
+            return None
+        # Most stores never delete: then one probe of the empty table spares the id lookups.
+        if (conn.execute(SOME_DELETED).fetchone() is not None
+                and _select_in(conn, ANY_DELETED, plan.values[5::EVENT_WIDTH])):
+            return None
+        last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
+                            plan.values).lastrowid
+        _move_streams(conn, plan.ends)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if not refused(exc):
+            raise
+        return None
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    assert last is not None
+    return last
+
+
+def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, int]:
+    """Each stream's stored version (0 for a new stream), in one query per chunk of streams."""
+    found: dict[str, int] = {}
+    for start in range(0, len(streams), ID_CHUNK):
+        chunk = streams[start:start + ID_CHUNK]
+        [(versions,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
+                                     chunk).fetchall()
+        found.update(dict.fromkeys(chunk, 0))
+        found.update(json.loads(versions))
+    return found
+
+
+def _move_streams(conn: sqlite3.Connection, versions: dict[str, int]) -> None:
+    """Store each stream's new version: one upsert per chunk of streams, not one per event."""
+    items = [value for pair in versions.items() for value in pair]
+    for start in range(0, len(items), 2 * STREAMS_PER_UPSERT):
+        chunk = items[start:start + 2 * STREAMS_PER_UPSERT]
+        conn.execute(_values(MOVE_STREAMS, 2, len(chunk) // 2), chunk)
 
 
 def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
@@ -161,7 +218,7 @@ def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
             for request, ids in zip(requests, found, strict=True)]
 
 
-def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: str,
+def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
                 versions: dict[str, int], most: int) -> list[Outcome]:
     """Write appends one by one in one transaction, each under a savepoint, each alone.
 
@@ -169,14 +226,8 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
     a version seen in a transaction that fails is no hint for the next batch.
     """
     conn.execute("BEGIN IMMEDIATE")
-    seen: dict[str, int] = {}
-    streams = list({request.stream for request in requests})
-    for start in range(0, len(streams), ID_CHUNK):
-        chunk = streams[start:start + ID_CHUNK]
-        [(found,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
-                                  chunk).fetchall()
-        seen.update(dict.fromkeys(chunk, 0))
-        seen.update(json.loads(found))
+    seen = _stream_versions(conn, list({request.stream: None for request in requests}))
+    moved: dict[str, int] = {}
     outcomes: list[Outcome] = []
     for request in requests:
         stream = request.stream
@@ -193,7 +244,7 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:
                 position = _insert(conn, request, actual, recorded_at, most)
-                seen[stream] = actual + len(request.events)
+                seen[stream] = moved[stream] = actual + len(request.events)
                 outcome = AppendResult(actual + len(request.events), position)
         except sqlite3.Error as exc:
             if not refused(exc):
@@ -207,12 +258,13 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
             outcome = exc
         conn.execute("RELEASE append")
         outcomes.append((request, outcome))
+    _move_streams(conn, moved)
     conn.execute("COMMIT")
     versions.update(seen)
     return outcomes
 
 
-def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: str,
+def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: int,
             most: int) -> int:
     """Insert the request's events after ``version``; the last one's position."""
     events = request.events
