@@ -265,3 +265,80 @@ async def test_a_version_without_an_in_place_upgrade_names_the_way_out(
         async with SQLiteEventStore(path):
             pass
     assert dump(path) == before
+
+
+# -- PostgreSQL: the same framework (its format has not changed yet, so a made-up version 2) ----
+
+async def fill_postgres(url: str, schema_name: str) -> list[Any]:
+    from eventstore.postgres import PostgresEventStore
+
+    async with PostgresEventStore(url, schema=schema_name) as store:
+        await store.append("a", [NewEvent("E", {"n": n}) for n in range(3)])
+        await store.append("b", [NewEvent("E", None, {"m": 1})])
+        await store.delete_up_to("a", 1)
+        await store.save_snapshot("a", 3, {"total": 3})
+        return [e async for e in store.read_all()]
+
+
+def postgres_state(url: str, schema_name: str) -> tuple[Any, ...]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return (
+            conn.execute(f'SELECT version FROM "{schema_name}".schema_version').fetchone(),
+            conn.execute("SELECT table_name, column_name FROM information_schema.columns "
+                         "WHERE table_schema = %s ORDER BY 1, 2", (schema_name,)).fetchall(),
+            conn.execute(f'SELECT * FROM "{schema_name}".events ORDER BY position').fetchall(),
+        )
+
+
+async def test_postgres_upgrades_a_schema_in_place(
+        postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventstore._postgres_sql as sql
+    from eventstore.postgres import PostgresEventStore
+
+    held = await fill_postgres(postgres_url, postgres_schema)
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(sql.MIGRATIONS, 1, (
+        "ALTER TABLE {s}.events ADD COLUMN note text",
+        "UPDATE {s}.events SET note = 'migrated'",
+    ))
+    async with PostgresEventStore(postgres_url, schema=postgres_schema) as store, \
+            PostgresEventStore(postgres_url, schema=postgres_schema) as other:
+        assert [e async for e in store.read_all()] == held
+        assert [e async for e in other.read_all()] == held  # the second one found it upgraded
+        assert await store.last_version("a") == 3
+        snapshot = await store.load_snapshot("a")
+        assert snapshot is not None and snapshot.state == {"total": 3}
+        after = await store.append("a", [NewEvent("E", 9)], expected_version=3)
+        assert (after.version, after.position) == (4, held[-1].position + 1)
+    version, columns, rows = postgres_state(postgres_url, postgres_schema)
+    assert version == (2,) and ("events", "note") in columns
+    assert [row[-1] for row in rows] == ["migrated"] * len(held) + [None]
+
+
+async def test_a_postgres_migration_that_fails_midway_changes_nothing(
+        postgres_url: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import eventstore._postgres_sql as sql
+    from eventstore.postgres import PostgresEventStore
+
+    await fill_postgres(postgres_url, postgres_schema)
+    before = postgres_state(postgres_url, postgres_schema)
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(sql.MIGRATIONS, 1, (
+        "ALTER TABLE {s}.events ADD COLUMN note text",
+        "UPDATE {s}.no_such_table SET note = 'x'",  # the second statement fails
+    ))
+    with pytest.raises(SchemaError) as failed:
+        async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
+            await store.last_version("a")
+    message = str(failed.value)
+    assert "from version 1 to 2" in message and "still at version 1" in message
+    assert "no_such_table" in message
+    assert postgres_state(postgres_url, postgres_schema) == before
+
+    monkeypatch.delitem(sql.MIGRATIONS, 1)
+    with pytest.raises(SchemaError, match=r"cannot upgrade in place.*python -m actors export"):
+        async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
+            await store.last_version("a")
+    assert postgres_state(postgres_url, postgres_schema) == before
