@@ -1,17 +1,18 @@
 """The write path of ``SQLiteEventStore``: a batch of appends planned, then committed.
 
 The fast way plans each append's versions from the versions the store last saw and writes the
-whole plan in one ``BEGIN IMMEDIATE`` transaction: one query reads the planned streams' versions
-and one looks for deleted event ids, then one multi-row ``INSERT`` writes the events and one
-upsert moves each stream's version once. The write lock, held from ``BEGIN IMMEDIATE``, keeps any
-other writer (another process on the file) out between the check and the insert. A plan whose
-versions are stale, or that reuses a deleted id, writes nothing. What the plan cannot vouch for,
-or what SQLite refuses, is written the careful way: one
-``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the idempotent-retry and
-expected-version checks against the stored ids and versions. A row SQLite refuses fails its own
-append alone. When SQLite fails otherwise (a full disk, an I/O error), the appends not yet
-committed are looked up by their event ids before they are reported: an error then means that
-nothing of the append is stored. Everything here runs in the writer's worker thread.
+whole plan with one statement, its own transaction: an ``INSERT`` whose rows carry their own check
+(that each stream's first planned version follows its stored version, and that no event id is a
+deleted one), made once per statement; a failed check writes nothing. One statement matters: the
+worker thread then spends the whole commit inside SQLite, without the GIL, instead of waiting for
+the GIL again after each of several statements while trio runs the callers. A stream's stored
+version is its newest event's, or the ``streams`` table's floor if higher (kept by deletions), so
+an append writes no other table. What the plan cannot vouch for, or what SQLite refuses, is
+written the careful way: one ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the
+idempotent-retry and expected-version checks against the stored ids and versions. A row SQLite
+refuses fails its own append alone. When SQLite fails otherwise (a full disk, an I/O error), the
+appends not yet committed are looked up by their event ids before they are reported: an error then
+means that nothing of the append is stored. Everything here runs in the writer's worker thread.
 """
 
 from __future__ import annotations
@@ -36,13 +37,22 @@ EVENT_WIDTH = 7  # values per row of INSERT_EVENT
 
 INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
                 "VALUES {}")
-SELECT_VERSIONS = ("SELECT json_group_object(stream, version) FROM streams "
-                   "WHERE stream IN ({})")
-ANY_DELETED = "SELECT 1 FROM deleted_ids WHERE id IN ({}) LIMIT 1"
-SOME_DELETED = "SELECT 1 FROM deleted_ids LIMIT 1"
-MOVE_STREAMS = ("INSERT INTO streams (stream, version) VALUES {} "
-                "ON CONFLICT (stream) DO UPDATE SET version = excluded.version")
-STREAMS_PER_UPSERT = 400  # 800 values: under the 999 an old SQLite allows
+# A stream's stored version: its newest event's, or the floor its deletions left, if higher.
+STORED_VERSION = ("max(coalesce((SELECT max(version) FROM events WHERE stream = {0}), 0), "
+                  "coalesce((SELECT version FROM streams WHERE stream = {0}), 0))")
+SELECT_VERSIONS = ("SELECT json_group_object(value, " + STORED_VERSION.format("value") + ") "
+                   "FROM json_each(?)")
+# A plan's rows, each with a NULL version unless the whole plan passes its check, evaluated once
+# before the first row goes in (the SELECT reads the table it inserts into, so SQLite computes it
+# in full first). A NULL version breaks NOT NULL and aborts the statement: all rows or none.
+INSERT_PLAN = (
+    "WITH rows (stream, version, type, data, metadata, id, recorded_at) AS (VALUES {}) "
+    "INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
+    "SELECT stream, CASE WHEN (SELECT NOT EXISTS ("
+    "SELECT 1 FROM (SELECT stream, min(version) - 1 AS base FROM rows GROUP BY stream) AS plan "
+    "WHERE base <> " + STORED_VERSION.format("plan.stream") + ") "
+    "AND NOT EXISTS (SELECT 1 FROM deleted_ids WHERE id IN (SELECT id FROM rows))"
+    ") THEN version END, type, data, metadata, id, recorded_at FROM rows")
 
 # SQLite's primary result codes for a row it will not take: a constraint (a stored id, a
 # taken version), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
@@ -67,8 +77,6 @@ class _Plan:
     requests: list[AppendRequest] = attrs.Factory(list)
     versions: list[int] = attrs.Factory(list)  # each append's last version
     values: list[object] = attrs.Factory(list)  # the statement's values, row after row
-    bases: dict[str, int] = attrs.Factory(dict)  # each stream's version before the plan
-    ends: dict[str, int] = attrs.Factory(dict)  # each stream's version after the plan
 
     @property
     def rows(self) -> int:
@@ -105,8 +113,7 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         for n, event in enumerate(request.events, start=1):
             plan.values += (stream, actual + n, event.type, event.data, event.metadata,
                             event.id.bytes, recorded_at)
-        planned[stream] = plan.ends[stream] = actual + count
-        plan.bases.setdefault(stream, actual)
+        planned[stream] = actual + count
         plan.requests.append(request)
         plan.versions.append(actual + count)
     return [plan for plan in plans if plan.requests], careful
@@ -150,53 +157,27 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
 
 
 def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
-    """Write a plan in one transaction; its last position, or None if it wrote nothing.
+    """Write a plan with one statement; its last position, or None if it wrote nothing.
 
     Nothing is written when a stream's stored version is not the one the plan starts from
     (another writer moved it on, or the store's hint was stale), when an event id belongs to a
     deleted event, or when SQLite refuses a row (a stored id, a value too big).
     """
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        if _stream_versions(conn, list(plan.bases)) != plan.bases:
-            return None
-        # Most stores never delete: then one probe of the empty table spares the id lookups.
-        if (conn.execute(SOME_DELETED).fetchone() is not None
-                and _select_in(conn, ANY_DELETED, plan.values[5::EVENT_WIDTH])):
-            return None
-        last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
-                            plan.values).lastrowid
-        _move_streams(conn, plan.ends)
-        conn.execute("COMMIT")
+        last = conn.execute(_values(INSERT_PLAN, EVENT_WIDTH, plan.rows), plan.values).lastrowid
     except sqlite3.Error as exc:
         if not refused(exc):
             raise
         return None
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
     assert last is not None
     return last
 
 
 def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, int]:
-    """Each stream's stored version (0 for a new stream), in one query per chunk of streams."""
-    found: dict[str, int] = {}
-    for start in range(0, len(streams), ID_CHUNK):
-        chunk = streams[start:start + ID_CHUNK]
-        [(versions,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
-                                     chunk).fetchall()
-        found.update(dict.fromkeys(chunk, 0))
-        found.update(json.loads(versions))
+    """Each stream's stored version (0 for a new stream), in one query."""
+    [(versions,)] = conn.execute(SELECT_VERSIONS, (json.dumps(streams),)).fetchall()
+    found: dict[str, int] = json.loads(versions)
     return found
-
-
-def _move_streams(conn: sqlite3.Connection, versions: dict[str, int]) -> None:
-    """Store each stream's new version: one upsert per chunk of streams, not one per event."""
-    items = [value for pair in versions.items() for value in pair]
-    for start in range(0, len(items), 2 * STREAMS_PER_UPSERT):
-        chunk = items[start:start + 2 * STREAMS_PER_UPSERT]
-        conn.execute(_values(MOVE_STREAMS, 2, len(chunk) // 2), chunk)
 
 
 def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
@@ -227,7 +208,6 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
     """
     conn.execute("BEGIN IMMEDIATE")
     seen = _stream_versions(conn, list({request.stream: None for request in requests}))
-    moved: dict[str, int] = {}
     outcomes: list[Outcome] = []
     for request in requests:
         stream = request.stream
@@ -244,7 +224,7 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:
                 position = _insert(conn, request, actual, recorded_at, most)
-                seen[stream] = moved[stream] = actual + len(request.events)
+                seen[stream] = actual + len(request.events)
                 outcome = AppendResult(actual + len(request.events), position)
         except sqlite3.Error as exc:
             if not refused(exc):
@@ -258,7 +238,6 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
             outcome = exc
         conn.execute("RELEASE append")
         outcomes.append((request, outcome))
-    _move_streams(conn, moved)
     conn.execute("COMMIT")
     versions.update(seen)
     return outcomes

@@ -7,13 +7,13 @@ share it: SQLite's write lock and the busy timeout serialise their writers.
 
 A batch of appends is written in one of two ways. The fast way plans each append's versions on the
 trio thread, from the versions this store last saw, and writes the whole batch in one transaction:
-one query checks the planned streams' versions under the write lock, one multi-row ``INSERT``
-writes the events, one upsert moves the streams' versions. The worker thread then spends the
-commit inside SQLite, without the GIL, while trio runs the callers. A stale plan, a reused event id
-or a retry writes nothing. Those appends, and any the plan cannot vouch for, are then written the
-careful way: one ``BEGIN IMMEDIATE`` transaction, a savepoint per append, the idempotent-retry and
-expected-version checks against the stored ids and versions, so that each append succeeds or fails
-on its own. The file's format and its upgrades live in ``_sqlite_schema``.
+one ``INSERT`` statement checks the planned streams' versions under the write lock and writes the
+events. The worker thread then spends the whole commit inside SQLite, without the GIL, while trio
+runs the callers. A stale plan, a reused event id or a retry writes nothing. Those appends, and any
+the plan cannot vouch for, are then written the careful way: one ``BEGIN IMMEDIATE`` transaction, a
+savepoint per append, the idempotent-retry and expected-version checks against the stored ids and
+versions, so that each append succeeds or fails on its own. The file's format and its upgrades
+live in ``_sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from ._sqlite_schema import micros, prepare
 from ._sqlite_write import (
     EVENT_WIDTH,
     ROWS_PER_INSERT,
+    STORED_VERSION,
     Row,
     commit_batch,
     plan_batch,
@@ -69,6 +70,7 @@ LAST = 2**63 - 1  # the highest version SQLite can store: "no upper bound"
 VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+LAST_VERSION = "SELECT " + STORED_VERSION.format("?1")
 READ_STREAM = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
                "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
@@ -284,9 +286,7 @@ class SQLiteEventStore(EventStore):
 
     async def _last_version(self, stream: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT version FROM streams WHERE stream = ?",
-                               (stream,)).fetchone()
-            return 0 if row is None else int(row[0])
+            return int(conn.execute(LAST_VERSION, (stream,)).fetchone()[0])
 
         return await self._read(work)
 
@@ -296,6 +296,11 @@ class SQLiteEventStore(EventStore):
             # Their ids stay taken, so a late retry of a deleted batch is still recognised.
             conn.execute("INSERT INTO deleted_ids SELECT id, stream, version, position "
                          "FROM events WHERE stream = ? AND version <= ?", (stream, version))
+            # The stream's version must not drop when its newest events go: keep a floor.
+            conn.execute("INSERT INTO streams (stream, version) SELECT stream, max(version) "
+                         "FROM events WHERE stream = ? AND version <= ? GROUP BY stream "
+                         "ON CONFLICT (stream) DO UPDATE "
+                         "SET version = max(version, excluded.version)", (stream, version))
             conn.execute("DELETE FROM events WHERE stream = ? AND version <= ?",
                          (stream, version))
             conn.execute("COMMIT")
