@@ -41,6 +41,7 @@ import trio
 
 import actors
 import eventstore
+from eventstore._sqlite_schema import micros
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
@@ -345,7 +346,7 @@ def raw_ceiling(path: Path, total: int, batch: int = 100) -> float:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.executescript(SCHEMA)
-    now = datetime.now(UTC).isoformat()
+    now = micros(datetime.now(UTC))
     data = json.dumps({"amount": 1})
     rows = [(n + 1, f"Counter-c{n % 100}", n // 100 + 1, "bench.Added", data, "{}",
              uuid.uuid4().bytes, now) for n in range(total)]

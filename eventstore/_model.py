@@ -11,6 +11,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from ._errors import InvalidArgument
+from ._ids import uuid7
 
 
 class ExpectedVersion(enum.Enum):
@@ -50,13 +51,13 @@ class NewEvent:
     """An event to append: a type name, JSON-compatible data and metadata, and a unique id.
 
     Retrying an append with the same ids is safe: the store recognises the batch and returns the
-    first result without writing anything.
+    first result without writing anything. The default id is a time-ordered UUID (version 7).
     """
 
     type: str
     data: Any
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
-    id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    id: uuid.UUID = attrs.field(factory=uuid7)
     data_json: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
     """``data`` as the JSON text the store writes, when ``Codec.new_event`` made the event (it
     encodes and checks once, at emit); None for an event built by hand, which ``append``

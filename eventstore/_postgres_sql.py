@@ -21,7 +21,11 @@ from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected
 from ._validate import EncodedEvent, StoredAt, retried
 
 SCHEMA_VERSION = 1
-"""The schema version this library writes; it refuses a schema with a higher one."""
+"""The schema version this library writes; it upgrades older ones and refuses a higher one."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+"""The statements that upgrade a schema from each version to the next, run in one transaction;
+``{s}`` in them is the quoted schema name. None yet: version 1 is the only format so far."""
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 Request = tuple[str, list[EncodedEvent], Expected]
@@ -31,6 +35,7 @@ class Statements:
     """Every SQL statement, with the schema name quoted in once."""
 
     def __init__(self, s: str) -> None:
+        self.schema = s
         columns = "version, position, type, data, metadata, id, recorded_at"
         self.create_schema = [
             f"CREATE SCHEMA IF NOT EXISTS {s}",
@@ -64,6 +69,8 @@ class Statements:
         ]
         self.schema_version = f"SELECT version FROM {s}.schema_version"
         self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"
+        self.lock_schema_version = f"SELECT version FROM {s}.schema_version FOR UPDATE"
+        self.move_schema_version = f"UPDATE {s}.schema_version SET version = %s"
         self.lock_position = f"SELECT position FROM {s}.global_position FOR UPDATE"
         # One round of a batch: appends to distinct streams with distinct event ids. Each is
         # checked against its stream's version (expected: -1 ANY, -2 STREAM_EXISTS, else exact);
@@ -177,17 +184,20 @@ def stored_at(conn: Conn, q: Statements, ids: list[uuid.UUID]) -> dict[uuid.UUID
 
 
 def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
-    """Create the schema and its tables if missing, else check the schema's version."""
+    """Create the schema and its tables if missing, else upgrade or check the schema's version.
+
+    Raises:
+        SchemaError: the schema is newer than this library, or an upgrade failed (the schema is
+            then as it was).
+    """
     try:
         row = conn.execute(q.schema_version).fetchone()
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         row = None
     if row is None:
-        key = int.from_bytes(hashlib.blake2b(f"eventstore {schema}".encode(),
-                                             digest_size=8).digest(), "big", signed=True)
         with conn.transaction():
             # Serialises processes that create the same schema at once.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
             for statement in q.create_schema:
                 conn.execute(statement)
             row = conn.execute(q.schema_version).fetchone()
@@ -202,6 +212,44 @@ def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
             f"schema {schema!r} on PostgreSQL ({server}) has version {found}, but "
             f"this library only understands versions up to {SCHEMA_VERSION}: upgrade "
             "trio-actors (a newer release wrote it), or use another schema")
+    while found < SCHEMA_VERSION:
+        found = _migrate(conn, q, schema, server, found)
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"eventstore {schema}".encode(),
+                                          digest_size=8).digest(), "big", signed=True)
+
+
+def _migrate(conn: Conn, q: Statements, schema: str, server: str, version: int) -> int:
+    """Upgrade the schema from ``version`` by one, in one transaction; the version it is at now.
+
+    The version is read again under the row lock, so of several processes upgrading at once,
+    one does it and the others find it done.
+    """
+    steps = MIGRATIONS.get(version)
+    if steps is None:
+        # Every upgrade so far runs in place; this names the way out should one ever not.
+        raise SchemaError(
+            f"schema {schema!r} on PostgreSQL ({server}) has version {version}, which this "
+            f"library ({SCHEMA_VERSION}) cannot upgrade in place; export it with an older "
+            "release (python -m actors export) and import it into a new schema")
+    quoted = q.schema
+    try:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+            (current,) = conn.execute(q.lock_schema_version).fetchone() or (version,)
+            if current != version:
+                return int(current)
+            for step in steps:
+                conn.execute(step.format(s=quoted))
+            conn.execute(q.move_schema_version, (version + 1,))
+    except psycopg.Error as exc:
+        raise SchemaError(
+            f"cannot upgrade schema {schema!r} on PostgreSQL ({server}) from version {version} "
+            f"to {version + 1}: {type(exc).__name__}: {exc}; nothing was changed, the schema is "
+            f"still at version {version}; fix the cause and open the store again") from exc
+    return version + 1
 
 
 def append_rounds(batch: list[Request]) -> list[tuple[list[Any], ...]]:

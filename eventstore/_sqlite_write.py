@@ -1,13 +1,18 @@
 """The write path of ``SQLiteEventStore``: a batch of appends planned, then committed.
 
-The fast way plans each append's versions from the versions the store last saw and inserts the
-whole plan with one multi-row ``INSERT``, its own transaction; the schema's triggers check it row by
-row. What the plan cannot vouch for, or what SQLite refuses, is written the careful way: one
-``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the idempotent-retry and
-expected-version checks against the stored ids and versions. A row SQLite refuses fails its own
-append alone. When SQLite fails otherwise (a full disk, an I/O error), the appends not yet
-committed are looked up by their event ids before they are reported: an error then means that
-nothing of the append is stored. Everything here runs in the writer's worker thread.
+The fast way plans each append's versions from the versions the store last saw and writes the
+whole plan with one statement, its own transaction: an ``INSERT`` whose rows carry their own check
+(that each stream's first planned version follows its stored version, and that no event id is a
+deleted one), made once per statement; a failed check writes nothing. One statement matters: the
+worker thread then spends the whole commit inside SQLite, without the GIL, instead of waiting for
+the GIL again after each of several statements while trio runs the callers. A stream's stored
+version is its newest event's, or the ``streams`` table's floor if higher (kept by deletions), so
+an append writes no other table. What the plan cannot vouch for, or what SQLite refuses, is
+written the careful way: one ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the
+idempotent-retry and expected-version checks against the stored ids and versions. A row SQLite
+refuses fails its own append alone. When SQLite fails otherwise (a full disk, an I/O error), the
+appends not yet committed are looked up by their event ids before they are reported: an error then
+means that nothing of the append is stored. Everything here runs in the writer's worker thread.
 """
 
 from __future__ import annotations
@@ -32,11 +37,25 @@ EVENT_WIDTH = 7  # values per row of INSERT_EVENT
 
 INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
                 "VALUES {}")
-SELECT_VERSIONS = ("SELECT json_group_object(stream, version) FROM streams "
-                   "WHERE stream IN ({})")
+# A stream's stored version: its newest event's, or the floor its deletions left, if higher.
+STORED_VERSION = ("max(coalesce((SELECT max(version) FROM events WHERE stream = {0}), 0), "
+                  "coalesce((SELECT version FROM streams WHERE stream = {0}), 0))")
+SELECT_VERSIONS = ("SELECT json_group_object(value, " + STORED_VERSION.format("value") + ") "
+                   "FROM json_each(?)")
+# A plan's rows, each with a NULL version unless the whole plan passes its check, evaluated once
+# before the first row goes in (the SELECT reads the table it inserts into, so SQLite computes it
+# in full first). A NULL version breaks NOT NULL and aborts the statement: all rows or none.
+INSERT_PLAN = (
+    "WITH rows (stream, version, type, data, metadata, id, recorded_at) AS (VALUES {}) "
+    "INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
+    "SELECT stream, CASE WHEN (SELECT NOT EXISTS ("
+    "SELECT 1 FROM (SELECT stream, min(version) - 1 AS base FROM rows GROUP BY stream) AS plan "
+    "WHERE base <> " + STORED_VERSION.format("plan.stream") + ") "
+    "AND NOT EXISTS (SELECT 1 FROM deleted_ids WHERE id IN (SELECT id FROM rows))"
+    ") THEN version END, type, data, metadata, id, recorded_at FROM rows")
 
-# SQLite's primary result codes for a row it will not take: a constraint (a trigger's RAISE
-# included), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
+# SQLite's primary result codes for a row it will not take: a constraint (a stored id, a
+# taken version), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
 REFUSALS = frozenset({sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH,
                       sqlite3.SQLITE_RANGE})
 
@@ -64,7 +83,7 @@ class _Plan:
         return len(self.values) // EVENT_WIDTH
 
 
-def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at: str,
+def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at: int,
                 most: int) -> tuple[list[_Plan], list[AppendRequest]]:
     """Split ``requests`` into plans of at most ``most`` rows, and appends to write carefully.
 
@@ -101,10 +120,10 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
 
 
 def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[AppendRequest],
-                 recorded_at: str, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
+                 recorded_at: int, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
     """Write the plans, then the careful appends; each append's outcome, and versions seen.
 
-    Each plan is one statement and one transaction; a plan that SQLite refuses wrote nothing,
+    Each plan is one transaction; a plan that is stale, or that SQLite refuses, wrote nothing,
     and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
     held past the busy timeout), the appends not yet committed are looked up by their event ids:
     those found stored succeed, the others get that error.
@@ -114,15 +133,10 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
     everyone = [request for plan in plans for request in plan.requests] + careful
     try:
         for plan in plans:
-            try:
-                last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, plan.rows),
-                                    plan.values).lastrowid
-            except sqlite3.Error as exc:
-                if not refused(exc):
-                    raise
+            last = _write_plan(conn, plan)
+            if last is None:
                 careful.extend(plan.requests)
                 continue
-            assert last is not None
             position = last - plan.rows
             for request, version in zip(plan.requests, plan.versions, strict=True):
                 position += len(request.events)
@@ -140,6 +154,30 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
         outcomes += _checked(conn, [request for request in everyone if id(request) not in settled],
                              failure)
     return outcomes, versions
+
+
+def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
+    """Write a plan with one statement; its last position, or None if it wrote nothing.
+
+    Nothing is written when a stream's stored version is not the one the plan starts from
+    (another writer moved it on, or the store's hint was stale), when an event id belongs to a
+    deleted event, or when SQLite refuses a row (a stored id, a value too big).
+    """
+    try:
+        last = conn.execute(_values(INSERT_PLAN, EVENT_WIDTH, plan.rows), plan.values).lastrowid
+    except sqlite3.Error as exc:
+        if not refused(exc):
+            raise
+        return None
+    assert last is not None
+    return last
+
+
+def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, int]:
+    """Each stream's stored version (0 for a new stream), in one query."""
+    [(versions,)] = conn.execute(SELECT_VERSIONS, (json.dumps(streams),)).fetchall()
+    found: dict[str, int] = json.loads(versions)
+    return found
 
 
 def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
@@ -161,7 +199,7 @@ def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
             for request, ids in zip(requests, found, strict=True)]
 
 
-def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: str,
+def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
                 versions: dict[str, int], most: int) -> list[Outcome]:
     """Write appends one by one in one transaction, each under a savepoint, each alone.
 
@@ -169,14 +207,7 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
     a version seen in a transaction that fails is no hint for the next batch.
     """
     conn.execute("BEGIN IMMEDIATE")
-    seen: dict[str, int] = {}
-    streams = list({request.stream for request in requests})
-    for start in range(0, len(streams), ID_CHUNK):
-        chunk = streams[start:start + ID_CHUNK]
-        [(found,)] = conn.execute(SELECT_VERSIONS.format(", ".join("?" * len(chunk))),
-                                  chunk).fetchall()
-        seen.update(dict.fromkeys(chunk, 0))
-        seen.update(json.loads(found))
+    seen = _stream_versions(conn, list({request.stream: None for request in requests}))
     outcomes: list[Outcome] = []
     for request in requests:
         stream = request.stream
@@ -212,7 +243,7 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
     return outcomes
 
 
-def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: str,
+def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: int,
             most: int) -> int:
     """Insert the request's events after ``version``; the last one's position."""
     events = request.events

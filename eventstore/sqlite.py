@@ -7,14 +7,14 @@ mode, so readers never block the writer, and several processes may share it: SQL
 and the busy timeout serialise their writers.
 
 A batch of appends is written in one of two ways. The fast way plans each append's versions on the
-trio thread, from the versions this store last saw, and inserts the whole batch with one
-``INSERT`` statement, its own transaction: the worker thread then spends the whole commit inside
-SQLite, without the GIL, while trio runs the callers. Triggers check, row by row inside that
-transaction, that each event's version follows the stream's stored version, and keep the streams
-table up to date; a stale plan, a reused event id or a retry makes the statement fail and write
-nothing. Those appends, and any the plan cannot vouch for, are then written the careful way: one
-``BEGIN IMMEDIATE`` transaction, a savepoint per append, the idempotent-retry and expected-version
-checks against the stored ids and versions, so that each append succeeds or fails on its own.
+trio thread, from the versions this store last saw, and writes the whole batch in one transaction:
+one ``INSERT`` statement checks the planned streams' versions under the write lock and writes the
+events. The worker thread then spends the whole commit inside SQLite, without the GIL, while trio
+runs the callers. A stale plan, a reused event id or a retry writes nothing. Those appends, and any
+the plan cannot vouch for, are then written the careful way: one ``BEGIN IMMEDIATE`` transaction, a
+savepoint per append, the idempotent-retry and expected-version checks against the stored ids and
+versions, so that each append succeeds or fails on its own. The file's format and its upgrades
+live in ``_sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
 import trio
@@ -33,9 +33,7 @@ import trio
 from ._codec import Codec
 from ._errors import (
     DecodeError,
-    EventStoreError,
     InvalidArgument,
-    SchemaError,
     StoreClosed,
 )
 from ._group_commit import AppendRequest, GroupCommitter
@@ -46,9 +44,13 @@ from ._model import (
     recorded_event,
 )
 from ._reader import ReaderThread
+from ._sqlite_schema import SCHEMA as SCHEMA
+from ._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from ._sqlite_schema import micros, prepare
 from ._sqlite_write import (
     EVENT_WIDTH,
     ROWS_PER_INSERT,
+    STORED_VERSION,
     Row,
     commit_batch,
     plan_batch,
@@ -57,58 +59,16 @@ from ._sqlite_write import (
 from ._store import EventStore, PageRead, decode_json, decode_row
 from ._validate import EncodedEvent
 
-__all__ = ["SQLiteEventStore"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "SQLiteEventStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 LAST = 2**63 - 1  # the highest version SQLite can store: "no upper bound"
 VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-SCHEMA = """
-CREATE TABLE events (
-    position    INTEGER PRIMARY KEY AUTOINCREMENT,
-    stream      TEXT    NOT NULL,
-    version     INTEGER NOT NULL,
-    type        TEXT    NOT NULL,
-    data        TEXT    NOT NULL,
-    metadata    TEXT    NOT NULL,
-    id          BLOB    NOT NULL UNIQUE,
-    recorded_at TEXT    NOT NULL,
-    UNIQUE (stream, version)
-);
-CREATE TABLE streams (
-    stream  TEXT PRIMARY KEY,
-    version INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE deleted_ids (
-    id       BLOB    PRIMARY KEY,
-    stream   TEXT    NOT NULL,
-    version  INTEGER NOT NULL,
-    position INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TRIGGER events_follow_stream BEFORE INSERT ON events
-WHEN NEW.version <> coalesce((SELECT version FROM streams WHERE stream = NEW.stream), 0) + 1
-    OR EXISTS (SELECT 1 FROM deleted_ids WHERE id = NEW.id)
-BEGIN
-    SELECT RAISE(ABORT, 'eventstore: the stream moved on, or the event id is taken');
-END;
-CREATE TRIGGER events_move_stream AFTER INSERT ON events
-BEGIN
-    INSERT INTO streams (stream, version) VALUES (NEW.stream, NEW.version)
-    ON CONFLICT (stream) DO UPDATE SET version = excluded.version;
-END;
-CREATE TABLE snapshots (
-    stream      TEXT    NOT NULL,
-    version     INTEGER NOT NULL,
-    state       TEXT    NOT NULL,
-    recorded_at TEXT    NOT NULL,
-    PRIMARY KEY (stream, version)
-) WITHOUT ROWID;
-"""
-
+LAST_VERSION = "SELECT " + STORED_VERSION.format("?1")
 READ_STREAM = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
                "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
@@ -181,8 +141,8 @@ class SQLiteEventStore(EventStore):
         A checkpoint. If it fails or is cancelled, the store is closed and nothing stays open.
 
         Raises:
-            SchemaError: the file was written by a newer version of this library, or is not an
-                event store.
+            SchemaError: the file was written by a newer version of this library, is not an
+                event store, or its upgrade from an older format failed (it is then unchanged).
             EventStoreError: SQLite cannot open the file.
         """
         self._check_open()
@@ -233,44 +193,9 @@ class SQLiteEventStore(EventStore):
         self._writer = conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Switch to WAL and create the schema, or check the one that is there."""
+        """Switch to WAL and create the schema, or upgrade or check the one that is there."""
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise EventStoreError(
-                    f"SQLite cannot put {self.path!r} in WAL mode (it stays in {mode!r} mode); "
-                    "use a file on a local disk")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                app = conn.execute("PRAGMA application_id").fetchone()[0]
-                if version == 0 and app == 0:
-                    tables = conn.execute(
-                        "SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-                    if tables:
-                        raise SchemaError(
-                            f"{self.path!r} is a SQLite database that holds other tables, not an "
-                            "event store; use a new file")
-                    for statement in _statements(SCHEMA):
-                        conn.execute(statement)
-                    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                elif app != APPLICATION_ID:
-                    raise SchemaError(
-                        f"{self.path!r} is a SQLite database but not an event store "
-                        f"(application_id {app}); use a new file")
-                elif version > SCHEMA_VERSION:
-                    raise SchemaError(
-                        f"{self.path!r} has event store schema version {version}, newer than "
-                        f"this library's {SCHEMA_VERSION}; upgrade the library to open it")
-                elif version < SCHEMA_VERSION:
-                    raise SchemaError(
-                        f"{self.path!r} has event store schema version {version}, which this "
-                        f"library ({SCHEMA_VERSION}) cannot read")
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            prepare(conn, self.path)
         except sqlite3.Error as exc:
             raise store_error(exc, f"cannot open {self.path!r} as an event store") from exc
 
@@ -333,7 +258,7 @@ class SQLiteEventStore(EventStore):
         return await self._committer.submit(stream, events, expected)
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
-        recorded_at = datetime.now(UTC).isoformat()
+        recorded_at = micros(datetime.now(UTC))
         plans, careful = plan_batch(requests, self._versions, recorded_at, self._rows_per_insert)
         outcomes, versions = await self._write(
             lambda conn: commit_batch(conn, plans, careful, recorded_at,
@@ -362,9 +287,7 @@ class SQLiteEventStore(EventStore):
 
     async def _last_version(self, stream: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT version FROM streams WHERE stream = ?",
-                               (stream,)).fetchone()
-            return 0 if row is None else int(row[0])
+            return int(conn.execute(LAST_VERSION, (stream,)).fetchone()[0])
 
         return await self._read(work)
 
@@ -374,6 +297,11 @@ class SQLiteEventStore(EventStore):
             # Their ids stay taken, so a late retry of a deleted batch is still recognised.
             conn.execute("INSERT INTO deleted_ids SELECT id, stream, version, position "
                          "FROM events WHERE stream = ? AND version <= ?", (stream, version))
+            # The stream's version must not drop when its newest events go: keep a floor.
+            conn.execute("INSERT INTO streams (stream, version) SELECT stream, max(version) "
+                         "FROM events WHERE stream = ? AND version <= ? GROUP BY stream "
+                         "ON CONFLICT (stream) DO UPDATE "
+                         "SET version = max(version, excluded.version)", (stream, version))
             conn.execute("DELETE FROM events WHERE stream = ? AND version <= ?",
                          (stream, version))
             conn.execute("COMMIT")
@@ -383,7 +311,7 @@ class SQLiteEventStore(EventStore):
     # -- snapshots -------------------------------------------------------------------------------
 
     async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
-        recorded_at = datetime.now(UTC).isoformat()
+        recorded_at = micros(datetime.now(UTC))
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -447,25 +375,15 @@ def _all_page(after: int, size: int, types: frozenset[str] | None) -> Page:
     return lambda conn: _decode(conn.execute(sql, args).fetchall())
 
 
-def _statements(script: str) -> list[str]:
-    """The SQL statements of ``script`` (triggers hold semicolons of their own)."""
-    statements, pending = [], ""
-    for part in script.split(";"):
-        pending += part + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip("; \n"):
-                statements.append(pending.strip())
-            pending = ""
-    return statements
-
-
-
-def _moment(text: str, stream: str | None = None, version: int | None = None) -> datetime:
-    """A stored ``recorded_at`` (ISO 8601 with ``+00:00``) as an aware UTC datetime."""
+def _moment(stored: int, stream: str | None = None, version: int | None = None) -> datetime:
+    """A stored ``recorded_at`` (microseconds since the epoch, UTC) as an aware UTC datetime."""
+    if type(stored) is not int:
+        raise DecodeError(f"stored recorded_at {stored!r} is not an integer of microseconds",
+                          stream=stream, version=version)
     try:
-        return datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise DecodeError(f"stored recorded_at {text!r} is not an ISO 8601 time",
+        return _EPOCH + timedelta(microseconds=stored)
+    except OverflowError:
+        raise DecodeError(f"stored recorded_at {stored!r} is out of range",
                           stream=stream, version=version) from None
 
 

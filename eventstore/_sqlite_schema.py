@@ -1,0 +1,220 @@
+"""The on-disk format of ``SQLiteEventStore``: its schema, and the migrations that upgrade a file.
+
+The file's ``PRAGMA user_version`` is its schema version and ``PRAGMA application_id`` marks it as
+an event store. Opening a file creates the schema in a new one, upgrades an older one in place
+(``MIGRATIONS``, one transaction per version: a migration that fails leaves the file as it was),
+and refuses a newer one. A later format adds one entry to ``MIGRATIONS`` and bumps
+``SCHEMA_VERSION``.
+
+Version 2 (this one): ``recorded_at`` is an INTEGER of microseconds since the Unix epoch (UTC),
+and no triggers: the write path checks versions and keeps the ``streams`` table once per batch.
+Version 1 stored ``recorded_at`` as ISO 8601 text and checked each row with triggers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ._errors import EventStoreError, SchemaError
+
+SCHEMA_VERSION = 2
+"""The schema version this library writes; older files are upgraded, newer ones refused."""
+APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
+
+# Each table's columns in their stored order; a migration that rebuilds a table copies into them.
+# The CHECKs cost next to nothing per row, and refuse the ISO 8601 text of a version 1 writer (a
+# process of an older release that opened the file before its upgrade) instead of mixing formats.
+EVENTS = """
+CREATE TABLE events{suffix} (
+    position    INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    data        TEXT    NOT NULL,
+    metadata    TEXT    NOT NULL,
+    id          BLOB    NOT NULL UNIQUE,
+    recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
+    UNIQUE (stream, version)
+)"""
+SNAPSHOTS = """
+CREATE TABLE snapshots{suffix} (
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    state       TEXT    NOT NULL,
+    recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
+    PRIMARY KEY (stream, version)
+) WITHOUT ROWID"""
+
+SCHEMA = f"""{EVENTS.format(suffix="")};
+CREATE TABLE streams (
+    stream  TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE deleted_ids (
+    id       BLOB    PRIMARY KEY,
+    stream   TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+{SNAPSHOTS.format(suffix="")};
+"""
+"""The current schema, as one script: what a new file gets."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(moment: datetime) -> int:
+    """An aware datetime as the stored ``recorded_at``: microseconds since the epoch, UTC."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+Step = str | Callable[[sqlite3.Connection], None]
+"""One step of a migration: a SQL statement, or a function of the connection."""
+
+
+def _iso_to_micros(text: object) -> int:
+    """SQL function for the v1 -> v2 migration: v1's ISO 8601 ``recorded_at`` as microseconds."""
+    if not isinstance(text, str):
+        raise ValueError(f"recorded_at {text!r} is not ISO 8601 text")
+    moment = datetime.fromisoformat(text)
+    if moment.utcoffset() is None:
+        raise ValueError(f"recorded_at {text!r} has no UTC offset")
+    return micros(moment)
+
+
+def _copy_events(conn: sqlite3.Connection) -> None:
+    # Exact to the microsecond, which julianday() in SQL is not; an unreadable value fails the
+    # statement, and with it the migration.
+    conn.create_function("eventstore_iso_to_micros", 1, _iso_to_micros, deterministic=True)
+    conn.execute("INSERT INTO events_v2 SELECT position, stream, version, type, data, metadata, "
+                 "id, eventstore_iso_to_micros(recorded_at) FROM events ORDER BY position")
+    # Positions are never reused: the new table continues from the old one's AUTOINCREMENT
+    # counter, which is past the highest stored position when the newest events were deleted.
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'events_v2'")
+    conn.execute("INSERT INTO sqlite_sequence (name, seq) "
+                 "SELECT 'events_v2', seq FROM sqlite_sequence WHERE name = 'events'")
+
+
+_V1_TO_V2: tuple[Step, ...] = (
+    "DROP TRIGGER events_follow_stream",
+    "DROP TRIGGER events_move_stream",
+    EVENTS.format(suffix="_v2"),
+    _copy_events,
+    "DROP TABLE events",
+    "ALTER TABLE events_v2 RENAME TO events",
+    SNAPSHOTS.format(suffix="_v2"),
+    "INSERT INTO snapshots_v2 SELECT stream, version, state, "
+    "eventstore_iso_to_micros(recorded_at) FROM snapshots",
+    "DROP TABLE snapshots",
+    "ALTER TABLE snapshots_v2 RENAME TO snapshots",
+)
+
+MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2}
+"""The steps that upgrade a file from each version to the next, run in one transaction."""
+
+
+# -- opening a file -------------------------------------------------------------------------------
+
+def prepare(conn: sqlite3.Connection, path: str) -> None:
+    """Put the file in WAL mode and create its schema, or upgrade or check the one there.
+
+    Args:
+        conn: an open connection in autocommit mode (``isolation_level=None``).
+        path: the file's path, for messages.
+
+    Raises:
+        SchemaError: the file is not an event store, is newer than this library, or an upgrade
+            failed (the file is then as it was).
+        EventStoreError: the file cannot be put in WAL mode.
+        sqlite3.Error: SQLite failed otherwise.
+    """
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise EventStoreError(
+            f"SQLite cannot put {path!r} in WAL mode (it stays in {mode!r} mode); "
+            "use a file on a local disk")
+    while not _step_up(conn, path):
+        pass
+
+
+def _step_up(conn: sqlite3.Connection, path: str) -> bool:
+    """Create, check, or upgrade the file by one version in one transaction; whether it is done.
+
+    The version is read inside the write transaction, so of several processes opening an old
+    file at once, one upgrades it and the others find it upgraded.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        if version == 0 and app == 0:
+            _create(conn, path)
+        elif app != APPLICATION_ID:
+            raise SchemaError(
+                f"{path!r} is a SQLite database but not an event store "
+                f"(application_id {app}); use a new file")
+        elif version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{path!r} has event store schema version {version}, newer than "
+                f"this library's {SCHEMA_VERSION}; upgrade the library to open it")
+        elif version < SCHEMA_VERSION:
+            _migrate(conn, path, version)
+        conn.execute("COMMIT")
+        return version in (0, SCHEMA_VERSION)
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
+def _create(conn: sqlite3.Connection, path: str) -> None:
+    tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    if tables:
+        raise SchemaError(
+            f"{path!r} is a SQLite database that holds other tables, not an event store; "
+            "use a new file")
+    for statement in statements(SCHEMA):
+        conn.execute(statement)
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _migrate(conn: sqlite3.Connection, path: str, version: int) -> None:
+    """Run the migration from ``version`` to the next, inside the caller's transaction."""
+    steps = MIGRATIONS.get(version)
+    if steps is None:
+        # Every upgrade so far runs in place; this names the way out should one ever not.
+        raise SchemaError(
+            f"{path!r} has event store schema version {version}, which this library "
+            f"({SCHEMA_VERSION}) cannot upgrade in place; export it with an older release "
+            "(python -m actors export) and import it into a new file")
+    try:
+        for step in steps:
+            if isinstance(step, str):
+                conn.execute(step)
+            else:
+                step(conn)
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+    except sqlite3.Error as exc:
+        raise SchemaError(
+            f"cannot upgrade {path!r} from event store schema version {version} to "
+            f"{version + 1}: SQLite failed with "
+            f"{getattr(exc, 'sqlite_errorname', type(exc).__name__)} ({exc}); nothing was "
+            f"changed, the file is still at version {version}; fix the cause (free disk space, "
+            "make the file writable) and open it again") from exc
+
+
+def statements(script: str) -> list[str]:
+    """The SQL statements of ``script`` (a trigger's body holds semicolons of its own)."""
+    found, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip("; \n"):
+                found.append(pending.strip())
+            pending = ""
+    return found
