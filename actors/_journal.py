@@ -91,23 +91,10 @@ class Journal:
         A live turn whose events no longer apply on the rebuilt state is poisoned: its events
         are dropped and it fails at its next commit point.
         """
-        while True:
-            fresh = self.fresh_state()
-            self._snapshot_version = await recover_into(
-                fresh, self.store, self.stream,
-                snapshots=self.cell.cls.snapshot_every is not None)
-            failed = None
-            for item in self.pending:  # no checkpoint from here on: nothing else emits
-                try:
-                    fresh.fold(item.event)
-                except Exception as exc:
-                    failed = item.turn
-                    failed.poisoned = exc
-                    break
-            if failed is None:
-                self.state.take(fresh)
-                return
-            self.pending = [item for item in self.pending if item.turn is not failed]
+        fresh = self.fresh_state()
+        self._snapshot_version = await recover_into(
+            fresh, self.store, self.stream, snapshots=self.cell.cls.snapshot_every is not None)
+        self._settle(fresh)  # no checkpoint from here on: nothing else emits
 
     # -- commits ---------------------------------------------------------------------------------
 
@@ -204,8 +191,8 @@ class Journal:
         return fresh
 
     def _settle(self, fresh: ActorState) -> None:
-        """After a reordering commit: the state becomes ``fresh`` (the log) plus the events
-        still pending; a live turn whose events no longer apply is poisoned and loses them."""
+        """The state becomes ``fresh`` (the log) plus the events still pending; a live turn
+        whose events no longer apply is poisoned and loses them."""
         while True:
             trial = self.fresh_state()
             fresh.copy_into(trial)
