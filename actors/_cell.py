@@ -172,8 +172,7 @@ class Cell:
                 raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
         encoded = [self.codec.new_event(event) for event in batch]
         root = turn.root
-        scope = root._scope
-        replaying = scope is not None and scope in self.state.record.scopes
+        replaying = self._recorded(turn)
         pending = self.journal.pending
         for event, new in zip(batch, encoded, strict=True):
             if replaying and self._committed_before(turn, event):
@@ -184,6 +183,11 @@ class Cell:
             except BaseException as exc:
                 root.poisoned = exc  # the state may be half-changed: the turn must fail
                 raise
+
+    def _recorded(self, turn: Turn) -> bool:
+        """Whether ``turn``'s scope has a record: it runs again, or has committed mid-way."""
+        scope = turn.root._scope
+        return scope is not None and scope in self.state.record.scopes
 
     def _committed_before(self, turn: Turn, event: Any) -> bool:
         """Whether a re-executing scope emits ``event`` where it already committed it.
@@ -220,8 +224,8 @@ class Cell:
             return trio.from_thread.run_sync(self.emit_system, event)
         turn = self._turn(f"{type(event).__name__}")
         timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if timer and isinstance(event, NotificationScheduled) and turn.has_scope and \
-                self.state.record.has(turn.scope) and self._committed_before(turn, event):
+        if isinstance(event, NotificationScheduled) and self._recorded(turn) and \
+                self._committed_before(turn, event):
             return  # scheduled the first time this scope ran
         self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
                                             turn.calls))
@@ -329,9 +333,8 @@ class Cell:
             current_turn.reset(token)
 
     async def _end_turn(self, turn: Turn) -> None:
-        scope = turn._scope
-        if scope is not None and scope in self.state.record.scopes:
-            self.emit_system(ScopeCompleted(scope))
+        if self._recorded(turn):
+            self.emit_system(ScopeCompleted(turn.scope))
         journal = self.journal
         if journal.pending or journal.committing or turn.poisoned is not None:
             await journal.end_turn(turn)  # the usual turn emits nothing: no await at all
@@ -472,7 +475,7 @@ class Cell:
             else:
                 result = await self.state.actor.receive(message)
             if journal.pending or journal.committing or turn.poisoned is not None or (
-                    message_id is not None and turn._scope in self.state.record.scopes):
+                    message_id is not None and self._recorded(turn)):
                 # More messages wait: end the turn without a commit; the drained backlog
                 # commits at once. (A turn that left nothing to commit just answers.)
                 hold = len(self.mailbox) > 0 and len(self._held) < _BACKLOG
@@ -507,9 +510,8 @@ class Cell:
 
     def _hold(self, turn: Turn) -> None:
         """End a turn of a backlog: its events wait for the backlog's commit, with its reply."""
-        scope = turn._scope
-        if scope is not None and scope in self.state.record.scopes:
-            self.emit_system(ScopeCompleted(scope))
+        if self._recorded(turn):
+            self.emit_system(ScopeCompleted(turn.scope))
         if turn.poisoned is not None:
             raise ActorError(f"{self.name}: the turn cannot commit: applying one of its events "
                              f"raised {turn.poisoned!r}") from turn.poisoned

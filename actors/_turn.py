@@ -61,10 +61,6 @@ class Turn:
         return root._scope
 
     @property
-    def has_scope(self) -> bool:
-        return self.root._scope is not None
-
-    @property
     def can_run_again(self) -> bool:
         """Whether this scope may execute again (``run``, a wake-up, a message with an id)."""
         scope = self.root._scope
