@@ -23,10 +23,12 @@ from ._events import (
     NotificationCancelled,
     NotificationFired,
     NotificationScheduled,
+    PatchMarked,
     RunCompleted,
     ScopeCommitted,
     ScopeCompleted,
     SleepStarted,
+    StepRecorded,
     SystemEvent,
     TimeObserved,
     markable,
@@ -96,7 +98,8 @@ class ActorState:
                 self._marks = None
         if not isinstance(event, SystemEvent):
             self.actor.apply(event)
-        elif isinstance(event, TimeObserved | SleepStarted | ScopeCompleted):
+        elif isinstance(event, TimeObserved | SleepStarted | StepRecorded | PatchMarked
+                        | ScopeCompleted):
             self.record.apply(event)
         elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
             self.notifier.fold(event)

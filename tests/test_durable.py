@@ -124,12 +124,14 @@ async def test_sync_sleep_on_the_trio_thread_says_to_await_aio() -> None:
 
 
 def test_durable_functions_have_both_forms_and_their_docs() -> None:
-    for function in (durable.time, durable.now, durable.sleep):
+    for function in (durable.time, durable.now, durable.sleep, durable.step, durable.uuid4,
+                     durable.random, durable.patched):
         assert callable(function)
         assert callable(function.aio)
         assert function.__doc__ and "record" in function.__doc__
         assert function.__name__ in repr(function)
-    assert durable.__all__ == ["now", "sleep", "time"]
+    assert durable.__all__ == ["now", "patched", "random", "sleep", "step", "step_key", "time",
+                               "uuid4"]
 
 
 # -- clocks --------------------------------------------------------------------------------------
