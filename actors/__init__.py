@@ -19,6 +19,7 @@ from ._events import NotificationCancelled as NotificationCancelled
 from ._events import NotificationFired as NotificationFired
 from ._events import NotificationScheduled as NotificationScheduled
 from ._events import PatchMarked as PatchMarked
+from ._events import ReplyRecorded as ReplyRecorded
 from ._events import RunCompleted as RunCompleted
 from ._events import ScopeCommitted as ScopeCommitted
 from ._events import ScopeCompleted as ScopeCompleted
@@ -55,6 +56,7 @@ __all__ = [
     "NotificationScheduled",
     "PatchMarked",
     "RecoveryError",
+    "ReplyRecorded",
     "Restart",
     "RunCompleted",
     "ScopeCommitted",

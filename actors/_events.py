@@ -76,6 +76,17 @@ class PatchMarked(SystemEvent):
     """The child task of the scope that made the call, as in ``TimeObserved.branch``."""
 
 
+@event_type("actors.ReplyRecorded")
+@attrs.frozen
+class ReplyRecorded(SystemEvent):
+    """The turn of a message sent with ``message_id`` answered ``value`` (the codec's tagged
+    encoding) at epoch ``at``; a resend of the id gets it without running the handler."""
+
+    message_id: str
+    value: Any
+    at: float
+
+
 @event_type("actors.ScopeCompleted")
 @attrs.frozen
 class ScopeCompleted(SystemEvent):
