@@ -78,6 +78,8 @@ def _type_info(cls: object, name: str | None, version: object, aliases: object,
                 "cannot be imported; give it an explicit name"
             )
         name = default_type_name(cls)
+        if name.startswith(f"{MAIN}:"):
+            warnings.warn(_unportable(cls, name), UserWarning, stacklevel=3)
     elif not isinstance(name, str) or not name.strip():
         raise InvalidArgument(f"{what} name must be a non-empty string, got {name!r}")
     check.type_name(name, "{} name", what)

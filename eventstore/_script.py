@@ -15,6 +15,8 @@ from types import ModuleType
 from typing import Any, Final
 
 MAIN: Final = "__main__"
+MAINS: Final = frozenset({MAIN, "__mp_main__"})
+"""The module names of a running script: ``__mp_main__`` in a multiprocessing spawned child."""
 
 
 def script_module() -> str | None:
@@ -39,8 +41,8 @@ def script_module() -> str | None:
 
 def portable_module(module: str) -> str:
     """``module``, with ``__main__`` replaced by the script's importable name when it has one."""
-    if module == MAIN:
-        return script_module() or MAIN
+    if module in MAINS:
+        return script_module() or module
     return module
 
 
@@ -69,12 +71,12 @@ def double_import(module: str, qualname: str, found: object) -> str | None:
     """A message if ``found`` (``module:qualname``) exists twice: once in the running script
     (``__main__``) and once in the module ``module`` that imported the script file again."""
     script = script_module()
-    if script is None or module not in (MAIN, script):
+    if script is None or (module not in MAINS and module != script):
         return None
     main, again = sys.modules.get(MAIN), sys.modules.get(script)
     if main is None or again is None or main is again:
         return None
-    other = attribute(again if module == MAIN else main, qualname)
+    other = attribute(again if module in MAINS else main, qualname)
     if other is None or other is found:
         return None
     return double_import_message(script, qualname)

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from eventstore import Codec, DecodeError, InvalidArgument, RecordedEvent, SerializationError
+from eventstore import (
+    Codec,
+    DecodeError,
+    InvalidArgument,
+    RecordedEvent,
+    SerializationError,
+    event_type,
+)
 from eventstore._script import script_module
 
 SOURCE = """
@@ -100,11 +107,19 @@ def test_a_scripts_values_are_named_after_its_file(script: ModuleType) -> None:
     assert Codec().decode_value(data) == value
 
 
+def test_a_spawned_multiprocessing_child_names_the_parents_classes_alike(
+        run_as: Any, tmp_path: Path) -> None:
+    child = run_as(module("__mp_main__", file=str(tmp_path / "shop_app.py")))
+    assert Codec().new_event(child.Deposited(5)).type == "shop_app:Deposited"
+
+
 def test_a_class_of_an_interactive_session_is_stored_with_a_warning(run_as: Any) -> None:
     main = run_as(module("__main__"))
     codec = Codec()
     with pytest.warns(UserWarning, match="only this program can decode its events"):
         assert codec.type_name(main.Deposited) == "__main__:Deposited"
+    with pytest.warns(UserWarning, match="Ledger is stored as '__main__:Ledger'"):
+        event_type()(main.Ledger)
 
 
 # -- the script that imports itself ----------------------------------------------------------------
