@@ -316,7 +316,7 @@ async def _import(args: argparse.Namespace) -> int:
         _import_module(name, f"--module {name}")
     store = _open(args.url, create=True)  # checks the URL; SQLite creates the file on entering
     try:
-        _read_main_from(store.codec, *args.module[:1])
+        _read_main_from(store.codec, args.module[0] if args.module else None)
         parsed = _parse_log(store, args.file)
     except BaseException:
         await store.aclose()

@@ -3,8 +3,10 @@
 An event class has a stable type name (``module:QualName`` by default, or the one given to
 ``@event_type``) and a schema version. Stored data of an older schema version is upcast dict to
 dict before cattrs structures it. Names resolve, in order, through the codec's own registrations,
-the process-wide index the decorator fills, and an import of ``module:QualName``; every resolution
-is cached, so decoding an event is a dict lookup and a precompiled cattrs hook.
+the process-wide index the decorator fills, and an import of ``module:QualName`` (after the
+codec's ``alias_module`` renames); every resolution is cached, so decoding an event is a dict
+lookup and a precompiled cattrs hook. A class of the running script is named after the script's
+file or ``-m`` module rather than ``__main__`` when it has one (see ``_script``).
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ def _import_name(name: str) -> Any:
 
 def _is_dotted(name: str) -> bool:
     return all(part.isidentifier() for part in name.split("."))
+
 
 def _unportable(cls: type, name: str) -> str:
     return (
