@@ -140,9 +140,11 @@ class ActorState:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as a snapshot holds it: fields, durable-call record, timers."""
-        return {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
-                "notifier": self.notifier.dump(), "run_done": self.run_done,
-                "replies": self.replies.dump()}
+        data = {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
+                "notifier": self.notifier.dump(), "run_done": self.run_done}
+        if self.replies:  # absent when empty: as in snapshots taken before recorded replies
+            data["replies"] = self.replies.dump()
+        return data
 
     def restore(self, state: Any, version: int, *, fields: bool = True) -> None:
         """Set the whole state from ``snapshot()``'s data, taken at ``version``.
