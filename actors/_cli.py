@@ -9,37 +9,43 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.metadata
 import json
-import math
 import os
 import sys
-import time
+import textwrap
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
-from urllib.parse import unquote
+from datetime import timedelta
+from typing import Any
 
-import attrs
 import trio
 
-import eventstore
-from eventstore import EventStore, EventStoreError
-from eventstore.memory import MemoryEventStore
+from eventstore import EventStore, EventStoreError, RecordedEvent
 from eventstore.sqlite import SQLiteEventStore
 
 from . import replay
 from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
+from ._cli_timers import pending_timers
+from ._cli_util import (
+    CliError,
+    StreamInfo,
+    counting,
+    iso,
+    list_streams,
+    open_store,
+    output,
+    progress_bar,
+    require_stream,
+    shown_data,
+    suggest,
+    to_json,
+)
 from ._errors import ActorError
-from ._events import NotificationScheduled, ScopeCommitted, SleepStarted, SystemEvent
-from ._index import WorkIndex
-from ._state import ActorState
+from ._jsonl_log import JsonlLog
 
 INDEX_STREAM = "$actors-index"
-
-
-class CliError(Exception):
-    """A mistake in the command line or its inputs: printed as one line, exit status 2."""
+__all__ = ["CliError", "load_class", "main", "pending_timers"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,56 +75,126 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+EXAMPLES = {
+    "streams": """
+        python -m actors streams sqlite:///app.db
+        python -m actors streams sqlite:///app.db --kind Account --json
+        python -m actors streams 'postgresql://app@db/prod?schema=billing' --prefix Invoice-2026""",
+    "log": """
+        python -m actors log sqlite:///app.db Account-a1
+        python -m actors log sqlite:///app.db Account-a1 --from 100 --limit 20 --type Deposited
+        python -m actors log sqlite:///app.db Account-a1 --follow --json
+        python -m actors log sqlite:///app.db Account-a1 -o a1.txt""",
+    "replay": """
+        python -m actors replay sqlite:///app.db Account-a1 --actor bank:Account
+        python -m actors replay sqlite:///app.db Account-a1 --actor bank:Account --to 12 --json""",
+    "export": """
+        python -m actors export sqlite:///app.db Account-a1 -o a1.jsonl""",
+    "import": """
+        python -m actors import -m bank.events sqlite:///copy.db a1.jsonl
+        cat a1.jsonl | python -m actors import postgresql://app@db/test -""",
+    "check": """
+        python -m actors check --actor bank:Account a1.jsonl
+        python -m actors check --actor bank:Account -m bank.events a1.jsonl --json""",
+    "timers": """
+        python -m actors timers sqlite:///app.db
+        python -m actors timers sqlite:///app.db -m bank.tokens --json""",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m actors", description="Inspect, replay, move and check actor logs.")
+        prog="python -m actors", description="Inspect, replay, move and check actor logs.",
+        epilog="examples:\n" + "\n".join(
+            textwrap.dedent(text).strip("\n").splitlines()[0] for text in EXAMPLES.values())
+        + "\n\n`python -m actors COMMAND --help` shows more examples of each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s (trio-actors) {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Callable[[argparse.Namespace], Awaitable[int]],
-                help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+    def command(name: str, run: Callable[[argparse.Namespace], Awaitable[int]], help: str,
+                *, json_help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=help, description=help, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n" + textwrap.dedent(EXAMPLES[name]).strip("\n"))
         sub.set_defaults(run=run)
+        sub.add_argument("--json", action="store_true", help=json_help)
+        sub.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
+                         help="import MODULE first: it defines event or token classes "
+                              "(repeat for several)")
         return sub
 
-    log = command("log", _log, "print a stream's events: version, position, time, type, data")
+    streams = command("streams", _streams, "list the streams (actors) of a store: kind, "
+                      "events, last version, last activity", json_help="one object per stream")
+    _url(streams)
+    streams.add_argument("--prefix", default="", help="only streams whose name starts so")
+    streams.add_argument("--kind", help="only the streams of this actor kind")
+
+    log = command("log", _log, "print a stream's events: version, position, time, type, data",
+                  json_help="one object per event (the export format)")
     _url_and_stream(log)
-    log.add_argument("--json", action="store_true", help="one JSON object per event")
+    log.add_argument("--from", dest="first", type=int, default=1, metavar="VERSION",
+                     help="start at VERSION (default 1)")
+    log.add_argument("--limit", type=_positive, metavar="N", help="print at most N events")
+    log.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
+                     help="only events of TYPE: a stored type name, or its last part "
+                          "(repeat for several)")
+    log.add_argument("--follow", action="store_true",
+                     help="then wait for new events and print them as they come (Ctrl-C stops)")
+    log.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
 
     rep = command("replay", _replay, "the actor's state after each event (and what changed), "
-                                     "or at one version")
+                  "or at one version", json_help="one object per event, with state and changes")
     _url_and_stream(rep)
     _actor_option(rep)
     rep.add_argument("--to", type=int, metavar="VERSION", help="only the state at VERSION")
-    rep.add_argument("--json", action="store_true", help="one JSON object per event")
 
-    export = command("export", _export, "write a stream's events and snapshots as JSON Lines")
+    export = command("export", _export, "write a stream's events and snapshots as JSON Lines",
+                     json_help="the summary on stderr as one JSON object")
     _url_and_stream(export)
     export.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
 
     imp = command("import", _import, "append the events of a JSON Lines log to a store; "
-                                     "after a crash, run it again to finish")
+                  "after a crash, run it again to finish; every event must decode first",
+                  json_help="one object per stream")
     imp.add_argument("url", metavar="URL", help="the target store, e.g. sqlite:///app.db")
     imp.add_argument("file", metavar="FILE", help="the JSON Lines log ('-' for stdin)")
-    imp.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
-                     help="import MODULE first: it defines event classes of the log (repeat "
-                          "for several); every event must decode before anything is written")
 
     chk = command("check", _check, "re-run an actor class against a recorded log; exit 1 at "
-                                   "the first divergence")
+                  "the first divergence", json_help="one object per stream checked")
     _actor_option(chk)
     chk.add_argument("file", metavar="FILE", help="a JSON Lines log, as export writes it")
 
     timers = command("timers", _timers, "pending notifications and unfinished durable sleeps "
-                                        "of every actor, soonest first")
-    timers.add_argument("url", metavar="URL", help="the store, e.g. sqlite:///app.db")
-    timers.add_argument("--json", action="store_true", help="one JSON object per timer")
+                     "of every actor, soonest first", json_help="one object per timer")
+    _url(timers)
     timers.add_argument("--index-stream", default=INDEX_STREAM, metavar="STREAM",
                         help=f"the ActorSystem's work index (default {INDEX_STREAM!r})")
     return parser
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trio-actors")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", metavar="URL",
+                        help="the store: sqlite:///app.db, postgresql://...[?schema=NAME]")
+
+
 def _url_and_stream(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", metavar="URL", help="the store, e.g. sqlite:///app.db")
+    _url(parser)
     parser.add_argument("stream", metavar="STREAM", help="the actor's stream, e.g. Account-a1")
 
 
@@ -127,23 +203,7 @@ def _actor_option(parser: argparse.ArgumentParser) -> None:
                         help="the actor class, importable from the current directory")
 
 
-# -- shared pieces -------------------------------------------------------------------------------
-
-
-def _open(url: str, *, create: bool = False) -> EventStore:
-    """The store at ``url``; a SQLite file must exist unless ``create``."""
-    if not create and url.startswith("sqlite:///"):
-        path = unquote(url[len("sqlite:///"):])
-        if path and not os.path.exists(path):
-            raise CliError(f"no SQLite database at {path!r} (from {url!r})")
-    return eventstore.open(url)
-
-
-async def _require(store: EventStore, stream: str, url: str) -> int:
-    version = await store.last_version(stream)
-    if not version:
-        raise CliError(f"stream {stream!r} has no events in {url}")
-    return version
+# -- types and modules ---------------------------------------------------------------------------
 
 
 def load_class(spec: str) -> type[Actor]:
@@ -157,6 +217,12 @@ def load_class(spec: str) -> type[Actor]:
         if found is None:
             raise CliError(f"module {module_name!r} has no {qualname!r} (--actor {spec})")
     return check_actor_class(found)
+
+
+def import_modules(names: list[str]) -> None:
+    """Import the modules ``-m`` names (they register event and token classes)."""
+    for name in names:
+        _import_module(name, f"-m {name}")
 
 
 def _import_module(name: str, option: str) -> Any:
@@ -176,102 +242,151 @@ def _actor_id(cls: type[Actor], stream: str) -> str:
     return stream[len(prefix):]
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
 
 
-class Progress:
-    """A one-line progress bar on stderr while a long log is read (only on a terminal)."""
-
-    def __init__(self, total: int, what: str, *, out: TextIO | None) -> None:
-        self.total = max(total, 1)
-        self.what = what
-        self.out = out
-        self.started = time.monotonic()
-        self.shown = -math.inf
-        self.drawn = False
-
-    def __call__(self, done: int) -> None:
-        if self.out is None or (done & 1023 and done != self.total):
-            return
-        now = time.monotonic()
-        if now - self.shown < 0.1 and done != self.total:
-            return
-        self.shown = now
-        rate = done / max(now - self.started, 1e-9)
-        self.out.write(f"\r{self.what}: {done:,}/{self.total:,} events "
-                       f"({100 * done / self.total:.0f}%), {rate:,.0f} events/s")
-        self.out.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.out is not None and self.drawn:
-            self.out.write("\r\x1b[K")
-            self.out.flush()
-
-
-def _progress(total: int, what: str, *, unless_output_is_a_terminal: bool = False) -> Progress:
-    show = sys.stderr.isatty() and not (unless_output_is_a_terminal and sys.stdout.isatty())
-    return Progress(total, what, out=sys.stderr if show else None)
+def _print(value: Any, *, as_json: bool, text: str, out: Any = None) -> None:
+    print(to_json(value) if as_json else text, file=out)
 
 
 # -- the commands --------------------------------------------------------------------------------
 
 
-async def _log(args: argparse.Namespace) -> int:
-    async with _open(args.url) as store:
-        await _require(store, args.stream, args.url)
-        if not args.json:
-            print(f"{'VERSION':>7}  {'POSITION':>8}  {'TIME':<29}  TYPE  DATA")
-        async with contextlib.aclosing(store.read(args.stream)) as events:
-            async for recorded in events:
-                if args.json:
-                    print(_json(replay._event_json(recorded)))
-                else:
-                    at = recorded.recorded_at.isoformat(timespec="milliseconds")
-                    print(f"{recorded.version:>7}  {recorded.position:>8}  {at:<29}  "
-                          f"{recorded.type}  {_json(recorded.data)}")
+async def _streams(args: argparse.Namespace) -> int:
+    import_modules(args.module)
+    async with open_store(args.url) as store:
+        bar = progress_bar(None, "streams")
+        with bar:
+            found = await list_streams(store, progress=bar)
+    if args.kind is not None and not any(info.kind == args.kind for info in found):
+        kinds = sorted({info.kind for info in found})
+        raise CliError(f"no stream of kind {args.kind!r} in {args.url}"
+                       + suggest(args.kind, kinds)
+                       + (f"; its kinds are {', '.join(kinds)}" if kinds else
+                          "; the store holds no events"))
+    shown = [info for info in found if info.stream.startswith(args.prefix)
+             and (args.kind is None or info.kind == args.kind)]
+    if not args.json:
+        if not shown:
+            print("no streams" + (f" starting with {args.prefix!r}" if args.prefix else ""))
+            return 0
+        width = max(24, *(len(info.stream) for info in shown))
+        print(f"{'STREAM':<{width}}  {'KIND':<16}  {'EVENTS':>8}  {'VERSION':>8}  LAST ACTIVITY")
+    for info in shown:
+        _print(info.as_json(), as_json=args.json, text=_stream_row(info, width))
     return 0
 
 
+def _stream_row(info: StreamInfo, width: int) -> str:
+    return (f"{info.stream:<{width}}  {info.kind:<16}  {info.events:>8}  {info.last_version:>8}"
+            f"  {iso(info.last_activity)}")
+
+
+async def _log(args: argparse.Namespace) -> int:
+    import_modules(args.module)
+    async with open_store(args.url) as store:
+        last = await require_stream(store, args.stream, args.url)
+        if not 1 <= args.first <= last:
+            raise CliError(f"--from {args.first} is outside stream {args.stream!r}: it has "
+                           f"versions 1 to {last}")
+        with output(args.output) as out:
+            wanted = _type_filter(args.types)
+            if not args.json:
+                print(f"{'VERSION':>7}  {'POSITION':>8}  {'TIME':<29}  TYPE  DATA", file=out)
+            left = args.limit
+            bar = progress_bar(last - args.first + 1, f"log {args.stream}",
+                               shown=args.output is not None)
+            after = 0
+            with bar:
+                read = store.read(args.stream, from_version=args.first)
+                async with contextlib.aclosing(read) as events:
+                    async for recorded in events:
+                        bar.update()
+                        after = recorded.position
+                        if wanted(recorded.type) and left != 0:
+                            _print_event(recorded, as_json=args.json, out=out)
+                            left = None if left is None else left - 1
+            if args.follow and left != 0:
+                out.flush()
+                await _follow(store, args, out, after=after, left=left, wanted=wanted)
+    return 0
+
+
+async def _follow(store: EventStore, args: argparse.Namespace, out: Any, *, after: int,
+                  left: int | None, wanted: Callable[[str], bool]) -> None:
+    """Print the stream's new events as they are appended, through ``subscribe``."""
+    async with contextlib.aclosing(store.subscribe(after_position=after)) as events:
+        async for recorded in events:
+            if recorded.stream != args.stream or not wanted(recorded.type):
+                continue
+            _print_event(recorded, as_json=args.json, out=out)
+            out.flush()
+            if left is not None:
+                left -= 1
+                if not left:
+                    return
+
+
+def _type_filter(types: list[str]) -> Callable[[str], bool]:
+    """Whether a stored type name is one of ``types`` (whole, or its part after '.' or ':')."""
+    if not types:
+        return lambda _: True
+    wanted = set(types)
+
+    def matches(name: str) -> bool:
+        return name in wanted or name.rpartition(".")[2] in wanted or \
+            name.rpartition(":")[2] in wanted
+    return matches
+
+
+def _print_event(recorded: RecordedEvent, *, as_json: bool, out: Any) -> None:
+    if as_json:
+        print(to_json(replay._event_json(recorded)), file=out)
+        return
+    at = recorded.recorded_at.isoformat(timespec="milliseconds")
+    print(f"{recorded.version:>7}  {recorded.position:>8}  {at:<29}  {recorded.type}  "
+          f"{to_json(shown_data(recorded))}", file=out)
+
+
 def _state(actor: Actor) -> Any:
-    return json.loads(_json(actor.snapshot()))
+    return json.loads(to_json(actor.snapshot()))
 
 
 async def _replay(args: argparse.Namespace) -> int:
+    import_modules(args.module)
     cls = load_class(args.actor)
     actor_id = _actor_id(cls, args.stream)
-    async with _open(args.url) as store:
-        last = await _require(store, args.stream, args.url)
+    async with open_store(args.url) as store:
+        last = await require_stream(store, args.stream, args.url)
         if args.to is not None and not 1 <= args.to <= last:
             raise CliError(f"--to {args.to} is outside stream {args.stream!r}: it has "
                            f"versions 1 to {last}")
         first = 1 if args.to is None else args.to
         before = _state(await replay.state_at(store, cls, actor_id, first - 1))
         if not args.json:
-            print(f"state at version {first - 1}: {_json(before)}")
-        progress = _progress(last, "replay", unless_output_is_a_terminal=True)
-        async for step in replay.steps(store, cls, actor_id, from_version=first,
-                                       to_version=args.to):
-            after = _state(step.state)
-            _print_step(step, before, after, as_json=args.json)
-            before = after
-            progress(step.version)
-        progress.close()
+            print(f"state at version {first - 1}: {to_json(before)}")
+        # On a terminal the bar would mix with the output: drawn only when it goes elsewhere.
+        with progress_bar(last - first + 1, f"replay {args.stream}",
+                          shown=not sys.stdout.isatty()) as bar:
+            async for step in replay.steps(store, cls, actor_id, from_version=first,
+                                           to_version=args.to):
+                after = _state(step.state)
+                _print_step(step, before, after, as_json=args.json)
+                before = after
+                bar.update()
     return 0
 
 
 def _print_step(step: replay.Step[Actor], before: Any, after: Any, *, as_json: bool) -> None:
     changed = replay.changes(before, after)
     if as_json:
-        print(_json({**replay._event_json(step.recorded), "state": after, "changes": [
+        print(to_json({**replay._event_json(step.recorded), "state": after, "changes": [
             {"path": path, "before": _absent(old), "after": _absent(new)}
             for path, old, new in changed]}))
         return
     recorded = step.recorded
-    print(f"{recorded.version:>7}  {recorded.type}  {_json(recorded.data)}")
+    print(f"{recorded.version:>7}  {recorded.type}  {to_json(shown_data(recorded))}")
     if changed:
-        print(f"{'':>7}  state: {_json(after)}")
+        print(f"{'':>7}  state: {to_json(after)}")
         for path, old, new in changed:
             print(f"{'':>7}  ~ {path}: {_shown(old)} -> {_shown(new)}")
 
@@ -281,31 +396,24 @@ def _absent(value: Any) -> Any:
 
 
 def _shown(value: Any) -> str:
-    return "(absent)" if value is ... else _json(value)
+    return "(absent)" if value is ... else to_json(value)
 
 
 async def _export(args: argparse.Namespace) -> int:
-    async with _open(args.url) as store:
-        await _require(store, args.stream, args.url)
-        with _output(args.output) as out:
-            written = await replay.export_jsonl(store, args.stream, out)
-    print(f"exported {written} events of {args.stream!r}", file=sys.stderr)
+    import_modules(args.module)
+    async with open_store(args.url) as store:
+        last = await require_stream(store, args.stream, args.url)
+        with output(args.output) as out, progress_bar(last, f"export {args.stream}",
+                                                     shown=args.output is not None) as bar:
+            written = await replay.export_jsonl(store, args.stream, out, progress=counting(bar))
+    _print({"stream": args.stream, "events": written, "file": args.output}, as_json=args.json,
+           text=f"exported {written} events of {args.stream!r}", out=sys.stderr)
     return 0
 
 
-@contextlib.contextmanager
-def _output(path: str | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
-        return
-    with open(path, "w", encoding="utf-8") as out:
-        yield out
-
-
 async def _import(args: argparse.Namespace) -> int:
-    for name in args.module:
-        _import_module(name, f"--module {name}")
-    store = _open(args.url, create=True)  # checks the URL; SQLite creates the file on entering
+    import_modules(args.module)
+    store = open_store(args.url, create=True)  # checks the URL; SQLite creates the file on use
     try:
         parsed = _parse_log(store, args.file)
     except BaseException:
@@ -313,15 +421,17 @@ async def _import(args: argparse.Namespace) -> int:
         raise
     if not parsed.events:
         await store.aclose()
-        raise CliError(f"{args.file} holds no events")
+        raise CliError(f"{args.file} holds no events: give a log that export wrote")
     with _removed_on_failure(store):
         async with store:
-            counts = await replay._write(store, parsed)
+            with progress_bar(len(parsed.events), "import", unit="streams") as bar:
+                counts = await replay._write(store, parsed)
+                bar.update(len(parsed.events))
     for stream, count in counts.items():
-        if count:
-            print(f"imported {count} events into {stream!r}")
-        else:
-            print(f"{stream!r} already held its {len(parsed.events[stream])} events")
+        held = len(parsed.events[stream])
+        _print({"stream": stream, "imported": count, "already_held": held if not count else 0},
+               as_json=args.json, text=f"imported {count} events into {stream!r}" if count
+               else f"{stream!r} already held its {held} events")
     return 0
 
 
@@ -329,8 +439,18 @@ def _parse_log(store: EventStore, file: str) -> replay._Parsed:
     """Every line of ``file`` ('-' for stdin) checked, before the store is opened."""
     if file == "-":
         return replay._parse(store.codec, sys.stdin, "stdin")
-    with open(file, encoding="utf-8") as lines:
-        return replay._parse(store.codec, lines, file)
+    if not os.path.isfile(file):
+        raise CliError(f"no log file at {file!r}: give the path of a JSON Lines file "
+                       "(or '-' for stdin)")
+    with open(file, encoding="utf-8") as lines, progress_bar(
+            os.path.getsize(file), f"read {file}", unit="B") as bar:
+        return replay._parse(store.codec, _counted(lines, bar), file)
+
+
+def _counted(lines: Any, bar: Any) -> Iterator[str]:
+    for line in lines:
+        bar.update(len(line))
+        yield line
 
 
 @contextlib.contextmanager
@@ -356,106 +476,65 @@ def _removed_on_failure(store: EventStore) -> Iterator[None]:
 
 
 async def _check(args: argparse.Namespace) -> int:
+    import_modules(args.module)
     cls = load_class(args.actor)
-    store = MemoryEventStore()
-    with open(args.file, encoding="utf-8") as lines:
-        counts = await replay.import_jsonl(store, lines, source=args.file)
-    prefix = f"{kind_of(cls)}-"
-    streams = [stream for stream in counts if stream.startswith(prefix) and stream != prefix]
-    if not streams:
-        raise CliError(f"{args.file} holds no {cls.__qualname__} stream (named {prefix}<id>); "
-                       f"it holds {', '.join(map(repr, counts)) or 'nothing'}")
-    status = 0
-    for stream in streams:
-        progress = _progress(counts[stream], f"check {stream}")
-        result = await replay.check(store, cls, _actor_id(cls, stream), progress=progress)
-        progress.close()
-        if result.divergence is not None:
-            print(f"{args.file}: DIVERGED: {result.divergence}")
-            status = 1
-        else:
-            print(f"{args.file}: {stream}: ok: {result.events} events, {result.snapshots} "
-                  f"snapshots compared, {result.reruns} recoveries re-run")
+    if not os.path.isfile(args.file):
+        raise CliError(f"no log file at {args.file!r}: give the path of a JSON Lines file "
+                       "that export wrote")
+    async with JsonlLog(args.file) as log:
+        with progress_bar(os.path.getsize(args.file), f"read {args.file}", unit="B") as bar:
+            log.index(progress=counting(bar))
+        counts = log.streams
+        prefix = f"{kind_of(cls)}-"
+        streams = [stream for stream in counts if stream.startswith(prefix) and stream != prefix]
+        if not streams:
+            raise CliError(f"{args.file} holds no {cls.__qualname__} stream (named {prefix}<id>)"
+                           f"; it holds {', '.join(map(repr, counts)) or 'nothing'}: give the "
+                           "class of its actors to --actor")
+        status = 0
+        for stream in streams:
+            with progress_bar(counts[stream], f"check {stream}") as bar:
+                result = await replay.check(log, cls, _actor_id(cls, stream),
+                                            progress=counting(bar))
+            status = max(status, _report(args, result))
     return status
 
 
-@attrs.define
-class _Opaque(Actor):
-    """Stands in for an actor class the CLI does not know: only runtime events are folded."""
-
-
-async def pending_timers(store: EventStore, index_stream: str) -> list[dict[str, Any]]:
-    """Every pending notification and unfinished durable sleep in ``store``, soonest first.
-
-    A sleep is unfinished when it is the last durable call of a scope that has not completed.
-    The actors come from the ``ActorSystem``'s work index (an actor with work there may keep
-    its timers in a snapshot only) and from a ``read_all`` over the ``NotificationScheduled``
-    and ``SleepStarted`` events (actors spawned without a system are not in the index). Each
-    stream's timers are then folded from its newest snapshot and the runtime events after it.
-    """
-    streams: set[str] = set()
-    index = WorkIndex(store, index_stream)
-    await index.load()
-    streams.update(f"{kind}-{actor_id}" for kind, actor_id in index.wake)
-    codec = store.codec
-    types = [codec.type_name(NotificationScheduled), codec.type_name(SleepStarted)]
-    async with contextlib.aclosing(store.read_all(types=types)) as events:
-        async for recorded in events:
-            streams.add(recorded.stream)
-    found: list[dict[str, Any]] = []
-    for stream in sorted(streams):
-        state = await _runtime_state(store, stream)
-        for at, token in state.notifier.pending():
-            found.append({"due": at.timestamp(), "stream": stream, "kind": "notification",
-                          "token": token})
-        for calls in state.record.calls():
-            sleep = calls[-1]  # a scope's earlier sleeps are over: it went on to other calls
-            if not isinstance(sleep, SleepStarted):
-                continue
-            found.append({"due": sleep.started_at + sleep.seconds, "stream": stream,
-                          "kind": "sleep", "scope": sleep.scope, "index": sleep.index,
-                          "started_at": sleep.started_at, "seconds": sleep.seconds})
-    found.sort(key=lambda timer: (timer["due"], timer["stream"]))
-    return found
-
-
-async def _runtime_state(store: EventStore, stream: str) -> ActorState:
-    """A state holding ``stream``'s timers and durable-call record (the actor's own events are
-    not decoded: their classes need not be importable here)."""
-    codec = store.codec
-    state = ActorState(_Opaque, "timers", codec)
-    snapshot = await store.load_snapshot(stream)
-    if snapshot is not None:
-        with contextlib.suppress(Exception):  # unusable: the log is folded from the start
-            state.restore(snapshot.state, snapshot.version, fields=False)
-    start = state.version + 1
-    system = {codec.type_name(cls) for cls in SystemEvent.__subclasses__()} - {
-        codec.type_name(ScopeCommitted)}  # it marks user events, which are not read here
-    decode = codec.decode
-    async with contextlib.aclosing(store.read(stream, from_version=start)) as events:
-        async for recorded in events:
-            if recorded.type in system:
-                state.fold(decode(recorded))
-    return state
-
+def _report(args: argparse.Namespace, result: replay.CheckResult) -> int:
+    """Print one stream's check; 1 when it diverged."""
+    divergence = result.divergence
+    if args.json:
+        print(to_json({"file": args.file, "stream": result.stream, "ok": result.ok,
+                       "events": result.events, "snapshots": result.snapshots,
+                       "reruns": result.reruns,
+                       "divergence": None if divergence is None else {
+                           "version": divergence.version, "reason": divergence.reason}}))
+    elif divergence is not None:
+        print(f"{args.file}: DIVERGED: {divergence}")
+    else:
+        print(f"{args.file}: {result.stream}: ok: {result.events} events, {result.snapshots} "
+              f"snapshots compared, {result.reruns} recoveries re-run")
+    return 0 if divergence is None else 1
 
 
 async def _timers(args: argparse.Namespace) -> int:
-    async with _open(args.url) as store:
+    import_modules(args.module)
+    async with open_store(args.url) as store:
         timers = await pending_timers(store, args.index_stream)
     if not timers and not args.json:
         print("no pending timers")
     elif not args.json:
         print(f"{'DUE':<25}  {'STREAM':<24}  WHAT")
     for timer in timers:
-        due = datetime.fromtimestamp(timer["due"], UTC).isoformat(timespec="seconds")
+        due = iso(timer["due"])
         if args.json:
-            print(_json({**timer, "due": due}))
+            shown = {**timer, "due": due}
+            if "started_at" in shown:
+                shown["started_at"] = iso(shown["started_at"])
+            print(to_json(shown))
         elif timer["kind"] == "notification":
             print(f"{due:<25}  {timer['stream']:<24}  notification {timer['token']!r}")
         else:
-            started = datetime.fromtimestamp(timer["started_at"], UTC).isoformat(
-                timespec="seconds")
             print(f"{due:<25}  {timer['stream']:<24}  sleep {timer['scope']}#{timer['index']} "
-                  f"({timedelta(seconds=timer['seconds'])} from {started})")
+                  f"({timedelta(seconds=timer['seconds'])} from {iso(timer['started_at'])})")
     return 0

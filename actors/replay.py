@@ -311,11 +311,15 @@ def _event_json(recorded: RecordedEvent) -> dict[str, Any]:
             "id": str(recorded.id)}
 
 
-async def export_jsonl(store: EventStore, stream: str, out: TextIO) -> int:
+async def export_jsonl(store: EventStore, stream: str, out: TextIO, *,
+                       progress: Callable[[int], None] | None = None) -> int:
     """Write ``stream``'s events, and its snapshots after their versions, as JSON Lines.
 
     Event lines hold ``stream, version, position, recorded_at, type, data, metadata, id``; a
     snapshot is a line ``{"snapshot": {"stream", "version", "state"}}``. Reads in pages.
+
+    Args:
+        progress: called with each version as it is written (the CLI draws a progress bar).
 
     Returns:
         The number of events written.
@@ -326,6 +330,8 @@ async def export_jsonl(store: EventStore, stream: str, out: TextIO) -> int:
         async for recorded in events:
             out.write(json.dumps(_event_json(recorded), ensure_ascii=False) + "\n")
             written += 1
+            if progress is not None:
+                progress(recorded.version)
             if recorded.version in snapshots:
                 snapshot = await store.load_snapshot(stream, max_version=recorded.version)
                 assert snapshot is not None
@@ -422,14 +428,7 @@ def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
         if not line.strip():
             continue
         where = f"{source} line {number}"
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            truncated = "" if line.endswith("\n") else (
-                "; the line has no newline at its end: the file looks truncated")
-            raise ReplayError(f"{where}: not valid JSON ({exc}){truncated}") from None
-        if not isinstance(item, dict):
-            raise ReplayError(f"{where}: expected a JSON object, got {type(item).__name__}")
+        item = _load_line(line, where)
         if "snapshot" in item:
             parsed.snapshots.append(_parse_snapshot(item["snapshot"], parsed, where))
             continue
@@ -451,6 +450,19 @@ def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
             raise ReplayError(f"{where}: {exc}") from None
         events.append(new)
     return parsed
+
+
+def _load_line(line: str, where: str) -> dict[str, Any]:
+    """One line of a JSON Lines log as its object; ``where`` names the line in errors."""
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        truncated = "" if line.endswith("\n") else (
+            "; the line has no newline at its end: the file looks truncated")
+        raise ReplayError(f"{where}: not valid JSON ({exc}){truncated}") from None
+    if not isinstance(item, dict):
+        raise ReplayError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    return item
 
 
 def _parse_event(item: dict[str, Any], where: str) -> tuple[str, int, NewEvent]:

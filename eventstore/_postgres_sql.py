@@ -183,17 +183,25 @@ def stored_at(conn: Conn, q: Statements, ids: list[uuid.UUID]) -> dict[uuid.UUID
     return {id: (stream, version, position) for id, stream, version, position in rows}
 
 
-def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
+def install_schema(conn: Conn, q: Statements, schema: str, server: str, *,
+                   create: bool = True) -> None:
     """Create the schema and its tables if missing, else upgrade or check the schema's version.
+
+    Args:
+        create: False to only check: a missing or older schema is then an error.
 
     Raises:
         SchemaError: the schema is newer than this library, or an upgrade failed (the schema is
-            then as it was).
+            then as it was); without ``create``, it is missing or older than this library.
     """
     try:
         row = conn.execute(q.schema_version).fetchone()
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         row = None
+    if row is None and not create:
+        raise SchemaError(
+            f"schema {schema!r} on PostgreSQL ({server}) holds no event store: check the URL's "
+            "database and ?schema= (nothing was created)")
     if row is None:
         with conn.transaction():
             # Serialises processes that create the same schema at once.
@@ -212,6 +220,11 @@ def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
             f"schema {schema!r} on PostgreSQL ({server}) has version {found}, but "
             f"this library only understands versions up to {SCHEMA_VERSION}: upgrade "
             "trio-actors (a newer release wrote it), or use another schema")
+    if found < SCHEMA_VERSION and not create:
+        raise SchemaError(
+            f"schema {schema!r} on PostgreSQL ({server}) has version {found}, older than this "
+            f"library's {SCHEMA_VERSION}: open it once with create=True (any program that writes "
+            "to it) to upgrade it; it was left as it is")
     while found < SCHEMA_VERSION:
         found = _migrate(conn, q, schema, server, found)
 
