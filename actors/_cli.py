@@ -265,11 +265,11 @@ async def _streams(args: argparse.Namespace) -> int:
                           "; the store holds no events"))
     shown = [info for info in found if info.stream.startswith(args.prefix)
              and (args.kind is None or info.kind == args.kind)]
+    width = max([24, *(len(info.stream) for info in shown)])
     if not args.json:
         if not shown:
             print("no streams" + (f" starting with {args.prefix!r}" if args.prefix else ""))
             return 0
-        width = max(24, *(len(info.stream) for info in shown))
         print(f"{'STREAM':<{width}}  {'KIND':<16}  {'EVENTS':>8}  {'VERSION':>8}  LAST ACTIVITY")
     for info in shown:
         _print(info.as_json(), as_json=args.json, text=_stream_row(info, width))

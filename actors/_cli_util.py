@@ -92,8 +92,8 @@ async def require_stream(store: EventStore, stream: str, url: str) -> int:
         return version
     names = [info.stream for info in await list_streams(store)]
     raise CliError(f"stream {stream!r} has no events in {url}" + suggest(stream, names)
-                   + (": list them with `python -m actors streams URL`" if names else
-                      ": the store holds no events at all"))
+                   + (" (`python -m actors streams URL` lists them)" if names else
+                      "; the store holds no events at all"))
 
 
 def suggest(wrong: str, names: list[str]) -> str:
@@ -155,7 +155,7 @@ def progress_bar(total: int | None, what: str, *, unit: str = "events",
     """A progress bar on stderr, drawn only when stderr is a terminal (and ``shown``)."""
     return tqdm(total=total, desc=what, unit=f" {unit}", file=sys.stderr, leave=False,
                 disable=not (shown and stderr_is_terminal()), mininterval=0.1,
-                dynamic_ncols=True, unit_scale=True)
+                dynamic_ncols=True, unit_scale=unit == "B")
 
 
 def stderr_is_terminal() -> bool:
