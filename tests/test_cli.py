@@ -21,7 +21,6 @@ import trio.testing
 import actors
 import eventstore
 from actors import durable
-from actors import _cli_util
 from actors._cli import main
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore

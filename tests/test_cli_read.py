@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 import trio
+from postgres_server import postgres_reason
 
 import eventstore
 from actors import _cli_util
 from actors._cli import main
 from eventstore.sqlite import SQLiteEventStore
-from postgres_server import postgres_reason
 
 GOLDEN = Path(__file__).parent / "golden"
 if str(GOLDEN) not in sys.path:
     sys.path.insert(0, str(GOLDEN))
-import golden_actors  # noqa: E402, F401
+import golden_actors  # noqa: E402
 
 SUBSCRIPTION = "golden_actors:Subscription"
 
