@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import io
 import json
@@ -239,6 +240,78 @@ def test_timers_on_an_empty_store(capsys: pytest.CaptureFixture[str], tmp_path: 
     run(capsys, "import", f"sqlite:///{tmp_path}/t.db", str(GOLDEN / "subscription.jsonl"),
         "-m", "golden_actors")
     assert run(capsys, "timers", f"sqlite:///{tmp_path}/t.db")[1] == "no pending timers\n"
+
+
+TOKENS = """
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+import actors
+import eventstore
+from actors import durable
+
+
+@eventstore.event_type("tokens.Remind")
+@attrs.frozen
+class Remind:
+    what: str
+
+
+@attrs.define
+class Reminder(actors.Actor):
+    snapshot_every = 2
+
+    async def receive(self, message: Any) -> Any:
+        now = await durable.now.aio()
+        self.notifier.notify_at(now + timedelta(seconds=message), Remind(f"in {message} s"))
+
+    async def on_notify(self) -> None:
+        self.notifier.due(await durable.now.aio())
+"""
+
+
+def test_timers_decode_attrs_tokens_with_m_and_show_them_raw_without(
+        tmp_path: Path) -> None:
+    (tmp_path / "tokens_mod.py").write_text(TOKENS)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        tokens = importlib.import_module("tokens_mod")
+    finally:
+        sys.path.remove(str(tmp_path))
+    memory = MemoryEventStore()
+
+    async def record() -> None:
+        async with actors.ActorSystem(memory, clock=actors.VirtualClock()) as system:
+            ref = await system.spawn(tokens.Reminder, "r")
+            await ref.ask(60)
+            await ref.ask(7200)
+            await trio.sleep(120)  # the first one fired
+
+    async def copy() -> None:
+        async with SQLiteEventStore(tmp_path / "tokens.db") as store:
+            async for e in memory.read_all():
+                await store.append(e.stream, [eventstore.NewEvent(e.type, e.data, e.metadata,
+                                                                  e.id)])
+
+    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(copy)
+
+    def timers(*argv: str) -> list[str]:
+        child = subprocess.run([sys.executable, "-m", "actors", "timers",
+                                f"sqlite:///{tmp_path}/tokens.db", *argv], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+        assert (child.returncode, child.stderr) == (0, "")
+        return child.stdout.splitlines()
+
+    raw = timers()
+    assert len(raw) == 2 and raw[1].split()[1:3] == ["Reminder-r", "notification"]
+    assert "<undecoded {" in raw[1] and "tokens.Remind" in raw[1] and "in 7200 s" in raw[1]
+    decoded = timers("-m", "tokens_mod")
+    assert decoded[1].endswith("notification Remind(what='in 7200 s')")
+    (item,) = [json.loads(line) for line in timers("-m", "tokens_mod", "--json")]
+    assert item["token"] == "Remind(what='in 7200 s')" and item["due"].endswith("+00:00")
 
 
 # -- errors: one line, status 2 ------------------------------------------------------------------
