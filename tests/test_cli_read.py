@@ -189,6 +189,58 @@ def _installed_version() -> str:
     return importlib.metadata.version("trio-actors")
 
 
+def test_json_of_export_import_and_check(capsys: pytest.CaptureFixture[str], golden_db: str,
+                                         tmp_path: Path) -> None:
+    exported = str(tmp_path / "alice.jsonl")
+    status, _, err = run(capsys, "export", "--json", golden_db, "Subscription-alice", "-o",
+                         exported)
+    assert json.loads(err) == {"stream": "Subscription-alice", "events": 19, "file": exported}
+    status, out, _ = run(capsys, "import", "--json", f"sqlite:///{tmp_path}/c.db", exported)
+    assert json.loads(out) == {"stream": "Subscription-alice", "imported": 19,
+                               "already_held": 0}
+    out = run(capsys, "import", "--json", f"sqlite:///{tmp_path}/c.db", exported)[1]
+    assert json.loads(out) == {"stream": "Subscription-alice", "imported": 0,
+                               "already_held": 19}
+    status, out, _ = run(capsys, "check", "--json", "--actor", SUBSCRIPTION, exported)
+    assert status == 0 and json.loads(out) == {
+        "file": exported, "stream": "Subscription-alice", "ok": True, "events": 19,
+        "snapshots": 4, "reruns": 3, "divergence": None}
+    status, out, _ = run(capsys, "check", "--json", "--actor", "golden_actors:DriftedSleep",
+                         exported)
+    item = json.loads(out)
+    assert status == 1 and item["ok"] is False and item["divergence"]["version"] == 1
+    assert "NonDeterminismError" in item["divergence"]["reason"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["streams", "{url}"], ["log", "{url}", "S-1"], ["export", "{url}", "S-1"],
+    ["replay", "{url}", "Subscription-1", "--actor", SUBSCRIPTION], ["timers", "{url}"],
+    ["import", "{url}", str(GOLDEN / "subscription.jsonl")],
+], ids=lambda argv: argv[0])
+@pytest.mark.parametrize(("url", "says"), [
+    ("nosql://x", "unknown store URL 'nosql://x'"),
+    ("sqlite://", "a SQLite URL names a file"),
+    ("postgresql://[::1", "malformed"),
+    ("memory://", "lives only inside one process"),
+])
+def test_a_bad_url_is_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], url: str,
+                               says: str) -> None:
+    assert says in fails(capsys, *(arg.format(url=url) for arg in argv))
+
+
+@pytest.mark.parametrize("argv", [
+    ["streams", "{db}"], ["log", "{db}", "Subscription-alice"],
+    ["export", "{db}", "Subscription-alice"], ["timers", "{db}"],
+    ["replay", "{db}", "Subscription-alice", "--actor", SUBSCRIPTION],
+    ["check", "--actor", SUBSCRIPTION, str(GOLDEN / "subscription.jsonl")],
+    ["import", "{db}", str(GOLDEN / "subscription.jsonl")],
+], ids=lambda argv: argv[0])
+def test_an_unknown_module_is_one_line(capsys: pytest.CaptureFixture[str], golden_db: str,
+                                       argv: list[str]) -> None:
+    err = fails(capsys, *(arg.format(db=golden_db) for arg in argv), "-m", "no_such_mod")
+    assert "cannot import 'no_such_mod' (-m no_such_mod): ModuleNotFoundError" in err
+
+
 # -- progress bars -------------------------------------------------------------------------------
 
 
