@@ -22,7 +22,7 @@ class JsonlLog(EventStore):
     """The events and snapshots of a JSON Lines file, read-only; call ``index()`` first.
 
     Positions and recording times are the file's when its lines have them (an exported log
-    does), else the line number and the file's modification time.
+    does), else 0 and the epoch.
     """
 
     def __init__(self, path: str, *, codec: Codec | None = None) -> None:
@@ -99,15 +99,10 @@ class JsonlLog(EventStore):
     def _recorded(self, offset: int) -> RecordedEvent:
         item = self._line(offset)
         stream, version, new = _parse_event(item, self.path)
-        at = item.get("recorded_at")
-        try:
-            recorded_at = datetime.fromisoformat(at) if isinstance(at, str) else None
-        except ValueError:
-            recorded_at = None
         position = item.get("position")
         return RecordedEvent(stream, version, position if isinstance(position, int) else 0,
                              new.type, new.data, new.metadata, new.id,
-                             recorded_at or datetime.fromtimestamp(0, UTC))
+                             new.recorded_at or datetime.fromtimestamp(0, UTC))
 
     # -- the store's primitives ------------------------------------------------------------------
 

@@ -357,9 +357,10 @@ async def import_jsonl(store: EventStore, lines: Iterable[str], *,
     what an import that was interrupted already wrote). Only then is anything written: each
     empty stream in one atomic batch with the events' ids, data and metadata, then the snapshot
     lines (saving one again replaces it with the same state). So the same call after a crash
-    finishes the job without duplicates. Positions and recording times are ``store``'s own; an
-    event line without an ``id`` gets one derived from its stream, version and content, so a
-    re-run gives it the same id.
+    finishes the job without duplicates. Positions are ``store``'s own; recording times are the
+    lines' ``recorded_at`` (the import's time for a line without one); an event line without an
+    ``id`` gets one derived from its stream, version and content, so a re-run gives it the same
+    id.
 
     Not one transaction across streams: a crash mid-way leaves some streams imported. Event ids
     that ``store`` holds in another stream are only found when that stream is appended
@@ -483,8 +484,16 @@ def _parse_event(item: dict[str, Any], where: str) -> tuple[str, int, NewEvent]:
             stream, version, kind, item["data"], metadata)
     except (TypeError, ValueError, AttributeError):
         raise ReplayError(f"{where}: 'id' must be a UUID, got {item['id']!r}") from None
+    at = item.get("recorded_at")
+    try:
+        recorded_at = None if at is None else datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        recorded_at = None
+    if at is not None and (recorded_at is None or recorded_at.utcoffset() is None):
+        raise ReplayError(f"{where}: 'recorded_at' must be an ISO 8601 time with a UTC offset "
+                          f"(as export writes it), got {at!r}; or drop it")
     return stream, version, NewEvent(type=kind, data=item["data"], metadata=metadata,
-                                     id=event_id)
+                                     id=event_id, recorded_at=recorded_at)
 
 
 _IMPORTED = uuid.uuid5(uuid.NAMESPACE_URL, "urn:trio-actors:import")

@@ -82,7 +82,8 @@ class Statements:
                     AS r(idx, stream, expected, n)
             ), ev AS (
                 SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
-                                     %b::uuid[]) AS e(idx, rank, type, data, metadata, id)
+                                     %b::uuid[], %b::timestamptz[])
+                    AS e(idx, rank, type, data, metadata, id, recorded_at)
             ), cur AS (
                 SELECT req.*, coalesce(greatest(
                     (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
@@ -105,9 +106,10 @@ class Statements:
                     + (SELECT position FROM {s}.global_position) AS base
                 FROM passed WHERE NOT EXISTS (SELECT FROM found WHERE found.idx = passed.idx)
             ), inserted AS (
-                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id)
+                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id,
+                                        recorded_at)
                 SELECT ok.base + ev.rank, ok.stream, ok.actual + ev.rank, ev.type, ev.data,
-                       ev.metadata, ev.id
+                       ev.metadata, ev.id, coalesce(ev.recorded_at, statement_timestamp())
                 FROM ok JOIN ev USING (idx)
             ), moved AS (
                 UPDATE {s}.global_position
@@ -301,7 +303,8 @@ def _round(requests: list[tuple[int, Request]]) -> tuple[list[Any], ...]:
             [event.type for _, _, event in events],
             [event.data for _, _, event in events],
             [event.metadata for _, _, event in events],
-            [event.id for _, _, event in events])
+            [event.id for _, _, event in events],
+            [event.recorded_at for _, _, event in events])
 
 
 def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]

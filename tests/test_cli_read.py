@@ -376,6 +376,30 @@ def test_a_postgres_schema_is_named_in_the_url(capsys: pytest.CaptureFixture[str
     assert trio.run(schema_of) == schema
 
 
+@pytest.mark.postgres
+def test_export_import_keeps_recorded_at_through_postgres(
+        capsys: pytest.CaptureFixture[str], pg_schema: tuple[str, str], golden_db: str,
+        tmp_path: Path) -> None:
+    url, schema = pg_schema
+    target = f"{url}?schema={schema}"
+    exported = run(capsys, "export", golden_db, "Subscription-bob")[1]
+    (tmp_path / "bob.jsonl").write_text(exported)
+    assert run(capsys, "import", target, str(tmp_path / "bob.jsonl"))[0] == 0
+    again = run(capsys, "export", target, "Subscription-bob")[1]
+    times = [json.loads(line).get("recorded_at") for line in exported.splitlines()]
+    assert [json.loads(line).get("recorded_at") for line in again.splitlines()] == times
+
+
+def test_recorded_at_must_be_an_aware_iso_time(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    lines = (GOLDEN / "subscription.jsonl").read_text().splitlines(keepends=True)
+    bad = tmp_path / "naive.jsonl"
+    bad.write_text("".join(lines[:2]) + lines[2].replace("+00:00", ""))
+    err = fails(capsys, "import", f"sqlite:///{tmp_path}/n.db", str(bad))
+    assert "naive.jsonl line 3: 'recorded_at' must be an ISO 8601 time with a UTC offset" in err
+    assert not (tmp_path / "n.db").exists()
+
+
 def test_sqlite_store_without_create_refuses_a_missing_file(tmp_path: Path) -> None:
     async def open_missing() -> None:
         async with SQLiteEventStore(tmp_path / "none.db", create=False):
