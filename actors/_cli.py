@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not isinstance(error, CliError | ActorError | EventStoreError | OSError):
             raise
-        print(f"actors {args.command}: error: {error}", file=sys.stderr)
+        hint = ""
+        if "cannot decode" in str(error) and not args.module:
+            hint = " (on the command line: give the module that defines it with -m MODULE)"
+        print(f"actors {args.command}: error: {error}{hint}", file=sys.stderr)
         return 2
     return status
 

@@ -241,6 +241,16 @@ def test_an_unknown_module_is_one_line(capsys: pytest.CaptureFixture[str], golde
     assert "cannot import 'no_such_mod' (-m no_such_mod): ModuleNotFoundError" in err
 
 
+def test_an_undecodable_event_says_to_give_its_module(tmp_path: Path) -> None:
+    # A fresh process: golden_actors is not imported there.
+    child = subprocess.run([sys.executable, "-m", "actors", "import", f"sqlite:///{tmp_path}/y.db",
+                            str(GOLDEN / "subscription.jsonl")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+    assert child.returncode == 2 and child.stderr.count("\n") == 1
+    assert "cannot decode stream 'Subscription-alice', version 2" in child.stderr
+    assert child.stderr.rstrip().endswith("give the module that defines it with -m MODULE)")
+
+
 # -- progress bars -------------------------------------------------------------------------------
 
 
