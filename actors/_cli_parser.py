@@ -40,18 +40,17 @@ def parser() -> argparse.ArgumentParser:
     """The command line's parser; ``args.command`` names the command to run."""
     main = argparse.ArgumentParser(
         prog="python -m actors", description="Inspect, replay, move and check actor logs.",
-        epilog="examples:\n" + "\n".join(
-            textwrap.dedent(text).strip("\n").splitlines()[0] for text in EXAMPLES.values())
+        epilog="examples:\n" + "\n".join(_examples(text)[0] for text in EXAMPLES.values())
         + "\n\n`python -m actors COMMAND --help` shows more examples of each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     main.add_argument("--version", action="version",
-                        version=f"%(prog)s (trio-actors) {_version()}")
+                      version=f"%(prog)s (trio-actors) {_version()}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, *, json_help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(
             name, help=help, description=help, formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog="examples:\n" + textwrap.dedent(EXAMPLES[name]).strip("\n"))
+            epilog="examples:\n" + "\n".join(_examples(EXAMPLES[name])))
         sub.add_argument("--json", action="store_true", help=json_help)
         sub.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
                          help="import MODULE first: it defines event or token classes "
@@ -105,6 +104,11 @@ def parser() -> argparse.ArgumentParser:
     timers.add_argument("--index-stream", default=INDEX_STREAM, metavar="STREAM",
                         help=f"the ActorSystem's work index (default {INDEX_STREAM!r})")
     return main
+
+
+def _examples(text: str) -> list[str]:
+    """The example lines of ``EXAMPLES``, indented by two spaces."""
+    return ["  " + line for line in textwrap.dedent(text).strip("\n").splitlines()]
 
 
 def _version() -> str:
