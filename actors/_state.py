@@ -20,6 +20,7 @@ from eventstore import Codec, RecordedEvent
 from ._actor import Actor, copy_fields
 from ._errors import NotInTurn, RecoveryError
 from ._events import (
+    CallReplied,
     NotificationCancelled,
     NotificationFired,
     NotificationScheduled,
@@ -73,6 +74,8 @@ class ActorState:
 
     # -- what a projected actor answers (the live cell answers these for a running one) --------
 
+    system = None  # a projection belongs to no ActorSystem: ``self.ref()`` says so
+
     @property
     def current_version(self) -> int:
         return self.version
@@ -102,7 +105,7 @@ class ActorState:
         if not isinstance(event, SystemEvent):
             self.actor.apply(event)
         elif isinstance(event, TimeObserved | SleepStarted | StepRecorded | PatchMarked
-                        | ScopeCompleted):
+                        | CallReplied | ScopeCompleted):
             self.record.apply(event)
         elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
             self.notifier.fold(event)
@@ -140,9 +143,11 @@ class ActorState:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as a snapshot holds it: fields, durable-call record, timers."""
-        return {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
-                "notifier": self.notifier.dump(), "run_done": self.run_done,
-                "replies": self.replies.dump()}
+        data = {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
+                "notifier": self.notifier.dump(), "run_done": self.run_done}
+        if self.replies:  # absent when empty: as in snapshots taken before recorded replies
+            data["replies"] = self.replies.dump()
+        return data
 
     def restore(self, state: Any, version: int, *, fields: bool = True) -> None:
         """Set the whole state from ``snapshot()``'s data, taken at ``version``.
