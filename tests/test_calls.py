@@ -14,12 +14,12 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from test_durable import crash_after, fresh, log_of
 
 import actors
 import eventstore
 from actors import AskTimeout, CallReplied, NonDeterminismError, durable
 from eventstore.memory import MemoryEventStore
-from test_durable import crash_after, fresh, log_of
 
 
 class InsufficientFunds(Exception):
