@@ -17,10 +17,12 @@ Metrics: ``actors.turns``, ``actors.turns.failed``, ``actors.commit.duration``,
 from __future__ import annotations
 
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import trio
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 from opentelemetry.context import Context
@@ -28,6 +30,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
+from ._cell import _interrupted
 from ._telemetry import Carrier, Telemetry, TurnSpan
 
 if TYPE_CHECKING:
@@ -38,6 +41,10 @@ if TYPE_CHECKING:
 __all__ = ["OpenTelemetry"]
 
 R = TypeVar("R")
+
+_WATCHED: weakref.WeakKeyDictionary[MeterProvider, dict[int, Callable[[], Iterable[Cell]]]] = \
+    weakref.WeakKeyDictionary()
+"""The running systems whose actors a meter provider's gauges count, by their ``id``."""
 
 
 SCOPE = "actors"
@@ -59,7 +66,12 @@ class OpenTelemetry(Telemetry):
                  propagator: TextMapPropagator | None = None) -> None:
         self._tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         self._propagator = propagate.get_global_textmap() if propagator is None else propagator
-        meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
+        if meter_provider is None:
+            meter_provider = metrics.get_meter_provider()
+        meter = meter_provider.get_meter(SCOPE)
+        # A provider keeps the first callbacks of an instrument name: those of every
+        # OpenTelemetry on this provider read one table of watched systems.
+        self._systems = _WATCHED.setdefault(meter_provider, {})
         self._turns = meter.create_counter("actors.turns", "{turn}", "Turns run")
         self._failed = meter.create_counter("actors.turns.failed", "{turn}",
                                             "Turns that failed or were cut short")
@@ -73,7 +85,6 @@ class OpenTelemetry(Telemetry):
                                       "{message}", "Messages waiting in actors' mailboxes")
         meter.create_observable_gauge("actors.active", [self._observe_active], "{actor}",
                                       "Actors in memory")
-        self._systems: dict[int, Callable[[], Iterable[Cell]]] = {}
 
     # -- context ---------------------------------------------------------------------------------
 
@@ -183,7 +194,7 @@ class OpenTelemetry(Telemetry):
 
 
 class _TurnSpan(TurnSpan):
-    __slots__ = ("_cell", "_error", "_span", "_telemetry", "_token", "_turn")
+    __slots__ = ("_cell", "_outcome", "_span", "_telemetry", "_token", "_turn")
 
     def __init__(self, telemetry: OpenTelemetry, cell: Cell, turn: Turn, span: trace.Span,
                  token: object) -> None:
@@ -192,20 +203,25 @@ class _TurnSpan(TurnSpan):
         self._turn = turn
         self._span = span
         self._token = token
-        self._error: BaseException | None = None
+        self._outcome = "ok"
 
     def fail(self, error: BaseException) -> None:
-        self._error = error
-        _failed(self._span, error)
+        if _interrupted(error):
+            self._outcome = "interrupted"  # a stop cut a durable sleep short: it resumes
+        elif isinstance(error, trio.Cancelled):
+            self._outcome = "cancelled"
+        else:
+            self._outcome = "failed"
+            _failed(self._span, error)
 
     def end(self) -> None:
         span, cell = self._span, self._cell
         span.set_attributes({"actors.scope": self._turn.scope,
                              "actors.version.to": cell.current_version,
-                             "actors.outcome": "ok" if self._error is None else "failed"})
+                             "actors.outcome": self._outcome})
         span.end()
         otel_context.detach(self._token)  # type: ignore[arg-type]
-        self._telemetry.turn_ended(cell, self._error is not None)
+        self._telemetry.turn_ended(cell, self._outcome == "failed")
 
 
 def _failed(span: trace.Span, error: BaseException) -> None:

@@ -288,3 +288,19 @@ def test_a_global_sdk_provider_at_start_installs_the_hooks() -> None:
     print(sorted(span.name for span in exporter.get_finished_spans()))
     """)
     assert out.strip() == "['Counter receive']"
+
+
+async def test_systems_sharing_a_meter_provider_all_count_in_the_gauges() -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Notebook],
+                                  telemetry=OpenTelemetry(meter_provider=meters)) as one, \
+            actors.ActorSystem(MemoryEventStore(), actors=[Alarm],
+                               telemetry=OpenTelemetry(meter_provider=meters)) as two:
+        await one.ref(Notebook, "n").ask("x")
+        await two.ref(Alarm, "a").ask("set")
+        active = metric_points(reader)["actors.active"]
+        assert sorted((p.attributes["actors.kind"], p.value) for p in active) == [
+            ("alarm", 1), ("notebook", 1)]
+    # Stopped systems are no longer watched.
+    assert "actors.active" not in metric_points(reader)
