@@ -157,7 +157,10 @@ class OpenTelemetry(Telemetry):
             try:
                 await sleep
             except BaseException as exc:
-                _failed(span, exc)
+                if _interrupted(exc):
+                    span.set_attribute("actors.durable.interrupted", True)  # it resumes later
+                else:
+                    _failed(span, exc)
                 raise
 
     # -- metrics ---------------------------------------------------------------------------------

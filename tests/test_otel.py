@@ -304,3 +304,40 @@ async def test_systems_sharing_a_meter_provider_all_count_in_the_gauges() -> Non
             ("alarm", 1), ("notebook", 1)]
     # Stopped systems are no longer watched.
     assert "actors.active" not in metric_points(reader)
+
+
+@attrs.define
+class Sleeper(actors.Actor):
+    kind = "sleeper"
+
+    def apply(self, event: Any) -> None:
+        pass
+
+    async def on_start(self) -> None:
+        self.emit(Noted("started"))
+
+    async def run(self) -> None:
+        await durable.sleep.aio(3600)
+
+
+async def test_on_start_and_run_have_spans_and_a_stop_mid_sleep_is_no_failure(
+        spans: tuple[InMemorySpanExporter, TracerProvider],
+        autojump_clock: trio.testing.MockClock) -> None:
+    exporter, provider = spans
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Sleeper],
+                                  clock=actors.VirtualClock(),
+                                  telemetry=OpenTelemetry(tracer_provider=provider)) as system:
+        await system.spawn(Sleeper, "s")
+        await trio.sleep(60)  # run() is in its durable sleep
+    [start] = named(exporter, "sleeper on_start")
+    [run] = named(exporter, "sleeper run")
+    assert start.attributes is not None and run.attributes is not None
+    assert (start.attributes["actors.scope"], start.attributes["actors.outcome"]) == (
+        "start", "ok")
+    assert (run.attributes["actors.scope"], run.attributes["actors.outcome"]) == (
+        "run", "interrupted")
+    assert run.status.status_code is StatusCode.UNSET
+    [sleep] = named(exporter, "durable.sleep")
+    assert sleep.parent is not None and sleep.parent.span_id == run.context.span_id
+    assert sleep.attributes is not None and sleep.attributes["actors.durable.interrupted"]
+    assert sleep.status.status_code is StatusCode.UNSET
