@@ -157,7 +157,7 @@ class OpenTelemetry(Telemetry):
             try:
                 await sleep
             except BaseException as exc:
-                if _interrupted(exc):
+                if _interrupted(exc) or isinstance(exc, trio.Cancelled):
                     span.set_attribute("actors.durable.interrupted", True)  # it resumes later
                 else:
                     _failed(span, exc)
