@@ -5,8 +5,8 @@
   ``actors/_telemetry.py``, exported with ``git archive``; ``BENCH_OTEL_BASE`` names another
   revision). Each round runs both in fresh processes, alternately: the tells (and the actors
   handling them) are timed inside the process, its start excluded, in CPU time, which other
-  work on a shared machine disturbs far less than wall time. Target: at most 5% slower
-  (ratio >= 0.95x).
+  work on a shared machine disturbs less than wall time; each process sends its tells
+  ``TRIES`` times and reports its fastest. Target: at most 5% slower (ratio >= 0.95x).
 - ``tell`` with an OpenTelemetry SDK tracer and meter provider installed (spans made and
   dropped: no processor), against the same system with ``telemetry=None``: the price of
   turning it on. One measurement of ours, no target.
@@ -35,6 +35,8 @@ from ._harness import Report, paired, scaled
 BENCHMARK = "otel"
 QUICK = "tell, 1 actor, no provider, against the revision before the hook points"
 ROOT = Path(__file__).resolve().parents[1]
+TRIES = 5
+"""Times a process sends its tells; it reports the fastest, the least disturbed by others."""
 
 TELL = """
 import sys, time
@@ -47,23 +49,25 @@ class Echo(actors.Actor):
     async def receive(self, message):
         return message
 
-async def main(count, n):
+async def main(count, n, tries):
     each = max(1, n // count)
     store = MemoryEventStore()
+    best = 0.0
     async with trio.open_nursery() as nursery:
         refs = [await actors.spawn(nursery, Echo, f"e{k}", store=store) for k in range(count)]
-        started = time.process_time()
-        for i in range(each):
-            for ref in refs:
-                ref.tell(i)
-        async with trio.open_nursery() as asks:
-            for ref in refs:
-                asks.start_soon(ref.ask, None)
-        elapsed = time.process_time() - started
+        for _ in range(tries):
+            started = time.process_time()
+            for i in range(each):
+                for ref in refs:
+                    ref.tell(i)
+            async with trio.open_nursery() as asks:
+                for ref in refs:
+                    asks.start_soon(ref.ask, None)
+            best = max(best, each * count / (time.process_time() - started))
         nursery.cancel_scope.cancel()
-    print(each * count / elapsed, actors.__file__)
+    print(best, actors.__file__)
 
-trio.run(main, int(sys.argv[1]), int(sys.argv[2]))
+trio.run(main, int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
 """
 
 
@@ -91,9 +95,10 @@ def base_tree() -> Path:
 
 
 def tell_in(tree: Path, count: int, n: int) -> float:
-    """Messages per second of ``TELL`` run with ``tree``'s packages."""
+    """Messages per CPU second of ``TELL`` run with ``tree``'s packages."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, "-c", TELL, str(count), str(n)], cwd=tree, env=env,
+    done = subprocess.run([sys.executable, "-c", TELL, str(count), str(n), str(TRIES)], cwd=tree,
+                          env=env,
                           capture_output=True, text=True, check=True)
     rate, used = done.stdout.split()
     if not Path(used).is_relative_to(tree):
@@ -132,7 +137,7 @@ def run(report: Report, *, quick: bool) -> None:
         label = f"{count:,} actor{'s' if count > 1 else ''}"
         pair = paired(functools.partial(tell_in, ROOT, count, n),
                       functools.partial(tell_in, base_tree(), count, n))
-        report.row(BENCHMARK, f"tell, {label}, no provider", pair, "messages/s",
+        report.row(BENCHMARK, f"tell, {label}, no provider", pair, "messages/CPU s",
                    peer="the revision before the hook points", target=">= 0.95x")
     if quick:
         return
