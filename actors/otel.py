@@ -74,7 +74,7 @@ class OpenTelemetry(Telemetry):
         self._systems = _WATCHED.setdefault(meter_provider, {})
         self._turns = meter.create_counter("actors.turns", "{turn}", "Turns run")
         self._failed = meter.create_counter("actors.turns.failed", "{turn}",
-                                            "Turns that failed or were cut short")
+                                            "Turns that failed")
         self._commit_duration = meter.create_histogram(
             "actors.commit.duration", "s", "Time to append a commit's batch")
         self._batch_size = meter.create_histogram("actors.commit.batch_size", "{event}",
