@@ -45,6 +45,7 @@ from ._journal import Journal, Pending, WorkHook
 from ._mailbox import Flag, Mailbox, MailboxClosed, Reply
 from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
+from ._telemetry import Carrier, Telemetry
 from ._timers import EventSourcedNotifier
 from ._turn import Turn, current_turn, track_branches
 
@@ -53,7 +54,8 @@ log = logging.getLogger("actors")
 TurnHook = Callable[["Cell"], Awaitable[None]]
 """Called after every turn's commit (the test kit's always-replay check)."""
 
-Envelope = tuple[Any, "str | None", "Reply | None"]
+Envelope = tuple[Any, "str | None", "Reply | None", "Carrier | None"]
+"""A message, its id, where its answer goes, and the trace context it was sent in."""
 _STOP: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
@@ -78,11 +80,12 @@ class Cell:
                  "_stale_wake", "_startup_error", "_stopping", "_trio_thread", "_warned_stale",
                  "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
                  "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
-                 "store", "stream", "sync_receive", "system", "turn_hook")
+                 "store", "stream", "sync_receive", "system", "telemetry", "turn_hook")
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,
-                 idle_timeout: float | None = None, turn_hook: TurnHook | None = None) -> None:
+                 idle_timeout: float | None = None, turn_hook: TurnHook | None = None,
+                 telemetry: Telemetry | None = None) -> None:
         self.cls = check_actor_class(cls)
         self.actor_id = check_actor_id(actor_id)
         if not isinstance(store, EventStore):
@@ -103,6 +106,7 @@ class Cell:
         self.clock = clock
         self.turn_hook = turn_hook
         self.system: Any = None  # the ActorSystem hosting it, for ``Actor.ref``
+        self.telemetry = telemetry
         self.idle_timeout = idle_timeout
         self.has_run = overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
@@ -172,7 +176,11 @@ class Cell:
                                        "of attrs classes (@attrs.frozen)")
             if isinstance(event, SystemEvent):
                 raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
-        encoded = [self.codec.new_event(event) for event in batch]
+        if self.telemetry is None:
+            encoded = [self.codec.new_event(event) for event in batch]
+        else:  # the turn's trace context goes into each event's metadata
+            trace = self.telemetry.carrier()
+            encoded = [self.codec.new_event(event, metadata=trace) for event in batch]
         root = turn.root
         replaying = self._recorded(turn)
         pending = self.journal.pending
@@ -324,13 +332,19 @@ class Cell:
 
     async def _scoped_turn(self, turn: Turn, body: Callable[[], Awaitable[None]]) -> None:
         token = current_turn.set(turn)
+        span = None if self.telemetry is None else self.telemetry.start_turn(self, turn, None)
         try:
             await body()
             await self._end_turn(turn)
-        except Exception:
-            await self._abort(turn)
+        except BaseException as exc:
+            if span is not None:
+                span.fail(exc)
+            if isinstance(exc, Exception):
+                await self._abort(turn)
             raise
         finally:
+            if span is not None:
+                span.end()
             turn.finished = True
             current_turn.reset(token)
 
@@ -465,12 +479,13 @@ class Cell:
             (at is None or at.timestamp() > self.clock.time())
 
     async def _deliver(self, envelope: Envelope) -> None:
-        message, message_id, reply = envelope
+        message, message_id, reply, trace = envelope
         if message_id is not None and message_id in self.state.replies:
             self._answer_again(message_id, reply)
             return
         turn = Turn(self, message_id=message_id)
         token = current_turn.set(turn)
+        span = None if self.telemetry is None else self.telemetry.start_turn(self, turn, trace)
         self._current_reply = reply
         journal = self.journal
         hold = False
@@ -493,6 +508,8 @@ class Cell:
             elif self.turn_hook is not None:
                 await self._after_turn()
         except BaseException as exc:
+            if span is not None:
+                span.fail(exc)
             if not (isinstance(exc, Exception) or _interrupted(exc)):
                 if reply is not None:  # cancelled mid-turn: the asker must not wait forever
                     reply.fail(ActorStopped(self.name,
@@ -507,6 +524,8 @@ class Cell:
                           message, exc_info=exc)
             return
         finally:
+            if span is not None:
+                span.end()
             turn.finished = True
             current_turn.reset(token)
             self._current_reply = None
@@ -574,6 +593,8 @@ class Cell:
         if at is None or at.timestamp() > started:
             return  # woken early (the wall clock lags trio's): the loop sleeps the rest
         seq = self.notifier.earliest_seq()
+        if self.telemetry is not None:
+            self.telemetry.timer_fired(self, started - at.timestamp())
         turn = Turn(self, scope=f"notify:{seq}")
         failed = False
         try:
@@ -678,14 +699,15 @@ class Cell:
         if self.closing:
             raise ActorStopped(self.name, self.stop_reason)
         try:
-            self.mailbox.put((message, message_id, reply))
+            self.mailbox.put((message, message_id, reply,
+                              None if self.telemetry is None else self.telemetry.carrier()))
         except MailboxClosed:
             raise ActorStopped(self.name, self.stop_reason) from None
 
     def request_stop(self) -> None:
         """Stop after the queued messages; durable sleeps in progress are cut short now."""
         with contextlib.suppress(MailboxClosed):
-            self.mailbox.put((_STOP, None, None))
+            self.mailbox.put((_STOP, None, None, None))
         self._stopping = True
         for scope in list(self._sleeps or ()):
             scope.cancel()
@@ -703,7 +725,7 @@ class Cell:
             if reply is not None:
                 reply.fail(error)
         self._held.clear()
-        for _, _, reply in self.mailbox.close():
+        for _, _, reply, _ in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
 

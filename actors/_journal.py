@@ -139,9 +139,11 @@ class Journal:
             wake = self.cell.work_at()
             if self.work_hook is not None and _earlier(wake, self._indexed):
                 await self._index(wake)  # before: a crash leaves at worst an early entry
+            append = self.store.append(self.stream, batch, expected_version=self.state.version)
+            if self.cell.telemetry is not None:
+                append = self.cell.telemetry.commit(self.cell, len(batch), append)
             try:
-                result = await self.store.append(self.stream, batch,
-                                                 expected_version=self.state.version)
+                result = await append
             except WrongExpectedVersion as exc:
                 self.broken = (f"another writer appended to its stream {self.stream!r} "
                                f"(version {exc.actual}, expected {exc.expected})")

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import trio
 
@@ -28,6 +28,9 @@ from ._gc import GCPolicy
 from ._index import WorkIndex
 from ._ref import ActorRef
 from ._registry import running
+from ._telemetry import Telemetry
+from ._telemetry import check_option as check_telemetry
+from ._telemetry import resolve as resolve_telemetry
 from ._turn import runtime_nurseries
 
 log = logging.getLogger("actors")
@@ -44,16 +47,24 @@ class ActorSystem:
 
     ``gc=GCPolicy()`` tunes CPython's garbage collector while the system runs (it is off by
     default, since it is process-wide): see ``docs/performance.md``.
+
+    ``telemetry`` installs traces and metrics: ``"auto"`` (the default) installs
+    ``actors.otel.OpenTelemetry()`` if an OpenTelemetry SDK tracer or meter provider is
+    configured globally when the system starts; pass ``actors.otel.OpenTelemetry(...)`` to
+    choose the providers, or None for none. See ``docs/observability.md``.
     """
 
     def __init__(self, store: EventStore, *, actors: Iterable[type[Actor]] = (),
                  clock: Clock | None = None, idle_timeout: float | None = None,
-                 index_stream: str = "$actors-index", gc: GCPolicy | None = None) -> None:
+                 index_stream: str = "$actors-index", gc: GCPolicy | None = None,
+                 telemetry: Telemetry | Literal["auto"] | None = "auto") -> None:
         if not isinstance(store, EventStore):
             raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
         if gc is not None and not isinstance(gc, GCPolicy):
             raise InvalidActorType(f"gc must be an actors.GCPolicy or None, got {gc!r}")
         self.gc = gc
+        self.telemetry = check_telemetry(telemetry)
+        self._telemetry: Telemetry | None = None  # the hooks installed while it runs
         self.store = store
         self.clock = WallClock() if clock is None else clock
         self.idle_timeout = idle_timeout
@@ -97,6 +108,9 @@ class ActorSystem:
     async def _lifetime(self) -> AsyncIterator[None]:
         """The system's lifetime: its nursery, the wake-up task, and a clean stop at the end."""
         await self._index.load()
+        self._telemetry = resolve_telemetry(self.telemetry)
+        if self._telemetry is not None:
+            self._telemetry.watch(self, lambda: list(self._cells.values()))
         with contextlib.ExitStack() as gc_settings:
             if self.gc is not None:
                 gc_settings.enter_context(self.gc.applied())
@@ -112,6 +126,8 @@ class ActorSystem:
                 finally:
                     self._closing = True
                     nursery.cancel_scope.cancel()
+                    if self._telemetry is not None:
+                        self._telemetry.unwatch(self)
 
     async def shutdown(self) -> None:
         """Stop every actor after its queued messages. A checkpoint.
@@ -168,7 +184,8 @@ class ActorSystem:
         if other is not None and other is not previous:
             raise DuplicateActor(other.name)
         cell = Cell(cls, key[1], store=self.store, clock=self.clock,
-                    work_hook=self._work_changed, idle_timeout=self.idle_timeout)
+                    work_hook=self._work_changed, idle_timeout=self.idle_timeout,
+                    telemetry=self._telemetry)
         cell.system = self
         self._cells[key] = cell
         self._nursery.start_soon(self._serve, key, cell, previous)

@@ -41,10 +41,13 @@ def _observe(turn: Turn, function: str) -> float:
     if recorded is None:
         value = cell.clock.time()
         cell.emit_system(TimeObserved(scope, index, function, value, turn.branch))
-        return value
-    if not isinstance(recorded, TimeObserved) or recorded.function != function:
+    elif not isinstance(recorded, TimeObserved) or recorded.function != function:
         raise NonDeterminismError(cell.name, scope, index, describe(recorded), f"{function}()")
-    return recorded.value
+    else:
+        value = recorded.value
+    if cell.telemetry is not None:
+        cell.telemetry.durable_call(turn, function, value, recorded is not None)
+    return value
 
 
 def _seconds(seconds: object) -> float:
@@ -63,6 +66,14 @@ def _seconds(seconds: object) -> float:
 
 
 async def _sleep_in(turn: Turn, seconds: float) -> None:
+    telemetry = turn.cell.telemetry
+    if telemetry is None:
+        await _sleep_recorded(turn, seconds)
+    else:
+        await telemetry.durable_sleep(turn, seconds, _sleep_recorded(turn, seconds))
+
+
+async def _sleep_recorded(turn: Turn, seconds: float) -> None:
     cell = turn.cell
     scope, index, recorded = next_call(turn)
     if recorded is None:

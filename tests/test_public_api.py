@@ -37,6 +37,6 @@ def test_eventstore_never_imports_actors() -> None:
 
 
 @pytest.mark.parametrize("module", ["eventstore.memory", "eventstore.sqlite",
-                                    "eventstore.testing", "actors.durable"])
+                                    "eventstore.testing", "actors.durable", "actors.otel"])
 def test_public_submodules_import(module: str) -> None:
     importlib.import_module(module)
