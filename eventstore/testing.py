@@ -164,6 +164,16 @@ class StoreConformance:
         assert len(await collect(store.read_all())) == 14
         assert len(await collect(store.read_all(limit=5))) == 5
 
+    async def test_read_pages_gives_what_read_gives_in_pages(self, store: EventStore) -> None:
+        store.page_size = 3
+        await store.append("s", events(10))
+        pages = [page async for page in store.read_pages("s", from_version=2, limit=7)]
+        assert [len(page) for page in pages] == [3, 3, 1]
+        assert [e for page in pages for e in page] == await collect(
+            store.read("s", from_version=2, limit=7))
+        assert [page async for page in store.read_pages("s", from_version=11)] == []
+        assert [page async for page in store.read_pages("s", from_version=10)] != [[]]
+
     async def test_streams_are_independent(self, store: EventStore) -> None:
         await store.append("a", events(2, "A"))
         await store.append("b", events(3, "B"))
