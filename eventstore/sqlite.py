@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import os
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
@@ -71,7 +72,7 @@ VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 LAST_VERSION = "SELECT " + STORED_VERSION.format("?1")
-READ_STREAM = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
+READ_STREAM = ("SELECT version, position, type, data, metadata, id, recorded_at "
                "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
 READ_ALL = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
@@ -367,7 +368,9 @@ Typers = Mapping[str, Callable[[str | bytes], Any]]
 def _stream_page(stream: str, first: int, last: int | None, size: int, typed: Typers) -> Page:
     """Reads a page of ``stream`` on a reader connection."""
     args = (stream, first, LAST if last is None else last, size)
-    return lambda conn: _decode(conn.execute(READ_STREAM, args).fetchall(), typed)
+    # The stream's name is not read back: one str fewer to build per row.
+    return lambda conn: _decode(zip(itertools.repeat(stream),
+                                    conn.execute(READ_STREAM, args).fetchall()), typed)
 
 
 def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers) -> Page:
@@ -378,7 +381,8 @@ def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers
     else:
         marks = ", ".join("?" * len(types))
         sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
-    return lambda conn: _decode(conn.execute(sql, args).fetchall(), typed)
+    return lambda conn: _decode(((row[0], row[1:]) for row in conn.execute(sql, args).fetchall()),
+                                typed)
 
 
 def _moment(stored: int, stream: str | None = None, version: int | None = None) -> datetime:
@@ -393,8 +397,8 @@ def _moment(stored: int, stream: str | None = None, version: int | None = None) 
                           stream=stream, version=version) from None
 
 
-def _decode(rows: list[Row], typed: Typers) -> list[RecordedEvent]:
-    """Rows of (stream, version, position, type, data, metadata, id, recorded_at) as events.
+def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEvent]:
+    """(stream, (version, position, type, data, metadata, id, recorded_at)) rows as events.
 
     The fast path parses JSON with msgspec, shares one datetime per commit, keeps each id's 16
     bytes for the event to make a UUID of when it is read, and builds events without their
@@ -408,7 +412,7 @@ def _decode(rows: list[Row], typed: Typers) -> list[RecordedEvent]:
     moments: dict[str, datetime] = {}
     page: list[RecordedEvent] = []
     append = page.append
-    for stream, version, position, kind, data, metadata, id, text in rows:
+    for stream, (version, position, kind, data, metadata, id, text) in rows:
         moment = moments.get(text)
         if moment is None:
             moment = moments[text] = _moment(text, stream, version)
