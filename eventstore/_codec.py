@@ -24,7 +24,7 @@ from cattrs.preconf.msgspec import MsgspecJsonConverter
 
 from . import _validate as check
 from ._errors import DecodeError, InvalidArgument, SerializationError
-from ._model import NewEvent, RecordedEvent, encoded_new_event, take_typed
+from ._model import NewEvent, RecordedEvent, Typed, encoded_new_event, stored_data
 from ._values import TEXT_TYPES, ValueCodec
 from ._values import describe as _describe
 
@@ -521,8 +521,9 @@ class Codec:
         if decoder is None:
             decoder = self._decoder(name, event.stream, event.version)
         cls, current, structure, _ = decoder
-        typed = take_typed(event)
-        if type(typed) is cls:  # the reader decoded it already (a class named again differs)
+        stored = stored_data(event)
+        if type(stored) is Typed and type(stored.event) is cls:  # a class named again differs
+            typed, stored.event = stored.event, None  # once: a second decode builds a new one
             return typed
         try:
             data = event.data

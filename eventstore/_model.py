@@ -184,7 +184,7 @@ class Typed:
 
 def _lazy_data() -> Callable[[RecordedEvent], Any]:
     """Let a ``RecordedEvent``'s ``data`` slot hold a ``Typed`` until ``data`` is first read;
-    return the function that takes the typed event out of an event's slot (None if none).
+    return the function that reads the slot as it is (for ``Codec.decode``).
 
     As with the id, ``data`` becomes a property over the attrs slot, so every reader (equality,
     hash, repr, pickle, ``attrs.evolve``) sees the decoded data. The text was valid JSON for the
@@ -201,18 +201,12 @@ def _lazy_data() -> Callable[[RecordedEvent], Any]:
             put(event, value)
         return value
 
-    def take(event: RecordedEvent) -> Any:
-        value = get(event)
-        if type(value) is not Typed:
-            return None
-        typed, value.event = value.event, None  # once: a second decode builds a new one
-        return typed
-
     setattr(RecordedEvent, "data", property(read, put, doc="The event's JSON-compatible data."))  # noqa: B010
-    return take
+    return get  # type: ignore[no-any-return]
 
 
-take_typed: Final = _lazy_data()
+stored_data: Final = _lazy_data()
+"""A ``RecordedEvent``'s data slot as it is: the data, or a ``Typed``."""
 
 
 @attrs.frozen
