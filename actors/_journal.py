@@ -352,14 +352,16 @@ async def recover_into(state: ActorState, store: EventStore, stream: str, *, sna
                         f"version {last}; the log was changed or replaced: delete the snapshot "
                         "or restore the log"))
     decode = state.codec.decode
-    async with contextlib.aclosing(store.read(stream, from_version=state.version + 1,
-                                              to_version=to_version)) as events:
-        async for recorded in events:
-            if recorded.version != state.version + 1 and unusable:
+    fold = state.fold_recorded
+    async with contextlib.aclosing(store.read_pages(stream, from_version=state.version + 1,
+                                                    to_version=to_version)) as pages:
+        async for page in pages:
+            if unusable and page[0].version != state.version + 1:
                 raise RecoveryError(stream, state.version + 1, (
-                    f"events up to version {recorded.version - 1} were deleted{unusable}, so the "
+                    f"events up to version {page[0].version - 1} were deleted{unusable}, so the "
                     "state there cannot be rebuilt: fix the snapshot's class or restore the log"))
-            state.fold_recorded(recorded, decode(recorded))
+            for recorded in page:
+                fold(recorded, decode(recorded))
     return used
 
 

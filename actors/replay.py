@@ -114,12 +114,13 @@ async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
         actor = state.actor
         decode = state.codec.decode
         fold = state.fold_recorded
-        async with contextlib.aclosing(store.read(stream, from_version=state.version + 1,
-                                                  to_version=to_version)) as events:
-            async for recorded in events:
-                event = decode(recorded)
-                fold(recorded, event)
-                yield Step(recorded, event, actor)
+        async with contextlib.aclosing(store.read_pages(
+                stream, from_version=state.version + 1, to_version=to_version)) as pages:
+            async for page in pages:
+                for recorded in page:
+                    event = decode(recorded)
+                    fold(recorded, event)
+                    yield Step(recorded, event, actor)
     except RecoveryError as exc:
         raise ReplayError(str(exc)) from exc
 

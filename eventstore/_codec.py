@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import types
+import typing
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
@@ -20,11 +22,12 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias, TypeVar, get_args, get_origin
 
 import attrs
+import msgspec
 from cattrs.preconf.msgspec import MsgspecJsonConverter
 
 from . import _validate as check
 from ._errors import DecodeError, InvalidArgument, SerializationError
-from ._model import NewEvent, RecordedEvent, encoded_new_event
+from ._model import NewEvent, RecordedEvent, Typed, encoded_new_event, stored_data
 from ._script import MAIN, attribute, double_import, main_module_as, portable_module
 from ._values import TEXT_TYPES, ValueCodec
 from ._values import describe as _describe
@@ -210,6 +213,29 @@ def _unportable(cls: type, name: str) -> str:
 # -- the converter --------------------------------------------------------------------------------
 
 
+class _Converter(MsgspecJsonConverter):
+    """cattrs' msgspec converter that notes when a structure hook is registered on it.
+
+    A codec decodes an event of a plain class (``typed_decoder``) with msgspec alone, which
+    gives what cattrs would only while cattrs runs no hook of the user's.
+    """
+
+    customized = False
+    """Whether a structure hook was registered since ``make_converter`` returned it."""
+
+    def register_structure_hook(self, *args: Any, **kwargs: Any) -> Any:
+        self.customized = True
+        return super().register_structure_hook(*args, **kwargs)
+
+    def register_structure_hook_func(self, *args: Any, **kwargs: Any) -> Any:
+        self.customized = True
+        return super().register_structure_hook_func(*args, **kwargs)
+
+    def register_structure_hook_factory(self, *args: Any, **kwargs: Any) -> Any:
+        self.customized = True
+        return super().register_structure_hook_factory(*args, **kwargs)
+
+
 def make_converter() -> MsgspecJsonConverter:
     """A fresh cattrs converter set up for JSON, as each ``Codec`` gets one.
 
@@ -219,14 +245,57 @@ def make_converter() -> MsgspecJsonConverter:
     longer be the plain JSON data the store gives back, and it changes the stored forms (RFC
     3339 datetimes, dict keys made str without the check for colliding keys).
     """
-    converter = MsgspecJsonConverter(
-        unstruct_collection_overrides={AbstractSet: list, tuple: list})
+    converter = _Converter(unstruct_collection_overrides={AbstractSet: list, tuple: list})
     for kind, (_, to_text, from_text) in TEXT_TYPES.items():
         converter.register_unstructure_hook(kind, to_text)
         converter.register_structure_hook(kind, from_text)
     converter.register_unstructure_hook_factory(_int_keyed, lambda cls: _str_keys_for(
         converter.gen_unstructure_mapping(cls, key_handler=_key_text)))
+    converter.customized = False
     return converter
+
+
+_SCALARS: Final = frozenset({int, float, str, bool})
+
+
+def _plain_type(kind: Any) -> bool:
+    """Whether msgspec decodes a field of type ``kind`` exactly as cattrs does, or refuses.
+
+    An int, float, str or bool, or one of them or None: msgspec accepts only JSON of that type
+    (cattrs would also coerce, say, ``"5"`` to an int; such data then goes through cattrs).
+    """
+    if kind in _SCALARS:
+        return True
+    if get_origin(kind) in (typing.Union, types.UnionType):
+        args = get_args(kind)
+        return len(args) == 2 and type(None) in args and all(
+            arg in _SCALARS for arg in args if arg is not type(None))
+    return False
+
+
+def typed_decoder(cls: type,
+                  converter: MsgspecJsonConverter) -> Callable[[str | bytes], Any] | None:
+    """msgspec's decoder of JSON text straight into ``cls``, where it gives what cattrs would.
+
+    Only for a class whose attrs fields all take a plain type (``_plain_type``) through the
+    generated ``__init__``, without converters, validators, aliases or a pre-init hook, and while
+    ``converter`` holds no structure hook of the user's nor forbids extra keys: msgspec then
+    builds the same instance cattrs would, or refuses the data (which cattrs then decodes).
+    """
+    if (getattr(converter, "customized", True) or getattr(converter, "forbid_extra_keys", True)
+            or "__attrs_init__" in cls.__dict__ or hasattr(cls, "__attrs_pre_init__")):
+        return None
+    try:
+        fields = attrs.fields(attrs.resolve_types(cls))
+    except Exception:  # an annotation that does not resolve: cattrs will say so
+        return None
+    if not all(field.init and field.converter is None and field.validator is None
+               and field.alias == field.name and _plain_type(field.type) for field in fields):
+        return None
+    try:
+        return msgspec.json.Decoder(cls).decode
+    except (TypeError, ValueError):  # a type msgspec does not take after all
+        return None
 
 
 def _int_keyed(cls: Any) -> bool:
@@ -272,6 +341,7 @@ class Codec:
         self._names: dict[str, type] = {}
         self._encoders: dict[type, _Encoder] = {}
         self._decoders: dict[str, _Decoder] = {}
+        self._typed: dict[str, Callable[[str | bytes], Any]] = {}
         self._imported: dict[str, Any] = {}
         self._modules: dict[str, str] = {}
         self._values = ValueCodec(self._encode_attrs, self._load, self._import)
@@ -307,6 +377,7 @@ class Codec:
         self._registered[cls] = info
         self._encoders.clear()
         self._decoders.clear()
+        self._typed.clear()
 
     def alias_module(self, old: str, new: str) -> None:
         """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
@@ -336,6 +407,7 @@ class Codec:
         self._imported.clear()
         self._encoders.clear()
         self._decoders.clear()
+        self._typed.clear()
 
     def _aliased(self, name: str) -> str:
         """``name`` with its module replaced as ``alias_module`` says."""
@@ -430,7 +502,20 @@ class Codec:
             chain[key - 1] = function
         decoder = (cls, info.version, self.converter.get_structure_hook(cls), tuple(chain))
         self._decoders[name] = decoder
+        if info.version == 1 and (typed := typed_decoder(cls, self.converter)) is not None:
+            self._typed[name] = typed
         return decoder
+
+    @property
+    def typed_decoders(self) -> Mapping[str, Callable[[str | bytes], Any]]:
+        """Type names of schema version 1 whose data may be decoded straight into their class.
+
+        A store's reader thread uses it to decode a version 1 event (one without a
+        ``schema_version`` in its metadata) into its class with msgspec; it holds the names
+        this codec has decoded before, and only those of plain classes (``typed_decoder``).
+        What such a decoder refuses is decoded the usual way.
+        """
+        return self._typed
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -509,6 +594,10 @@ class Codec:
         if decoder is None:
             decoder = self._decoder(name, event.stream, event.version)
         cls, current, structure, _ = decoder
+        stored = stored_data(event)
+        if type(stored) is Typed and type(stored.event) is cls:  # a class named again differs
+            typed, stored.event = stored.event, None  # once: a second decode builds a new one
+            return typed
         try:
             data = event.data
             metadata = event.metadata

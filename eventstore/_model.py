@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 import attrs
+import msgspec
 
 from ._errors import InvalidArgument
 from ._ids import uuid7
@@ -168,6 +169,49 @@ def _lazy_id() -> None:
 
 
 _lazy_id()
+
+
+class Typed:
+    """A stored event's data text, and the event the codec's typed decoder made of it.
+
+    The SQLite reader decodes the text of an event whose class allows it straight into the class
+    (``Codec`` keeps those decoders) and keeps it here, in the ``RecordedEvent``'s ``data`` slot;
+    ``Codec.decode`` then takes the event without building the data dict first. ``data`` is
+    parsed from ``text`` when it is first read.
+    """
+
+    __slots__ = ("event", "text")
+
+    def __init__(self, event: Any, text: str | bytes) -> None:
+        self.event = event
+        self.text = text
+
+
+def _lazy_data() -> Callable[[RecordedEvent], Any]:
+    """Let a ``RecordedEvent``'s ``data`` slot hold a ``Typed`` until ``data`` is first read;
+    return the function that reads the slot as it is (for ``Codec.decode``).
+
+    As with the id, ``data`` becomes a property over the attrs slot, so every reader (equality,
+    hash, repr, pickle, ``attrs.evolve``) sees the decoded data. The text was valid JSON for the
+    typed decoder, so reading it again cannot fail.
+    """
+    slot = RecordedEvent.__dict__["data"]
+    get, put = slot.__get__, slot.__set__
+    parse = msgspec.json.Decoder().decode
+
+    def read(event: RecordedEvent) -> Any:
+        value = get(event)
+        if type(value) is Typed:
+            value = parse(value.text)
+            put(event, value)
+        return value
+
+    setattr(RecordedEvent, "data", property(read, put, doc="The event's JSON-compatible data."))  # noqa: B010
+    return get  # type: ignore[no-any-return]
+
+
+stored_data: Final = _lazy_data()
+"""A ``RecordedEvent``'s data slot as it is: the data, or a ``Typed``."""
 
 
 @attrs.frozen

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import builtins
+import contextlib
 import json
 import uuid
 import warnings
@@ -147,6 +148,17 @@ class EventStore(abc.ABC):
         leaves no task behind; close it with ``contextlib.aclosing`` (see
         ``docs/async-semantics.md``) so that it lets go of its page at once.
         """
+        return self._events(self.read_pages(stream, from_version=from_version,
+                                             to_version=to_version, limit=limit))
+
+    def read_pages(self, stream: str, *, from_version: int = 1, to_version: int | None = None,
+                   limit: int | None = None) -> AsyncGenerator[list[RecordedEvent], None]:
+        """``read``, a page at a time: lists of up to ``page_size`` events, never empty.
+
+        For a loop over many events that does little per event (a replay, a recovery): it pays
+        the asynchronous iteration once per page instead of once per event. Each page is a
+        checkpoint, an empty read too; safe to abandon, as ``read`` is.
+        """
         self._check_open()
         name = check.stream_name(stream)
         first = check.whole(from_version, "from_version", minimum=0)
@@ -169,11 +181,11 @@ class EventStore(abc.ABC):
         after = check.whole(after_position, "after_position", minimum=0)
         most = check.optional_whole(limit, "limit", minimum=0)
         kinds = check.type_filter(types)
-        return self._pages(
+        return self._events(self._pages(
             after, None, most,
             lambda cursor, size: self._read_all_page(cursor, size, kinds),
             lambda cursor, size: self._all_page_read(cursor, size, kinds),
-            lambda event: event.position)
+            lambda event: event.position))
 
     def subscribe(self, *, after_position: int = 0,
                   types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
@@ -289,9 +301,10 @@ class EventStore(abc.ABC):
     async def _pages(self, cursor: int, last: int | None, most: int | None,
                      read: Callable[[int, int], Awaitable[list[RecordedEvent]]],
                      read_in_thread: Callable[[int, int], PageRead | None],
-                     after: Callable[[RecordedEvent], int]) -> AsyncGenerator[RecordedEvent, None]:
-        """Up to ``most`` events, page by page: ``read(cursor, size)`` reads a page from
-        ``cursor`` (up to ``last``, if given), ``after(event)`` is the cursor past an event.
+                     after: Callable[[RecordedEvent], int],
+                     ) -> AsyncGenerator[list[RecordedEvent], None]:
+        """Up to ``most`` events, in pages (never empty): ``read(cursor, size)`` reads a page
+        from ``cursor`` (up to ``last``, if given), ``after(event)`` is the cursor past an event.
 
         The next page is read ahead (``read_in_thread``) while the caller consumes one.
         """
@@ -316,8 +329,17 @@ class EventStore(abc.ABC):
                 size = self._page_for(remaining)
                 if more:
                     ahead = self._ahead(read_in_thread(cursor, size))
-            for event in page:
-                yield event
+            if page:
+                yield page
+
+    @staticmethod
+    async def _events(pages: AsyncGenerator[list[RecordedEvent], None],
+                      ) -> AsyncGenerator[RecordedEvent, None]:
+        """The events of ``pages``, one by one; closing this closes ``pages``."""
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                for event in page:
+                    yield event
 
     def _page_for(self, remaining: int | None) -> int:
         """How many events to ask for when ``remaining`` are wanted (None: all)."""

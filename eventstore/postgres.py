@@ -22,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-import select
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -44,6 +42,7 @@ from ._codec import Codec
 from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument
 from ._group_commit import AppendRequest, GroupCommitter, checked_outcome
 from ._model import AppendResult, Expected, RecordedEvent
+from ._postgres_conn import Listener, aborted, describe_error, hung_up
 from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
 from ._postgres_sql import (
     Backend,
@@ -156,7 +155,7 @@ class PostgresEventStore(EventStore):
                 conninfo = make_conninfo(conninfo, application_name="trio-actors")
         except (psycopg.Error, ValueError) as exc:  # UnicodeError is a ValueError
             raise InvalidArgument(
-                f"conninfo is not a valid PostgreSQL URL: {_reason(exc)}") from None
+                f"conninfo is not a valid PostgreSQL URL: {describe_error(exc)}") from None
         if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema) or (
                 schema.lower().startswith("pg_")):
             raise InvalidArgument(
@@ -187,7 +186,7 @@ class PostgresEventStore(EventStore):
         self._reader_slots = trio.Semaphore(self.readers)
         self._writer: Conn | None = None
         self._backend: Backend | None = None  # the writer's server process
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self._committer = GroupCommitter(self._write_batch, max_batch=self.max_batch,
                                      after_commit=self._notify_appended)
 
@@ -202,7 +201,7 @@ class PostgresEventStore(EventStore):
         try:
             conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=seconds)
         except psycopg.Error as exc:
-            raise ConnectionFailed(self._server, _reason(exc)) from exc
+            raise ConnectionFailed(self._server, describe_error(exc)) from exc
         try:
             # Every statement here is an index lookup or an ordered walk of an index. Ruling out
             # the other scans keeps it so even where the statistics are missing or stale, as on
@@ -213,15 +212,16 @@ class PostgresEventStore(EventStore):
                          "SET enable_bitmapscan = off; SET jit = off")
         except psycopg.Error as exc:
             conn.close()
-            raise ConnectionFailed(self._server, _reason(exc)) from exc
+            raise ConnectionFailed(self._server, describe_error(exc)) from exc
         return conn
 
     def _failure(self, exc: psycopg.Error, conn: Conn, doing: str,
                  outcome: str | None = None) -> EventStoreError:
         if conn.broken or conn.closed:
-            return ConnectionFailed(self._server, _reason(exc), doing=doing, outcome=outcome)
-        return EventStoreError(f"PostgreSQL ({self._server}) failed to {doing}: {_reason(exc)}"
-                               + (f"; {outcome}" if outcome else ""))
+            return ConnectionFailed(self._server, describe_error(exc), doing=doing, outcome=outcome)
+        return EventStoreError(
+            f"PostgreSQL ({self._server}) failed to {doing}: {describe_error(exc)}"
+            + (f"; {outcome}" if outcome else ""))
 
     def _keep(self, conn: Conn | None) -> Conn | None:
         """``conn`` if it can serve another call, else None (and it is closed)."""
@@ -237,7 +237,7 @@ class PostgresEventStore(EventStore):
 
     def _run(self, slot: _Slot, work: Callable[[Conn], _T], doing: str) -> _T:
         """In a worker thread: connect if needed, then ``work``; errors become EventStoreErrors."""
-        if slot.conn is not None and _hung_up(slot.conn):
+        if slot.conn is not None and hung_up(slot.conn):
             slot.conn.close()
             slot.conn = None
         if slot.conn is None:
@@ -322,7 +322,7 @@ class PostgresEventStore(EventStore):
 
     def _writer_conn(self, slot: _Slot) -> Conn:
         """In a worker thread: the slot's writer connection, (re)opened if needed."""
-        if slot.conn is not None and _hung_up(slot.conn):
+        if slot.conn is not None and hung_up(slot.conn):
             slot.conn.close()  # the server closed it while it sat idle: start afresh
             slot.conn = None
         if slot.conn is None:
@@ -333,7 +333,7 @@ class PostgresEventStore(EventStore):
                 slot.backend = who_am_i(conn)
             except psycopg.Error as exc:
                 conn.close()
-                raise ConnectionFailed(self._server, _reason(exc)) from exc
+                raise ConnectionFailed(self._server, describe_error(exc)) from exc
             slot.conn = conn
         return slot.conn
 
@@ -358,12 +358,12 @@ class PostgresEventStore(EventStore):
                 rows = self._send(conn, q.append_checking_ids, rounds)
             return [*append_outcomes(batch, rows)]
         except psycopg.Error as exc:
-            if not _aborted(conn):
+            if not aborted(conn):
                 # The COMMIT may have gone out with the rest and been applied.
                 failure = self._failure(exc, conn, "append", _CHECKED)
                 failure.__cause__ = exc
                 conn.close()
-                return [_Unknown(_reason(exc), failure)] * len(batch)
+                return [_Unknown(describe_error(exc), failure)] * len(batch)
             # The server refused a statement, so it skipped the COMMIT: nothing was written.
             with contextlib.suppress(psycopg.Error):
                 conn.execute("ROLLBACK")
@@ -510,7 +510,7 @@ class PostgresEventStore(EventStore):
 
     async def _wait_for_append(self, seen: trio.Event) -> None:
         if self._listener is None and not self._closed:
-            self._listener = _Listener(self._connect, self._channel, self._token,
+            self._listener = Listener(self._connect, self._channel, self._token,
                                        self._notify_appended, min(self.poll_interval, 1.0))
             self._listener.start()
         await super()._wait_for_append(seen)
@@ -533,88 +533,7 @@ class PostgresEventStore(EventStore):
                 conn.close()
 
 
-class _Listener:
-    """A thread that ``LISTEN``s on the store's channel and wakes local subscribers.
-
-    It reconnects after a lost connection (subscribers keep polling meanwhile) and wakes them
-    after each (re)connect, since an event may have been committed while nobody listened.
-    """
-
-    def __init__(self, connect: Callable[[], Conn], channel: str, token: str,
-                 wake: Callable[[], None], retry_after: float) -> None:
-        self._connect = connect
-        self._channel = channel
-        self._token = token
-        self._wake = wake
-        self._retry_after = retry_after
-        self._trio_token = trio.lowlevel.current_trio_token()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name=f"LISTEN {channel}",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def wake_up(self, conn: Conn) -> None:
-        """Send a notification (with our own token, so it wakes no one) to end the wait at once."""
-        with contextlib.suppress(psycopg.Error):  # if so, it stops at its next timeout
-            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
-
-    def _listen(self) -> None:
-        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
-        while not self._stopping.is_set():
-            try:
-                with self._connect() as conn:
-                    conn.execute(listen)
-                    self._signal()
-                    while not self._stopping.is_set():
-                        for note in conn.notifies(timeout=1.0):
-                            if self._stopping.is_set():
-                                break
-                            if note.payload != self._token:
-                                self._signal()
-                        self._signal(_ignore)  # stops the thread if trio.run has ended
-            except (psycopg.Error, EventStoreError):
-                self._stopping.wait(self._retry_after)
-
-    def _signal(self, callback: Callable[[], None] | None = None) -> None:
-        try:
-            self._trio_token.run_sync_soon(callback or self._wake)
-        except trio.RunFinishedError:
-            self._stopping.set()
-
-
-def _aborted(conn: Conn) -> bool:
-    """Whether the server rolled back the transaction on ``conn`` after an error in it."""
-    return not (conn.broken or conn.closed) and (
-        conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR)
-
-
-def _hung_up(conn: Conn) -> bool:
-    """Whether an idle connection has something to read: the server said goodbye (or notified)."""
-    if hasattr(select, "poll"):  # select() fails on descriptors above FD_SETSIZE
-        poller = select.poll()
-        poller.register(conn.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    return bool(readable)
-
-
-def _ignore() -> None:
-    pass
-
-
 def _whole(value: object, argument: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgument(f"{argument} must be an int >= 1, got {value!r}")
     return value
-
-
-def _reason(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import os
 import pathlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
+import msgspec
 import trio
 
 from ._codec import Codec
@@ -42,6 +44,7 @@ from ._model import (
     AppendResult,
     Expected,
     RecordedEvent,
+    Typed,
     recorded_event,
 )
 from ._reader import ReaderThread
@@ -70,7 +73,7 @@ VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 LAST_VERSION = "SELECT " + STORED_VERSION.format("?1")
-READ_STREAM = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
+READ_STREAM = ("SELECT version, position, type, data, metadata, id, recorded_at "
                "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
 READ_ALL = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
@@ -280,17 +283,20 @@ class SQLiteEventStore(EventStore):
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
-        return await self._read(_stream_page(stream, first, last, size))
+        return await self._read(_stream_page(stream, first, last, size,
+                                             self.codec.typed_decoders))
 
     async def _read_all_page(self, after: int, size: int,
                              types: frozenset[str] | None) -> list[RecordedEvent]:
-        return await self._read(_all_page(after, size, types))
+        return await self._read(_all_page(after, size, types, self.codec.typed_decoders))
 
     def _page_read(self, stream: str, first: int, last: int | None, size: int) -> PageRead:
-        return functools.partial(self._with_reader, _stream_page(stream, first, last, size))
+        return functools.partial(self._with_reader, _stream_page(stream, first, last, size,
+                                                                  self.codec.typed_decoders))
 
     def _all_page_read(self, after: int, size: int, types: frozenset[str] | None) -> PageRead:
-        return functools.partial(self._with_reader, _all_page(after, size, types))
+        return functools.partial(self._with_reader, _all_page(after, size, types,
+                                                               self.codec.typed_decoders))
 
     async def _last_version(self, stream: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
@@ -363,15 +369,18 @@ class SQLiteEventStore(EventStore):
 
 
 Page = Callable[[sqlite3.Connection], list[RecordedEvent]]
+Typers = Mapping[str, Callable[[str | bytes], Any]]
 
 
-def _stream_page(stream: str, first: int, last: int | None, size: int) -> Page:
+def _stream_page(stream: str, first: int, last: int | None, size: int, typed: Typers) -> Page:
     """Reads a page of ``stream`` on a reader connection."""
     args = (stream, first, LAST if last is None else last, size)
-    return lambda conn: _decode(conn.execute(READ_STREAM, args).fetchall())
+    # The stream's name is not read back: one str fewer to build per row.
+    return lambda conn: _decode(zip(itertools.repeat(stream),
+                                    conn.execute(READ_STREAM, args).fetchall()), typed)
 
 
-def _all_page(after: int, size: int, types: frozenset[str] | None) -> Page:
+def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers) -> Page:
     """Reads a page of every stream (of ``types``) on a reader connection."""
     args: tuple[object, ...]
     if types is None:
@@ -379,7 +388,8 @@ def _all_page(after: int, size: int, types: frozenset[str] | None) -> Page:
     else:
         marks = ", ".join("?" * len(types))
         sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
-    return lambda conn: _decode(conn.execute(sql, args).fetchall())
+    return lambda conn: _decode(((row[0], row[1:]) for row in conn.execute(sql, args).fetchall()),
+                                typed)
 
 
 def _moment(stored: int, stream: str | None = None, version: int | None = None) -> datetime:
@@ -394,33 +404,43 @@ def _moment(stored: int, stream: str | None = None, version: int | None = None) 
                           stream=stream, version=version) from None
 
 
-def _decode(rows: list[Row]) -> list[RecordedEvent]:
-    """Rows of (stream, version, position, type, data, metadata, id, recorded_at) as events.
+def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEvent]:
+    """(stream, (version, position, type, data, metadata, id, recorded_at)) rows as events.
 
     The fast path parses JSON with msgspec, shares one datetime per commit, keeps each id's 16
     bytes for the event to make a UUID of when it is read, and builds events without their
-    constructor's checks; any row it does not accept (JSON msgspec refuses, an id that is not 16
-    bytes, ...) goes through ``decode_row``, which decodes it the slow way or raises
-    ``DecodeError`` naming its stream and version.
+    constructor's checks. An event of schema version 1 (no metadata) whose type has a decoder in
+    ``typed`` (``Codec.typed_decoders``) is decoded straight into its class; its data dict is
+    built only if someone reads it. Any row the fast path does not accept (JSON msgspec refuses,
+    an id that is not 16 bytes, ...) goes through ``decode_row``, which decodes it the slow way
+    or raises ``DecodeError`` naming its stream and version.
     """
-    decode, make = decode_json, recorded_event
+    decode, make, typer = decode_json, recorded_event, typed.get
     moments: dict[str, datetime] = {}
     page: list[RecordedEvent] = []
     append = page.append
-    for stream, version, position, kind, data, metadata, id, text in rows:
+    for stream, (version, position, kind, data, metadata, id, text) in rows:
         moment = moments.get(text)
         if moment is None:
             moment = moments[text] = _moment(text, stream, version)
         try:
-            value = decode(data)
+            if type(id) is not bytes or len(id) != 16:
+                raise ValueError
             if metadata == "{}":
                 extra: dict[str, Any] = {}
+                to_class = typer(kind)
+                if to_class is not None:
+                    try:
+                        value: Any = Typed(to_class(data), data)
+                    except msgspec.ValidationError:
+                        value = decode(data)  # cattrs may still take it, or say what is wrong
+                else:
+                    value = decode(data)
             else:
+                value = decode(data)
                 extra = decode(metadata)
                 if type(extra) is not dict:
                     raise ValueError
-            if type(id) is not bytes or len(id) != 16:
-                raise ValueError
             append(make(stream, version, position, kind, value, extra, id, moment))
         except (ValueError, TypeError):
             append(decode_row(stream, version, position, kind, data, metadata, id, moment))

@@ -1,0 +1,98 @@
+"""``PostgresEventStore``'s connection helpers: the thread that turns ``LISTEN`` into wake-ups,
+and checks of a connection's state."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import threading
+from collections.abc import Callable
+
+import psycopg
+import trio
+from psycopg import sql
+
+from ._errors import EventStoreError
+from ._postgres_sql import Conn
+
+
+class Listener:
+    """A thread that ``LISTEN``s on the store's channel and wakes local subscribers.
+
+    It reconnects after a lost connection (subscribers keep polling meanwhile) and wakes them
+    after each (re)connect, since an event may have been committed while nobody listened.
+    """
+
+    def __init__(self, connect: Callable[[], Conn], channel: str, token: str,
+                 wake: Callable[[], None], retry_after: float) -> None:
+        self._connect = connect
+        self._channel = channel
+        self._token = token
+        self._wake = wake
+        self._retry_after = retry_after
+        self._trio_token = trio.lowlevel.current_trio_token()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._listen, name=f"LISTEN {channel}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def wake_up(self, conn: Conn) -> None:
+        """Send a notification (with our own token, so it wakes no one) to end the wait at once."""
+        with contextlib.suppress(psycopg.Error):  # if so, it stops at its next timeout
+            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
+
+    def _listen(self) -> None:
+        listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
+        while not self._stopping.is_set():
+            try:
+                with self._connect() as conn:
+                    conn.execute(listen)
+                    self._signal()
+                    while not self._stopping.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            if self._stopping.is_set():
+                                break
+                            if note.payload != self._token:
+                                self._signal()
+                        self._signal(ignore)  # stops the thread if trio.run has ended
+            except (psycopg.Error, EventStoreError):
+                self._stopping.wait(self._retry_after)
+
+    def _signal(self, callback: Callable[[], None] | None = None) -> None:
+        try:
+            self._trio_token.run_sync_soon(callback or self._wake)
+        except trio.RunFinishedError:
+            self._stopping.set()
+
+
+def aborted(conn: Conn) -> bool:
+    """Whether the server rolled back the transaction on ``conn`` after an error in it."""
+    return not (conn.broken or conn.closed) and (
+        conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR)
+
+
+def hung_up(conn: Conn) -> bool:
+    """Whether an idle connection has something to read: the server said goodbye (or notified)."""
+    if hasattr(select, "poll"):  # select() fails on descriptors above FD_SETSIZE
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
+def ignore() -> None:
+    pass
+
+
+def describe_error(exc: BaseException) -> str:
+    """An exception as one line of text (its type name if it says nothing)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
