@@ -29,13 +29,13 @@ class JsonlLog(EventStore):
         super().__init__(codec=codec)
         self.path = path
         self._file = open(path, "rb")  # noqa: SIM115 - closed by aclose
-        self._events: dict[str, array[int]] = {}  # stream -> offset of each version's line
+        self._offsets: dict[str, array[int]] = {}  # stream -> offset of each version's line
         self._snapshots: dict[str, list[tuple[int, int]]] = {}  # stream -> (version, offset)
 
     @property
     def streams(self) -> dict[str, int]:
         """Each stream of the log and its number of events, in the order they first appear."""
-        return {stream: len(offsets) for stream, offsets in self._events.items()}
+        return {stream: len(offsets) for stream, offsets in self._offsets.items()}
 
     def index(self, progress: Callable[[int], None] | None = None) -> None:
         """Check every line, as ``import`` does, and note where each one starts.
@@ -66,7 +66,7 @@ class JsonlLog(EventStore):
                 self._snapshot(item["snapshot"], start, where)
                 continue
             stream, version, new = _parse_event(item, where)
-            offsets = self._events.setdefault(stream, array("q"))
+            offsets = self._offsets.setdefault(stream, array("q"))
             if version != len(offsets) + 1:
                 raise ReplayError(f"{where}: stream {stream!r} " + (
                     f"starts at version {version}; a log starts at version 1" if not offsets
@@ -85,7 +85,7 @@ class JsonlLog(EventStore):
         if not isinstance(item, dict) or "state" not in item:
             raise ReplayError(f"{where}: a snapshot needs 'stream', 'version' and 'state'")
         stream, version = item.get("stream"), item.get("version")
-        held = len(self._events.get(stream, ())) if isinstance(stream, str) else 0
+        held = len(self._offsets.get(stream, ())) if isinstance(stream, str) else 0
         if not isinstance(stream, str) or isinstance(version, bool) or \
                 not isinstance(version, int) or not 1 <= version <= held:
             raise ReplayError(f"{where}: a snapshot of stream {stream!r} at version {version!r} "
@@ -108,7 +108,7 @@ class JsonlLog(EventStore):
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
-        offsets = self._events.get(stream)
+        offsets = self._offsets.get(stream)
         if offsets is None:
             return []
         end = len(offsets) if last is None else min(last, len(offsets))
@@ -116,7 +116,7 @@ class JsonlLog(EventStore):
                 for version in range(first, min(end, first + size - 1) + 1)]
 
     async def _last_version(self, stream: str) -> int:
-        return len(self._events.get(stream, ()))
+        return len(self._offsets.get(stream, ()))
 
     async def _load_snapshot(self, stream: str,
                              max_version: int | None) -> tuple[int, str, datetime] | None:
