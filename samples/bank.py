@@ -19,7 +19,6 @@ import uuid
 from typing import Any
 
 import attrs
-import trio
 
 import actors
 import eventstore
@@ -212,4 +211,4 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "bank.db")
+    actors.run_program(main, sys.argv[1] if len(sys.argv) > 1 else "bank.db")
