@@ -13,6 +13,8 @@ import ast
 import inspect
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,20 @@ def test_includes_resolve_like_snippets(tmp_path: Path) -> None:
     page.write_text('--8<-- "samples/gone.py"\n')
     with pytest.raises(AssertionError, match=r"'samples/gone\.py', which does not exist"):
         resolve(page)
+
+
+def test_the_testing_page_configuration_runs_its_pytest_example(tmp_path: Path) -> None:
+    """A project set up as docs/testing.md says runs the page's ``actor_kit`` test with pytest."""
+    page = (DOCS / "testing.md").read_text()
+    config = re.search(r"^```toml\n(.*?)^```", page, re.DOTALL | re.MULTILINE)
+    assert config and page.index("trio_mode") < page.index("```python"), \
+        "testing.md shows the pytest configuration before its first example"
+    example = next(source for name, _, source in blocks()
+                   if name.startswith("testing.md") and "async def test_" in source)
+    (tmp_path / "pyproject.toml").write_text(config[1])
+    (tmp_path / "test_example.py").write_text(example)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "test_example.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout
