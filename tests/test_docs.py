@@ -127,3 +127,12 @@ def test_the_testing_page_configuration_runs_its_pytest_example(tmp_path: Path) 
                           timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert " passed" in done.stdout and "skipped" not in done.stdout, done.stdout
+
+
+def test_every_page_is_in_the_site_navigation() -> None:
+    """mkdocs.yml lists every page (``mkdocs build --strict`` in CI refuses one left out)."""
+    listed = set(re.findall(r":\s*([\w./-]+\.md)\s*$", (ROOT / "mkdocs.yml").read_text(),
+                            re.MULTILINE))
+    pages = {str(page.relative_to(DOCS)) for page in DOCS.glob("**/*.md")}
+    assert pages - listed == set(), "add these pages to the nav in mkdocs.yml"
+    assert listed - pages == set(), "mkdocs.yml lists pages that do not exist"
