@@ -14,13 +14,17 @@ from ._errors import InvalidActorType as InvalidActorType
 from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import NotInTurn as NotInTurn
 from ._errors import RecoveryError as RecoveryError
+from ._errors import StepFailed as StepFailed
 from ._events import NotificationCancelled as NotificationCancelled
 from ._events import NotificationFired as NotificationFired
 from ._events import NotificationScheduled as NotificationScheduled
+from ._events import PatchMarked as PatchMarked
+from ._events import ReplyRecorded as ReplyRecorded
 from ._events import RunCompleted as RunCompleted
 from ._events import ScopeCommitted as ScopeCommitted
 from ._events import ScopeCompleted as ScopeCompleted
 from ._events import SleepStarted as SleepStarted
+from ._events import StepRecorded as StepRecorded
 from ._events import TimeObserved as TimeObserved
 from ._gc import GCPolicy as GCPolicy
 from ._notifier import MultiNotifier as MultiNotifier
@@ -51,12 +55,16 @@ __all__ = [
     "NotificationCancelled",
     "NotificationFired",
     "NotificationScheduled",
+    "PatchMarked",
     "RecoveryError",
+    "ReplyRecorded",
     "Restart",
     "RunCompleted",
     "ScopeCommitted",
     "ScopeCompleted",
     "SleepStarted",
+    "StepFailed",
+    "StepRecorded",
     "Stop",
     "TimeObserved",
     "VirtualClock",

@@ -24,11 +24,13 @@ class Actor:
 
     Class options: ``kind`` names the actor's streams (``f"{kind}-{id}"``; default the class
     name), ``snapshot_every`` saves a snapshot every N events, ``supervision`` says what a
-    failing ``run()`` does (``Restart()``, ``Stop()`` or ``Escalate()``).
+    failing ``run()`` does (``Restart()``, ``Stop()`` or ``Escalate()``), ``remember_replies``
+    how many seconds of durable time a message id's recorded reply answers resends (a week).
     """
 
     kind: ClassVar[str | None] = None
     snapshot_every: ClassVar[int | None] = None
+    remember_replies: ClassVar[float] = 7 * 24 * 3600.0
     supervision: ClassVar[Supervision] = Restart()
 
     if TYPE_CHECKING:  # not a runtime annotation: cattrs resolves a subclass's type hints

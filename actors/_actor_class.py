@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -31,6 +32,11 @@ def check_actor_class(cls: object) -> type[Actor]:
     every = actor_class.snapshot_every
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise InvalidActorType(f"{cls.__qualname__}.snapshot_every must be an int >= 1 or None")
+    window = actor_class.remember_replies
+    if isinstance(window, bool) or not isinstance(window, int | float) or not window >= 0 \
+            or window == math.inf:
+        raise InvalidActorType(f"{cls.__qualname__}.remember_replies must be finite seconds >= 0 "
+                               f"of durable time, got {window!r}")
     return actor_class
 
 

@@ -36,6 +36,7 @@ from ._errors import (
 from ._events import (
     NotificationCancelled,
     NotificationScheduled,
+    ReplyRecorded,
     RunCompleted,
     ScopeCompleted,
     SystemEvent,
@@ -464,6 +465,9 @@ class Cell:
 
     async def _deliver(self, envelope: Envelope) -> None:
         message, message_id, reply = envelope
+        if message_id is not None and message_id in self.state.replies:
+            self._answer_again(message_id, reply)
+            return
         turn = Turn(self, message_id=message_id)
         token = current_turn.set(turn)
         self._current_reply = reply
@@ -474,6 +478,8 @@ class Cell:
                 result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
                 result = await self.state.actor.receive(message)
+            if message_id is not None:
+                self._record_reply(message_id, result)
             if journal.pending or journal.committing or turn.poisoned is not None or (
                     message_id is not None and self._recorded(turn)):
                 # More messages wait: end the turn without a commit; the drained backlog
@@ -507,6 +513,32 @@ class Cell:
             self._held.append((reply, result))
         elif reply is not None:
             reply.succeed(result)
+
+    def _record_reply(self, message_id: str, result: Any) -> None:
+        """Record the reply of a message with an id, with the turn's events (``ReplyRecorded``).
+
+        Raises:
+            InvalidActorType: the store's codec cannot encode the reply; the turn fails.
+        """
+        try:
+            encoded = self.codec.encode_value(result)
+        except Exception as exc:
+            raise InvalidActorType(
+                f"{self.name}: the reply to message_id {message_id!r} is "
+                f"{type(result).__name__} {result!r}, which the store's codec cannot record "
+                f"({exc}); return an encodable value (attrs instances, str, int, tuple, ...) "
+                "or send the message without a message_id") from exc
+        self.emit_system(ReplyRecorded(message_id, encoded, self.clock.time()))
+
+    def _answer_again(self, message_id: str, reply: Reply | None) -> None:
+        """Answer a resent message id with its recorded reply, running nothing."""
+        recorded = self.state.replies.get(message_id)
+        assert recorded is not None
+        value = self.codec.decode_value(recorded[1])
+        if self._held:  # the reply may be in the uncommitted backlog: answer after its commit
+            self._held.append((reply, value))
+        elif reply is not None:
+            reply.succeed(value)
 
     def _hold(self, turn: Turn) -> None:
         """End a turn of a backlog: its events wait for the backlog's commit, with its reply."""

@@ -23,7 +23,7 @@ import attrs
 import trio
 
 import eventstore
-from eventstore import EventStore, EventStoreError
+from eventstore import Codec, EventStore, EventStoreError
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore
 
@@ -36,6 +36,7 @@ from ._index import WorkIndex
 from ._state import ActorState
 
 INDEX_STREAM = "$actors-index"
+MAIN = "__main__"
 
 
 class CliError(Exception):
@@ -168,6 +169,13 @@ def _import_module(name: str, option: str) -> Any:
         raise CliError(f"cannot import {name!r} ({option}): {exc!r}") from None
 
 
+def _read_main_from(codec: Codec, module: str | None = None) -> None:
+    """Decode the ``__main__:X`` type names that a script stored (before default names became
+    portable) as ``module:X``: the module of ``--actor``, or the first ``-m``."""
+    if module is not None and module != MAIN:
+        codec.alias_module(MAIN, module)
+
+
 def _actor_id(cls: type[Actor], stream: str) -> str:
     prefix = f"{kind_of(cls)}-"
     if not stream.startswith(prefix) or stream == prefix:
@@ -242,6 +250,7 @@ async def _replay(args: argparse.Namespace) -> int:
     cls = load_class(args.actor)
     actor_id = _actor_id(cls, args.stream)
     async with _open(args.url) as store:
+        _read_main_from(store.codec, cls.__module__)
         last = await _require(store, args.stream, args.url)
         if args.to is not None and not 1 <= args.to <= last:
             raise CliError(f"--to {args.to} is outside stream {args.stream!r}: it has "
@@ -307,6 +316,7 @@ async def _import(args: argparse.Namespace) -> int:
         _import_module(name, f"--module {name}")
     store = _open(args.url, create=True)  # checks the URL; SQLite creates the file on entering
     try:
+        _read_main_from(store.codec, args.module[0] if args.module else None)
         parsed = _parse_log(store, args.file)
     except BaseException:
         await store.aclose()
@@ -358,6 +368,7 @@ def _removed_on_failure(store: EventStore) -> Iterator[None]:
 async def _check(args: argparse.Namespace) -> int:
     cls = load_class(args.actor)
     store = MemoryEventStore()
+    _read_main_from(store.codec, cls.__module__)
     with open(args.file, encoding="utf-8") as lines:
         counts = await replay.import_jsonl(store, lines, source=args.file)
     prefix = f"{kind_of(cls)}-"

@@ -93,3 +93,21 @@ class NonDeterminismError(ActorError):
                 f"recorded {self.recorded} but the code now asks for {self.requested}; the code "
                 "changed between runs or depends on something outside the log: make it "
                 "deterministic, or start a new scope/stream")
+
+
+class StepFailed(ActorError):
+    """A ``durable.step`` function failed after its retries; its failure is recorded.
+
+    A replay of the scope raises it again at the same step without running the function: catch
+    it in the handler to compensate (a saga's undo), or let the turn fail.
+    """
+
+    def __init__(self, function: str, error: str) -> None:
+        super().__init__(function, error)
+        self.function = function
+        self.error = error
+
+    def __str__(self) -> str:
+        return (f"durable step {self.function} failed: {self.error}; its failure is recorded, "
+                "so the scope meets it again when it runs again: catch StepFailed to compensate, "
+                "or give the step retries=")

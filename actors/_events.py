@@ -46,6 +46,47 @@ class SleepStarted(SystemEvent):
     """The child task of the scope that slept, as in ``TimeObserved.branch``."""
 
 
+@event_type("actors.StepRecorded")
+@attrs.frozen
+class StepRecorded(SystemEvent):
+    """``durable.step(fn)`` (or ``uuid4()``, ``random()``) first ran at this key: its outcome.
+
+    ``value`` holds the codec's tagged encoding of what ``fn`` returned; ``error`` says how it
+    failed after its retries (then ``value`` is None), so a replay raises ``StepFailed`` again.
+    """
+
+    scope: str
+    index: int
+    function: str
+    value: Any
+    error: str | None = None
+    branch: tuple[int, ...] = ()
+    """The child task of the scope that made the call, as in ``TimeObserved.branch``."""
+
+
+@event_type("actors.PatchMarked")
+@attrs.frozen
+class PatchMarked(SystemEvent):
+    """``durable.patched(patch)`` was first called at this key, by code that has the patch."""
+
+    scope: str
+    index: int
+    patch: str
+    branch: tuple[int, ...] = ()
+    """The child task of the scope that made the call, as in ``TimeObserved.branch``."""
+
+
+@event_type("actors.ReplyRecorded")
+@attrs.frozen
+class ReplyRecorded(SystemEvent):
+    """The turn of a message sent with ``message_id`` answered ``value`` (the codec's tagged
+    encoding) at epoch ``at``; a resend of the id gets it without running the handler."""
+
+    message_id: str
+    value: Any
+    at: float
+
+
 @event_type("actors.ScopeCompleted")
 @attrs.frozen
 class ScopeCompleted(SystemEvent):

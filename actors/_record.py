@@ -15,10 +15,10 @@ from typing import Any
 
 from eventstore import Codec
 
-from ._events import ScopeCompleted, SleepStarted, TimeObserved
+from ._events import PatchMarked, ScopeCompleted, SleepStarted, StepRecorded, TimeObserved
 from ._turn import ONCE
 
-Recorded = TimeObserved | SleepStarted
+Recorded = TimeObserved | SleepStarted | StepRecorded | PatchMarked
 Branch = tuple[int, ...]
 """A task of a scope: () for the scope's own task, (k,) for the k-th task it started, ..."""
 
@@ -91,9 +91,12 @@ class DurableRecord:
                     if isinstance(call, TimeObserved):
                         item = {"kind": "time", "scope": call.scope, "index": call.index,
                                 "function": call.function, "value": call.value}
-                    else:
+                    elif isinstance(call, SleepStarted):
                         item = {"kind": "sleep", "scope": call.scope, "index": call.index,
                                 "started_at": call.started_at, "seconds": call.seconds}
+                    else:
+                        out.append({"kind": "call", "call": codec.encode_value(call)})
+                        continue
                     if call.branch:
                         item["branch"] = list(call.branch)
                     out.append(item)
@@ -115,6 +118,8 @@ class DurableRecord:
             elif kind == "sleep":
                 record.apply(SleepStarted(item["scope"], item["index"], item["started_at"],
                                           item["seconds"], branch))
+            elif kind == "call":
+                record.apply(codec.decode_value(item["call"]))
             elif kind == "event":
                 record.add_event(item["scope"], tuple(item["mark"]),
                                  codec.decode_value(item["event"]))

@@ -14,17 +14,26 @@ from ._mailbox import Reply
 
 
 def _check_message_id(message_id: object) -> str | None:
-    if message_id is not None and (not isinstance(message_id, str) or not message_id):
+    if message_id is None:
+        return None
+    if not isinstance(message_id, str) or not message_id:
         raise InvalidActorArgument(f"message_id must be a non-empty string or None, "
                                    f"got {message_id!r}")
+    try:
+        message_id.encode()
+    except UnicodeEncodeError:
+        raise InvalidActorArgument(f"message_id {message_id!r} holds a lone surrogate, which no "
+                                   "store can keep; use a valid Unicode string") from None
     return message_id
 
 
 class ActorRef:
     """A handle on an actor: ``tell``, ``ask``, ``stop``. Cheap to copy and share.
 
-    ``message_id`` names a message's scope for durable time: a message resent with the same id
-    after a crash gets the values recorded the first time.
+    ``message_id`` makes a message idempotent: the handler's effects happen once per (actor,
+    message id) and the reply is recorded with them, so a resend (after a timeout or a crash)
+    gets the recorded reply and runs nothing; one resent mid-turn after a crash resumes it, with
+    the durable values recorded the first time. See ``docs/messaging.md``.
     """
 
     __slots__ = ("_current", "_resolve", "actor_id", "kind", "stream")

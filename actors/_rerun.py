@@ -121,7 +121,7 @@ def _latest_instant(state: ActorState, recorded: RecordedEvent | None) -> float:
         for call in calls:
             if isinstance(call, TimeObserved):
                 instants.append(call.value)
-            else:
+            elif isinstance(call, SleepStarted):
                 instants.append(call.started_at + max(call.seconds, 0.0))
     return max(instants)
 

@@ -23,15 +23,19 @@ from ._events import (
     NotificationCancelled,
     NotificationFired,
     NotificationScheduled,
+    PatchMarked,
+    ReplyRecorded,
     RunCompleted,
     ScopeCommitted,
     ScopeCompleted,
     SleepStarted,
+    StepRecorded,
     SystemEvent,
     TimeObserved,
     markable,
 )
 from ._record import DurableRecord
+from ._replies import Replies
 from ._timers import EventSourcedNotifier
 
 EmitSystem = Callable[[SystemEvent], None]
@@ -50,7 +54,7 @@ class ActorState:
     """
 
     __slots__ = ("_marks", "actor", "actor_id", "cls", "codec", "emit_system", "notifier",
-                 "record", "run_done", "version")
+                 "record", "replies", "run_done", "version")
 
     def __init__(self, cls: type[Actor], actor_id: str, codec: Codec, *,
                  emit_system: EmitSystem = _not_live, runtime: Any = None) -> None:
@@ -62,6 +66,7 @@ class ActorState:
         object.__setattr__(self.actor, "_cell", self if runtime is None else runtime)
         self.version = 0
         self.record = DurableRecord()
+        self.replies = Replies(cls.remember_replies)
         self.notifier = EventSourcedNotifier(codec, emit_system)
         self.run_done = False
         self._marks: tuple[str, deque[tuple[int, ...]]] | None = None
@@ -96,10 +101,13 @@ class ActorState:
                 self._marks = None
         if not isinstance(event, SystemEvent):
             self.actor.apply(event)
-        elif isinstance(event, TimeObserved | SleepStarted | ScopeCompleted):
+        elif isinstance(event, TimeObserved | SleepStarted | StepRecorded | PatchMarked
+                        | ScopeCompleted):
             self.record.apply(event)
         elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
             self.notifier.fold(event)
+        elif isinstance(event, ReplyRecorded):
+            self.replies.fold(event)
         elif isinstance(event, RunCompleted):
             self.run_done = True
         elif isinstance(event, ScopeCommitted):
@@ -132,8 +140,11 @@ class ActorState:
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as a snapshot holds it: fields, durable-call record, timers."""
-        return {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
+        data = {"state": self.actor.snapshot(), "record": self.record.dump(self.codec),
                 "notifier": self.notifier.dump(), "run_done": self.run_done}
+        if self.replies:  # absent when empty: as in snapshots taken before recorded replies
+            data["replies"] = self.replies.dump()
+        return data
 
     def restore(self, state: Any, version: int, *, fields: bool = True) -> None:
         """Set the whole state from ``snapshot()``'s data, taken at ``version``.
@@ -151,6 +162,7 @@ class ActorState:
             self.record = DurableRecord.load(state["record"], self.codec)
             self.notifier.load(state["notifier"])
             self.run_done = bool(state["run_done"])
+            self.replies.load(state.get("replies", []))  # none in snapshots before replies
         except BaseException:
             self.reset()
             raise
@@ -161,6 +173,7 @@ class ActorState:
         copy_fields(self.cls(), self.actor)
         self.version = 0
         self.record = DurableRecord()
+        self.replies = Replies(self.cls.remember_replies)
         self.notifier = EventSourcedNotifier(self.codec, self.emit_system)
         self.run_done = False
         self._marks = None
@@ -172,6 +185,7 @@ class ActorState:
             object.__setattr__(other.actor, field.name,
                                copy.deepcopy(getattr(self.actor, field.name)))
         other.record = copy.deepcopy(self.record)
+        other.replies.load(self.replies.dump())
         other.notifier.load(self.notifier.dump())
         other.run_done = self.run_done
         other.version = self.version
@@ -181,6 +195,7 @@ class ActorState:
         copy_fields(other.actor, self.actor)
         self.version = other.version
         self.record = other.record
+        self.replies = other.replies
         self.notifier = other.notifier
         self.run_done = other.run_done
         self._marks = None

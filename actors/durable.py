@@ -1,4 +1,5 @@
-"""Durable time: ``sleep``, ``time`` and ``now`` that survive crashes (Flyte's API).
+"""Durable time and recorded side effects: ``sleep``, ``time``, ``now``, ``step``, ``uuid4``,
+``random`` and ``patched``, which survive crashes (Flyte's API for time).
 
 Inside an actor each call has a key: its scope (``run``, the message id, or the wake-up) and its
 place among the scope's durable calls. The first call at a key records an event in the actor's
@@ -6,67 +7,43 @@ log (``TimeObserved`` or ``SleepStarted``); any later call at that key (after a 
 or a resent message) returns the recorded value, and a sleep waits only for what is left of it.
 
 Each function is callable plainly or as ``await f.aio(...)``. Outside an actor they are plain
-``time.time()``, ``datetime.now(timezone.utc)`` and ``trio.sleep()``, and record nothing.
+``time.time()``, ``datetime.now(timezone.utc)``, ``trio.sleep()``, a plain call of the step's
+function, ``uuid.uuid4()`` and ``random.random()``, and record nothing.
 """
 
 from __future__ import annotations
 
 import math
 import time as _time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import trio
 
+from . import _steps
+from ._calls import current, describe, next_call, on_trio_thread
 from ._errors import InvalidActorArgument, InvalidActorType, NonDeterminismError
 from ._events import SleepStarted, TimeObserved
-from ._turn import Turn, current_turn
+from ._steps import step_key
+from ._turn import Turn
 
-__all__ = ["now", "sleep", "time"]
+__all__ = ["now", "patched", "random", "sleep", "step", "step_key", "time", "uuid4"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _on_trio_thread() -> bool:
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
-
-
-def _turn() -> Turn | None:
-    turn = current_turn.get()
-    if turn is None or turn.cell.stopped.is_set():
-        return None
-    return turn
-
-
-def _next_call(turn: Turn) -> tuple[str, int, Any]:
-    turn.calls += 1
-    scope = turn.scope
-    return scope, turn.calls, turn.cell.state.record.get(scope, turn.calls, turn.branch)
-
-
-def _describe(recorded: Any) -> str:
-    if isinstance(recorded, TimeObserved):
-        return f"{recorded.function}() = {recorded.value}"
-    if isinstance(recorded, SleepStarted):
-        return f"sleep({recorded.seconds})"
-    return "nothing"
-
-
 def _observe(turn: Turn, function: str) -> float:
     cell = turn.cell
-    scope, index, recorded = _next_call(turn)
+    scope, index, recorded = next_call(turn)
     if recorded is None:
         value = cell.clock.time()
         cell.emit_system(TimeObserved(scope, index, function, value, turn.branch))
         return value
     if not isinstance(recorded, TimeObserved) or recorded.function != function:
-        raise NonDeterminismError(cell.name, scope, index, _describe(recorded), f"{function}()")
+        raise NonDeterminismError(cell.name, scope, index, describe(recorded), f"{function}()")
     return recorded.value
 
 
@@ -87,7 +64,7 @@ def _seconds(seconds: object) -> float:
 
 async def _sleep_in(turn: Turn, seconds: float) -> None:
     cell = turn.cell
-    scope, index, recorded = _next_call(turn)
+    scope, index, recorded = next_call(turn)
     if recorded is None:
         started = cell.clock.time()
         cell.emit_system(SleepStarted(scope, index, started, seconds, turn.branch))
@@ -95,7 +72,7 @@ async def _sleep_in(turn: Turn, seconds: float) -> None:
         await cell.journal.commit(turn, mid_scope=True)
         end = started + seconds  # the commit's time is slept too
     elif not isinstance(recorded, SleepStarted) or recorded.seconds != seconds:
-        raise NonDeterminismError(cell.name, scope, index, _describe(recorded),
+        raise NonDeterminismError(cell.name, scope, index, describe(recorded),
                                   f"sleep({seconds})")
     else:
         end = recorded.started_at + recorded.seconds
@@ -124,10 +101,10 @@ def _time_sync() -> float:
     The first call at a key records ``TimeObserved`` (committed with the turn); later calls at
     the key return the recorded value. Works on the trio thread and on worker threads.
     """
-    turn = _turn()
+    turn = current()
     if turn is None:
         return _time.time()
-    if _on_trio_thread():
+    if on_trio_thread():
         return _observe(turn, "time")
     return trio.from_thread.run_sync(_observe, turn, "time")
 
@@ -135,7 +112,7 @@ def _time_sync() -> float:
 async def _time_aio() -> float:
     """``time()`` for async code; a checkpoint (before anything is recorded)."""
     await trio.lowlevel.checkpoint()
-    turn = _turn()
+    turn = current()
     if turn is None:
         return _time.time()
     return _observe(turn, "time")
@@ -146,10 +123,10 @@ def _now_sync() -> datetime:
 
     Recorded as ``TimeObserved`` (function ``now``); replays return the same datetime.
     """
-    turn = _turn()
+    turn = current()
     if turn is None:
         return datetime.now(UTC)
-    if _on_trio_thread():
+    if on_trio_thread():
         value = _observe(turn, "now")
     else:
         value = trio.from_thread.run_sync(_observe, turn, "now")
@@ -159,7 +136,7 @@ def _now_sync() -> datetime:
 async def _now_aio() -> datetime:
     """``now()`` for async code; a checkpoint (before anything is recorded)."""
     await trio.lowlevel.checkpoint()
-    turn = _turn()
+    turn = current()
     if turn is None:
         return datetime.now(UTC)
     return datetime.fromtimestamp(_observe(turn, "now"), UTC)
@@ -179,8 +156,8 @@ def _sleep_sync(seconds: float) -> None:
         NonDeterminismError: the log recorded something else at this key.
     """
     value = _seconds(seconds)
-    turn = _turn()
-    if _on_trio_thread():
+    turn = current()
+    if on_trio_thread():
         raise InvalidActorArgument(
             "durable.sleep() would block trio's thread: use `await durable.sleep.aio(seconds)` "
             "in async code")
@@ -199,7 +176,7 @@ async def _sleep_aio(seconds: float) -> None:
     """``sleep()`` for async code: a checkpoint. Cancelling it leaves ``SleepStarted`` recorded,
     so the same call after a restart waits only for the rest."""
     value = _seconds(seconds)
-    turn = _turn()
+    turn = current()
     if value <= 0:
         await trio.lowlevel.checkpoint()
         return
@@ -212,3 +189,127 @@ async def _sleep_aio(seconds: float) -> None:
 time = _Durable(_time_sync, _time_aio)
 now = _Durable(_now_sync, _now_aio)
 sleep = _Durable(_sleep_sync, _sleep_aio)
+
+
+def _in_turn(turn: Turn, fn: Callable[..., R], *args: Any) -> R:
+    """Run ``fn(turn, *args)`` on trio's thread, from it or from a plain-def handler's thread."""
+    if on_trio_thread():
+        return fn(turn, *args)
+    return trio.from_thread.run_sync(fn, turn, *args)
+
+
+class _Step:
+    """``durable.step``: call a side effect once, record its outcome, replay it afterwards."""
+
+    __name__ = "step"
+
+    def __call__(self, fn: Callable[..., R], /, *args: Any, retries: int = 0,
+                 backoff: float = 1.0, **kwargs: Any) -> R:
+        """Run ``fn(*args, **kwargs)`` as a recorded step, from a plain-def handler.
+
+        The first execution at this key calls ``fn`` (up to ``1 + retries`` times, waiting
+        ``backoff``, then twice as long, ... between attempts), records what it returned or how
+        it failed (``StepRecorded``) and commits that before returning. Any later execution of
+        the scope returns the recorded value, or raises ``StepFailed`` again, without calling
+        ``fn``. The value must be one the store's codec can encode; the caller gets the decoded
+        copy, the same on every execution.
+
+        Raises:
+            StepFailed: ``fn`` failed on every attempt (now or when it was recorded).
+            TypeError: ``fn`` is not callable, or returned a value the codec cannot encode.
+            ValueError: bad ``retries``/``backoff``; called on trio's thread inside an actor
+                (use ``await durable.step.aio(fn, ...)``).
+            NonDeterminismError: the log recorded something else at this key.
+        """
+        _steps.check_step(fn, retries, backoff)
+        turn = current()
+        if turn is None:
+            result: R = _steps.plain(fn, args, kwargs, retries, backoff)
+            return result
+        if on_trio_thread():
+            raise InvalidActorArgument(
+                "durable.step() would block trio's thread: use `await durable.step.aio(fn, ...)` "
+                "in async code")
+        value: R = trio.from_thread.run(_steps.run_step, turn, fn, args, kwargs, retries,
+                                        backoff)
+        return value
+
+    async def aio(self, fn: Callable[..., Awaitable[R]] | Callable[..., R], /, *args: Any,
+                  retries: int = 0, backoff: float = 1.0, **kwargs: Any) -> R:
+        """``step()`` for async code: ``fn`` may be async, or sync (run in a worker thread)."""
+        _steps.check_step(fn, retries, backoff)
+        turn = current()
+        if turn is None:
+            async def wait(seconds: float) -> None:
+                await trio.sleep(seconds)
+            result: R = await _steps.attempt(fn, args, kwargs, retries, backoff, wait)
+            return result
+        value: R = await _steps.run_step(turn, fn, args, kwargs, retries, backoff)
+        return value
+
+    def __repr__(self) -> str:
+        return "<durable step>"
+
+
+def _value_sync(function: str, make: Callable[[], R]) -> R:
+    turn = current()
+    if turn is None:
+        return make()
+    value: R = _in_turn(turn, _steps.recorded_value, function, make)
+    return value
+
+
+def _uuid4_sync() -> uuid.UUID:
+    """A random UUID; inside an actor, recorded at this call's key (``StepRecorded``)."""
+    return _value_sync("durable.uuid4", _steps.make_uuid)
+
+
+async def _uuid4_aio() -> uuid.UUID:
+    """``uuid4()`` for async code; a checkpoint."""
+    await trio.lowlevel.checkpoint()
+    return _uuid4_sync()
+
+
+def _random_sync() -> float:
+    """A float in [0, 1); inside an actor, recorded at this call's key (``StepRecorded``)."""
+    return _value_sync("durable.random", _steps.make_random)
+
+
+async def _random_aio() -> float:
+    """``random()`` for async code; a checkpoint."""
+    await trio.lowlevel.checkpoint()
+    return _random_sync()
+
+
+def _check_patch(patch: object) -> str:
+    if not isinstance(patch, str) or not patch:
+        raise InvalidActorType(f"durable.patched() takes the patch's name as a non-empty str, "
+                               f"got {type(patch).__name__} {patch!r}")
+    return patch
+
+
+def _patched_sync(patch: str) -> bool:
+    """Whether this execution runs code that has ``patch`` (Temporal's ``patched``).
+
+    True outside an actor, and where the scope makes new history (the marker ``PatchMarked``
+    is recorded); where it replays history, True when that history was made by code with the
+    patch and False when it was made before it. Keep the old branch until no unfinished scope
+    (``run()``, a sleeping wake-up, a message with an id) can still replay old history.
+    """
+    name = _check_patch(patch)
+    turn = current()
+    if turn is None:
+        return True
+    return _in_turn(turn, _steps.patched, name)
+
+
+async def _patched_aio(patch: str) -> bool:
+    """``patched()`` for async code; a checkpoint."""
+    await trio.lowlevel.checkpoint()
+    return _patched_sync(patch)
+
+
+step = _Step()
+uuid4 = _Durable(_uuid4_sync, _uuid4_aio)
+random = _Durable(_random_sync, _random_aio)
+patched = _Durable(_patched_sync, _patched_aio)

@@ -3,8 +3,10 @@
 An event class has a stable type name (``module:QualName`` by default, or the one given to
 ``@event_type``) and a schema version. Stored data of an older schema version is upcast dict to
 dict before cattrs structures it. Names resolve, in order, through the codec's own registrations,
-the process-wide index the decorator fills, and an import of ``module:QualName``; every resolution
-is cached, so decoding an event is a dict lookup and a precompiled cattrs hook.
+the process-wide index the decorator fills, and an import of ``module:QualName`` (after the
+codec's ``alias_module`` renames); every resolution is cached, so decoding an event is a dict
+lookup and a precompiled cattrs hook. A class of the running script is named after the script's
+file or ``-m`` module rather than ``__main__`` when it has one (see ``_script``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import copy
 import importlib
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from collections.abc import Set as AbstractSet
 from typing import Any, Final, TypeAlias, TypeVar, get_args, get_origin
@@ -22,6 +25,7 @@ from cattrs.preconf.msgspec import MsgspecJsonConverter
 from . import _validate as check
 from ._errors import DecodeError, InvalidArgument, SerializationError
 from ._model import NewEvent, RecordedEvent, encoded_new_event
+from ._script import MAIN, attribute, double_import, main_module_as, portable_module
 from ._values import TEXT_TYPES, ValueCodec
 from ._values import describe as _describe
 
@@ -56,8 +60,9 @@ _INDEX: dict[str, type] = {}
 
 
 def default_type_name(cls: type) -> str:
-    """The importable ``module:QualName`` of ``cls``."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+    """The importable ``module:QualName`` of ``cls``; a class of a script run as ``python
+    app.py`` (module ``__main__``) is named after the file, ``app:QualName``."""
+    return f"{portable_module(cls.__module__)}:{cls.__qualname__}"
 
 
 def _type_info(cls: object, name: str | None, version: object, aliases: object,
@@ -75,6 +80,8 @@ def _type_info(cls: object, name: str | None, version: object, aliases: object,
                 "cannot be imported; give it an explicit name"
             )
         name = default_type_name(cls)
+        if name.startswith(f"{MAIN}:"):
+            warnings.warn(_unportable(cls, name), UserWarning, stacklevel=3)
     elif not isinstance(name, str) or not name.strip():
         raise InvalidArgument(f"{what} name must be a non-empty string, got {name!r}")
     check.type_name(name, "{} name", what)
@@ -151,6 +158,9 @@ def event_type(name: str | None = None, *, version: int = 1, aliases: Iterable[s
         for taken in (info.name, *info.aliases):
             owner = _INDEX.get(taken)
             if owner is not None and not _same_class(owner, cls):
+                twice = double_import(cls.__module__, cls.__qualname__, cls)
+                if twice is not None:
+                    raise InvalidArgument(twice)
                 raise InvalidArgument(
                     f"@event_type name {taken!r} of {default_type_name(cls)} already belongs to "
                     f"{default_type_name(owner)}; choose another name"
@@ -167,19 +177,34 @@ def event_type(name: str | None = None, *, version: int = 1, aliases: Iterable[s
 
 
 def _import_name(name: str) -> Any:
-    """The object ``module:QualName`` names, or None; never calls what it finds."""
-    module_name, sep, qualname = name.partition(":")
-    parts = qualname.split(".")
-    if not sep or not all(part.isidentifier() for part in (*module_name.split("."), *parts)):
-        return None
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    for part in parts:
-        found = getattr(found, part, None)
-    return found
+    """The object ``module:QualName`` names, or None; never calls what it finds.
 
+    The running script's own name (``app`` for ``python app.py``) is looked up in ``__main__``
+    unless the file was imported under that name too: it is not run a second time.
+    """
+    module_name, sep, qualname = name.partition(":")
+    if not sep or not _is_dotted(module_name) or not _is_dotted(qualname):
+        return None
+    found: Any = main_module_as(module_name)
+    if found is None:
+        try:
+            found = importlib.import_module(module_name)
+        except ImportError:
+            return None
+    return attribute(found, qualname)
+
+
+def _is_dotted(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def _unportable(cls: type, name: str) -> str:
+    return (
+        f"{cls.__qualname__} is stored as {name!r}: it is defined in a __main__ module with no "
+        "importable name (an interactive session, python -c, or a file whose name is not a "
+        "module name), so only this program can decode its events; define it in a module, or "
+        "give it a name with @event_type(\"...\")"
+    )
 
 
 # -- the converter --------------------------------------------------------------------------------
@@ -248,6 +273,7 @@ class Codec:
         self._encoders: dict[type, _Encoder] = {}
         self._decoders: dict[str, _Decoder] = {}
         self._imported: dict[str, Any] = {}
+        self._modules: dict[str, str] = {}
         self._values = ValueCodec(self._encode_attrs, self._load, self._import)
 
     # -- names and versions ----------------------------------------------------------------------
@@ -282,6 +308,43 @@ class Codec:
         self._encoders.clear()
         self._decoders.clear()
 
+    def alias_module(self, old: str, new: str) -> None:
+        """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
+
+        For logs whose default names hold a module that has moved or been renamed; chiefly
+        ``alias_module("__main__", "app")`` for events a script ``app.py`` stored as
+        ``__main__:X`` before default names became portable. Applies to events and to attrs and
+        enum values; a later call for the same ``old`` replaces the earlier one.
+
+        Args:
+            old: The module name in the stored type names, such as ``"__main__"``.
+            new: The importable module to look the class names up in, such as ``"app"``.
+
+        Raises:
+            InvalidArgument: A name is not a dotted module name, or both are the same.
+        """
+        for argument, module in (("old", old), ("new", new)):
+            if not isinstance(module, str) or not module or not _is_dotted(module):
+                raise InvalidArgument(
+                    f"Codec.alias_module {argument} must be a dotted module name such as "
+                    f"'__main__' or 'app.events', got {module!r}")
+        if old == new:
+            raise InvalidArgument(
+                f"Codec.alias_module got the module {old!r} twice; give the module named in the "
+                "stored type names, then the module to read them from")
+        self._modules[old] = new
+        self._imported.clear()
+        self._encoders.clear()
+        self._decoders.clear()
+
+    def _aliased(self, name: str) -> str:
+        """``name`` with its module replaced as ``alias_module`` says."""
+        if self._modules:
+            module, sep, qualname = name.partition(":")
+            if sep and module in self._modules:
+                return f"{self._modules[module]}:{qualname}"
+        return name
+
     def _info(self, cls: type) -> EventTypeInfo:
         info = self._registered.get(cls)
         if info is None:
@@ -301,13 +364,18 @@ class Codec:
             )
         info = self._info(cls)
         check.type_name(info.name, "the type name of {}", default_type_name(cls))
-        if (cls not in self._registered and "__event_type__" not in cls.__dict__
-                and self._import(info.name) is not cls):
-            raise SerializationError(
-                f"{cls.__qualname__} has no importable name ({info.name!r} does not import it, "
-                "e.g. it is defined inside a function), so it could not be decoded later; "
-                "give it a name with @event_type(...) or Codec.register"
-            )
+        twice = double_import(cls.__module__, cls.__qualname__, cls)
+        if twice is not None:
+            raise SerializationError(twice)
+        if cls not in self._registered and "__event_type__" not in cls.__dict__:
+            if self._import(info.name) is not cls:
+                raise SerializationError(
+                    f"{cls.__qualname__} has no importable name ({info.name!r} does not import "
+                    "it, e.g. it is defined inside a function), so it could not be decoded "
+                    "later; give it a name with @event_type(...) or Codec.register"
+                )
+            if info.name.startswith(f"{MAIN}:"):
+                warnings.warn(_unportable(cls, info.name), UserWarning, stacklevel=2)
         encoder = (info.name, info.version, self.converter.get_unstructure_hook(cls))
         self._encoders[cls] = encoder
         return encoder
@@ -330,14 +398,15 @@ class Codec:
 
     def _import(self, name: str) -> Any:
         if name not in self._imported:
-            self._imported[name] = _import_name(name)
+            self._imported[name] = _import_name(self._aliased(name))
         return self._imported[name]
 
     def _decoder(self, name: str, stream: str | None, version: int | None) -> _Decoder:
         decoder = self._decoders.get(name)
         if decoder is not None:
             return decoder
-        cls = self._names.get(name) or _INDEX.get(name)
+        aliased = self._aliased(name)
+        cls = self._names.get(aliased) or _INDEX.get(aliased)
         if cls is None:
             try:
                 found = self._import(name)
@@ -352,6 +421,9 @@ class Codec:
                 "the old name to the renamed class's aliases, or import the module defining it",
                 stream=stream, version=version, type=name,
             )
+        twice = double_import(cls.__module__, cls.__qualname__, cls)
+        if twice is not None:
+            raise DecodeError(twice, stream=stream, version=version, type=name)
         info = self._info(cls)
         chain: list[Upcaster | None] = [None] * (info.version - 1)
         for key, function in info.upcasters:

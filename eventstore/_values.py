@@ -22,6 +22,7 @@ import attrs
 import cattrs
 
 from ._errors import DecodeError, SerializationError
+from ._script import double_import, portable_module
 
 T = TypeVar("T")
 
@@ -139,7 +140,10 @@ class ValueCodec:
             tag, to_text, _ = TEXT_TYPES[kind]
             return {tag: to_text(obj)}
         if isinstance(obj, enum.Enum):
-            name = f"{kind.__module__}:{kind.__qualname__}"
+            name = f"{portable_module(kind.__module__)}:{kind.__qualname__}"
+            twice = double_import(kind.__module__, kind.__qualname__, kind)
+            if twice is not None:
+                raise SerializationError(twice)
             if self._import(name) is not kind:
                 raise SerializationError(
                     f"cannot encode {obj!r}: its enum has no importable name ({name!r}); define "

@@ -106,7 +106,8 @@ async def test_durable_time_replays_after_a_crash(any_store: EventStore) -> None
         first = await ref.ask("stamp", message_id="m-1")
         await kit.crash(ref)
         ref = await kit.recover(ref)
-        assert await ref.ask("stamp", message_id="m-1") != first  # scope completed: fresh
+        assert await ref.ask("stamp", message_id="m-1") == first  # the recorded reply
+        assert await ref.ask("stamp", message_id="m-2") != first  # a new id runs afresh
         nap = await kit.spawn(Napper, "n")
         with trio.fail_after(10):
             while not (await kit.events(nap, system=True)) or \
