@@ -8,6 +8,7 @@ from ._clock import WallClock as WallClock
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
 from ._errors import AskTimeout as AskTimeout
+from ._errors import CallFailed as CallFailed
 from ._errors import DuplicateActor as DuplicateActor
 from ._errors import InvalidActorArgument as InvalidActorArgument
 from ._errors import InvalidActorType as InvalidActorType
@@ -15,6 +16,7 @@ from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import NotInTurn as NotInTurn
 from ._errors import RecoveryError as RecoveryError
 from ._errors import StepFailed as StepFailed
+from ._events import CallReplied as CallReplied
 from ._events import NotificationCancelled as NotificationCancelled
 from ._events import NotificationFired as NotificationFired
 from ._events import NotificationScheduled as NotificationScheduled
@@ -43,6 +45,8 @@ __all__ = [
     "ActorStopped",
     "ActorSystem",
     "AskTimeout",
+    "CallFailed",
+    "CallReplied",
     "Clock",
     "DuplicateActor",
     "Escalate",

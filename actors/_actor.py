@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ._errors import ActorError, NotInTurn
+from ._errors import ActorError, InvalidActorArgument, NotInTurn
 from ._notifier import MultiNotifier
 from ._supervision import Restart, Supervision
 
 if TYPE_CHECKING:
     from ._cell import Cell
+    from ._ref import ActorRef
 
 
 class Actor:
@@ -81,6 +82,28 @@ class Actor:
         ``self.notifier.due(await durable.now.aio())``."""
 
     # -- what handlers call ---------------------------------------------------------------------
+
+    def ref(self, cls: type[Actor], actor_id: str) -> ActorRef:
+        """A ref to another actor of this actor's ``ActorSystem``.
+
+        ``await ref.ask(msg)`` inside a turn is a durable call (its reply is recorded in this
+        actor's log; see ``docs/messaging.md``).
+
+        Raises:
+            ActorError: this actor was spawned without an ActorSystem.
+            InvalidActorArgument: the system does not host ``cls``.
+        """
+        system = self._runtime.system
+        if system is None:
+            raise ActorError(f"{type(self).__qualname__}({self.id!r}) was spawned without an "
+                             "ActorSystem, so self.ref() has no system to look actors up in: "
+                             "host it in an ActorSystem, or pass refs in messages")
+        if not system.hosts(cls):
+            raise InvalidActorArgument(
+                f"self.ref({getattr(cls, '__qualname__', cls)!r}, {actor_id!r}): this actor's "
+                "ActorSystem does not host that class; add it to ActorSystem(actors=[...])")
+        ref: ActorRef = system.ref(cls, actor_id)
+        return ref
 
     def emit(self, *events: Any) -> None:
         """Apply ``events`` to the state now and queue them for the turn's commit.

@@ -10,7 +10,7 @@ from typing import Any
 
 import trio
 
-from ._events import PatchMarked, SleepStarted, StepRecorded, TimeObserved
+from ._events import CallReplied, PatchMarked, SleepStarted, StepRecorded, TimeObserved
 from ._turn import Turn, current_turn
 
 
@@ -46,6 +46,8 @@ def describe(recorded: Any) -> str:
         return f"sleep({recorded.seconds})"
     if isinstance(recorded, StepRecorded):
         return f"step({recorded.function})"
+    if isinstance(recorded, CallReplied):
+        return f"ask({recorded.target})"
     if isinstance(recorded, PatchMarked):
         return f"patched({recorded.patch!r})"
     return "nothing"

@@ -78,7 +78,7 @@ class Cell:
                  "_stale_wake", "_startup_error", "_stopping", "_trio_thread", "_warned_stale",
                  "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
                  "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
-                 "store", "stream", "sync_receive", "turn_hook")
+                 "store", "stream", "sync_receive", "system", "turn_hook")
 
     def __init__(self, cls: type[Actor], actor_id: str, *, store: EventStore,
                  clock: Clock | None = None, work_hook: WorkHook | None = None,
@@ -102,6 +102,7 @@ class Cell:
         self.codec = store.codec
         self.clock = clock
         self.turn_hook = turn_hook
+        self.system: Any = None  # the ActorSystem hosting it, for ``Actor.ref``
         self.idle_timeout = idle_timeout
         self.has_run = overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)

@@ -111,3 +111,20 @@ class StepFailed(ActorError):
         return (f"durable step {self.function} failed: {self.error}; its failure is recorded, "
                 "so the scope meets it again when it runs again: catch StepFailed to compensate, "
                 "or give the step retries=")
+
+
+class CallFailed(ActorError):
+    """A recorded durable call failed, and its error cannot be rebuilt as its own class.
+
+    A replay raises a recorded failure again as the callee's exception class, rebuilt from its
+    args; when that class cannot be imported or its args could not be recorded, as this.
+    """
+
+    def __init__(self, target: str, error: str) -> None:
+        super().__init__(target, error)
+        self.target = target
+        self.error = error
+
+    def __str__(self) -> str:
+        return (f"the durable call to {self.target} failed: {self.error} (recorded); catch it "
+                "to compensate")

@@ -87,6 +87,26 @@ class ReplyRecorded(SystemEvent):
     at: float
 
 
+@event_type("actors.CallReplied")
+@attrs.frozen
+class CallReplied(SystemEvent):
+    """A durable call: ``await ref.ask(...)`` inside a turn was answered, at this key.
+
+    ``target`` is the callee's stream and ``message_id`` the id the call was sent with; a replay
+    returns ``value`` (the codec's tagged encoding) without sending. ``error`` holds a failure
+    instead (``{"type": "module:QualName", "args": [...], "text": str}``), raised again.
+    """
+
+    scope: str
+    index: int
+    target: str
+    message_id: str
+    value: Any
+    error: Any = None
+    branch: tuple[int, ...] = ()
+    """The child task of the scope that made the call, as in ``TimeObserved.branch``."""
+
+
 @event_type("actors.ScopeCompleted")
 @attrs.frozen
 class ScopeCompleted(SystemEvent):

@@ -15,10 +15,17 @@ from typing import Any
 
 from eventstore import Codec
 
-from ._events import PatchMarked, ScopeCompleted, SleepStarted, StepRecorded, TimeObserved
+from ._events import (
+    CallReplied,
+    PatchMarked,
+    ScopeCompleted,
+    SleepStarted,
+    StepRecorded,
+    TimeObserved,
+)
 from ._turn import ONCE
 
-Recorded = TimeObserved | SleepStarted | StepRecorded | PatchMarked
+Recorded = TimeObserved | SleepStarted | StepRecorded | PatchMarked | CallReplied
 Branch = tuple[int, ...]
 """A task of a scope: () for the scope's own task, (k,) for the k-th task it started, ..."""
 

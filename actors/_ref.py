@@ -8,7 +8,9 @@ from typing import Any
 
 import trio
 
+from ._calls import current, on_trio_thread
 from ._cell import Cell
+from ._durable_ask import durable_ask
 from ._errors import AskTimeout, InvalidActorArgument
 from ._mailbox import Reply
 
@@ -65,6 +67,12 @@ class ActorRef:
         The reply is released only after the turn's events are committed. If cancelled, the
         message may still be processed.
 
+        Inside another actor's turn, ``ask`` is a *durable call*: its reply (or its failure, or
+        its timeout) is recorded in the caller's log, and a re-execution of the caller's scope
+        gets it back without sending (``docs/messaging.md``). The call is sent with a
+        deterministic ``message_id`` (caller's stream, scope, call index), so the callee runs it
+        once; the reply must be encodable by the store's codec.
+
         Raises:
             AskTimeout: no reply within ``timeout`` seconds.
             ActorStopped: the actor stopped before answering.
@@ -74,8 +82,23 @@ class ActorRef:
                 timeout, int | float) or not timeout > 0 or math.isnan(timeout)):
             raise InvalidActorArgument(f"timeout must be positive seconds or None, "
                                        f"got {timeout!r}")
+        message_id = _check_message_id(message_id)
+        turn = current()
+        if turn is None or not on_trio_thread():
+            return await self._ask(message, timeout, message_id)
+        if self._current() is turn.cell:
+            raise InvalidActorArgument(
+                f"{turn.cell.name} asks itself inside its own turn, which would wait forever "
+                "for its own mailbox; call the method directly, or tell() itself")
+
+        async def send(call_id: str) -> Any:
+            return await self._ask(message, timeout, message_id or call_id)
+
+        return await durable_ask(turn, self.stream, send)
+
+    async def _ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
         reply = Reply()
-        self._resolve().tell(message, _check_message_id(message_id), reply)
+        self._resolve().tell(message, message_id, reply)
         if timeout is None:
             await reply.done.wait()
         else:

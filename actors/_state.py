@@ -20,6 +20,7 @@ from eventstore import Codec, RecordedEvent
 from ._actor import Actor, copy_fields
 from ._errors import NotInTurn, RecoveryError
 from ._events import (
+    CallReplied,
     NotificationCancelled,
     NotificationFired,
     NotificationScheduled,
@@ -73,6 +74,8 @@ class ActorState:
 
     # -- what a projected actor answers (the live cell answers these for a running one) --------
 
+    system = None  # a projection belongs to no ActorSystem: ``self.ref()`` says so
+
     @property
     def current_version(self) -> int:
         return self.version
@@ -102,7 +105,7 @@ class ActorState:
         if not isinstance(event, SystemEvent):
             self.actor.apply(event)
         elif isinstance(event, TimeObserved | SleepStarted | StepRecorded | PatchMarked
-                        | ScopeCompleted):
+                        | CallReplied | ScopeCompleted):
             self.record.apply(event)
         elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
             self.notifier.fold(event)

@@ -67,6 +67,10 @@ class ActorSystem:
         self._index_changed = trio.Event()
         self._closing = False
 
+    def hosts(self, cls: type[Actor]) -> bool:
+        """Whether this system hosts actors of ``cls``."""
+        return self._classes.get(kind_of(cls)) is cls
+
     def register(self, cls: type[Actor]) -> None:
         """Host actors of ``cls`` (also done by ``actors=[...]``)."""
         check_actor_class(cls)
@@ -165,6 +169,7 @@ class ActorSystem:
             raise DuplicateActor(other.name)
         cell = Cell(cls, key[1], store=self.store, clock=self.clock,
                     work_hook=self._work_changed, idle_timeout=self.idle_timeout)
+        cell.system = self
         self._cells[key] = cell
         self._nursery.start_soon(self._serve, key, cell, previous)
         return cell

@@ -311,11 +311,15 @@ def _event_json(recorded: RecordedEvent) -> dict[str, Any]:
             "id": str(recorded.id)}
 
 
-async def export_jsonl(store: EventStore, stream: str, out: TextIO) -> int:
+async def export_jsonl(store: EventStore, stream: str, out: TextIO, *,
+                       progress: Callable[[int], None] | None = None) -> int:
     """Write ``stream``'s events, and its snapshots after their versions, as JSON Lines.
 
     Event lines hold ``stream, version, position, recorded_at, type, data, metadata, id``; a
     snapshot is a line ``{"snapshot": {"stream", "version", "state"}}``. Reads in pages.
+
+    Args:
+        progress: called with each version as it is written (the CLI draws a progress bar).
 
     Returns:
         The number of events written.
@@ -326,6 +330,8 @@ async def export_jsonl(store: EventStore, stream: str, out: TextIO) -> int:
         async for recorded in events:
             out.write(json.dumps(_event_json(recorded), ensure_ascii=False) + "\n")
             written += 1
+            if progress is not None:
+                progress(recorded.version)
             if recorded.version in snapshots:
                 snapshot = await store.load_snapshot(stream, max_version=recorded.version)
                 assert snapshot is not None
@@ -351,9 +357,10 @@ async def import_jsonl(store: EventStore, lines: Iterable[str], *,
     what an import that was interrupted already wrote). Only then is anything written: each
     empty stream in one atomic batch with the events' ids, data and metadata, then the snapshot
     lines (saving one again replaces it with the same state). So the same call after a crash
-    finishes the job without duplicates. Positions and recording times are ``store``'s own; an
-    event line without an ``id`` gets one derived from its stream, version and content, so a
-    re-run gives it the same id.
+    finishes the job without duplicates. Positions are ``store``'s own; recording times are the
+    lines' ``recorded_at`` (the import's time for a line without one); an event line without an
+    ``id`` gets one derived from its stream, version and content, so a re-run gives it the same
+    id.
 
     Not one transaction across streams: a crash mid-way leaves some streams imported. Event ids
     that ``store`` holds in another stream are only found when that stream is appended
@@ -422,14 +429,7 @@ def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
         if not line.strip():
             continue
         where = f"{source} line {number}"
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            truncated = "" if line.endswith("\n") else (
-                "; the line has no newline at its end: the file looks truncated")
-            raise ReplayError(f"{where}: not valid JSON ({exc}){truncated}") from None
-        if not isinstance(item, dict):
-            raise ReplayError(f"{where}: expected a JSON object, got {type(item).__name__}")
+        item = _load_line(line, where)
         if "snapshot" in item:
             parsed.snapshots.append(_parse_snapshot(item["snapshot"], parsed, where))
             continue
@@ -453,6 +453,19 @@ def _parse(codec: Codec, lines: Iterable[str], source: str) -> _Parsed:
     return parsed
 
 
+def _load_line(line: str, where: str) -> dict[str, Any]:
+    """One line of a JSON Lines log as its object; ``where`` names the line in errors."""
+    try:
+        item = json.loads(line)
+    except ValueError as exc:
+        truncated = "" if line.endswith("\n") else (
+            "; the line has no newline at its end: the file looks truncated")
+        raise ReplayError(f"{where}: not valid JSON ({exc}){truncated}") from None
+    if not isinstance(item, dict):
+        raise ReplayError(f"{where}: expected a JSON object, got {type(item).__name__}")
+    return item
+
+
 def _parse_event(item: dict[str, Any], where: str) -> tuple[str, int, NewEvent]:
     stream, version, kind = item.get("stream"), item.get("version"), item.get("type")
     if not isinstance(stream, str) or not stream:
@@ -471,8 +484,16 @@ def _parse_event(item: dict[str, Any], where: str) -> tuple[str, int, NewEvent]:
             stream, version, kind, item["data"], metadata)
     except (TypeError, ValueError, AttributeError):
         raise ReplayError(f"{where}: 'id' must be a UUID, got {item['id']!r}") from None
+    at = item.get("recorded_at")
+    try:
+        recorded_at = None if at is None else datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        recorded_at = None
+    if at is not None and (recorded_at is None or recorded_at.utcoffset() is None):
+        raise ReplayError(f"{where}: 'recorded_at' must be an ISO 8601 time with a UTC offset "
+                          f"(as export writes it), got {at!r}; or drop it")
     return stream, version, NewEvent(type=kind, data=item["data"], metadata=metadata,
-                                     id=event_id)
+                                     id=event_id, recorded_at=recorded_at)
 
 
 _IMPORTED = uuid.uuid5(uuid.NAMESPACE_URL, "urn:trio-actors:import")

@@ -52,12 +52,17 @@ class NewEvent:
 
     Retrying an append with the same ids is safe: the store recognises the batch and returns the
     first result without writing anything. The default id is a time-ordered UUID (version 7).
+
+    ``recorded_at`` is normally None: the store records the time of the append. Give an aware
+    datetime to keep an event's original recording time when copying a log between stores
+    (what ``python -m actors import`` does).
     """
 
     type: str
     data: Any
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_metadata)
     id: uuid.UUID = attrs.field(factory=uuid7)
+    recorded_at: datetime | None = attrs.field(default=None, kw_only=True)
     data_json: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
     """``data`` as the JSON text the store writes, when ``Codec.new_event`` made the event (it
     encodes and checks once, at emit); None for an event built by hand, which ``append``

@@ -82,7 +82,8 @@ class Statements:
                     AS r(idx, stream, expected, n)
             ), ev AS (
                 SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
-                                     %b::uuid[]) AS e(idx, rank, type, data, metadata, id)
+                                     %b::uuid[], %b::timestamptz[])
+                    AS e(idx, rank, type, data, metadata, id, recorded_at)
             ), cur AS (
                 SELECT req.*, coalesce(greatest(
                     (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
@@ -105,9 +106,10 @@ class Statements:
                     + (SELECT position FROM {s}.global_position) AS base
                 FROM passed WHERE NOT EXISTS (SELECT FROM found WHERE found.idx = passed.idx)
             ), inserted AS (
-                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id)
+                INSERT INTO {s}.events (position, stream, version, type, data, metadata, id,
+                                        recorded_at)
                 SELECT ok.base + ev.rank, ok.stream, ok.actual + ev.rank, ev.type, ev.data,
-                       ev.metadata, ev.id
+                       ev.metadata, ev.id, coalesce(ev.recorded_at, statement_timestamp())
                 FROM ok JOIN ev USING (idx)
             ), moved AS (
                 UPDATE {s}.global_position
@@ -183,17 +185,25 @@ def stored_at(conn: Conn, q: Statements, ids: list[uuid.UUID]) -> dict[uuid.UUID
     return {id: (stream, version, position) for id, stream, version, position in rows}
 
 
-def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
+def install_schema(conn: Conn, q: Statements, schema: str, server: str, *,
+                   create: bool = True) -> None:
     """Create the schema and its tables if missing, else upgrade or check the schema's version.
+
+    Args:
+        create: False to only check: a missing or older schema is then an error.
 
     Raises:
         SchemaError: the schema is newer than this library, or an upgrade failed (the schema is
-            then as it was).
+            then as it was); without ``create``, it is missing or older than this library.
     """
     try:
         row = conn.execute(q.schema_version).fetchone()
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
         row = None
+    if row is None and not create:
+        raise SchemaError(
+            f"schema {schema!r} on PostgreSQL ({server}) holds no event store: check the URL's "
+            "database and ?schema= (nothing was created)")
     if row is None:
         with conn.transaction():
             # Serialises processes that create the same schema at once.
@@ -212,6 +222,11 @@ def install_schema(conn: Conn, q: Statements, schema: str, server: str) -> None:
             f"schema {schema!r} on PostgreSQL ({server}) has version {found}, but "
             f"this library only understands versions up to {SCHEMA_VERSION}: upgrade "
             "trio-actors (a newer release wrote it), or use another schema")
+    if found < SCHEMA_VERSION and not create:
+        raise SchemaError(
+            f"schema {schema!r} on PostgreSQL ({server}) has version {found}, older than this "
+            f"library's {SCHEMA_VERSION}: open it once with create=True (any program that writes "
+            "to it) to upgrade it; it was left as it is")
     while found < SCHEMA_VERSION:
         found = _migrate(conn, q, schema, server, found)
 
@@ -288,7 +303,8 @@ def _round(requests: list[tuple[int, Request]]) -> tuple[list[Any], ...]:
             [event.type for _, _, event in events],
             [event.data for _, _, event in events],
             [event.metadata for _, _, event in events],
-            [event.id for _, _, event in events])
+            [event.id for _, _, event in events],
+            [event.recorded_at for _, _, event in events])
 
 
 def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]

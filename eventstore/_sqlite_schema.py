@@ -120,12 +120,14 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2}
 
 # -- opening a file -------------------------------------------------------------------------------
 
-def prepare(conn: sqlite3.Connection, path: str) -> None:
+def prepare(conn: sqlite3.Connection, path: str, *, create: bool = True) -> None:
     """Put the file in WAL mode and create its schema, or upgrade or check the one there.
 
     Args:
         conn: an open connection in autocommit mode (``isolation_level=None``).
         path: the file's path, for messages.
+        create: False to only check, writing nothing: a file that is not an event store in WAL
+            mode at this schema version is then a ``SchemaError``.
 
     Raises:
         SchemaError: the file is not an event store, is newer than this library, or an upgrade
@@ -133,6 +135,9 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
         EventStoreError: the file cannot be put in WAL mode.
         sqlite3.Error: SQLite failed otherwise.
     """
+    if not create:
+        _check_only(conn, path)
+        return
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise EventStoreError(
@@ -140,6 +145,26 @@ def prepare(conn: sqlite3.Connection, path: str) -> None:
             "use a file on a local disk")
     while not _step_up(conn, path):
         pass
+
+
+def _check_only(conn: sqlite3.Connection, path: str) -> None:
+    """``prepare`` without writing: the file must be an event store of this version, in WAL."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app != APPLICATION_ID:
+        raise SchemaError(f"{path!r} is not an event store (application_id {app}): check the "
+                          "path (nothing was created in it)")
+    if version != SCHEMA_VERSION:
+        newer = version > SCHEMA_VERSION
+        raise SchemaError(
+            f"{path!r} has event store schema version {version}, "
+            + (f"newer than this library's {SCHEMA_VERSION}; upgrade the library to open it"
+               if newer else f"older than this library's {SCHEMA_VERSION}; open it once with "
+               "write access (any program that writes to it) to upgrade it"))
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise SchemaError(f"{path!r} is in {mode!r} journal mode, not WAL: open it once with "
+                          "write access to switch it")
 
 
 def _step_up(conn: sqlite3.Connection, path: str) -> bool:

@@ -29,6 +29,7 @@ import attrs
 from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError, WrongExpectedVersion
 from ._group_commit import AppendRequest, checked_outcome
 from ._model import AppendResult, ExpectedVersion
+from ._sqlite_schema import micros
 from ._validate import StoredAt, retried, version_matches
 
 ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
@@ -112,7 +113,8 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
             plans.append(plan)
         for n, event in enumerate(request.events, start=1):
             plan.values += (stream, actual + n, event.type, event.data, event.metadata,
-                            event.id.bytes, recorded_at)
+                            event.id.bytes, recorded_at if event.recorded_at is None
+                            else micros(event.recorded_at))
         planned[stream] = actual + count
         plan.requests.append(request)
         plan.versions.append(actual + count)
@@ -252,7 +254,8 @@ def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, reco
         values: list[object] = []
         for n, event in enumerate(events[start:start + most], start=version + start + 1):
             values += (request.stream, n, event.type, event.data, event.metadata,
-                       event.id.bytes, recorded_at)
+                       event.id.bytes, recorded_at if event.recorded_at is None
+                       else micros(event.recorded_at))
         last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, len(values) // EVENT_WIDTH),
                             values).lastrowid
     assert last is not None

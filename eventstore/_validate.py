@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Final
 
@@ -23,6 +24,8 @@ class EncodedEvent:
     data: str
     metadata: str
     id: uuid.UUID
+    recorded_at: datetime | None = None
+    """The event's own recording time (a copied log's), or None for the append's."""
 
 
 MAX_STREAM_LENGTH: Final = 512
@@ -353,7 +356,11 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
         except Unstorable as exc:
             raise SerializationError(
                 exc.message(f"events[{index}].{part}", f" (type {kind!r})")) from None
-        encoded.append(EncodedEvent(kind, data_text, metadata_text, id))
+        at = event.recorded_at
+        if at is not None and (not isinstance(at, datetime) or at.utcoffset() is None):
+            raise InvalidArgument(f"events[{index}].recorded_at must be None or an aware "
+                                  f"datetime, got {at!r}")
+        encoded.append(EncodedEvent(kind, data_text, metadata_text, id, at))
     return encoded
 
 

@@ -67,7 +67,8 @@ class MemoryEventStore(EventStore):
         for event in events:
             self._position += 1
             state.version += 1
-            row = _Row(stream, state.version, self._position, event, now)
+            row = _Row(stream, state.version, self._position, event,
+                       now if event.recorded_at is None else event.recorded_at.astimezone(UTC))
             state.rows.append(row)
             self._log.append(row)
             self._ids[event.id] = (stream, state.version, self._position)

@@ -135,6 +135,8 @@ class PostgresEventStore(EventStore):
         resolve_timeout: seconds to keep trying to find out whether a batch whose commit was
             cut off (a lost connection) is stored, before its appends raise
             ``AppendOutcomeUnknown``; every other append waits meanwhile.
+        create: False to never create or upgrade the schema: a missing or older one is a
+            ``SchemaError`` on first use (what read-only tools want).
 
     Raises:
         InvalidArgument: a malformed ``conninfo``, an unsafe ``schema`` name or a bad number.
@@ -143,8 +145,9 @@ class PostgresEventStore(EventStore):
     def __init__(self, conninfo: str, *, schema: str = "eventstore", codec: Codec | None = None,
                  page_size: int = 500, poll_interval: float = 0.5, readers: int = 4,
                  connect_timeout: float = 10, max_batch: int = 1000,
-                 resolve_timeout: float = 30.0) -> None:
+                 resolve_timeout: float = 30.0, create: bool = True) -> None:
         super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
+        self.create = bool(create)
         if not isinstance(conninfo, str):
             raise InvalidArgument(f"conninfo must be a postgresql:// URL, got {conninfo!r}")
         try:
@@ -283,7 +286,7 @@ class PostgresEventStore(EventStore):
                 self._ready = True
 
     def _install(self, conn: Conn) -> None:
-        install_schema(conn, self._sql, self.schema, self._server)
+        install_schema(conn, self._sql, self.schema, self._server, create=self.create)
 
     # -- appends --------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import math
 import os
+import pathlib
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -94,6 +95,8 @@ class SQLiteEventStore(EventStore):
         poll_interval: seconds between looks for events written by other processes, while a
             subscription waits.
         busy_timeout: seconds to wait for another process's write lock before failing.
+        create: False to never create, upgrade or convert the file: a missing file, one without
+            an event store, or an older one is an error on first use (what read-only tools want).
 
     Raises:
         InvalidArgument: an argument is out of range or of the wrong type.
@@ -101,8 +104,9 @@ class SQLiteEventStore(EventStore):
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                  codec: Codec | None = None, page_size: int = 500, poll_interval: float = 0.5,
-                 busy_timeout: float = 30.0) -> None:
+                 busy_timeout: float = 30.0, create: bool = True) -> None:
         super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
+        self.create = bool(create)
         if not isinstance(path, str | os.PathLike):
             raise InvalidArgument(f"path must be a str or os.PathLike, got {path!r}")
         name = os.fspath(path)
@@ -157,8 +161,11 @@ class SQLiteEventStore(EventStore):
     # -- connections -----------------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                               check_same_thread=False, cached_statements=64)
+        # Without ``create``, mode=rw: a missing file is an error instead of a new file.
+        target = self.path if self.create else f"{pathlib.Path(self.path).as_uri()}?mode=rw"
+        conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None,
+                               check_same_thread=False, cached_statements=64,
+                               uri=not self.create)
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             # Savepoints and multi-row statements journal the pages they change; in a temporary
@@ -195,7 +202,7 @@ class SQLiteEventStore(EventStore):
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Switch to WAL and create the schema, or upgrade or check the one that is there."""
         try:
-            prepare(conn, self.path)
+            prepare(conn, self.path, create=self.create)
         except sqlite3.Error as exc:
             raise store_error(exc, f"cannot open {self.path!r} as an event store") from exc
 

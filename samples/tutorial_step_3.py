@@ -31,9 +31,10 @@ async def main(path: str) -> None:
             await refused.ask(Transfer(bob, alice, 5000))
         except InsufficientFunds as exc:
             print(f"bob sends alice 5000: refused ({exc})")
-        print("the refused transfer's log:")
+        print("the refused transfer's events:")
         async for recorded in store.read(f"transfer-{refused.id}"):
-            print(f"  {store.codec.decode(recorded)!r}")
+            if not recorded.type.startswith("actors."):  # not the runtime's own records
+                print(f"  {store.codec.decode(recorded)!r}")
 
         alice_balance, bob_balance = await alice.ask(GetBalance()), await bob.ask(GetBalance())
         print(f"balances: alice {alice_balance}, bob {bob_balance}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import io
 import json
@@ -21,7 +22,7 @@ import trio.testing
 import actors
 import eventstore
 from actors import durable
-from actors._cli import Progress, main
+from actors._cli import main
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore
 
@@ -149,12 +150,12 @@ def test_export_and_import_round_trip_between_stores(capsys: pytest.CaptureFixtu
     def comparable(text: str) -> list[Any]:
         items = [json.loads(line) for line in text.splitlines()]
         for item in items:
-            item.pop("position", None)
-            item.pop("recorded_at", None)
+            item.pop("position", None)  # the target store's own
         return items
 
     again = run(capsys, "export", copy, "Subscription-alice")[1]
-    assert comparable(again) == comparable(exported.read_text())
+    assert comparable(again) == comparable(exported.read_text())  # recorded_at kept too
+    assert '"recorded_at": "2026-' in again
 
 
 def test_import_reads_stdin(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -232,13 +233,85 @@ def test_timers_lists_notifications_and_sleeps_soonest_first(
     items = [json.loads(line) for line in out.splitlines()]
     assert items[3] == {"due": "2026-01-01T02:00:30+00:00", "stream": "Sleeper-s",
                         "kind": "sleep", "scope": "run", "index": 2,
-                        "started_at": 1767225630.0, "seconds": 7200.0}
+                        "started_at": "2026-01-01T00:00:30+00:00", "seconds": 7200.0}
 
 
 def test_timers_on_an_empty_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     run(capsys, "import", f"sqlite:///{tmp_path}/t.db", str(GOLDEN / "subscription.jsonl"),
         "-m", "golden_actors")
     assert run(capsys, "timers", f"sqlite:///{tmp_path}/t.db")[1] == "no pending timers\n"
+
+
+TOKENS = """
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+import actors
+import eventstore
+from actors import durable
+
+
+@eventstore.event_type("tokens.Remind")
+@attrs.frozen
+class Remind:
+    what: str
+
+
+@attrs.define
+class Reminder(actors.Actor):
+    snapshot_every = 2
+
+    async def receive(self, message: Any) -> Any:
+        now = await durable.now.aio()
+        self.notifier.notify_at(now + timedelta(seconds=message), Remind(f"in {message} s"))
+
+    async def on_notify(self) -> None:
+        self.notifier.due(await durable.now.aio())
+"""
+
+
+def test_timers_decode_attrs_tokens_with_m_and_show_them_raw_without(
+        tmp_path: Path) -> None:
+    (tmp_path / "tokens_mod.py").write_text(TOKENS)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        tokens = importlib.import_module("tokens_mod")
+    finally:
+        sys.path.remove(str(tmp_path))
+    memory = MemoryEventStore()
+
+    async def record() -> None:
+        async with actors.ActorSystem(memory, clock=actors.VirtualClock()) as system:
+            ref = await system.spawn(tokens.Reminder, "r")
+            await ref.ask(60)
+            await ref.ask(7200)
+            await trio.sleep(120)  # the first one fired
+
+    async def copy() -> None:
+        async with SQLiteEventStore(tmp_path / "tokens.db") as store:
+            async for e in memory.read_all():
+                await store.append(e.stream, [eventstore.NewEvent(e.type, e.data, e.metadata,
+                                                                  e.id)])
+
+    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0))
+    trio.run(copy)
+
+    def timers(*argv: str) -> list[str]:
+        child = subprocess.run([sys.executable, "-m", "actors", "timers",
+                                f"sqlite:///{tmp_path}/tokens.db", *argv], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=60)
+        assert (child.returncode, child.stderr) == (0, "")
+        return child.stdout.splitlines()
+
+    raw = timers()
+    assert len(raw) == 2 and raw[1].split()[1:3] == ["Reminder-r", "notification"]
+    assert "<undecoded {" in raw[1] and "tokens.Remind" in raw[1] and "in 7200 s" in raw[1]
+    decoded = timers("-m", "tokens_mod")
+    assert decoded[1].endswith("notification Remind(what='in 7200 s')")
+    (item,) = [json.loads(line) for line in timers("-m", "tokens_mod", "--json")]
+    assert item["token"] == "Remind(what='in 7200 s')" and item["due"].endswith("+00:00")
 
 
 # -- errors: one line, status 2 ------------------------------------------------------------------
@@ -291,7 +364,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     (["check", "--actor", SUBSCRIPTION, "{gap}"],
      "gap.jsonl line 3: stream 'Subscription-alice' goes from version 2 to 4"),
     (["import", "sqlite:///{tmp}/new.db", "{gap}"], "gap.jsonl line 3"),
-    (["check", "--actor", "golden_actors:Subscription", "{tmp}/none.jsonl"], "No such file"),
+    (["check", "--actor", "golden_actors:Subscription", "{tmp}/none.jsonl"], "no log file at"),
     (["check", "--actor", "test_cli:Alarm", str(GOLDEN / "subscription.jsonl")],
      "holds no Alarm stream (named Alarm-<id>); it holds 'Subscription-alice'"),
 ])
@@ -403,7 +476,7 @@ def _listing(tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize(("target", "source", "says"), [
     ("sqlite:///{tmp}/new.db", "{truncated}", "not valid JSON"),
     ("sqlite:///{tmp}/new.db", "{unknown}", "cannot decode"),
-    ("sqlite:///{tmp}/new.db", "{tmp}/missing.jsonl", "No such file"),
+    ("sqlite:///{tmp}/new.db", "{tmp}/missing.jsonl", "no log file at"),
     ("sqlite:///{tmp}/new.db", "{empty}", "holds no events"),
     ("sqlite:///{tmp}/no-such-dir/new.db", str(GOLDEN / "subscription.jsonl"), "cannot open"),
     ("nosql://{tmp}/new.db", str(GOLDEN / "subscription.jsonl"), "unknown store URL"),
@@ -470,19 +543,3 @@ def test_a_failed_import_never_removes_a_database_that_existed(
 
 
 # -- the progress bar ----------------------------------------------------------------------------
-
-
-def test_the_progress_bar_draws_on_its_stream_and_clears_itself() -> None:
-    out = io.StringIO()
-    bar = Progress(2048, "replay", out=out)
-    bar(1)  # only every 1024 events
-    assert out.getvalue() == ""
-    bar(1024)
-    bar(2048)
-    bar.close()
-    text = out.getvalue()
-    assert text.startswith("\rreplay: 1,024/2,048 events (50%), ")
-    assert "\rreplay: 2,048/2,048 events (100%)" in text and text.endswith("\r\x1b[K")
-    silent = Progress(10, "x", out=None)
-    silent(10)
-    silent.close()

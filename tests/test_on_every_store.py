@@ -153,3 +153,20 @@ async def test_a_log_exports_and_imports_between_stores(any_store: EventStore) -
     async with ActorTestKit() as other:
         await replay.import_jsonl(other.store, out.getvalue().splitlines(keepends=True))
         assert (await replay.state_at(other.store, Ledger, "x")).total == 15
+
+
+async def test_an_event_can_keep_its_recording_time(any_store: EventStore) -> None:
+    from datetime import UTC, datetime, timezone
+
+    import eventstore
+
+    then = datetime(2020, 2, 29, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    await any_store.append("s", [eventstore.NewEvent("E", {}, recorded_at=then),
+                                 eventstore.NewEvent("E", {})])
+    first, second = [e.recorded_at async for e in any_store.read("s")]
+    assert first == then and first.tzinfo is not None
+    assert first.utcoffset() == timedelta(0)  # stored and read back in UTC
+    assert second > datetime(2025, 1, 1, tzinfo=UTC)  # the append's own time
+    with pytest.raises(eventstore.InvalidArgument, match="aware datetime"):
+        naive = datetime(2020, 1, 1)
+        await any_store.append("s", [eventstore.NewEvent("E", {}, recorded_at=naive)])

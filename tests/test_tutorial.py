@@ -45,7 +45,7 @@ def test_step_3_transfers_once_and_refuses_an_overdraft(tmp_path: Path) -> None:
         "alice sends bob 30: transfer completed",
         "the same transfer asked again: completed",
         "bob sends alice 5000: refused (account 'bob' holds 30, so it cannot pay 5000)",
-        "the refused transfer's log:",
+        "the refused transfer's events:",
         "  TransferRequested(source='bob', target='alice', amount=5000)",
         "  TransferRefused(reason=\"account 'bob' holds 30, so it cannot pay 5000\")",
         "balances: alice 70, bob 30",

@@ -1,0 +1,140 @@
+"""The command line's arguments, help texts and examples (``python -m actors --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import textwrap
+
+INDEX_STREAM = "$actors-index"
+"""The ``ActorSystem``'s work index stream, where ``timers`` finds actors by default."""
+
+EXAMPLES = {
+    "streams": """
+        python -m actors streams sqlite:///app.db
+        python -m actors streams sqlite:///app.db --kind Account --json
+        python -m actors streams 'postgresql://app@db/prod?schema=billing' --prefix Invoice-2026""",
+    "log": """
+        python -m actors log sqlite:///app.db Account-a1
+        python -m actors log sqlite:///app.db Account-a1 --from 100 --limit 20 --type Deposited
+        python -m actors log sqlite:///app.db Account-a1 --follow --json
+        python -m actors log sqlite:///app.db Account-a1 -o a1.txt""",
+    "replay": """
+        python -m actors replay sqlite:///app.db Account-a1 --actor bank:Account
+        python -m actors replay sqlite:///app.db Account-a1 --actor bank:Account --to 12 --json""",
+    "export": """
+        python -m actors export sqlite:///app.db Account-a1 -o a1.jsonl""",
+    "import": """
+        python -m actors import -m bank.events sqlite:///copy.db a1.jsonl
+        cat a1.jsonl | python -m actors import postgresql://app@db/test -""",
+    "check": """
+        python -m actors check --actor bank:Account a1.jsonl
+        python -m actors check --actor bank:Account -m bank.events a1.jsonl --json""",
+    "timers": """
+        python -m actors timers sqlite:///app.db
+        python -m actors timers sqlite:///app.db -m bank.tokens --json""",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's parser; ``args.command`` names the command to run."""
+    main = argparse.ArgumentParser(
+        prog="python -m actors", description="Inspect, replay, move and check actor logs.",
+        epilog="examples:\n" + "\n".join(_examples(text)[0] for text in EXAMPLES.values())
+        + "\n\n`python -m actors COMMAND --help` shows more examples of each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    main.add_argument("--version", action="version",
+                      version=f"%(prog)s (trio-actors) {_version()}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, *, json_help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name, help=help, description=help, formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n" + "\n".join(_examples(EXAMPLES[name])))
+        sub.add_argument("--json", action="store_true", help=json_help)
+        sub.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
+                         help="import MODULE first: it defines event or token classes "
+                              "(repeat for several)")
+        return sub
+
+    streams = command("streams", "list the streams (actors) of a store: kind, "
+                      "events, last version, last activity", json_help="one object per stream")
+    _url(streams)
+    streams.add_argument("--prefix", default="", help="only streams whose name starts so")
+    streams.add_argument("--kind", help="only the streams of this actor kind")
+
+    log = command("log", "print a stream's events: version, position, time, type, data",
+                  json_help="one object per event (the export format)")
+    _url_and_stream(log)
+    log.add_argument("--from", dest="first", type=int, default=1, metavar="VERSION",
+                     help="start at VERSION (default 1)")
+    log.add_argument("--limit", type=_positive, metavar="N", help="print at most N events")
+    log.add_argument("--type", dest="types", action="append", default=[], metavar="TYPE",
+                     help="only events of TYPE: a stored type name, or its last part "
+                          "(repeat for several)")
+    log.add_argument("--follow", action="store_true",
+                     help="then wait for new events and print them as they come (Ctrl-C stops)")
+    log.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+
+    rep = command("replay", "the actor's state after each event (and what changed), "
+                  "or at one version", json_help="one object per event, with state and changes")
+    _url_and_stream(rep)
+    _actor_option(rep)
+    rep.add_argument("--to", type=int, metavar="VERSION", help="only the state at VERSION")
+
+    export = command("export", "write a stream's events and snapshots as JSON Lines",
+                     json_help="the summary on stderr as one JSON object")
+    _url_and_stream(export)
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE, not stdout")
+
+    imp = command("import", "append the events of a JSON Lines log to a store; "
+                  "after a crash, run it again to finish; every event must decode first",
+                  json_help="one object per stream")
+    imp.add_argument("url", metavar="URL", help="the target store, e.g. sqlite:///app.db")
+    imp.add_argument("file", metavar="FILE", help="the JSON Lines log ('-' for stdin)")
+
+    chk = command("check", "re-run an actor class against a recorded log; exit 1 at "
+                  "the first divergence", json_help="one object per stream checked")
+    _actor_option(chk)
+    chk.add_argument("file", metavar="FILE", help="a JSON Lines log, as export writes it")
+
+    timers = command("timers", "pending notifications and unfinished durable sleeps "
+                     "of every actor, soonest first", json_help="one object per timer")
+    _url(timers)
+    timers.add_argument("--index-stream", default=INDEX_STREAM, metavar="STREAM",
+                        help=f"the ActorSystem's work index (default {INDEX_STREAM!r})")
+    return main
+
+
+def _examples(text: str) -> list[str]:
+    """The example lines of ``EXAMPLES``, indented by two spaces."""
+    return ["  " + line for line in textwrap.dedent(text).strip("\n").splitlines()]
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("trio-actors")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", metavar="URL",
+                        help="the store: sqlite:///app.db, postgresql://...[?schema=NAME]")
+
+
+def _url_and_stream(parser: argparse.ArgumentParser) -> None:
+    _url(parser)
+    parser.add_argument("stream", metavar="STREAM", help="the actor's stream, e.g. Account-a1")
+
+
+def _actor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--actor", required=True, metavar="MODULE:CLASS",
+                        help="the actor class, importable from the current directory")
