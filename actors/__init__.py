@@ -30,6 +30,7 @@ from ._events import StepRecorded as StepRecorded
 from ._events import TimeObserved as TimeObserved
 from ._gc import GCPolicy as GCPolicy
 from ._notifier import MultiNotifier as MultiNotifier
+from ._program import run_program as run_program
 from ._ref import ActorRef as ActorRef
 from ._spawn import spawn as spawn
 from ._supervision import Escalate as Escalate
@@ -73,5 +74,6 @@ __all__ = [
     "VirtualClock",
     "WallClock",
     "durable",
+    "run_program",
     "spawn",
 ]

@@ -29,7 +29,7 @@ def _threshold(_: object, attribute: Any, value: Any) -> None:
 class GCPolicy:
     """The collector settings an ``ActorSystem`` applies while it runs (process-wide).
 
-    Args:
+    Attributes:
         freeze: ``gc.freeze()`` once the system has started: objects alive then (loaded code,
             re-activated actors) are never scanned again. Undone when the system stops.
         gen0_threshold: allocations between young collections while the system runs (CPython's

@@ -12,6 +12,7 @@ the money and then asks the target account to take it, recording each step in it
 transfers in opposite directions therefore cannot wait on each other.
 """
 
+# --8<-- [start:imports]
 from __future__ import annotations
 
 import sys
@@ -19,12 +20,14 @@ import uuid
 from typing import Any
 
 import attrs
-import trio
 
 import actors
 import eventstore
 from eventstore.sqlite import SQLiteEventStore
 
+# --8<-- [end:imports]
+
+# --8<-- [start:account]
 # -- the events an account writes into its log --------------------------------------------------
 
 
@@ -100,6 +103,10 @@ class Account(actors.Actor):
         return self.balance
 
 
+# --8<-- [end:account]
+
+
+# --8<-- [start:transfer]
 # -- transfers -----------------------------------------------------------------------------------
 
 
@@ -175,6 +182,10 @@ class TransferProcess(actors.Actor):
         return self.status
 
 
+# --8<-- [end:transfer]
+
+
+# --8<-- [start:main]
 # -- the program ---------------------------------------------------------------------------------
 
 
@@ -212,4 +223,5 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "bank.db")
+    actors.run_program(main, sys.argv[1] if len(sys.argv) > 1 else "bank.db")
+# --8<-- [end:main]

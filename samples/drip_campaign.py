@@ -106,5 +106,5 @@ async def main(db: str, follow_up_after: float, subscriber: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
         sys.exit("usage: drip_campaign.py DB FOLLOW_UP_SECONDS [SUBSCRIBER]")
-    trio.run(main, sys.argv[1], float(sys.argv[2]),
+    actors.run_program(main, sys.argv[1], float(sys.argv[2]),
              sys.argv[3] if len(sys.argv) == 4 else "alice@example.com")

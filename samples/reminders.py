@@ -177,4 +177,4 @@ if __name__ == "__main__":
         duration = seconds(sys.argv[2]) if len(sys.argv) == 3 else float("inf")
     except ValueError as exc:
         sys.exit(f"SECONDS: {exc}")
-    trio.run(main, sys.argv[1], duration)
+    actors.run_program(main, sys.argv[1], duration)

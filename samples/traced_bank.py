@@ -14,11 +14,12 @@ import sys
 from collections import defaultdict
 
 import bank  # the sample beside this file
-import trio
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import actors
 
 
 def describe(span: ReadableSpan) -> str:
@@ -50,16 +51,16 @@ def traces(spans: tuple[ReadableSpan, ...], root_name: str) -> list[str]:
     return [tree(root, children) for root in sorted(roots, key=lambda s: s.start_time or 0)]
 
 
-def main(path: str) -> None:
+async def main(path: str) -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)  # before the system starts: it installs the hooks
 
-    trio.run(bank.main, path)
+    await bank.main(path)
     for n, text in enumerate(traces(exporter.get_finished_spans(), "transfer receive"), 1):
         print(f"\nTrace of transfer {n}:\n{text}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "traced_bank.db")
+    actors.run_program(main, sys.argv[1] if len(sys.argv) > 1 else "traced_bank.db")

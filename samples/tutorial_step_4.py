@@ -1,0 +1,37 @@
+"""Tutorial step 4: an ActorSystem hosts the actors and activates each one on demand.
+
+    python samples/tutorial_step_4.py [tutorial_step_4.db]
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+from bank import Account, Deposit, GetBalance, InsufficientFunds, Transfer, TransferProcess
+
+import actors
+from eventstore.sqlite import SQLiteEventStore
+
+
+async def main(path: str) -> None:
+    async with SQLiteEventStore(path) as store, \
+            actors.ActorSystem(store, actors=[Account, TransferProcess]) as bank:
+        alice = bank.ref(Account, "alice")  # a ref at once, whether alice is in memory or not
+        bob = bank.ref(Account, "bob")
+        print(f"actors in memory: {bank.active}")
+        print(f"alice deposits 100: balance {await alice.ask(Deposit(100))}")  # activates alice
+        print(f"actors in memory: {bank.active}")
+
+        transfer = bank.ref(TransferProcess, uuid.uuid4().hex)
+        print(f"alice sends bob 30: transfer {await transfer.ask(Transfer(alice, bob, 30))}")
+        print(f"actors in memory: {bank.active}")
+        try:
+            await bank.ref(TransferProcess, uuid.uuid4().hex).ask(Transfer(bob, alice, 5000))
+        except InsufficientFunds as exc:
+            print(f"bob sends alice 5000: refused ({exc})")
+        print(f"balances: alice {await alice.ask(GetBalance())}, bob {await bob.ask(GetBalance())}")
+
+
+if __name__ == "__main__":
+    actors.run_program(main, sys.argv[1] if len(sys.argv) > 1 else "tutorial_step_4.db")
