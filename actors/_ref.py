@@ -47,14 +47,18 @@ class ActorRef:
         Raises:
             ActorStopped: the actor is not running (and cannot be activated).
         """
-        self._resolve().tell(message, _check_message_id(message_id), None)
+        if message_id is not None:
+            _check_message_id(message_id)
+        self._resolve().tell(message, message_id, None)
 
     async def ask(self, message: Any, *, timeout: float | None = None,
                   message_id: str | None = None) -> Any:
         """Send ``message`` and wait for the handler's return value. A checkpoint.
 
         The reply is released only after the turn's events are committed. If cancelled, the
-        message may still be processed.
+        message may still be processed. When the actor is idle and the asker has no deadline,
+        the turn runs on the asker's task (no hand-over to the actor's task and back); a
+        cancelled asker then returns when the started turn ends.
 
         Raises:
             AskTimeout: no reply within ``timeout`` seconds.
@@ -65,14 +69,20 @@ class ActorRef:
                 timeout, int | float) or not timeout > 0 or math.isnan(timeout)):
             raise InvalidActorArgument(f"timeout must be positive seconds or None, "
                                        f"got {timeout!r}")
+        cell = self._resolve()
+        if message_id is None:
+            if timeout is None and cell.can_inline():
+                return await cell.ask_inline(message)
+        else:
+            _check_message_id(message_id)
         reply = Reply()
-        self._resolve().tell(message, _check_message_id(message_id), reply)
+        cell.tell(message, message_id, reply)
         if timeout is None:
-            await reply.done.wait()
+            await reply.wait()
         else:
             with trio.move_on_after(timeout):
-                await reply.done.wait()
-            if not reply.done.is_set():
+                await reply.wait()
+            if not reply.is_done:
                 raise AskTimeout(f"{self.kind}({self.actor_id!r})", timeout)
         if reply.error is not None:
             raise reply.error
