@@ -42,7 +42,8 @@ from ._events import (
     SystemEvent,
 )
 from ._journal import Journal, Pending, WorkHook
-from ._mailbox import Flag, Mailbox, MailboxClosed, Reply
+from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
+from ._shield import cancel_status, run_shielded_when_suspended
 from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
 from ._telemetry import Carrier, Telemetry
@@ -76,8 +77,9 @@ class SleepInterrupted(BaseException):
 class Cell:
     """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
 
-    __slots__ = ("_current_reply", "_held", "_notify_failures", "_retry_at", "_sleeps",
-                 "_stale_wake", "_startup_error", "_stopping", "_trio_thread", "_warned_stale",
+    __slots__ = ("_current_reply", "_held", "_inline", "_notify_failures",
+                 "_retry_at", "_sleeps", "_stale_wake", "_startup_error", "_stopping",
+                 "_trio_thread", "_warned_stale",
                  "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
                  "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
                  "store", "stream", "sync_receive", "system", "telemetry", "turn_hook")
@@ -127,6 +129,7 @@ class Cell:
         self._current_reply: Reply | None = None
         self._held: list[tuple[Reply | None, Any]] = []  # ended turns of a backlog, uncommitted
         self._sleeps: set[trio.CancelScope] | None = None  # durable sleeps in progress
+        self._inline: _Inline | None = None  # a turn running on an asker's task
         self._trio_thread = threading.get_ident()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
@@ -300,6 +303,8 @@ class Cell:
                 await self._stop_commit()
         finally:
             self.closing = True
+            if self._inline is not None:  # a turn on an asker's task ends with the actor
+                await self._inline.cancel_and_wait()
             registry.release(self)
             self._fail_waiting()
             self.stopped.set()
@@ -376,7 +381,10 @@ class Cell:
         while True:
             if held and (not mailbox or len(held) >= _BACKLOG):
                 await self._release_held()  # the backlog is drained: one commit for all of it
-            if plain and not len(state.notifier):
+            envelope = mailbox.get_nowait()  # a backlog: no coroutine, no deadline to compute
+            if envelope is not EMPTY:
+                pass
+            elif plain and not len(state.notifier):
                 envelope = await mailbox.get()  # no deadline to watch: the common case
                 if envelope is None:
                     continue  # nudged: a timer may have been set
@@ -704,6 +712,55 @@ class Cell:
         except MailboxClosed:
             raise ActorStopped(self.name, self.stop_reason) from None
 
+    def can_inline(self) -> bool:
+        """Whether an ask can run its turn on the asker's task now, with the same outcome.
+
+        Only when the actor is idle (its loop waits, with no deadline, on an empty mailbox), no
+        commit or event is in flight, no ``run()`` is under way, no timer is pending, the
+        handler is async, no turn hook watches, no telemetry traces it, and the asker is in no
+        turn and under no deadline (a timeout must end its wait on time).
+        """
+        journal = self.journal
+        return self.mailbox.idle and not self.closing and self.turn_hook is None and \
+            self.telemetry is None and \
+            (not self.has_run or self.state.run_done) and not len(self.state.notifier) and \
+            not self.sync_receive and not journal.pending and not journal.committing and \
+            journal.broken is None and current_turn.get() is None and \
+            trio.current_effective_deadline() == math.inf
+
+    async def ask_inline(self, message: Any) -> Any:
+        """Run the turn of ``message`` on the calling task (see ``can_inline``); its answer.
+
+        The actor's loop stays parked meanwhile: messages that come wait in the mailbox. From
+        the turn's first suspension on it runs shielded, so cancelling the asker does not cancel
+        a turn that has started (the asker then returns when it ends); stopping the actor
+        cancels it as it would cancel a turn on the actor's own task. A checkpoint: a cancel
+        point before the turn starts, a schedule point after it ends.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        reply = Reply()
+        self.mailbox.hold()
+        try:
+            await run_shielded_when_suspended(self._deliver((message, None, reply, None)),
+                                              cancel_status(), self._shield_inline)
+            self._stale_wake = None  # a message may have changed on_notify's mind
+        finally:
+            inline, self._inline = self._inline, None
+            self.mailbox.release()
+            if inline is not None:
+                inline.done.set()
+        await trio.lowlevel.cancel_shielded_checkpoint()  # ask is a schedule point, as in trio
+        if not reply.is_done:
+            await reply.wait()  # held for the commit of a backlog that came meanwhile
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
+
+    def _shield_inline(self) -> trio.CancelScope:
+        """The shield of a turn on an asker's task that suspends; the actor's stop cancels it."""
+        inline = self._inline = _Inline()
+        return inline.scope
+
     def request_stop(self) -> None:
         """Stop after the queued messages; durable sleeps in progress are cut short now."""
         with contextlib.suppress(MailboxClosed):
@@ -728,6 +785,22 @@ class Cell:
         for _, _, reply, _ in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
+
+
+class _Inline:
+    """A turn running on an asker's task: its shield, and a flag for its end."""
+
+    __slots__ = ("done", "scope")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope(shield=True)
+        self.done = Flag()
+
+    async def cancel_and_wait(self) -> None:
+        """Cancel the turn (its actor is stopping) and wait until it has ended."""
+        self.scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self.done.wait()
 
 
 def _interrupted(error: BaseException) -> bool:

@@ -12,6 +12,10 @@ _DRAIN = 64
 """Messages served from a backlog before the mailbox yields to trio's scheduler once."""
 
 
+EMPTY: Any = object()
+"""What ``Mailbox.get_nowait`` returns when there is no item to take now."""
+
+
 class MailboxClosed(Exception):
     """The mailbox takes no more messages."""
 
@@ -21,16 +25,20 @@ class Mailbox:
 
     The consumer parks itself (``wait_task_rescheduled``) and ``put`` reschedules it: no
     ``trio.Event`` per wait. The queue is dropped while the mailbox is empty and waited on, so an
-    idle actor holds no deque.
+    idle actor holds no deque. While the consumer is *held* (a turn runs on an asker's task, see
+    ``Cell.ask_inline``), ``put`` and ``nudge`` leave it parked; ``release`` wakes it.
     """
 
-    __slots__ = ("_drained", "_queue", "_waiter", "closed")
+    __slots__ = ("_drained", "_held", "_missed", "_queue", "_waiter", "closed", "parked_forever")
 
     def __init__(self) -> None:
         self._queue: deque[Any] | None = None
         self._waiter: trio.lowlevel.Task | None = None
         self._drained = 0
+        self._held = False
+        self._missed = False  # a put or nudge came while held
         self.closed = False
+        self.parked_forever = False  # the consumer waits with no deadline (only a put wakes it)
 
     def __len__(self) -> int:
         queue = self._queue
@@ -43,7 +51,13 @@ class Mailbox:
         if queue is None:
             queue = self._queue = deque()
         queue.append(item)
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None:
+            if self._held:
+                self._missed = True
+            else:
+                self._waiter = None
+                trio.lowlevel.reschedule(waiter)
 
     def nudge(self) -> None:
         """Wake the consumer without an item: its ``get`` returns None (to look again)."""
@@ -52,8 +66,37 @@ class Mailbox:
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(waiter)
+            if self._held:
+                self._missed = True
+            else:
+                self._waiter = None
+                trio.lowlevel.reschedule(waiter)
+
+    @property
+    def idle(self) -> bool:
+        """Whether the consumer waits, with no deadline, on an empty mailbox, and is not held."""
+        return self._waiter is not None and self.parked_forever and not self._queue and \
+            not self._held
+
+    def hold(self) -> None:
+        """Keep the parked consumer parked until ``release`` (items still queue up)."""
+        self._held = True
+
+    def release(self) -> None:
+        """End ``hold``; wake the consumer if an item or a nudge came meanwhile."""
+        self._held = False
+        if self._missed:
+            self._missed = False
+            self._wake()
+
+    def get_nowait(self) -> Any:
+        """The next item of a backlog, or ``EMPTY`` when there is none or it is time to yield
+        to trio's scheduler (every ``_DRAIN`` items); then ``get`` waits or checkpoints."""
+        queue = self._queue
+        if queue and self._drained < _DRAIN:
+            self._drained += 1
+            return queue.popleft()
+        return EMPTY
 
     async def get(self, deadline: float = math.inf) -> Any | None:
         """The next item, or None if ``deadline`` (trio time) passes first or ``nudge`` was
@@ -70,7 +113,11 @@ class Mailbox:
         self._queue = None  # idle: hold no deque
         self._waiter = trio.lowlevel.current_task()
         if deadline == math.inf:
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+            self.parked_forever = True
+            try:
+                await trio.lowlevel.wait_task_rescheduled(self._abort)
+            finally:
+                self.parked_forever = False
         else:
             with trio.move_on_at(deadline):
                 await trio.lowlevel.wait_task_rescheduled(self._abort)
@@ -118,20 +165,35 @@ class Flag:
 
 
 class Reply:
-    """Where the answer to one ``ask`` goes."""
+    """Where the answer to one ``ask`` goes; its Event is made only if the asker must wait."""
 
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("_event", "error", "is_done", "value")
 
     def __init__(self) -> None:
-        self.done = trio.Event()
+        self._event: trio.Event | None = None
+        self.is_done = False
         self.value: Any = None
         self.error: BaseException | None = None
 
     def succeed(self, value: Any) -> None:
-        self.value = value
-        self.done.set()
+        if not self.is_done:
+            self.value = value
+            self._done()
 
     def fail(self, error: BaseException) -> None:
-        if not self.done.is_set():
+        if not self.is_done:
             self.error = error
-            self.done.set()
+            self._done()
+
+    def _done(self) -> None:
+        self.is_done = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Return once answered. A checkpoint if not answered yet; else none at all."""
+        if self.is_done:
+            return
+        if self._event is None:
+            self._event = trio.Event()
+        await self._event.wait()

@@ -58,14 +58,18 @@ class ActorRef:
         Raises:
             ActorStopped: the actor is not running (and cannot be activated).
         """
-        self._resolve().tell(message, _check_message_id(message_id), None)
+        if message_id is not None:
+            _check_message_id(message_id)
+        self._resolve().tell(message, message_id, None)
 
     async def ask(self, message: Any, *, timeout: float | None = None,
                   message_id: str | None = None) -> Any:
         """Send ``message`` and wait for the handler's return value. A checkpoint.
 
         The reply is released only after the turn's events are committed. If cancelled, the
-        message may still be processed.
+        message may still be processed. When the actor is idle and the asker has no deadline,
+        the turn runs on the asker's task (no hand-over to the actor's task and back); a
+        cancelled asker then returns when the started turn ends.
 
         Inside another actor's turn, ``ask`` is a *durable call*: its reply (or its failure, or
         its timeout) is recorded in the caller's log, and a re-execution of the caller's scope
@@ -97,14 +101,17 @@ class ActorRef:
         return await durable_ask(turn, self.stream, send)
 
     async def _ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
+        cell = self._resolve()
+        if message_id is None and timeout is None and cell.can_inline():
+            return await cell.ask_inline(message)
         reply = Reply()
-        self._resolve().tell(message, message_id, reply)
+        cell.tell(message, message_id, reply)
         if timeout is None:
-            await reply.done.wait()
+            await reply.wait()
         else:
             with trio.move_on_after(timeout):
-                await reply.done.wait()
-            if not reply.done.is_set():
+                await reply.wait()
+            if not reply.is_done:
                 raise AskTimeout(f"{self.kind}({self.actor_id!r})", timeout)
         if reply.error is not None:
             raise reply.error

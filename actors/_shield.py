@@ -1,0 +1,112 @@
+"""Run a coroutine on the calling task, shielded from the caller's cancellation only once it
+suspends: an ask answered on the asker's task costs no cancel scope when its turn never waits.
+
+A turn that never suspends cannot be cancelled (trio delivers cancellation only at a
+checkpoint), so the shield is needed from its first suspension on. At that point the turn may
+be inside cancel scopes of its own (``trio.sleep`` opens one): the shield then goes *around*
+them, between the caller's cancel status and theirs, the way ``TaskStatus.started()`` moves a
+task's cancel statuses under another nursery. That takes trio's private cancel-status tree;
+when it is not what this module expects, ``LATE_SHIELD`` is False and callers shield up front.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+import attrs
+import trio
+from trio._core._run import CancelStatus
+
+LATE_SHIELD = isinstance(getattr(CancelStatus, "parent", None), property) and \
+    "_cancel_status" in {field.name for field in attrs.fields(trio.lowlevel.Task)} and \
+    "_cancel_status" in {field.name for field in attrs.fields(trio.CancelScope)}
+"""Whether trio's cancel-status tree is the one this module knows; else shield up front."""
+
+
+def cancel_status() -> Any:
+    """The calling task's current cancel status (an opaque token for ``late_shield``)."""
+    return trio.lowlevel.current_task()._cancel_status
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], trap: Any) -> Generator[Any, Any, Any]:
+    """Go on running ``coro``, which just yielded ``trap`` to us, as part of this task."""
+    while True:
+        try:
+            sent = yield trap
+        except BaseException as exc:
+            try:
+                trap = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                trap = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+class _LateShield:
+    """``scope`` (shielded, not entered) put around the cancel scopes the task entered since
+    its cancel status was ``outer``."""
+
+    __slots__ = ("outer", "scope")
+
+    def __init__(self, scope: trio.CancelScope, outer: Any) -> None:
+        self.scope = scope
+        self.outer = outer
+
+    def __enter__(self) -> trio.CancelScope:
+        scope, outer = self.scope, self.outer
+        task = trio.lowlevel.current_task()
+        inner = task._cancel_status
+        if inner is outer:
+            scope.__enter__()
+            return scope
+        # The coroutine is inside scopes of its own: find the outermost of them, whose parent
+        # is ``outer``, and hang it under the shield's status instead.
+        child: CancelStatus | None = inner
+        while child is not None and child.parent is not outer:
+            child = child.parent
+        if child is None:  # pragma: no cover - cancel scopes misnested by the coroutine
+            raise RuntimeError("the turn's cancel scopes are not nested in the asker's")
+        scope._has_been_entered = True
+        status = CancelStatus(scope=scope, parent=outer)
+        scope._cancel_status = status
+        child.parent = status
+        return scope
+
+    def __exit__(self, *exc_info: Any) -> bool:
+        return self.scope.__exit__(*exc_info)
+
+
+async def run_shielded_when_suspended(coro: Coroutine[Any, Any, Any], outer: Any,
+                                      shield: Callable[[], trio.CancelScope]) -> tuple[bool, Any]:
+    """Run ``coro`` on this task; from its first suspension on, inside a shielded scope.
+
+    Args:
+        coro: a coroutine not started yet.
+        outer: ``cancel_status()`` of this task, read before starting ``coro``.
+        shield: makes the scope (``trio.CancelScope(shield=True)``, not entered) when ``coro``
+            first suspends; cancelling it cancels ``coro``.
+
+    Returns:
+        Whether ``coro`` suspended, and its result (None if ``scope`` was cancelled).
+    """
+    if not LATE_SHIELD:
+        with shield():
+            return True, await coro
+        return True, None  # cancelled by ``scope.cancel()``
+    try:
+        trap = coro.send(None)
+    except StopIteration as stop:
+        return False, stop.value
+    result = None
+    try:
+        with _LateShield(shield(), outer):
+            result = await _resume(coro, trap)
+    finally:
+        coro.close()  # a no-op once it has finished
+    return True, result
