@@ -19,7 +19,7 @@ from ._errors import ActorStopped, CallFailed, NonDeterminismError
 from ._events import CallReplied
 from ._turn import Turn
 
-Send = Callable[[str], Awaitable[Any]]
+Send = Callable[[str | None], Awaitable[Any]]
 
 
 def call_id(turn: Turn, index: int) -> str:
@@ -57,7 +57,13 @@ def _raise_again(target: str, error: dict[str, Any], codec: Any) -> None:
 
 
 async def durable_ask(turn: Turn, target: str, send: Send) -> Any:
-    """Make (or replay) the durable call at ``turn``'s next key; ``send(id)`` asks the callee."""
+    """Make (or replay) the durable call at ``turn``'s next key; ``send(id)`` asks the callee.
+
+    In a scope that can never run again (a message sent without an id) there is nothing to
+    replay and no stable key to deduplicate on: the call is a plain ask, recorded nowhere.
+    """
+    if not turn.can_run_again:
+        return await send(None)
     cell = turn.cell
     codec = cell.codec
     scope, index, recorded = next_call(turn)

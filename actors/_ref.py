@@ -71,11 +71,12 @@ class ActorRef:
         the turn runs on the asker's task (no hand-over to the actor's task and back); a
         cancelled asker then returns when the started turn ends.
 
-        Inside another actor's turn, ``ask`` is a *durable call*: its reply (or its failure, or
-        its timeout) is recorded in the caller's log, and a re-execution of the caller's scope
-        gets it back without sending (``docs/messaging.md``). The call is sent with a
-        deterministic ``message_id`` (caller's stream, scope, call index), so the callee runs it
-        once; the reply must be encodable by the store's codec.
+        Inside another actor's turn that can run again (a message with an id, ``run()``, a
+        wake-up), ``ask`` is a *durable call*: its reply (or its failure, or its timeout) is
+        recorded in the caller's log, and a re-execution of the caller's scope gets it back
+        without sending (``docs/messaging.md``). The call is sent with a deterministic
+        ``message_id`` (caller's stream, scope, call index), so the callee runs it once; the
+        reply must be encodable by the store's codec.
 
         Raises:
             AskTimeout: no reply within ``timeout`` seconds.
@@ -95,7 +96,7 @@ class ActorRef:
                 f"{turn.cell.name} asks itself inside its own turn, which would wait forever "
                 "for its own mailbox; call the method directly, or tell() itself")
 
-        async def send(call_id: str) -> Any:
+        async def send(call_id: str | None) -> Any:
             return await self._ask(message, timeout, message_id or call_id)
 
         return await durable_ask(turn, self.stream, send)

@@ -319,3 +319,20 @@ async def test_self_ref_reaches_the_system_s_actors_and_refuses_others() -> None
         await alone.stop()
     with pytest.raises(actors.ActorError, match=r"spawned without an ActorSystem"):
         actors.testing.project(Teller, []).ref(Account, "a")
+
+
+async def test_messages_without_ids_call_afresh_each_time() -> None:
+    @attrs.define
+    class Clerk(actors.Actor):
+        kind = "Clerk"
+
+        async def receive(self, amount: int) -> Any:
+            return await self.ref(Account, "a").ask(amount)
+
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Account, Clerk]) as system:
+        clerk = system.ref(Clerk, "c")
+        assert [await clerk.ask(1), await clerk.ask(2), await clerk.ask(3)] == [101, 103, 106]
+    assert Account.handled == [("a", 1), ("a", 2), ("a", 3)]
+    # Nothing can send such a message again: its calls are plain asks, recorded nowhere.
+    assert [e for e in await log_of(store, "Clerk-c") if isinstance(e, CallReplied)] == []

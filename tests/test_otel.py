@@ -120,10 +120,9 @@ async def test_an_ask_inside_a_turn_puts_both_turns_in_one_trace(
                if s.attributes}
     assert commits["notebook-right"].parent.span_id == inner.context.span_id  # type: ignore[union-attr]
     assert commits["notebook-left"].parent.span_id == outer.context.span_id  # type: ignore[union-attr]
-    # The left turn commits its event with the durable call's recorded reply (CallReplied).
     assert commits["notebook-left"].attributes == {
-        "actors.stream": "notebook-left", "actors.commit.batch_size": 2,
-        "eventstore.backend": "MemoryEventStore", "actors.version": 2}
+        "actors.stream": "notebook-left", "actors.commit.batch_size": 1,
+        "eventstore.backend": "MemoryEventStore", "actors.version": 1}
     # The events carry their turn's trace context.
     for stream, span in (("notebook-left", outer), ("notebook-right", inner)):
         [event] = [e async for e in store.read(stream) if not e.type.startswith("actors.")]

@@ -19,21 +19,19 @@ def test_each_transfer_is_one_trace(tmp_path: Path) -> None:
     lines = completed.splitlines()
     assert lines[0] == "1:"
     transfer = lines[1].split()[3].rstrip(",")
-    # Each durable call's reply is recorded on both sides: the account's ReplyRecorded, the
-    # transfer's CallReplied (committed with the transfer's next event).
-    assert lines[1] == f"transfer receive  transfer {transfer}, version 0 -> 5, ok"
+    assert lines[1] == f"transfer receive  transfer {transfer}, version 0 -> 3, ok"
     assert lines[2:] == [
         f"  actors.commit  transfer-{transfer}: 1 event(s)",
-        "  account receive  account alice, version 1 -> 3, ok",
-        "    actors.commit  account-alice: 2 event(s)",
-        f"  actors.commit  transfer-{transfer}: 2 event(s)",
-        "  account receive  account bob, version 1 -> 3, ok",
-        "    actors.commit  account-bob: 2 event(s)",
-        f"  actors.commit  transfer-{transfer}: 2 event(s)",
+        "  account receive  account alice, version 1 -> 2, ok",
+        "    actors.commit  account-alice: 1 event(s)",
+        f"  actors.commit  transfer-{transfer}: 1 event(s)",
+        "  account receive  account bob, version 1 -> 2, ok",
+        "    actors.commit  account-bob: 1 event(s)",
+        f"  actors.commit  transfer-{transfer}: 1 event(s)",
     ]
     lines = refused.splitlines()
-    assert lines[1].endswith("version 0 -> 3, failed: InsufficientFunds: account 'bob' holds "
+    assert lines[1].endswith("version 0 -> 2, failed: InsufficientFunds: account 'bob' holds "
                              "80, so it cannot pay 5000")
-    assert lines[3] == ("  account receive  account bob, version 3 -> 3, failed: "
+    assert lines[3] == ("  account receive  account bob, version 2 -> 2, failed: "
                         "InsufficientFunds: account 'bob' holds 80, so it cannot pay 5000")
     assert (tmp_path / "traced_bank.db").exists()
