@@ -60,9 +60,11 @@ async def durable_ask(turn: Turn, target: str, send: Send) -> Any:
     """Make (or replay) the durable call at ``turn``'s next key; ``send(id)`` asks the callee.
 
     In a scope that can never run again (a message sent without an id) there is nothing to
-    replay and no stable key to deduplicate on: the call is a plain ask, recorded nowhere.
+    replay and no stable key to deduplicate on, and ``on_start`` runs under one scope name at
+    every activation, so a key there would meet an earlier activation's reply: in both the call
+    is a plain ask, recorded nowhere.
     """
-    if not turn.can_run_again:
+    if not turn.can_run_again or turn.scope == "start":
         return await send(None)
     cell = turn.cell
     codec = cell.codec

@@ -336,3 +336,19 @@ async def test_messages_without_ids_call_afresh_each_time() -> None:
     assert Account.handled == [("a", 1), ("a", 2), ("a", 3)]
     # Nothing can send such a message again: its calls are plain asks, recorded nowhere.
     assert [e for e in await log_of(store, "Clerk-c") if isinstance(e, CallReplied)] == []
+
+
+async def test_on_start_asks_afresh_at_each_activation() -> None:
+    @attrs.define
+    class Opener(actors.Actor):
+        kind = "Opener"
+        seen: ClassVar[list[int]] = []
+
+        async def on_start(self) -> None:
+            Opener.seen.append(await self.ref(Account, "a").ask(1))
+
+    store = MemoryEventStore()
+    for _ in range(3):  # three activations of the same actor: one scope name, three executions
+        async with actors.ActorSystem(store, actors=[Account, Opener]) as system:
+            await system.spawn(Opener, "o")
+    assert Opener.seen == [101, 102, 103]
