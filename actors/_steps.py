@@ -36,6 +36,20 @@ def step_key() -> str | None:
     return _key.get()
 
 
+def key(turn: Turn, index: int) -> str:
+    """The step's idempotency key: the same on every attempt and every execution of the scope.
+
+    A scope that never runs again (a message without an id) or runs afresh at each activation
+    (``on_start``) has no stable identity across executions: its keys get a random part, so two
+    executions never share one.
+    """
+    place = ".".join(map(str, (*turn.branch, index)))
+    scope = turn.scope
+    if not turn.can_run_again or scope == "start":
+        scope = f"{scope}-{uuid.uuid4().hex[:12]}"
+    return f"{turn.cell.stream}/{scope}/{place}"
+
+
 def function_name(fn: Callable[..., Any]) -> str:
     """The name a step is recorded under: the function's qualified name."""
     target = fn.func if isinstance(fn, functools.partial) else fn
@@ -104,7 +118,7 @@ async def run_step(turn: Turn, fn: Callable[..., Any], args: tuple[Any, ...],
     async def wait(seconds: float) -> None:
         await cell.sleep_until(cell.clock.time() + seconds)
 
-    token = _key.set(f"{cell.stream}/{scope}/{'.'.join(map(str, (*turn.branch, index)))}")
+    token = _key.set(key(turn, index))
     failure: Exception | None = None
     try:
         value = await attempt(fn, args, kwargs, retries, backoff, wait)

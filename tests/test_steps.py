@@ -408,3 +408,27 @@ def test_the_record_of_steps_and_patches_survives_a_snapshot_round_trip() -> Non
     record.apply(mark)
     again = DurableRecord.load(record.dump(codec), codec)
     assert again.get("run", 1, (2,)) == step and again.get("run", 1) == mark
+
+
+async def test_messages_without_ids_never_share_a_step_key() -> None:
+    keys: list[str | None] = []
+
+    async def note() -> None:
+        keys.append(durable.step_key())
+
+    @attrs.define
+    class Noter(actors.Actor):
+        kind = "Noter"
+
+        async def receive(self, message: Any) -> None:
+            await durable.step.aio(note)
+
+    store, _ = MemoryStore()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Noter, "n", store=store)
+        await ref.ask("a")
+        await ref.ask("b")
+        await ref.ask("c", message_id="c-1")
+        await ref.stop()
+    assert len(set(keys)) == 3 and all(k is not None and k.startswith("Noter-n/") for k in keys)
+    assert keys[2] == "Noter-n/msg:c-1/1"  # a message with an id: its stable key
