@@ -10,9 +10,11 @@ own log without sending at all.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from eventstore import Codec
+from eventstore._script import portable_module
 
 from ._calls import describe, next_call
 from ._errors import ActorStopped, CallFailed, NonDeterminismError
@@ -27,31 +29,26 @@ def call_id(turn: Turn, index: int) -> str:
     return f"{turn.cell.stream}/{turn.scope}/{'.'.join(map(str, (*turn.branch, index)))}"
 
 
-def _failure(exc: Exception, codec: Any) -> dict[str, Any]:
+def _failure(exc: Exception, codec: Codec) -> dict[str, Any]:
     kind = type(exc)
     try:
         args = codec.encode_value(list(exc.args))
     except Exception:
         args = None  # rebuilt as CallFailed on replay
-    return {"type": f"{kind.__module__}:{kind.__qualname__}", "args": args,
+    return {"type": f"{portable_module(kind.__module__)}:{kind.__qualname__}", "args": args,
             "text": f"{kind.__name__}: {exc}"}
 
 
-def _raise_again(target: str, error: dict[str, Any], codec: Any) -> None:
+def _raise_again(target: str, error: dict[str, Any], codec: Codec) -> None:
     """Raise a recorded failure as its own class, rebuilt from its args, or as ``CallFailed``."""
-    rebuilt: BaseException | None = None
+    rebuilt: object = None
     if error.get("args") is not None:
-        module, _, qualname = str(error["type"]).partition(":")
         try:
-            kind: Any = importlib.import_module(module)
-            for part in qualname.split("."):
-                kind = getattr(kind, part)
-            candidate = kind(*codec.decode_value(error["args"]))
-            if isinstance(candidate, Exception):
-                rebuilt = candidate
+            kind = codec._import(str(error["type"]))  # the codec's lookup of module:QualName
+            rebuilt = None if kind is None else kind(*codec.decode_value(error["args"]))
         except Exception:
             rebuilt = None
-    if rebuilt is None:
+    if not isinstance(rebuilt, Exception):
         raise CallFailed(target, str(error.get("text")))
     raise rebuilt
 

@@ -251,9 +251,7 @@ class _Step:
         _steps.check_step(fn, retries, backoff)
         turn = current()
         if turn is None:
-            async def wait(seconds: float) -> None:
-                await trio.sleep(seconds)
-            result: R = await _steps.attempt(fn, args, kwargs, retries, backoff, wait)
+            result: R = await _steps.attempt(fn, args, kwargs, retries, backoff, trio.sleep)
             return result
         value: R = await _steps.run_step(turn, fn, args, kwargs, retries, backoff)
         return value
