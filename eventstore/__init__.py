@@ -24,9 +24,12 @@ from ._open import open as open
 from ._store import EventStore as EventStore
 from ._validate import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
 from ._validate import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
+from ._work import KEEP as KEEP
+from ._work import WorkEntry as WorkEntry
 
 __all__ = [
     "ANY",
+    "KEEP",
     "MAX_STREAM_LENGTH",
     "MAX_TYPE_LENGTH",
     "NO_STREAM",
@@ -47,6 +50,7 @@ __all__ = [
     "SerializationError",
     "Snapshot",
     "StoreClosed",
+    "WorkEntry",
     "WrongExpectedVersion",
     "event_type",
     "open",

@@ -34,6 +34,7 @@ from ._model import (
 )
 from ._reader import Pending, ReaderThread
 from ._validate import EncodedEvent
+from ._work import KEEP, NO_SIDE, Side, WakeAt, WorkEntry, distinct, side, wake_time
 
 decode_json: Final[Callable[[str | bytes], Any]] = msgspec.json.Decoder().decode
 """msgspec's JSON decoder: several times the speed of ``json.loads``, and as exact (ints of any
@@ -114,8 +115,16 @@ class EventStore(abc.ABC):
     # -- the public surface ---------------------------------------------------------------------
 
     async def append(self, stream: str, events: Iterable[NewEvent], *,
-                     expected_version: Expected = ANY) -> AppendResult:
+                     expected_version: Expected = ANY, acknowledge: Iterable[uuid.UUID] = (),
+                     enqueue: Iterable[tuple[str, NewEvent]] = (),
+                     wake_at: WakeAt = KEEP) -> AppendResult:
         """Append ``events`` to ``stream`` atomically: all of them or none.
+
+        In the same transaction, and only if the events are stored: ``acknowledge`` deletes
+        those messages (by id) from the stream's inbox, ``enqueue`` stores ``(stream, message)``
+        pairs in other streams' inboxes (as ``enqueue()`` does), and ``wake_at`` sets the
+        stream's wake time in the work index (seconds since the epoch, None for none; ``KEEP``,
+        the default, leaves it). An idempotent retry does none of them again.
 
         A checkpoint. Concurrent appends are committed together (group commit), each succeeding or
         failing alone. If cancelled midway the batch may or may not be stored; retrying it with the
@@ -137,7 +146,53 @@ class EventStore(abc.ABC):
         name = check.stream_name(stream)
         expected = check.expected_version(expected_version)
         encoded = check.encode_events(name, events)
-        return await self._append(name, encoded, expected)
+        if acknowledge == () and enqueue == () and wake_at is KEEP:
+            return await self._append(name, encoded, expected, NO_SIDE)
+        return await self._append(name, encoded, expected, side(acknowledge, enqueue, wake_at))
+
+    # -- inboxes and the work index -----------------------------------------------------------
+
+    async def enqueue(self, stream: str, messages: Iterable[NewEvent]) -> None:
+        """Store ``messages`` in ``stream``'s inbox, in order, atomically: all or none.
+
+        A message whose id is already waiting in that inbox is skipped, so a retry is safe
+        (a consumed message is no longer waiting: de-duplicating beyond that is the consumer's
+        job). Messages are validated like events. A checkpoint; if cancelled midway, the
+        messages may or may not be stored, and retrying is safe.
+        """
+        self._check_open()
+        name = check.stream_name(stream)
+        encoded = distinct(check.encode_events(name, messages))
+        await self._append(name, [], ANY, Side(enqueue=tuple((name, m) for m in encoded)))
+
+    def read_inbox(self, stream: str, *, after: int = 0,
+                   limit: int | None = None) -> AsyncGenerator[RecordedEvent, None]:
+        """The messages waiting in ``stream``'s inbox, oldest first, after sequence ``after``.
+
+        Each message comes as a ``RecordedEvent`` whose ``version`` and ``position`` are its
+        sequence number: increasing in the order messages were stored, across all inboxes.
+        Reads in pages; safe to abandon, as ``read`` is.
+        """
+        self._check_open()
+        name = check.stream_name(stream)
+        first = check.whole(after, "after", minimum=0)
+        most = check.optional_whole(limit, "limit", minimum=0)
+        return self._events(self._pages(
+            first, None, most,
+            lambda cursor, size: self._read_inbox_page(name, cursor, size),
+            lambda cursor, size: None,
+            lambda message: message.position))
+
+    async def set_wake(self, stream: str, wake_at: float | None) -> None:
+        """Set ``stream``'s wake time in the work index (None clears it). A checkpoint."""
+        self._check_open()
+        name = check.stream_name(stream)
+        await self._set_wake(name, wake_time(wake_at))
+
+    async def work(self) -> list[WorkEntry]:
+        """Every stream with messages waiting in its inbox or a wake time, by stream name."""
+        self._check_open()
+        return await self._work()
 
     def read(self, stream: str, *, from_version: int = 1, to_version: int | None = None,
              limit: int | None = None) -> AsyncGenerator[RecordedEvent, None]:
@@ -366,9 +421,22 @@ class EventStore(abc.ABC):
     # -- what a backend implements --------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected) -> AppendResult:
-        """Store a validated batch atomically, or raise; handles idempotent retries by id."""
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
+        """Store a validated batch and its ``side`` atomically, or raise; handles idempotent
+        retries by id (a retry writes no side). ``events`` is empty only for ``enqueue``, whose
+        result is not used."""
+
+    @abc.abstractmethod
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        """Up to ``size`` waiting messages of ``stream`` with sequence ``> after``, in order."""
+
+    @abc.abstractmethod
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None: ...
+
+    @abc.abstractmethod
+    async def _work(self) -> list[WorkEntry]: ...
 
     @abc.abstractmethod
     async def _read_page(self, stream: str, first: int, last: int | None,

@@ -13,6 +13,7 @@ from ._errors import WrongExpectedVersion
 from ._model import AppendResult, Expected, RecordedEvent
 from ._store import EventStore, decode_row
 from ._validate import EncodedEvent, StoredAt, retried, version_matches
+from ._work import KEEP, Side, WorkEntry
 
 
 @attrs.frozen
@@ -50,20 +51,38 @@ class MemoryEventStore(EventStore):
         self._ids: dict[object, StoredAt] = {}  # id -> (stream, version, position)
         self._snapshots: dict[str, dict[int, tuple[str, datetime]]] = {}
         self._position = 0
+        self._inboxes: dict[str, dict[bytes, _Row]] = {}  # stream -> id -> message, in order
+        self._wake: dict[str, float] = {}
+        self._sequence = 0
 
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected) -> AppendResult:
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
         await trio.lowlevel.checkpoint()  # before any change: a cancelled append writes nothing
         state = self._streams.get(stream)
         actual = 0 if state is None else state.version
-        retry = retried(stream, events, [self._ids.get(event.id) for event in events])
-        if retry is not None:
-            return retry
+        if events:
+            retry = retried(stream, events, [self._ids.get(event.id) for event in events])
+            if retry is not None:
+                return retry
         if not version_matches(expected, actual):
             raise WrongExpectedVersion(stream, expected, actual)
+        if side.acknowledge:
+            inbox = self._inboxes.get(stream, {})
+            for id in side.acknowledge:
+                inbox.pop(id, None)
+        now = datetime.now(UTC)
+        for target, message in side.enqueue:
+            inbox = self._inboxes.setdefault(target, {})
+            if message.id.bytes not in inbox:
+                self._sequence += 1
+                inbox[message.id.bytes] = _Row(target, self._sequence, self._sequence, message,
+                                               now)
+        if side.wake_at is not KEEP:
+            self._set_wake_now(stream, side.wake_at)
+        if not events:
+            return AppendResult(actual, self._position)
         if state is None:
             state = self._streams[stream] = _Stream()
-        now = datetime.now(UTC)
         for event in events:
             self._position += 1
             state.version += 1
@@ -131,6 +150,27 @@ class MemoryEventStore(EventStore):
         version = max(versions)
         state, recorded_at = saved[version]
         return version, state, recorded_at
+
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        await trio.lowlevel.checkpoint()
+        rows = [row for row in self._inboxes.get(stream, {}).values() if row.position > after]
+        return [row.decode() for row in rows[:size]]
+
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None:
+        await trio.lowlevel.checkpoint()
+        self._set_wake_now(stream, wake_at)
+
+    def _set_wake_now(self, stream: str, wake_at: float | None) -> None:
+        if wake_at is None:
+            self._wake.pop(stream, None)
+        else:
+            self._wake[stream] = wake_at
+
+    async def _work(self) -> list[WorkEntry]:
+        await trio.lowlevel.checkpoint()
+        streams = sorted({*self._wake, *(s for s, inbox in self._inboxes.items() if inbox)})
+        return [WorkEntry(s, self._wake.get(s), len(self._inboxes.get(s, ()))) for s in streams]
 
     async def _aclose(self) -> None:
         pass

@@ -38,11 +38,12 @@ from ._conformance import collect as collect
 from ._conformance import events as events
 from ._conformance import versions
 from ._conformance_data import DataConformance
+from ._conformance_work import WorkConformance
 
 __all__ = ["StoreConformance", "collect", "events"]
 
 
-class StoreConformance(DataConformance):
+class StoreConformance(DataConformance, WorkConformance):
     """The contract every ``EventStore`` backend passes."""
 
     # -- replay bounds (after Akka's journal TCK) -----------------------------------------------
