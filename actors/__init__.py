@@ -21,6 +21,9 @@ from ._events import NotificationCancelled as NotificationCancelled
 from ._events import NotificationFired as NotificationFired
 from ._events import NotificationScheduled as NotificationScheduled
 from ._events import PatchMarked as PatchMarked
+from ._events import DeadLettered as DeadLettered
+from ._events import MessageSent as MessageSent
+from ._events import Received as Received
 from ._events import ReplyRecorded as ReplyRecorded
 from ._events import RunCompleted as RunCompleted
 from ._events import ScopeCommitted as ScopeCommitted
@@ -48,12 +51,14 @@ __all__ = [
     "CallFailed",
     "CallReplied",
     "Clock",
+    "DeadLettered",
     "DuplicateActor",
     "Escalate",
     "GCPolicy",
     "InvalidActorArgument",
     "InvalidActorType",
     "MultiNotifier",
+    "MessageSent",
     "NonDeterminismError",
     "NotInTurn",
     "NotificationCancelled",
@@ -61,6 +66,7 @@ __all__ = [
     "NotificationScheduled",
     "PatchMarked",
     "RecoveryError",
+    "Received",
     "ReplyRecorded",
     "Restart",
     "RunCompleted",

@@ -26,13 +26,16 @@ class Actor:
     Class options: ``kind`` names the actor's streams (``f"{kind}-{id}"``; default the class
     name), ``snapshot_every`` saves a snapshot every N events, ``supervision`` says what a
     failing ``run()`` does (``Restart()``, ``Stop()`` or ``Escalate()``), ``remember_replies``
-    how many seconds of durable time a message id's recorded reply answers resends (a week).
+    how many seconds of durable time a message id's recorded reply answers resends (a week),
+    ``max_deliveries`` how many times a durable message's turn may fail (retried with the
+    ``supervision``'s backoff) before the message is set aside as a dead letter (5).
     """
 
     kind: ClassVar[str | None] = None
     snapshot_every: ClassVar[int | None] = None
     remember_replies: ClassVar[float] = 7 * 24 * 3600.0
     supervision: ClassVar[Supervision] = Restart()
+    max_deliveries: ClassVar[int] = 5
 
     if TYPE_CHECKING:  # not a runtime annotation: cattrs resolves a subclass's type hints
         _cell: Cell  # or the ActorState of a projection, which answers the same

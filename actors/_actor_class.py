@@ -37,6 +37,10 @@ def check_actor_class(cls: object) -> type[Actor]:
             or window == math.inf:
         raise InvalidActorType(f"{cls.__qualname__}.remember_replies must be finite seconds >= 0 "
                                f"of durable time, got {window!r}")
+    tries = actor_class.max_deliveries
+    if isinstance(tries, bool) or not isinstance(tries, int) or tries < 1:
+        raise InvalidActorType(f"{cls.__qualname__}.max_deliveries must be an int >= 1, got "
+                               f"{tries!r}")
     return actor_class
 
 

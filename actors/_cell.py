@@ -12,14 +12,16 @@ import inspect
 import logging
 import math
 import threading
+import uuid
 import warnings
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
 import trio
 
-from eventstore import EventStore
+from eventstore import EventStore, NewEvent
 
 from . import _registry as registry
 from ._actor import Actor
@@ -34,14 +36,18 @@ from ._errors import (
     NotInTurn,
 )
 from ._events import (
+    DeadLettered,
+    MessageSent,
     NotificationCancelled,
     NotificationScheduled,
+    Received,
     ReplyRecorded,
     RunCompleted,
     ScopeCompleted,
     SystemEvent,
 )
-from ._journal import Journal, Pending, WorkHook
+from ._inbox import Inbound, decode_message, encode_message, sent_id
+from ._journal import Journal, Outgoing, Pending, WorkHook
 from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
 from ._shield import cancel_status, run_shielded_when_suspended
 from ._state import ActorState
@@ -55,9 +61,11 @@ log = logging.getLogger("actors")
 TurnHook = Callable[["Cell"], Awaitable[None]]
 """Called after every turn's commit (the test kit's always-replay check)."""
 
-Envelope = tuple[Any, "str | None", "Reply | None", "Carrier | None"]
-"""A message, its id, where its answer goes, and the trace context it was sent in."""
+Envelope = tuple[Any, "str | None", "Reply | None", "Carrier | None", "Inbound | None"]
+"""A message, its id, where its answer goes, the trace context it was sent in, and where it
+waits in the actor's inbox (a durable send)."""
 _STOP: Any = object()
+_INBOX: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
 _AGAIN: Any = object()
@@ -77,8 +85,8 @@ class SleepInterrupted(BaseException):
 class Cell:
     """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
 
-    __slots__ = ("_current_reply", "_held", "_inline", "_notify_failures",
-                 "_retry_at", "_sleeps", "_stale_wake", "_startup_error", "_stopping",
+    __slots__ = ("_current_reply", "_held", "_inbox_seen", "_inline", "_notify_failures",
+                 "_poked", "_pulled", "_retry_at", "_sleeps", "_stale_wake", "_startup_error", "_stopping",
                  "_trio_thread", "_warned_stale",
                  "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
                  "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
@@ -130,6 +138,9 @@ class Cell:
         self._held: list[tuple[Reply | None, Any]] = []  # ended turns of a backlog, uncommitted
         self._sleeps: set[trio.CancelScope] | None = None  # durable sleeps in progress
         self._inline: _Inline | None = None  # a turn running on an asker's task
+        self._pulled: deque[Envelope] | None = None  # inbox messages read, in order
+        self._inbox_seen = 0  # the newest inbox sequence read
+        self._poked = False  # a look at the inbox is queued in the mailbox
         self._trio_thread = threading.get_ident()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
@@ -232,16 +243,16 @@ class Cell:
                 else f"no such event {after}", f"emit({event!r})")
         return False
 
-    def emit_system(self, event: SystemEvent) -> None:
+    def emit_system(self, event: SystemEvent, side: Any = None) -> None:
         if threading.get_ident() != self._trio_thread:
-            return trio.from_thread.run_sync(self.emit_system, event)
+            return trio.from_thread.run_sync(self.emit_system, event, side)
         turn = self._turn(f"{type(event).__name__}")
         timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if isinstance(event, NotificationScheduled) and self._recorded(turn) and \
+        if isinstance(event, NotificationScheduled | MessageSent) and self._recorded(turn) and \
                 self._committed_before(turn, event):
-            return  # scheduled the first time this scope ran
+            return  # scheduled (sent) the first time this scope ran
         self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
-                                            turn.calls))
+                                            turn.calls, side))
         self.state.fold(event)
         if timer:
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
@@ -273,6 +284,7 @@ class Cell:
                 registry.claim(self)
                 await self.journal.recover()
                 await self.journal.reindex()  # corrects an entry left too early
+                self.poke()  # messages sent before it started wait in its inbox
                 if overrides(self.cls, "on_start"):
                     await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
             except Exception as exc:
@@ -379,9 +391,13 @@ class Cell:
         state = self.state
         plain = self.idle_timeout is None  # no passivation: only timers set a deadline
         while True:
-            if held and (not mailbox or len(held) >= _BACKLOG):
+            if held and (not (mailbox or self._pulled) or len(held) >= _BACKLOG):
                 await self._release_held()  # the backlog is drained: one commit for all of it
-            envelope = mailbox.get_nowait()  # a backlog: no coroutine, no deadline to compute
+            envelope: Any
+            if self._pulled:
+                envelope = self._pulled.popleft()  # inbox messages first: they came first
+            else:
+                envelope = mailbox.get_nowait()  # a backlog: no deadline to compute
             if envelope is not EMPTY:
                 pass
             elif plain and not len(state.notifier):
@@ -404,6 +420,8 @@ class Cell:
                 await self._release_held()
                 self.closing = True
                 return
+            elif envelope[0] is _INBOX:
+                await self._pull()
             else:
                 await self._deliver(envelope)
                 self._stale_wake = None  # a message may have changed on_notify's mind
@@ -487,28 +505,38 @@ class Cell:
             (at is None or at.timestamp() > self.clock.time())
 
     async def _deliver(self, envelope: Envelope) -> None:
-        message, message_id, reply, trace = envelope
-        if message_id is not None and message_id in self.state.replies:
-            self._answer_again(message_id, reply)
+        message, message_id, reply, trace, inbound = envelope
+        seen = message_id is not None and message_id in self.state.replies
+        if seen and inbound is None:
+            self._answer_again(message_id, reply)  # type: ignore[arg-type]
             return
-        turn = Turn(self, message_id=message_id)
+        if inbound is None or message_id is not None:
+            turn = Turn(self, message_id=message_id)
+        else:
+            turn = Turn(self, scope=f"msg:{inbound.id}")  # its re-delivery resumes the scope
         token = current_turn.set(turn)
         span = None if self.telemetry is None else self.telemetry.start_turn(self, turn, trace)
         self._current_reply = reply
         journal = self.journal
         hold = False
         try:
-            if self.sync_receive:
+            if inbound is not None:
+                self.emit_system(Received(inbound.seq, message_id, inbound.type,
+                                          None if seen else inbound.data), inbound.id)
+            if seen:
+                result = None  # a resent durable message, processed already: consume it only
+            elif self.sync_receive:
                 result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
                 result = await self.state.actor.receive(message)
-            if message_id is not None:
-                self._record_reply(message_id, result)
+            if message_id is not None and not seen:
+                self._record_reply(message_id, result if inbound is None else None)
             if journal.pending or journal.committing or turn.poisoned is not None or (
                     message_id is not None and self._recorded(turn)):
                 # More messages wait: end the turn without a commit; the drained backlog
                 # commits at once. (A turn that left nothing to commit just answers.)
-                hold = len(self.mailbox) > 0 and len(self._held) < _BACKLOG
+                hold = (len(self.mailbox) > 0 or bool(self._pulled)) and \
+                    len(self._held) < _BACKLOG
                 if hold:
                     self._hold(turn)
                 else:
@@ -525,7 +553,10 @@ class Cell:
                 raise
             await self._abort(turn)
             self._after_failure(exc)
-            if reply is not None:
+            if inbound is not None:
+                if not _interrupted(exc):
+                    await self._redeliver(envelope, exc)
+            elif reply is not None:
                 reply.fail(self._told(exc))
             elif not _interrupted(exc):
                 log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
@@ -541,6 +572,92 @@ class Cell:
             self._held.append((reply, result))
         elif reply is not None:
             reply.succeed(result)
+
+    # -- the inbox -------------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Look at the inbox soon: a message was stored there. Not a checkpoint."""
+        if not self._poked and not self.mailbox.closed:
+            self._poked = True
+            self.mailbox.put((_INBOX, None, None, None, None))
+
+    async def _pull(self) -> None:
+        """Queue the inbox messages stored since the last look, in order."""
+        self._poked = False
+        codec = self.codec
+        if self._pulled is None:
+            self._pulled = deque()
+        async with contextlib.aclosing(
+                self.store.read_inbox(self.stream, after=self._inbox_seen)) as messages:
+            async for stored in messages:
+                self._inbox_seen = stored.position
+                inbound = Inbound(stored.id, stored.position, stored.type, stored.data)
+                message_id = stored.metadata.get("message_id")
+                try:
+                    message = decode_message(codec, stored)
+                except Exception as exc:
+                    await self._dead_letter(inbound, message_id, exc)
+                    continue
+                self._pulled.append((message, message_id, None,
+                                     stored.metadata.get("trace"), inbound))
+
+    async def _redeliver(self, envelope: Envelope, error: BaseException) -> None:
+        """A durable message's turn failed: try it again after the class's backoff, or set it
+        aside as a dead letter once it has failed ``max_deliveries`` times."""
+        if self.closing:
+            return  # it stays in the inbox: the next activation tries it again
+        inbound = envelope[4]
+        assert inbound is not None
+        inbound.attempts += 1
+        if inbound.attempts >= self.cls.max_deliveries:
+            await self._dead_letter(inbound, envelope[1], error)
+            return
+        policy = self.cls.supervision
+        delay = (policy if isinstance(policy, Restart) else Restart()).backoff(inbound.attempts)
+        log.warning("%s failed on inbox message %d (attempt %d of %d): %r; trying it again in "
+                    "%.3g s", self.name, inbound.seq, inbound.attempts, self.cls.max_deliveries,
+                    error, delay)
+        try:
+            await self.sleep_until(trio.current_time() + delay, clock=False)
+        except SleepInterrupted:
+            return  # stopping: it stays in the inbox
+        if self._pulled is None:
+            self._pulled = deque()
+        self._pulled.appendleft(envelope)
+
+    async def _dead_letter(self, inbound: Inbound, message_id: str | None,
+                           error: BaseException) -> None:
+        """Record ``inbound`` as a dead letter and consume it, in one commit."""
+        log.error("%s sets inbox message %d aside as a dead letter after %d attempt(s): %r",
+                  self.name, inbound.seq, max(inbound.attempts, 1), error)
+        turn = Turn(self)
+        token = current_turn.set(turn)
+        try:
+            self.emit_system(DeadLettered(inbound.seq, message_id, inbound.type, inbound.data,
+                                          f"{type(error).__name__}: {error}",
+                                          max(inbound.attempts, 1)), inbound.id)
+            await self.journal.commit(turn)
+        except Exception as exc:
+            await self._abort(turn)
+            self._stop_with(exc, "recording a dead letter failed")
+        finally:
+            turn.finished = True
+            current_turn.reset(token)
+
+    def outbox(self, turn: Turn, target: str, message: Any, message_id: str | None,
+               deliver: Callable[[], None], trace: Carrier | None) -> None:
+        """Send ``message`` to the actor of stream ``target`` as part of ``turn``: stored in its
+        inbox by the turn's commit, never if the turn fails; ``deliver`` runs after the commit.
+
+        Raises:
+            InvalidActorArgument: the store's codec cannot encode the message.
+        """
+        if message_id is None and turn.can_run_again and turn.scope != "start":
+            message_id = sent_id(turn)
+        turn.sends += 1
+        new = encode_message(self.codec, target, message, message_id, trace)
+        self.emit_system(MessageSent(target, message_id, new.type),
+                         Outgoing(target, new, deliver))
 
     def _record_reply(self, message_id: str, result: Any) -> None:
         """Record the reply of a message with an id, with the turn's events (``ReplyRecorded``).
@@ -675,14 +792,16 @@ class Cell:
 
     # -- durable sleeps --------------------------------------------------------------------------
 
-    async def sleep_until(self, end: float) -> None:
+    async def sleep_until(self, end: float, *, clock: bool = True) -> None:
         """Wait until the durable clock reads ``end``; cut short (raising) when stopping.
 
         Re-checks the clock on waking, so a wall clock stepped back does not end it early.
+        With ``clock=False``, ``end`` is on trio's clock instead (a retry's backoff).
 
         Raises:
             SleepInterrupted: the actor is stopping; the scope resumes at its next activation.
         """
+        now = self.clock.time if clock else trio.current_time
         with trio.CancelScope() as scope:
             if self._sleeps is None:
                 self._sleeps = set()
@@ -690,10 +809,10 @@ class Cell:
             try:
                 if self._stopping:
                     scope.cancel()
-                remaining = end - self.clock.time()
+                remaining = end - now()
                 while remaining > 0:
                     await trio.sleep(remaining)
-                    remaining = end - self.clock.time()
+                    remaining = end - now()
             finally:
                 self._sleeps.discard(scope)
                 if not self._sleeps:
@@ -708,7 +827,7 @@ class Cell:
             raise ActorStopped(self.name, self.stop_reason)
         try:
             self.mailbox.put((message, message_id, reply,
-                              None if self.telemetry is None else self.telemetry.carrier()))
+                              None if self.telemetry is None else self.telemetry.carrier(), None))
         except MailboxClosed:
             raise ActorStopped(self.name, self.stop_reason) from None
 
@@ -741,7 +860,7 @@ class Cell:
         reply = Reply()
         self.mailbox.hold()
         try:
-            await run_shielded_when_suspended(self._deliver((message, None, reply, None)),
+            await run_shielded_when_suspended(self._deliver((message, None, reply, None, None)),
                                               cancel_status(), self._shield_inline)
             self._stale_wake = None  # a message may have changed on_notify's mind
         finally:
@@ -764,7 +883,7 @@ class Cell:
     def request_stop(self) -> None:
         """Stop after the queued messages; durable sleeps in progress are cut short now."""
         with contextlib.suppress(MailboxClosed):
-            self.mailbox.put((_STOP, None, None, None))
+            self.mailbox.put((_STOP, None, None, None, None))
         self._stopping = True
         for scope in list(self._sleeps or ()):
             scope.cancel()
@@ -782,7 +901,7 @@ class Cell:
             if reply is not None:
                 reply.fail(error)
         self._held.clear()
-        for _, _, reply, _ in self.mailbox.close():
+        for _, _, reply, _, _ in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
 

@@ -38,7 +38,7 @@ async def pending_timers(store: EventStore, index_stream: str) -> list[dict[str,
     streams: set[str] = set()
     index = WorkIndex(store, index_stream)
     await index.load()
-    streams.update(f"{kind}-{actor_id}" for kind, actor_id in index.wake)
+    streams.update(index.wake)
     codec = store.codec
     types = [codec.type_name(NotificationScheduled), codec.type_name(SleepStarted)]
     async with contextlib.aclosing(store.read_all(types=types)) as events:

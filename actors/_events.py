@@ -87,6 +87,61 @@ class ReplyRecorded(SystemEvent):
     at: float
 
 
+@event_type("actors.Received")
+@attrs.frozen
+class Received(SystemEvent):
+    """The turn after it consumed message ``seq`` of the actor's inbox (a durable send).
+
+    ``type`` and ``data`` are the message as stored (None for a resent ``message_id`` the actor
+    had processed already: then nothing else runs). Committed with the turn's events, in the
+    transaction that deletes the message from the inbox.
+    """
+
+    seq: int
+    message_id: str | None
+    type: str
+    data: Any = None
+
+
+@event_type("actors.MessageSent")
+@attrs.frozen
+class MessageSent(SystemEvent):
+    """The turn sent a message (``tell``/``send``) to actor stream ``to``; its commit stored it
+    in that actor's inbox, with ``message_id`` (deterministic in a scope that can run again)."""
+
+    to: str
+    message_id: str | None
+    type: str
+
+
+@event_type("actors.DeadLettered")
+@attrs.frozen
+class DeadLettered(SystemEvent):
+    """Inbox message ``seq`` failed ``attempts`` times and was set aside: the inbox moved on.
+
+    ``type`` and ``data`` are the message as stored, so it can be retried
+    (``python -m actors dead-letters retry``); ``error`` is the last failure.
+    """
+
+    seq: int
+    message_id: str | None
+    type: str
+    data: Any
+    error: str
+    attempts: int
+
+
+@event_type("actors.DeadLetterResolved")
+@attrs.frozen
+class DeadLetterResolved:
+    """In the ``$dead-letters`` stream: the dead letter (``stream``, ``seq``) was ``retried``
+    (stored again in the actor's inbox) or ``dropped``."""
+
+    stream: str
+    seq: int
+    action: str
+
+
 @event_type("actors.CallReplied")
 @attrs.frozen
 class CallReplied(SystemEvent):
@@ -179,4 +234,5 @@ class WorkIndexed:
 def markable(event: object) -> bool:
     """Whether a scope that runs again matches ``event`` against what it committed: the user's
     events, and timers it scheduled (the runtime's other events are matched by their keys)."""
-    return not isinstance(event, SystemEvent) or isinstance(event, NotificationScheduled)
+    return not isinstance(event, SystemEvent) or isinstance(event, NotificationScheduled
+                                                            | MessageSent)

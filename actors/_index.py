@@ -1,8 +1,10 @@
-"""The work index: which actors next need to run and when, kept as a stream in the store.
+"""The system's view of the work index: which actors next need to run, and when.
 
-Cells report changes around their commits (earlier work before, later work after), so a crash
-leaves at worst an entry that is too early: the actor is activated, finds nothing, and
-re-indexes. The index is folded at system start from its newest snapshot and the tail.
+The index itself is the store's (``EventStore.work()``): each actor's wake time is written in the
+same transaction as its commit, and a message sent to it waits in its inbox, so a restarted
+process finds every actor with work. This keeps it in memory with a heap of deadlines, loaded at
+start and told of each commit. Logs written before the store had an index kept it in a stream
+(``$actors-index``): it is folded too, and moved into the store's index by a system that starts.
 """
 
 from __future__ import annotations
@@ -14,77 +16,75 @@ from eventstore import EventStore
 
 from ._events import WorkIndexed
 
-Key = tuple[str, str]
-
 
 class WorkIndex:
-    """``(kind, actor_id) -> wake_at`` for every actor with work, and a heap of deadlines."""
+    """``stream -> wake_at`` (epoch s; 0 for now) for every actor with work, and its heap."""
 
-    SNAPSHOT_EVERY = 1000
-
-    def __init__(self, store: EventStore, stream: str) -> None:
+    def __init__(self, store: EventStore, legacy_stream: str = "$actors-index") -> None:
         self.store = store
-        self.stream = stream
-        self.wake: dict[Key, float] = {}
-        self._heap: list[tuple[float, Key]] = []
-        self._since_snapshot = 0
-        self._version = 0
+        self.legacy_stream = legacy_stream
+        self.wake: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
 
-    async def load(self) -> None:
-        """Fold the index stream (from its snapshot) into memory. A checkpoint."""
-        snapshot = await self.store.load_snapshot(self.stream)
+    async def load(self, *, migrate: bool = False) -> None:
+        """Read the store's index (and a legacy index stream). A checkpoint.
+
+        With ``migrate``, the legacy stream's entries are written into the store's index and
+        the stream is emptied: a read-only caller (the CLI) passes False.
+        """
+        for entry in await self.store.work():
+            wake = 0.0 if entry.waiting else entry.wake_at
+            if wake is not None:
+                self._set(entry.stream, wake)
+        legacy = await self._legacy()
+        for stream, wake_at in legacy.items():
+            if stream not in self.wake and wake_at is not None:
+                self._set(stream, wake_at)
+                if migrate:
+                    await self.store.set_wake(stream, wake_at)
+        if migrate and legacy:
+            await self.store.delete_up_to(self.legacy_stream,
+                                          await self.store.last_version(self.legacy_stream))
+
+    async def _legacy(self) -> dict[str, float | None]:
+        found: dict[str, float | None] = {}
+        snapshot = await self.store.load_snapshot(self.legacy_stream)
+        start = 1
         if snapshot is not None:
-            self._version = snapshot.version
+            start = snapshot.version + 1
             for kind, actor_id, wake_at in snapshot.state:
-                self._set((kind, actor_id), wake_at)
+                found[f"{kind}-{actor_id}"] = wake_at
         decode = self.store.codec.decode
         async with contextlib.aclosing(
-                self.store.read(self.stream, from_version=self._version + 1)) as events:
+                self.store.read(self.legacy_stream, from_version=start)) as events:
             async for recorded in events:
                 event = decode(recorded)
                 if isinstance(event, WorkIndexed):
-                    self._set((event.kind, event.actor_id), event.wake_at)
-                self._version = recorded.version
+                    found[f"{event.kind}-{event.actor_id}"] = event.wake_at
+        return found
 
-    async def update(self, kind: str, actor_id: str, wake_at: float | None) -> None:
-        """Record that the actor next needs to run at ``wake_at`` (None: no work)."""
-        key = (kind, actor_id)
-        before = self.wake.get(key)
-        if before == wake_at:
-            return
-        event = self.store.codec.new_event(WorkIndexed(kind, actor_id, wake_at))
-        # Set before the append: a snapshot taken while it is in flight then holds it (at worst
-        # too early, which only wakes the actor for nothing) instead of missing it.
-        self._set(key, wake_at)
-        try:
-            result = await self.store.append(self.stream, [event])
-        except BaseException:
-            self._set(key, before)
-            raise
-        self._version = max(self._version, result.version)
-        self._since_snapshot += 1
-        if self._since_snapshot >= self.SNAPSHOT_EVERY:
-            self._since_snapshot = 0
-            state = [[k, i, w] for (k, i), w in self.wake.items()]
-            await self.store.save_snapshot(self.stream, self._version, state)
+    def changed(self, stream: str, wake_at: float | None) -> None:
+        """An actor's commit set its wake time (None: no work)."""
+        if self.wake.get(stream) != wake_at:
+            self._set(stream, wake_at)
 
-    def _set(self, key: Key, wake_at: float | None) -> None:
+    def _set(self, stream: str, wake_at: float | None) -> None:
         if wake_at is None:
-            self.wake.pop(key, None)
+            self.wake.pop(stream, None)
         else:
-            self.wake[key] = wake_at
-            heapq.heappush(self._heap, (wake_at, key))
+            self.wake[stream] = wake_at
+            heapq.heappush(self._heap, (wake_at, stream))
 
-    def next_due(self) -> tuple[float, Key] | None:
+    def next_due(self) -> tuple[float, str] | None:
         """The earliest live entry (stale heap entries are dropped on the way)."""
         heap = self._heap
         while heap:
-            wake_at, key = heap[0]
-            if self.wake.get(key) == wake_at:
-                return wake_at, key
+            wake_at, stream = heap[0]
+            if self.wake.get(stream) == wake_at:
+                return wake_at, stream
             heapq.heappop(heap)
         return None
 
-    def pop(self, key: Key, wake_at: float) -> None:
-        if self._heap and self._heap[0] == (wake_at, key):
+    def pop(self, stream: str, wake_at: float) -> None:
+        if self._heap and self._heap[0] == (wake_at, stream):
             heapq.heappop(self._heap)

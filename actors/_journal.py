@@ -6,8 +6,10 @@ leaves no trace. When a commit passes events another live turn emitted earlier, 
 is re-derived in log order: the committed log folded, then the events still pending, so the
 state always equals ``fold(log) + pending``. A failed turn's events are dropped the same way.
 
-Once an append is stored the commit has succeeded, whatever fails after it (the work index,
-a snapshot): those failures are warnings. A lost version race, or an append whose outcome the
+A commit also carries the turns' other effects, in the append's own transaction: the inbox
+messages they consumed (acknowledged), the messages they sent (enqueued in other actors'
+inboxes), and the actor's next wake time in the store's work index. Once an append is stored the
+commit has succeeded, whatever fails after it (a snapshot): that failure is a warning. A lost version race, or an append whose outcome the
 store could not determine, stops the actor instead of guessing.
 """
 
@@ -16,13 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from eventstore import AppendOutcomeUnknown, EventStore, NewEvent, WrongExpectedVersion
+from eventstore import KEEP, AppendOutcomeUnknown, EventStore, NewEvent, WrongExpectedVersion
 
 from ._errors import ActorError, ActorStopped, RecoveryError
 from ._events import ScopeCommitted, markable
@@ -36,8 +39,9 @@ log = logging.getLogger("actors")
 
 _NO_TURNS: set[Turn] = frozenset()  # type: ignore[assignment]  # shared until a turn is held
 
-WorkHook = Callable[["Cell", "float | None"], Awaitable[None]]
-"""Told, around commits, when an actor next needs to run (epoch s; 0 = now; None = never)."""
+WorkHook = Callable[["Cell", "float | None"], None]
+"""Told, after the store's work index changed, when an actor next needs to run (epoch s; 0 =
+now; None = never)."""
 
 
 @attrs.define(eq=False, slots=True)
@@ -49,6 +53,19 @@ class Pending:
     turn: Turn  # the root turn it belongs to
     branch: Turn  # the task of that turn that emitted it
     calls: int  # the branch's durable calls made before it
+    side: Any = None
+    """What its commit also writes: a consumed inbox message's id (``uuid.UUID``), or an
+    ``Outgoing`` message for another actor's inbox."""
+
+
+@attrs.define(eq=False, slots=True)
+class Outgoing:
+    """A message a turn sends: stored in ``stream``'s inbox by the turn's commit."""
+
+    stream: str
+    message: NewEvent
+    deliver: Callable[[], None]
+    """Tells the receiver, after the commit, that its inbox has a message."""
 
 
 class Journal:
@@ -131,15 +148,34 @@ class Journal:
                 self._forget(ended)
                 return  # the lock was still awaited: a turn never ends during a commit
             batch = [item.new for item in mine]
+            acknowledge: list[uuid.UUID] = []
+            outgoing: list[Outgoing] = []
+            for item in mine:
+                if item.side is not None:
+                    if isinstance(item.side, Outgoing):
+                        outgoing.append(item.side)
+                    else:
+                        acknowledge.append(item.side)
             marker = self._marker(root, mine) \
                 if mid_scope and root is not None and root.can_run_again else None
             if marker is not None:
                 batch.insert(0, self.cell.codec.new_event(marker))
             reordered_state = await self._fold_ahead(mine) if reordered else None
             wake = self.cell.work_at()
-            if self.work_hook is not None and _earlier(wake, self._indexed):
-                await self._index(wake)  # before: a crash leaves at worst an early entry
-            append = self.store.append(self.stream, batch, expected_version=self.state.version)
+            # The wake time goes with the commit; while other turns' events stay pending (they
+            # may cancel a timer this log still holds) only an earlier one.
+            wake_at: Any = KEEP
+            if self.work_hook is not None and wake != self._indexed and (
+                    len(mine) == len(pending) or _earlier(wake, self._indexed)):
+                wake_at = wake
+            if acknowledge or outgoing or wake_at is not KEEP:
+                append = self.store.append(
+                    self.stream, batch, expected_version=self.state.version,
+                    acknowledge=acknowledge, wake_at=wake_at,
+                    enqueue=[(out.stream, out.message) for out in outgoing])
+            else:
+                append = self.store.append(self.stream, batch,
+                                           expected_version=self.state.version)
             if self.cell.telemetry is not None:
                 append = self.cell.telemetry.commit(self.cell, len(batch), append)
             try:
@@ -167,7 +203,13 @@ class Journal:
                 self._settle(reordered_state)
             if marker is not None:
                 self._record_marked(marker, mine)
-            await self._after_commit(wake)
+            if wake_at is not KEEP:
+                self._indexed = wake_at
+                assert self.work_hook is not None
+                self.work_hook(self.cell, wake_at)
+            for out in outgoing:
+                out.deliver()
+            await self._after_commit()
 
     async def _fold_ahead(self, mine: list[Pending]) -> ActorState:
         """Before a commit that puts ``mine`` ahead of other live turns' earlier events: the
@@ -259,11 +301,9 @@ class Journal:
                 branch.cursors = {}
             branch.cursors[item.calls] = len(scope.events[(mark[:-1], mark[-1])])
 
-    async def _after_commit(self, wake: float | None) -> None:
-        """The index and snapshot updates after a stored commit: failures are warnings only."""
+    async def _after_commit(self) -> None:
+        """The snapshot after a stored commit, if one is due: a failure is a warning only."""
         try:
-            if self.work_hook is not None and wake != self._indexed and not self.pending:
-                await self._index(wake)
             every = self.cell.cls.snapshot_every
             if every is not None and not self.pending and \
                     self.state.version - self._snapshot_version >= every:
@@ -271,14 +311,16 @@ class Journal:
                 await self.store.save_snapshot(self.stream, version, self.state.snapshot())
                 self._snapshot_version = version
         except Exception as exc:
-            warnings.warn(f"{self.cell.name}: its commit is stored, but updating the work index "
-                          f"or saving a snapshot after it failed ({exc!r}); the actor goes on",
+            warnings.warn(f"{self.cell.name}: its commit is stored, but saving a snapshot after "
+                          f"it failed ({exc!r}); the actor goes on",
                           RuntimeWarning, stacklevel=2)
 
     async def _index(self, wake: float | None) -> None:
+        """Set the wake time in the store's index without a commit (at start, at a stop)."""
         assert self.work_hook is not None
-        await self.work_hook(self.cell, wake)
+        await self.store.set_wake(self.stream, wake)
         self._indexed = wake
+        self.work_hook(self.cell, wake)
 
     async def reindex(self) -> None:
         """Correct the work index to what the state says (at start, and after a stop)."""

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
 
 import trio
 
+from eventstore import EventStore
+
 from ._calls import current, on_trio_thread
 from ._cell import Cell
 from ._durable_ask import durable_ask
-from ._errors import AskTimeout, InvalidActorArgument
+from ._errors import ActorError, AskTimeout, InvalidActorArgument
+from ._inbox import encode_message
 from ._mailbox import Reply
+from ._turn import Turn
+
+log = logging.getLogger("actors")
 
 
 def _check_message_id(message_id: object) -> str | None:
@@ -38,13 +45,14 @@ class ActorRef:
     the durable values recorded the first time. See ``docs/messaging.md``.
     """
 
-    __slots__ = ("_current", "_resolve", "actor_id", "kind", "stream")
+    __slots__ = ("_current", "_resolve", "actor_id", "kind", "store", "stream")
 
     def __init__(self, kind: str, actor_id: str, stream: str, resolve: Callable[[], Cell],
-                 current: Callable[[], Cell | None]) -> None:
+                 current: Callable[[], Cell | None], store: EventStore) -> None:
         self.kind = kind
         self.actor_id = actor_id
         self.stream = stream
+        self.store = store
         self._resolve = resolve  # the running cell, activated if need be; raises if it cannot
         self._current = current  # the running cell, or None: never activates
 
@@ -55,12 +63,58 @@ class ActorRef:
     def tell(self, message: Any, *, message_id: str | None = None) -> None:
         """Queue ``message`` for the actor and return at once (not a checkpoint).
 
+        Inside another actor's turn (on the same store) the message is part of that turn, as
+        with ``send``: stored in the actor's inbox by the turn's commit, never if it fails.
+
         Raises:
             ActorStopped: the actor is not running (and cannot be activated).
         """
         if message_id is not None:
             _check_message_id(message_id)
+        turn = current()
+        if turn is not None and turn.cell.store is self.store and on_trio_thread():
+            self._send_with(turn, message, message_id)
+            return
         self._resolve().tell(message, message_id, None)
+
+    async def send(self, message: Any, *, message_id: str | None = None) -> None:
+        """Store ``message`` in the actor's inbox, and return once it is stored: a durable tell.
+
+        The actor processes it once, in the order each sender sent, also if this process dies
+        right after ``send`` returned (an ``ActorSystem`` re-activates actors with waiting
+        messages when it starts). A resend of the same ``message_id`` is processed once, as
+        for ``ask``. Inside another actor's turn the message is part of that turn: stored by
+        the turn's commit, never if the turn fails. A checkpoint. See ``docs/messaging.md``.
+
+        Raises:
+            InvalidActorArgument: the message cannot be encoded, or a bad ``message_id``;
+                nothing is stored.
+            ActorStopped: the actor is not running and cannot be activated (an actor spawned
+                without a system); nothing is stored.
+        """
+        message_id = _check_message_id(message_id)
+        turn = current()
+        if turn is not None and turn.cell.store is self.store and on_trio_thread():
+            self._send_with(turn, message, message_id)
+            await trio.lowlevel.checkpoint()
+            return
+        cell = self._resolve()
+        trace = None if cell.telemetry is None else cell.telemetry.carrier()
+        stored = encode_message(self.store.codec, self.stream, message, message_id, trace)
+        await self.store.enqueue(self.stream, [stored])
+        self._poke()
+
+    def _send_with(self, turn: Turn, message: Any, message_id: str | None) -> None:
+        cell = turn.cell
+        trace = None if cell.telemetry is None else cell.telemetry.carrier()
+        cell.outbox(turn, self.stream, message, message_id, self._poke, trace)
+
+    def _poke(self) -> None:
+        """Tell the actor that its inbox has a message (activating it if need be)."""
+        try:
+            self._resolve().poke()
+        except ActorError as exc:  # stored: it waits for the next activation
+            log.info("%r is not running (%s); the message waits in its inbox", self, exc)
 
     async def ask(self, message: Any, *, timeout: float | None = None,
                   message_id: str | None = None) -> Any:

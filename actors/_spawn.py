@@ -44,7 +44,7 @@ def ref_to(cell: Cell) -> ActorRef:
     def current() -> Cell | None:
         return None if cell.stopped.is_set() else cell
 
-    return ActorRef(cell.kind, cell.actor_id, cell.stream, resolve, current)
+    return ActorRef(cell.kind, cell.actor_id, cell.stream, resolve, current, cell.store)
 
 
 async def spawn(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,

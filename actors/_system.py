@@ -71,7 +71,7 @@ class ActorSystem:
         self._classes: dict[str, type[Actor]] = {}
         for cls in actors:
             self.register(cls)
-        self._index = WorkIndex(store, index_stream)
+        self._index = WorkIndex(store, index_stream)  # the stream: a legacy index, migrated
         self._cells: dict[tuple[str, str], Cell] = {}
         self._nursery: trio.Nursery | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -107,7 +107,7 @@ class ActorSystem:
     @contextlib.asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[None]:
         """The system's lifetime: its nursery, the wake-up task, and a clean stop at the end."""
-        await self._index.load()
+        await self._index.load(migrate=True)
         self._telemetry = resolve_telemetry(self.telemetry)
         if self._telemetry is not None:
             self._telemetry.watch(self, lambda: list(self._cells.values()))
@@ -166,7 +166,7 @@ class ActorSystem:
             cell = self._cells.get(key)
             return None if cell is None or cell.stopped.is_set() else cell
 
-        return ActorRef(kind, actor_id, f"{kind}-{actor_id}", resolve, current)
+        return ActorRef(kind, actor_id, f"{kind}-{actor_id}", resolve, current, self.store)
 
     @property
     def active(self) -> int:
@@ -212,9 +212,16 @@ class ActorSystem:
             raise cell.stop_error()
         return cell
 
-    async def _work_changed(self, cell: Cell, wake_at: float | None) -> None:
-        await self._index.update(cell.kind, cell.actor_id, wake_at)
+    def _work_changed(self, cell: Cell, wake_at: float | None) -> None:
+        self._index.changed(cell.stream, wake_at)
         self._index_changed.set()
+
+    def _key_of(self, stream: str) -> tuple[str, str] | None:
+        """The (kind, actor id) of an actor's stream, if this system hosts its kind."""
+        for kind in sorted(self._classes, key=len, reverse=True):
+            if stream.startswith(kind) and stream[len(kind):len(kind) + 1] == "-":
+                return kind, stream[len(kind) + 1:]
+        return None
 
     async def _wake_due_actors(self) -> None:
         """Activate passivated (or not yet started) actors whose work is due."""
@@ -224,7 +231,7 @@ class ActorSystem:
             if entry is None:
                 await self._index_changed.wait()
                 continue
-            wake_at, key = entry
+            wake_at, stream = entry
             delay = wake_at - self.clock.time()
             if delay > 0:
                 with trio.move_on_after(delay):
@@ -232,9 +239,12 @@ class ActorSystem:
                 continue
             if self._closing:
                 return  # shutting down: activating now would only fail
-            self._index.pop(key, wake_at)
+            self._index.pop(stream, wake_at)
+            key = self._key_of(stream)
+            if key is None:
+                continue  # an actor of a class this system does not host
             cell = self._cells.get(key)
-            if (cell is None or cell.closing) and key[0] in self._classes:
+            if cell is None or cell.closing:
                 try:
                     self._activate_nowait(key)
                 except ActorError as exc:

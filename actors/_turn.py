@@ -35,7 +35,7 @@ class Turn:
     """
 
     __slots__ = ("_scope", "branch", "calls", "cell", "children", "cursors", "finished",
-                 "message_id", "poisoned", "root")
+                 "message_id", "poisoned", "root", "sends")
 
     def __init__(self, cell: Cell, *, scope: str | None = None,
                  message_id: str | None = None, parent: Turn | None = None) -> None:
@@ -45,6 +45,7 @@ class Turn:
         self._scope = scope
         self.message_id = message_id
         self.calls = 0
+        self.sends = 0  # messages this branch sent (tell/send to other actors)
         self.children = 0
         self.cursors: dict[int, int] | None = None  # made when a re-execution matches
         self.branch: tuple[int, ...] = ()

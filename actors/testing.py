@@ -207,7 +207,7 @@ class ActorTestKit:
         def current() -> Cell | None:
             return hosted.cell if hosted.running else None
 
-        return ActorRef(kind, actor_id, stream, resolve, current)
+        return ActorRef(kind, actor_id, stream, resolve, current, self.store)
 
     async def spawn(self, cls: type[Actor], actor_id: str) -> ActorRef:
         """Start ``cls``/``actor_id`` and return its ref once it has recovered. A checkpoint.

@@ -529,15 +529,12 @@ async def test_a_restarted_system_fires_timers_of_actors_never_touched(
 
 async def test_an_index_entry_that_is_too_early_is_corrected_at_activation(
         autojump_clock: trio.testing.MockClock, store: MemoryEventStore) -> None:
-    # A crash between an actor's commit and its index update leaves an entry that is too early
-    # (the index is written before commits that bring work forward, after those that delay it).
-    from actors._events import WorkIndexed
-
+    # The index is written in each commit's transaction, so only a hand edit (or an older
+    # release) leaves an entry that is too early: the activation finds nothing due and corrects it.
     clock = actors.VirtualClock()
     async with actors.ActorSystem(store, actors=[Timers], clock=clock) as system:
         await system.ref(Timers, "e").ask(Schedule(2 * HOUR, "real"))
-    await store.append("$actors-index", [store.codec.new_event(
-        WorkIndexed("Timers", "e", (START + HOUR).timestamp()))])
+    await store.set_wake("Timers-e", (START + HOUR).timestamp())
     async with actors.ActorSystem(store, actors=[Timers], clock=clock,
                                   idle_timeout=60) as system:
         await trio.sleep(3600 + 1)
@@ -547,6 +544,25 @@ async def test_an_index_entry_that_is_too_early_is_corrected_at_activation(
         assert FIRED == {}
         await trio.sleep(3600)
         assert FIRED == {"e": [("real", START + 2 * HOUR)]}
+
+
+async def test_a_legacy_index_stream_is_moved_into_the_store_index(
+        autojump_clock: trio.testing.MockClock, store: MemoryEventStore) -> None:
+    # Logs of earlier releases kept the index in the "$actors-index" stream.
+    from actors._events import WorkIndexed
+
+    clock = actors.VirtualClock()
+    async with actors.ActorSystem(store, actors=[Timers], clock=clock) as system:
+        await system.ref(Timers, "old").ask(Schedule(2 * HOUR, "legacy"))
+    await store.set_wake("Timers-old", None)  # as an older release left it: in the stream only
+    await store.append("$actors-index", [store.codec.new_event(
+        WorkIndexed("Timers", "old", (START + 2 * HOUR).timestamp()))])
+    async with actors.ActorSystem(store, actors=[Timers], clock=clock) as system:
+        assert [entry.stream for entry in await store.work()] == ["Timers-old"]
+        assert [e async for e in store.read("$actors-index")] == []
+        await trio.sleep(3 * 3600)
+        assert FIRED == {"old": [("legacy", START + 2 * HOUR)]}
+    assert await store.work() == []
 
 
 async def test_an_actor_with_unconsumed_due_tokens_is_not_passivated(

@@ -1,0 +1,230 @@
+"""Durable messages: ``send`` stores a message in the actor's inbox before it returns, and the
+actor consumes it in the commit of the turn it causes, so its effects happen once. Messages a
+turn sends (``tell``/``send``) are stored by the turn's commit, never if the turn fails."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import actors
+import eventstore
+from actors import DeadLettered, MessageSent, Received
+from eventstore import EventStore
+
+
+@eventstore.event_type("tests.send.Added")
+@attrs.frozen
+class Added:
+    sender: str
+    n: int
+
+
+@eventstore.event_type("tests.send.Add")
+@attrs.frozen
+class Add:
+    sender: str
+    n: int
+
+
+@attrs.define
+class Tally(actors.Actor):
+    kind = "Tally"
+    runs: ClassVar[list[Any]] = []
+    seen: list[tuple[str, int]] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        self.seen.append((event.sender, event.n))
+
+    async def receive(self, message: Any) -> Any:
+        Tally.runs.append(message)
+        if isinstance(message, Add):
+            if message.sender == "poison":
+                raise RuntimeError("poisoned")
+            self.emit(Added(message.sender, message.n))
+        return self.seen
+
+
+@eventstore.event_type("tests.send.Forward")
+@attrs.frozen
+class Forward:
+    to: str
+    n: int
+    fail: bool = False
+    durable: bool = True
+
+
+@attrs.define
+class Relay(actors.Actor):
+    kind = "Relay"
+    forwarded: int = 0
+
+    def apply(self, event: Any) -> None:
+        self.forwarded += 1
+
+    async def receive(self, message: Any) -> Any:
+        other = self.ref(Tally, message.to)
+        if message.durable:
+            await other.send(Add("relay", message.n))
+        else:
+            other.tell(Add("relay", message.n))
+        self.emit(Added("relay", message.n))
+        if message.fail:
+            raise RuntimeError("the turn fails after sending")
+        return self.forwarded
+
+
+@pytest.fixture(autouse=True)
+def fresh_runs() -> None:
+    Tally.runs = []
+
+
+async def log_of(store: EventStore, stream: str) -> list[Any]:
+    return [store.codec.decode(r) async for r in store.read(stream)]
+
+
+async def inbox_of(store: EventStore, stream: str) -> list[Any]:
+    return [r async for r in store.read_inbox(stream)]
+
+
+async def test_send_stores_then_the_actor_consumes_once(any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        await ref.send(Add("a", 1))
+        await ref.send(Add("a", 2), message_id="m-2")
+        assert await ref.ask("state") == [("a", 1), ("a", 2)]
+    log = await log_of(any_store, "Tally-t")
+    received = [e for e in log if isinstance(e, Received)]
+    assert [(r.message_id, r.type, r.data) for r in received] == [
+        (None, "tests.send.Add", {"sender": "a", "n": 1}),
+        ("m-2", "tests.send.Add", {"sender": "a", "n": 2})]
+    assert received[0].seq < received[1].seq
+    assert await inbox_of(any_store, "Tally-t") == []  # consumed: trimmed with the commit
+    assert await any_store.work() == []
+
+
+async def test_a_resent_message_id_is_processed_once(any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        for _ in range(3):
+            await ref.send(Add("a", 1), message_id="once")
+        await ref.ask("sync")
+        await ref.send(Add("a", 1), message_id="once")  # after it was consumed
+        assert await ref.ask("state") == [("a", 1)]
+    assert Tally.runs.count(Add("a", 1)) == 1
+
+
+async def test_messages_sent_before_a_crash_are_processed_at_the_next_start(
+        any_store: EventStore) -> None:
+    # As if the process died right after send() returned: the message waits in the inbox.
+    from actors._inbox import encode_message
+
+    stored = encode_message(any_store.codec, "Tally-late", Add("a", 7), "m-7", None)
+    await any_store.enqueue("Tally-late", [stored])
+    assert [entry.stream for entry in await any_store.work()] == ["Tally-late"]
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        with trio.fail_after(10):
+            while not Tally.runs:
+                await trio.sleep(0.01)
+        assert await system.ref(Tally, "late").ask("state") == [("a", 7)]
+    assert await any_store.work() == []
+
+
+async def test_each_senders_order_is_kept(any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+
+        async def sender(name: str) -> None:
+            for n in range(20):
+                await ref.send(Add(name, n))
+
+        async with trio.open_nursery() as nursery:
+            for name in "abcd":
+                nursery.start_soon(sender, name)
+        seen = await ref.ask("state")
+    assert len(seen) == 80
+    for name in "abcd":
+        assert [n for s, n in seen if s == name] == list(range(20))
+
+
+async def test_a_message_that_cannot_be_encoded_is_refused_before_anything_is_stored(
+        any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        with pytest.raises(actors.InvalidActorArgument, match="cannot be stored"):
+            await ref.send(object())
+        for bad in ("", 7, "\udc80"):
+            with pytest.raises(actors.InvalidActorArgument, match="message_id"):
+                await ref.send(Add("a", 1), message_id=bad)  # type: ignore[arg-type]
+    assert await inbox_of(any_store, "Tally-t") == []
+    assert Tally.runs == []
+
+
+async def test_plain_values_can_be_sent(any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        await ref.send(("a", 1, [2.5, None]))
+        await ref.ask("sync")
+    assert Tally.runs[0] == ("a", 1, [2.5, None])
+
+
+@attrs.define
+class Brittle(Tally):
+    kind = "Brittle"
+    max_deliveries = 3
+    supervision = actors.Restart(initial_backoff=0.5)
+
+
+async def test_a_poison_message_becomes_a_dead_letter_and_the_inbox_moves_on(
+        autojump_clock: trio.testing.MockClock, any_store: EventStore,
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with actors.ActorSystem(any_store, actors=[Brittle]) as system:
+        ref = system.ref(Brittle, "b")
+        await ref.send(Add("poison", 1), message_id="bad")
+        await ref.send(Add("a", 2))
+        with trio.fail_after(60):
+            while len(Tally.runs) < 4:
+                await trio.sleep(0.1)
+        assert await ref.ask("state") == [("a", 2)]
+    assert Tally.runs[:3] == [Add("poison", 1)] * 3  # tried max_deliveries times
+    log = await log_of(any_store, "Brittle-b")
+    [dead] = [e for e in log if isinstance(e, DeadLettered)]
+    assert (dead.message_id, dead.type, dead.attempts) == ("bad", "tests.send.Add", 3)
+    assert dead.data == {"sender": "poison", "n": 1} and "poisoned" in dead.error
+    assert await inbox_of(any_store, "Brittle-b") == []
+    assert "dead letter" in caplog.text
+
+
+async def test_a_turn_sends_after_its_commit_and_never_if_it_fails(
+        any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally, Relay]) as system:
+        relay = system.ref(Relay, "r")
+        with pytest.raises(RuntimeError):
+            await relay.ask(Forward("t", 1, fail=True))
+        with pytest.raises(RuntimeError):
+            await relay.ask(Forward("t", 2, fail=True, durable=False))
+        assert await relay.ask(Forward("t", 3)) == 1
+        assert await relay.ask(Forward("t", 4, durable=False)) == 2
+        tally = system.ref(Tally, "t")
+        with trio.fail_after(10):
+            while len(Tally.runs) < 2:
+                await trio.sleep(0.01)
+        assert await tally.ask("state") == [("relay", 3), ("relay", 4)]
+    sent = [e for e in await log_of(any_store, "Relay-r") if isinstance(e, MessageSent)]
+    assert [(s.to, s.type) for s in sent] == [("Tally-t", "tests.send.Add")] * 2
+
+
+async def test_a_scope_that_runs_again_sends_with_the_same_id(any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally, Relay]) as system:
+        relay = system.ref(Relay, "r")
+        await relay.ask(Forward("t", 5), message_id="fwd-5")
+        await relay.ask(Forward("t", 5), message_id="fwd-5")  # answered from the record
+        await system.ref(Tally, "t").ask("sync")
+    sent = [e for e in await log_of(any_store, "Relay-r") if isinstance(e, MessageSent)]
+    assert [s.message_id for s in sent] == ["Relay-r/msg:fwd-5/>0"]
+    received = [e for e in await log_of(any_store, "Tally-t") if isinstance(e, Received)]
+    assert [r.message_id for r in received] == ["Relay-r/msg:fwd-5/>0"]
