@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from eventstore import Codec, DecodeError, EventStore, RecordedEvent
+from eventstore import Codec, DecodeError, EventStore, RecordedEvent, WorkEntry
 
 from .replay import ReplayError, _load_line, _parse_event
 
@@ -134,8 +134,18 @@ class JsonlLog(EventStore):
                              types: frozenset[str] | None) -> list[RecordedEvent]:
         self._read_only("read_all")
 
-    async def _append(self, stream: str, events: list[Any], expected: Any) -> Any:
+    async def _append(self, stream: str, events: list[Any], expected: Any, side: Any) -> Any:
         self._read_only("append")
+
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        return []  # a log holds events and snapshots only: no inboxes
+
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None:
+        self._read_only("set_wake")
+
+    async def _work(self) -> list[WorkEntry]:
+        return []
 
     async def _delete_up_to(self, stream: str, version: int) -> None:
         self._read_only("delete_up_to")

@@ -18,8 +18,9 @@ import attrs
 import trio
 import trio.testing
 
-from eventstore import AppendResult, EventStore, Expected, RecordedEvent
+from eventstore import AppendResult, EventStore, Expected, RecordedEvent, WorkEntry
 from eventstore._validate import EncodedEvent
+from eventstore._work import Side
 
 from ._actor_class import overrides
 from ._cell import Cell
@@ -71,11 +72,21 @@ class _ReplayClock:
 class _Sandbox(EventStore):
     """Takes the re-run's commits and keeps nothing, so it never writes to a real log."""
 
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected) -> AppendResult:
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
         await trio.lowlevel.checkpoint()
         base = expected if isinstance(expected, int) else 0
         return AppendResult(base + len(events), 0)
+
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        return []
+
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None:
+        pass
+
+    async def _work(self) -> list[WorkEntry]:
+        return []
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:

@@ -95,7 +95,7 @@ class WorkConformance(ConformanceBase):
                     {"enqueue": [("b", NewEvent("M", {"f": {1, 2}}))]},
                     {"wake_at": float("inf")}, {"wake_at": "soon"}, {"wake_at": True}):
             with pytest.raises((InvalidArgument, SerializationError)):
-                await store.append("a", events(1), **bad)  # type: ignore[arg-type]
+                await store.append("a", events(1), **bad)
         assert await collect(store.read("a")) == [] and await store.work() == []
         with pytest.raises(InvalidArgument, match="at least one"):
             await store.enqueue("a", [])

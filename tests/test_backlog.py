@@ -50,12 +50,13 @@ class CountingStore(MemoryEventStore):
         self.appends: list[int] = []
         self.failing = False
 
-    async def _append(self, stream: str, events: Any, expected: Any) -> eventstore.AppendResult:
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
         if self.failing:
             await trio.lowlevel.checkpoint()
             raise eventstore.EventStoreError("the disk is gone")
         self.appends.append(len(events))
-        return await super()._append(stream, events, expected)
+        return await super()._append(stream, events, expected, side)
 
 
 async def values(store: eventstore.EventStore) -> list[int]:

@@ -72,8 +72,8 @@ class SlowAck(MemoryEventStore):
     hold: trio.Event | None = None
     held: trio.Event | None = None
 
-    async def _append(self, stream: str, events: Any, expected: Any) -> Any:
-        result = await super()._append(stream, events, expected)
+    async def _append(self, stream: str, events: Any, expected: Any, side: Any) -> Any:
+        result = await super()._append(stream, events, expected, side)
         if self.hold is not None:
             hold, self.hold = self.hold, None
             assert self.held is not None

@@ -52,9 +52,10 @@ class NoWrites(MemoryEventStore):
 
     sealed = False
 
-    async def _append(self, stream: str, events: Any, expected: Any) -> eventstore.AppendResult:
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
         assert not self.sealed, f"append to {stream}"
-        return await super()._append(stream, events, expected)
+        return await super()._append(stream, events, expected, side)
 
     async def _save_snapshot(self, stream: str, version: int, state: str) -> None:
         assert not self.sealed, f"snapshot of {stream}"

@@ -19,8 +19,16 @@ import attrs
 import trio
 
 import actors
-from eventstore import AppendResult, EventStore, EventStoreError, Expected, RecordedEvent
+from eventstore import (
+    AppendResult,
+    EventStore,
+    EventStoreError,
+    Expected,
+    RecordedEvent,
+    WorkEntry,
+)
 from eventstore._validate import EncodedEvent
+from eventstore._work import Side
 
 OPERATIONS = frozenset({"append", "read", "read_all", "last_version", "delete_up_to",
                         "save_snapshot", "load_snapshot"})
@@ -104,13 +112,31 @@ class FaultyStore(EventStore):
         if fault is not None and fault.after and fault.error is not None:
             raise fault.error()
 
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected) -> AppendResult:
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
         fault = await self._before("append")
-        result = await self.inner._append(stream, events, expected)
+        result = await self.inner._append(stream, events, expected, side)
         self._notify_appended()
         self._after(fault)
         return result
+
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        fault = await self._before("read_inbox")
+        page = await self.inner._read_inbox_page(stream, after, size)
+        self._after(fault)
+        return page
+
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None:
+        fault = await self._before("set_wake")
+        await self.inner._set_wake(stream, wake_at)
+        self._after(fault)
+
+    async def _work(self) -> list[WorkEntry]:
+        fault = await self._before("work")
+        entries = await self.inner._work()
+        self._after(fault)
+        return entries
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
