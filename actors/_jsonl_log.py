@@ -139,10 +139,10 @@ class JsonlLog(EventStore):
 
     async def _read_inbox_page(self, stream: str, after: int,
                                size: int) -> list[RecordedEvent]:
-        return []  # an exported log holds no inboxes
+        return []  # a log holds events and snapshots only: no inboxes
 
     async def _set_wake(self, stream: str, wake_at: float | None) -> None:
-        self._read_only("work index")
+        self._read_only("set_wake")
 
     async def _work(self) -> list[WorkEntry]:
         return []

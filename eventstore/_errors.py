@@ -97,7 +97,9 @@ class AppendOutcomeUnknown(EventStoreError):
 
     Raised only after a commit whose outcome was ambiguous (the connection was lost while the
     transaction was committing) when reading the stream's event ids back kept failing for the
-    store's whole time bound. Every other error of ``append`` means nothing was written.
+    store's whole time bound. Every other error of ``append`` means nothing was written. An
+    ``enqueue`` (no events: ``count`` is 0) whose commit was ambiguous raises it unless every one
+    of its messages is found waiting in its inbox: a consumed message leaves no trace.
 
     Attributes:
         stream: the stream appended to.

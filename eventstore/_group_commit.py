@@ -22,6 +22,7 @@ import trio
 from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError
 from ._model import AppendResult, Expected
 from ._validate import EncodedEvent, StoredAt, retried
+from ._work import NO_SIDE, Side
 
 
 @attrs.define(eq=False)
@@ -31,6 +32,8 @@ class AppendRequest:
     stream: str
     events: list[EncodedEvent]
     expected: Expected
+    side: Side = NO_SIDE
+    """What the append writes besides its events (inboxes, the work index), in its transaction."""
     result: AppendResult | BaseException | None = None
     done: trio.Event = attrs.Factory(trio.Event)
     lead: bool = False
@@ -66,6 +69,23 @@ def checked_outcome(request: AppendRequest, found: list[StoredAt | None],
     return absent if result is None else result
 
 
+def checked_enqueue(request: AppendRequest, waiting: set[tuple[str, bytes]],
+                    absent: EventStoreError) -> AppendResult | EventStoreError:
+    """The outcome of an append without events (an ``enqueue``) whose commit was ambiguous.
+
+    Messages leave no trace once consumed, so absence proves nothing: if every message is
+    waiting in its inbox (``waiting`` holds the (stream, id) pairs found), the enqueue counts as
+    done, since a retry would skip them all; otherwise it is ``AppendOutcomeUnknown``.
+    """
+    if all((target, message.id.bytes) in waiting for target, message in request.side.enqueue):
+        return AppendResult(0, 0)
+    error = AppendOutcomeUnknown(
+        request.stream, 0, f"{absent}; not every message of it is waiting in its inbox, and a "
+        "message that was stored may have been consumed since")
+    error.__cause__ = absent
+    return error
+
+
 class GroupCommitter:
     """Queues append requests and writes them in batches through ``write_batch``.
 
@@ -86,15 +106,15 @@ class GroupCommitter:
         self._queue: deque[AppendRequest] = deque()
         self._writing = False
 
-    async def submit(self, stream: str, events: list[EncodedEvent],
-                     expected: Expected) -> AppendResult:
+    async def submit(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                     side: Side = NO_SIDE) -> AppendResult:
         """Queue an append and return its result once a writer has settled it.
 
         A checkpoint. A caller cancelled while its request waits in the queue withdraws it:
         nothing of it is written. One cancelled while its request is being committed does not
         learn the outcome; the batch commits or fails as a whole, and the next writer goes on.
         """
-        request = AppendRequest(stream, events, expected)
+        request = AppendRequest(stream, events, expected, side)
         self._queue.append(request)
         if self._writing:
             try:

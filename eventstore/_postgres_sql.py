@@ -19,16 +19,35 @@ import psycopg
 from ._errors import DuplicateEventId, EventStoreError, SchemaError, WrongExpectedVersion
 from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected
 from ._validate import EncodedEvent, StoredAt, retried
+from ._work import KEEP, Side
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this library writes; it upgrades older ones and refuses a higher one."""
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+# Version 2: the inboxes and the work index (see ``eventstore._work``). A message's ``seq`` comes
+# from ``global_position.inbox_seq``, taken under the row lock every append transaction holds, so
+# sequence numbers commit in order, as positions do; ``inbox_by_stream`` serves ``read_inbox``.
+_V1_TO_V2 = (
+    "ALTER TABLE {s}.global_position ADD COLUMN inbox_seq bigint NOT NULL DEFAULT 0",
+    """CREATE TABLE {s}.inbox (
+        seq bigint PRIMARY KEY,
+        stream text NOT NULL,
+        id uuid NOT NULL,
+        type text NOT NULL,
+        data text NOT NULL,
+        metadata text NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
+        CONSTRAINT inbox_ids UNIQUE (stream, id))""",
+    "CREATE INDEX inbox_by_stream ON {s}.inbox (stream, seq)",
+    "CREATE TABLE {s}.wake (stream text PRIMARY KEY, wake_at double precision)",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1_TO_V2}
 """The statements that upgrade a schema from each version to the next, run in one transaction;
-``{s}`` in them is the quoted schema name. None yet: version 1 is the only format so far."""
+``{s}`` in them is the quoted schema name."""
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-Request = tuple[str, list[EncodedEvent], Expected]
+Request = tuple[str, list[EncodedEvent], Expected, Side]
 
 
 class Statements:
@@ -66,6 +85,7 @@ class Statements:
                 state text NOT NULL,
                 recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
                 PRIMARY KEY (stream, version))""",
+            *(step.format(s=s) for step in _V1_TO_V2),  # a new schema is the upgraded one
         ]
         self.schema_version = f"SELECT version FROM {s}.schema_version"
         self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"
@@ -84,7 +104,7 @@ class Statements:
                 SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
                                      %b::uuid[], %b::timestamptz[])
                     AS e(idx, rank, type, data, metadata, id, recorded_at)
-            ), cur AS (
+            ){{inputs}}, cur AS (
                 SELECT req.*, coalesce(greatest(
                     (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
                     (SELECT version FROM {s}.deleted WHERE stream = req.stream)), 0) AS actual
@@ -111,23 +131,85 @@ class Statements:
                 SELECT ok.base + ev.rank, ok.stream, ok.actual + ev.rank, ev.type, ev.data,
                        ev.metadata, ev.id, coalesce(ev.recorded_at, statement_timestamp())
                 FROM ok JOIN ev USING (idx)
-            ), moved AS (
+            ){{side}}, moved AS (
                 UPDATE {s}.global_position
-                SET position = position + (SELECT coalesce(sum(n), 0) FROM ok)
+                SET position = position + (SELECT coalesce(sum(n), 0) FROM ok){{count}}
             )
             SELECT cur.idx, cur.actual, ok.actual + ok.n, ok.base + ok.n,
                    found.ids, found.streams, found.versions, found.positions
             FROM cur LEFT JOIN ok USING (idx) LEFT JOIN found USING (idx)
         """
+        plain = append.replace("{inputs}", "").replace("{side}", "").replace("{count}", "")
+        # The same with each accepted append's side (see ``eventstore._work``), written by the
+        # same statement: what it acknowledges (ack: its own stream's inbox rows by id), the
+        # messages it enqueues (msg, in order, each skipped when its id waits in that inbox
+        # already), its wake time (wk: set, or cleared when ``clear``). A message both
+        # acknowledged and enqueued again to the same stream by one append is stored again, as
+        # a new row would be: its row is not deleted but updated, since one statement cannot
+        # delete a row and insert its key again. Within a round, no two appends touch the same
+        # inbox (``append_rounds``), and no append enqueues one (stream, id) twice (``_round``).
+        with_side = append.replace("{inputs}", """, ack AS (
+                SELECT * FROM unnest(%b::int[], %b::uuid[]) AS a(idx, id)
+            ), msg AS (
+                SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
+                                     %b::text[], %b::uuid[])
+                    AS m(idx, rank, stream, type, data, metadata, id)
+            ), wk AS (
+                SELECT * FROM unnest(%b::int[], %b::bool[], %b::float8[])
+                    AS w(idx, clear, wake_at)
+            )""").replace("{side}", f""", again AS (
+                SELECT ok.idx, ack.id FROM ok JOIN ack USING (idx)
+                WHERE EXISTS (SELECT FROM msg WHERE msg.idx = ack.idx
+                              AND msg.stream = ok.stream AND msg.id = ack.id)
+            ), acked AS (
+                DELETE FROM {s}.inbox USING ok, ack
+                WHERE ack.idx = ok.idx AND inbox.stream = ok.stream AND inbox.id = ack.id
+                    AND NOT EXISTS (SELECT FROM again
+                                    WHERE again.idx = ack.idx AND again.id = ack.id)
+            ), queued AS (
+                INSERT INTO {s}.inbox AS inbox (seq, stream, id, type, data, metadata)
+                SELECT (SELECT inbox_seq FROM {s}.global_position)
+                           + row_number() OVER (ORDER BY msg.idx, msg.rank),
+                       msg.stream, msg.id, msg.type, msg.data, msg.metadata
+                FROM ok JOIN msg USING (idx)
+                ON CONFLICT (stream, id) DO UPDATE
+                SET seq = excluded.seq, type = excluded.type, data = excluded.data,
+                    metadata = excluded.metadata, recorded_at = excluded.recorded_at
+                WHERE EXISTS (SELECT FROM again JOIN ok USING (idx)
+                              WHERE ok.stream = inbox.stream AND again.id = inbox.id)
+            ), woken AS (
+                INSERT INTO {s}.wake (stream, wake_at)
+                SELECT ok.stream, wk.wake_at FROM ok JOIN wk USING (idx) WHERE NOT wk.clear
+                ON CONFLICT (stream) DO UPDATE SET wake_at = excluded.wake_at
+            ), cleared AS (
+                DELETE FROM {s}.wake USING ok, wk
+                WHERE wk.idx = ok.idx AND wk.clear AND wake.stream = ok.stream
+            )""").replace(
+            "{count}", ", inbox_seq = inbox_seq + (SELECT count(*) FROM ok JOIN msg USING (idx))")
         # Retries are rare: an accepted append's ids are not looked up, the unique constraint
         # on ids catches one stored already (an ANY retry, a clash), and then the batch is sent
         # again looking up every id.
-        self.append = append.replace(
-            "{which}", "NOT EXISTS (SELECT FROM passed WHERE passed.idx = ev.idx)")
-        self.append_checking_ids = append.replace("{which}", "true")
+        which = "NOT EXISTS (SELECT FROM passed WHERE passed.idx = ev.idx)"
+        self.append = plain.replace("{which}", which)
+        self.append_checking_ids = plain.replace("{which}", "true")
+        self.append_with_side = with_side.replace("{which}", which)
+        self.append_with_side_checking_ids = with_side.replace("{which}", "true")
         # Where a batch's event ids are stored: how an ambiguous commit is settled.
         self.stored_ids = (f"SELECT id, stream, version, position FROM {s}.events "
                            "WHERE id = ANY(%s::uuid[])")
+        # Which (stream, id) pairs wait in their inboxes: how an ambiguous enqueue is settled.
+        self.waiting = (f"SELECT stream, id FROM {s}.inbox WHERE (stream, id) IN "
+                        "(SELECT * FROM unnest(%s::text[], %s::uuid[]))")
+        self.read_inbox = (f"SELECT seq, seq, type, data, metadata, id, recorded_at "
+                           f"FROM {s}.inbox WHERE stream = %s AND seq > %s ORDER BY seq LIMIT %s")
+        self.set_wake = (f"INSERT INTO {s}.wake (stream, wake_at) VALUES (%s, %s) "
+                         "ON CONFLICT (stream) DO UPDATE SET wake_at = excluded.wake_at")
+        self.clear_wake = f"DELETE FROM {s}.wake WHERE stream = %s"
+        self.work = (
+            "SELECT stream, max(wake_at), sum(waiting)::bigint FROM ("
+            f"SELECT stream, wake_at, 0 AS waiting FROM {s}.wake WHERE wake_at IS NOT NULL "
+            f"UNION ALL SELECT stream, NULL, count(*) FROM {s}.inbox GROUP BY stream"
+            ") AS w GROUP BY stream")
         self.read_stream = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
                             "AND version >= %s ORDER BY version LIMIT %s")
         self.read_stream_to = (f"SELECT {columns} FROM {s}.events WHERE stream = %s "
@@ -183,6 +265,14 @@ def stored_at(conn: Conn, q: Statements, ids: list[uuid.UUID]) -> dict[uuid.UUID
     """Where each of ``ids`` that is stored is: (stream, version, position)."""
     rows = conn.execute(q.stored_ids, (ids,)).fetchall()
     return {id: (stream, version, position) for id, stream, version, position in rows}
+
+
+def waiting(conn: Conn, q: Statements,
+            pairs: list[tuple[str, uuid.UUID]]) -> set[tuple[str, bytes]]:
+    """Which of the (stream, message id) pairs wait in their inboxes (ids as 16 bytes)."""
+    rows = conn.execute(q.waiting, ([stream for stream, _ in pairs],
+                                    [id for _, id in pairs])).fetchall()
+    return {(stream, id.bytes) for stream, id in rows}
 
 
 def install_schema(conn: Conn, q: Statements, schema: str, server: str, *,
@@ -267,44 +357,75 @@ def _migrate(conn: Conn, q: Statements, schema: str, server: str, version: int) 
     return version + 1
 
 
+def with_side(batch: list[Request]) -> bool:
+    """Whether an append of ``batch`` has a side: then it takes the ``append_with_side`` SQL."""
+    return any(not side.empty for _, _, _, side in batch)
+
+
 def append_rounds(batch: list[Request]) -> list[tuple[list[Any], ...]]:
     """The parameters of the append statement for each round of a batch, in order.
 
-    An append goes in the round after the last one holding its stream or any of its event ids,
-    so every round's appends are independent and later rounds see the earlier ones' writes.
-    Usually they are all independent, and there is one round.
+    An append goes in the round after the last one holding its stream, any of its event ids, or
+    any stream whose inbox it writes to, so every round's appends are independent and later
+    rounds see the earlier ones' writes. Usually they are all independent, and there is one
+    round. With ``with_side(batch)``, each round's parameters include the appends' sides.
     """
-    ids = [event.id for _, events, _ in batch for event in events]
-    if len({stream for stream, _, _ in batch}) == len(batch) and len(set(ids)) == len(ids):
-        return [_round(list(enumerate(batch)))]
+    side = with_side(batch)
+    ids = [event.id for _, events, _, _ in batch for event in events]
+    if not side and len({stream for stream, _, _, _ in batch}) == len(batch) and (
+            len(set(ids)) == len(ids)):
+        return [_round(list(enumerate(batch)), side)]
     rounds: list[list[tuple[int, Request]]] = []
     last_round: dict[object, int] = {}
     for idx, request in enumerate(batch):
-        keys = [request[0], *(event.id for event in request[1])]
+        keys = [request[0], *(event.id for event in request[1]),
+                *(target for target, _ in request[3].enqueue)]
         number = 1 + max(last_round.get(key, -1) for key in keys)
         for key in keys:
             last_round[key] = number
         if number == len(rounds):
             rounds.append([])
         rounds[number].append((idx, request))
-    return [_round(requests) for requests in rounds]
+    return [_round(requests, side) for requests in rounds]
 
 
-def _round(requests: list[tuple[int, Request]]) -> tuple[list[Any], ...]:
-    events = [(idx, rank, event) for idx, (_, batch, _) in requests
+def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], ...]:
+    events = [(idx, rank, event) for idx, (_, batch, _, _) in requests
               for rank, event in enumerate(batch, 1)]
-    return ([idx for idx, _ in requests],
-            [stream for _, (stream, _, _) in requests],
-            [-1 if expected is ANY else -2 if expected is STREAM_EXISTS
-             else 0 if expected is NO_STREAM else expected for _, (_, _, expected) in requests],
-            [len(batch) for _, (_, batch, _) in requests],
-            [idx for idx, _, _ in events],
-            [rank for _, rank, _ in events],
-            [event.type for _, _, event in events],
-            [event.data for _, _, event in events],
-            [event.metadata for _, _, event in events],
-            [event.id for _, _, event in events],
-            [event.recorded_at for _, _, event in events])
+    params: tuple[list[Any], ...] = (
+        [idx for idx, _ in requests],
+        [stream for _, (stream, _, _, _) in requests],
+        [-1 if expected is ANY else -2 if expected is STREAM_EXISTS
+         else 0 if expected is NO_STREAM else expected for _, (_, _, expected, _) in requests],
+        [len(batch) for _, (_, batch, _, _) in requests],
+        [idx for idx, _, _ in events],
+        [rank for _, rank, _ in events],
+        [event.type for _, _, event in events],
+        [event.data for _, _, event in events],
+        [event.metadata for _, _, event in events],
+        [event.id for _, _, event in events],
+        [event.recorded_at for _, _, event in events])
+    if not side:
+        return params
+    acks = [(idx, uuid.UUID(bytes=id)) for idx, (_, _, _, s) in requests for id in s.acknowledge]
+    messages = []
+    for idx, (_, _, _, s) in requests:
+        # A (stream, id) enqueued twice by one append: the first is stored, as a retry would
+        # skip the second (and one statement cannot write a row twice).
+        first = {(target, message.id): (target, message) for target, message in s.enqueue}
+        messages += [(idx, rank, target, message)
+                     for rank, (target, message) in enumerate(first.values(), 1)]
+    wakes = [(idx, s.wake_at) for idx, (_, _, _, s) in requests if s.wake_at is not KEEP]
+    return (*params,
+            [idx for idx, _ in acks], [id for _, id in acks],
+            [idx for idx, _, _, _ in messages], [rank for _, rank, _, _ in messages],
+            [target for _, _, target, _ in messages],
+            [message.type for _, _, _, message in messages],
+            [message.data for _, _, _, message in messages],
+            [message.metadata for _, _, _, message in messages],
+            [message.id for _, _, _, message in messages],
+            [idx for idx, _ in wakes], [at is None for _, at in wakes],
+            [0.0 if at is None else at for _, at in wakes])
 
 
 def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]
@@ -312,7 +433,7 @@ def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]
     """Each append's result from the rows the append statements returned, in batch order."""
     by_idx = {row[0]: row for row in rows}
     outcomes: list[AppendResult | EventStoreError] = []
-    for idx, (stream, events, expected) in enumerate(batch):
+    for idx, (stream, events, expected, _) in enumerate(batch):
         _, actual, version, position, ids, streams, versions, positions = by_idx[idx]
         if version is not None:
             outcomes.append(AppendResult(version, position))

@@ -6,8 +6,11 @@ an event store. Opening a file creates the schema in a new one, upgrades an olde
 and refuses a newer one. A later format adds one entry to ``MIGRATIONS`` and bumps
 ``SCHEMA_VERSION``.
 
-Version 2 (this one): ``recorded_at`` is an INTEGER of microseconds since the Unix epoch (UTC),
-and no triggers: the write path checks versions and keeps the ``streams`` table once per batch.
+Version 3 (this one) adds the inboxes (``inbox``: messages waiting for a stream's owner, ``seq``
+increasing in commit order across all inboxes) and the work index (``wake``: a stream's wake
+time); see ``eventstore._work``.
+Version 2: ``recorded_at`` is an INTEGER of microseconds since the Unix epoch (UTC), and no
+triggers: the write path checks versions and keeps the ``streams`` table once per batch.
 Version 1 stored ``recorded_at`` as ISO 8601 text and checked each row with triggers.
 """
 
@@ -19,7 +22,7 @@ from datetime import UTC, datetime
 
 from ._errors import EventStoreError, SchemaError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this library writes; older files are upgraded, newer ones refused."""
 APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 
@@ -46,6 +49,27 @@ CREATE TABLE snapshots{suffix} (
     recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
     PRIMARY KEY (stream, version)
 ) WITHOUT ROWID"""
+# The inboxes: one table for all, ``seq`` from AUTOINCREMENT (never reused, and in commit order:
+# SQLite has one writer at a time). An id waits at most once per inbox; the second index serves
+# ``read_inbox`` (by stream, in order); the unique one counts each inbox's messages for ``work()``.
+INBOX = """
+CREATE TABLE inbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT    NOT NULL,
+    id          BLOB    NOT NULL,
+    type        TEXT    NOT NULL,
+    data        TEXT    NOT NULL,
+    metadata    TEXT    NOT NULL,
+    recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
+    UNIQUE (stream, id)
+)"""
+INBOX_INDEX = "CREATE INDEX inbox_by_stream ON inbox (stream, seq)"
+# The work index's wake times (seconds since the epoch); a stream without one has no row.
+WAKE = """
+CREATE TABLE wake (
+    stream  TEXT PRIMARY KEY,
+    wake_at REAL
+) WITHOUT ROWID"""
 
 SCHEMA = f"""{EVENTS.format(suffix="")};
 CREATE TABLE streams (
@@ -59,6 +83,9 @@ CREATE TABLE deleted_ids (
     position INTEGER NOT NULL
 ) WITHOUT ROWID;
 {SNAPSHOTS.format(suffix="")};
+{INBOX};
+{INBOX_INDEX};
+{WAKE};
 """
 """The current schema, as one script: what a new file gets."""
 
@@ -114,7 +141,9 @@ _V1_TO_V2: tuple[Step, ...] = (
     "ALTER TABLE snapshots_v2 RENAME TO snapshots",
 )
 
-MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2}
+_V2_TO_V3: tuple[Step, ...] = (INBOX, INBOX_INDEX, WAKE)
+
+MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3}
 """The steps that upgrade a file from each version to the next, run in one transaction."""
 
 

@@ -13,6 +13,13 @@ idempotent-retry and expected-version checks against the stored ids and versions
 refuses fails its own append alone. When SQLite fails otherwise (a full disk, an I/O error), the
 appends not yet committed are looked up by their event ids before they are reported: an error then
 means that nothing of the append is stored. Everything here runs in the writer's worker thread.
+
+An append with a side (messages to acknowledge or enqueue, a wake time: see ``eventstore._work``)
+always goes the careful way: its side is written in its savepoint, after its events, so a refused
+row or a failed check leaves nothing of either, and a retry (its ids are stored) writes no side. An
+``enqueue`` (no events) whose commit failed is settled by looking its messages up in their inboxes
+(``checked_enqueue``): all waiting means done; otherwise ``AppendOutcomeUnknown``, since a stored
+message may have been consumed since.
 """
 
 from __future__ import annotations
@@ -27,10 +34,11 @@ from typing import Any
 import attrs
 
 from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError, WrongExpectedVersion
-from ._group_commit import AppendRequest, checked_outcome
+from ._group_commit import AppendRequest, checked_enqueue, checked_outcome
 from ._model import AppendResult, ExpectedVersion
 from ._sqlite_schema import micros
 from ._validate import StoredAt, retried, version_matches
+from ._work import KEEP, Side
 
 ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
 ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
@@ -38,6 +46,14 @@ EVENT_WIDTH = 7  # values per row of INSERT_EVENT
 
 INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
                 "VALUES {}")
+MESSAGE_WIDTH = 6  # values per row of ENQUEUE
+# A message whose id is waiting in that inbox already is skipped (so is a repeat in one statement).
+ENQUEUE = ("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) VALUES {} "
+           "ON CONFLICT (stream, id) DO NOTHING")
+ACKNOWLEDGE = "DELETE FROM inbox WHERE stream = ? AND id IN ({})"
+SET_WAKE = ("INSERT INTO wake (stream, wake_at) VALUES (?, ?) "
+            "ON CONFLICT (stream) DO UPDATE SET wake_at = excluded.wake_at")
+CLEAR_WAKE = "DELETE FROM wake WHERE stream = ?"
 # A stream's stored version: its newest event's, or the floor its deletions left, if higher.
 STORED_VERSION = ("max(coalesce((SELECT max(version) FROM events WHERE stream = {0}), 0), "
                   "coalesce((SELECT version FROM streams WHERE stream = {0}), 0))")
@@ -90,12 +106,15 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
 
     An append is planned on the version ``known`` gives its stream, or on the one its expected
     version names; it goes the careful way when it cannot be planned (``STREAM_EXISTS`` on an
-    unknown stream, more than ``most`` events) or is likely to conflict.
+    unknown stream, more than ``most`` events, a side to write) or is likely to conflict.
     """
     plans = [_Plan()]
     careful = []
     planned: dict[str, int] = {}
     for request in requests:
+        if not request.side.empty:
+            careful.append(request)
+            continue
         stream, expected, count = request.stream, request.expected, len(request.events)
         version = planned.get(stream, known.get(stream))
         if isinstance(expected, int):
@@ -184,9 +203,12 @@ def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, 
 
 def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
              failure: EventStoreError) -> list[Outcome]:
-    """Each append's outcome after a failed write, from where its event ids are stored now."""
+    """Each append's outcome after a failed write, from where its event ids are stored now (an
+    enqueue's: whether its messages wait in their inboxes)."""
     try:
         found = [_stored_ids(conn, request) for request in requests]
+        waiting = [_waiting(conn, request.side) if not request.events else set()
+                   for request in requests]
     except sqlite3.Error as exc:
         unknown: list[Outcome] = []
         for request in requests:
@@ -197,8 +219,19 @@ def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
             unknown.append((request, error))
         return unknown
     return [(request, checked_outcome(request, [ids.get(event.id.bytes)
-                                                for event in request.events], failure))
-            for request, ids in zip(requests, found, strict=True)]
+                                                for event in request.events], failure)
+             if request.events else checked_enqueue(request, messages, failure))
+            for request, ids, messages in zip(requests, found, waiting, strict=True)]
+
+
+def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:
+    """Which of the (stream, id) pairs ``side`` enqueues wait in their inboxes."""
+    found: set[tuple[str, bytes]] = set()
+    for target, message in side.enqueue:
+        if conn.execute("SELECT 1 FROM inbox WHERE stream = ? AND id = ?",
+                        (target, message.id.bytes)).fetchone() is not None:
+            found.add((target, message.id.bytes))
+    return found
 
 
 def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
@@ -221,11 +254,13 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
             retry = retried(request.stream, request.events,
                             [found_ids.get(event.id.bytes) for event in request.events])
             if retry is not None:
-                outcome = retry
+                outcome = retry  # stored already, side and all: nothing more to write
             elif not version_matches(request.expected, actual):
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:
-                position = _insert(conn, request, actual, recorded_at, most)
+                position = _insert(conn, request, actual, recorded_at, most) if (
+                    request.events) else 0
+                _write_side(conn, stream, request.side, recorded_at, most)
                 seen[stream] = actual + len(request.events)
                 outcome = AppendResult(actual + len(request.events), position)
         except sqlite3.Error as exc:
@@ -260,6 +295,27 @@ def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, reco
                             values).lastrowid
     assert last is not None
     return last
+
+
+def _write_side(conn: sqlite3.Connection, stream: str, side: Side, recorded_at: int,
+                most: int) -> None:
+    """Write what an append of ``stream`` carries besides its events: acknowledgements first
+    (a message consumed and sent again in one append is stored again), then the messages it
+    enqueues (in order), then its wake time."""
+    if side.acknowledge:
+        for start in range(0, len(side.acknowledge), ID_CHUNK):
+            chunk = side.acknowledge[start:start + ID_CHUNK]
+            conn.execute(ACKNOWLEDGE.format(", ".join("?" * len(chunk))), (stream, *chunk))
+    for start in range(0, len(side.enqueue), most):
+        values: list[object] = []
+        for target, message in side.enqueue[start:start + most]:
+            values += (target, message.id.bytes, message.type, message.data, message.metadata,
+                       recorded_at)
+        conn.execute(_values(ENQUEUE, MESSAGE_WIDTH, len(values) // MESSAGE_WIDTH), values)
+    if side.wake_at is None:
+        conn.execute(CLEAR_WAKE, (stream,))
+    elif side.wake_at is not KEEP:
+        conn.execute(SET_WAKE, (stream, side.wake_at))
 
 
 @functools.lru_cache(maxsize=64)

@@ -35,7 +35,7 @@ class Keep(enum.Enum):
 KEEP: Final = Keep.KEEP
 """``append(..., wake_at=KEEP)``: leave the stream's wake time as it is (the default)."""
 
-WakeAt: TypeAlias = "float | None | Keep"
+WakeAt: TypeAlias = "float | Keep | None"
 
 
 @attrs.frozen

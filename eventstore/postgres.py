@@ -40,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._codec import Codec
 from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument
-from ._group_commit import AppendRequest, GroupCommitter, checked_outcome
+from ._group_commit import AppendRequest, GroupCommitter, checked_enqueue, checked_outcome
 from ._model import AppendResult, Expected, RecordedEvent
 from ._postgres_conn import Listener, aborted, describe_error, hung_up
 from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
@@ -54,10 +54,13 @@ from ._postgres_sql import (
     end_backend,
     install_schema,
     stored_at,
+    waiting,
     who_am_i,
+    with_side,
 )
 from ._store import EventStore, decode_row
 from ._validate import EncodedEvent
+from ._work import Side, WorkEntry
 
 __all__ = ["SCHEMA_VERSION", "ConnectionFailed", "PostgresEventStore"]
 
@@ -290,13 +293,13 @@ class PostgresEventStore(EventStore):
 
     # -- appends --------------------------------------------------------------------------------
 
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected) -> AppendResult:
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
         await self._prepare()
-        return await self._committer.submit(stream, events, expected)
+        return await self._committer.submit(stream, events, expected, side)
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
-        batch = [(r.stream, r.events, r.expected) for r in requests]
+        batch = [(r.stream, r.events, r.expected, r.side) for r in requests]
         slot = self._take_writer()
         try:
             outcomes = await trio.to_thread.run_sync(self._commit, slot, batch)
@@ -348,14 +351,16 @@ class PostgresEventStore(EventStore):
         """
         conn, q = self._writer_conn(slot), self._sql
         rounds = append_rounds(batch)
+        side = with_side(batch)
         try:
             try:
-                rows = self._send(conn, q.append, rounds)
+                rows = self._send(conn, q.append_with_side if side else q.append, rounds)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != "event_ids" or conn.broken:
                     raise
                 conn.execute("ROLLBACK")  # an id is stored: a retry, or a clash to report
-                rows = self._send(conn, q.append_checking_ids, rounds)
+                rows = self._send(conn, q.append_with_side_checking_ids if side
+                                  else q.append_checking_ids, rounds)
             return [*append_outcomes(batch, rows)]
         except psycopg.Error as exc:
             if not aborted(conn):
@@ -376,7 +381,7 @@ class PostgresEventStore(EventStore):
                 half = len(batch) // 2
                 return self._commit(slot, batch[:half]) + self._commit(slot, batch[half:])
             if len(batch) == 1:
-                stream, events, _ = batch[0]
+                stream, events, _, _ = batch[0]
                 doing = f"append {len(events)} event(s) to stream {stream!r}"
             else:
                 doing = "append"
@@ -399,20 +404,25 @@ class PostgresEventStore(EventStore):
         """
         deadline = trio.current_time() + self.resolve_timeout
         ids = [event.id for request, _ in unsure for event in request.events]
+        # An enqueue (no events) is settled by whether its messages wait in their inboxes.
+        pairs = [(target, message.id) for request, _ in unsure if not request.events
+                 for target, message in request.side.enqueue]
         delay = 0.05
         why = "the store was closed"
         try:
             while not self._closed:
                 slot = self._take_writer()
                 try:
-                    found = await trio.to_thread.run_sync(self._look_up, slot, backend, ids)
+                    found, queued = await trio.to_thread.run_sync(self._look_up, slot, backend,
+                                                                  ids, pairs)
                 except EventStoreError as exc:
                     why = f"looking its event ids up failed for {self.resolve_timeout:g} s ({exc})"
                 else:
                     for request, unknown in unsure:
                         request.settle(checked_outcome(
                             request, [found.get(event.id) for event in request.events],
-                            unknown.error))
+                            unknown.error) if request.events else checked_enqueue(
+                            request, queued, unknown.error))
                     return
                 finally:
                     self._put_writer(slot)
@@ -432,9 +442,11 @@ class PostgresEventStore(EventStore):
                     error.__cause__ = unknown.error.__cause__
                     request.settle(error)
 
-    def _look_up(self, slot: _Slot, backend: Backend | None,
-                 ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, int, int]]:
-        """In a worker thread: end the lost connection's server process, then find ``ids``."""
+    def _look_up(self, slot: _Slot, backend: Backend | None, ids: list[uuid.UUID],
+                 pairs: list[tuple[str, uuid.UUID]],
+                 ) -> tuple[dict[uuid.UUID, tuple[str, int, int]], set[tuple[str, bytes]]]:
+        """In a worker thread: end the lost connection's server process, then find ``ids``
+        (where they are stored) and ``pairs`` (which messages wait in their inboxes)."""
         conn = self._writer_conn(slot)
         doing = "look up the event ids of an append whose commit was cut off"
         try:
@@ -442,7 +454,8 @@ class PostgresEventStore(EventStore):
                 raise EventStoreError(
                     f"the server process of the lost connection (pid {backend[0]}) has not ended "
                     "yet, so it may still commit")
-            return stored_at(conn, self._sql, ids)
+            return (stored_at(conn, self._sql, ids),
+                    waiting(conn, self._sql, pairs) if pairs else set())
         except psycopg.Error as exc:
             raise self._failure(exc, conn, doing) from exc
 
@@ -478,6 +491,29 @@ class PostgresEventStore(EventStore):
                 cursor = conn.execute(self._sql.read_all_types, (after, list(types), size))
             return [decode_row(*row) for row in cursor.fetchall()]
         return await self._read("read all streams", work)
+
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        def work(conn: Conn) -> list[RecordedEvent]:
+            cursor = conn.execute(self._sql.read_inbox, (stream, after, size))
+            return [decode_row(stream, *row) for row in cursor.fetchall()]
+        return await self._read(f"read the inbox of stream {stream!r}", work)
+
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None:
+        def work(conn: Conn) -> None:
+            if wake_at is None:
+                conn.execute(self._sql.clear_wake, (stream,))
+            else:
+                conn.execute(self._sql.set_wake, (stream, wake_at))
+        await self._read(f"set the wake time of stream {stream!r}", work)
+
+    async def _work(self) -> list[WorkEntry]:
+        def work(conn: Conn) -> list[WorkEntry]:
+            rows = conn.execute(self._sql.work).fetchall()
+            # Sorted here: the server's collation need not order names as Python does.
+            return sorted((WorkEntry(stream, wake_at, int(count))
+                           for stream, wake_at, count in rows), key=lambda entry: entry.stream)
+        return await self._read("list the streams with work", work)
 
     async def _last_version(self, stream: str) -> int:
         def work(conn: Conn) -> int:

@@ -52,8 +52,10 @@ from ._sqlite_schema import SCHEMA as SCHEMA
 from ._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite_schema import micros, prepare
 from ._sqlite_write import (
+    CLEAR_WAKE,
     EVENT_WIDTH,
     ROWS_PER_INSERT,
+    SET_WAKE,
     STORED_VERSION,
     Row,
     commit_batch,
@@ -62,6 +64,7 @@ from ._sqlite_write import (
 )
 from ._store import EventStore, PageRead, decode_json, decode_row
 from ._validate import EncodedEvent
+from ._work import Side, WorkEntry
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "SQLiteEventStore"]
 
@@ -78,6 +81,15 @@ READ_STREAM = ("SELECT version, position, type, data, metadata, id, recorded_at 
                "ORDER BY version LIMIT ?")
 READ_ALL = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
             "FROM events WHERE position > ? {types}ORDER BY position LIMIT ?")
+# A message's sequence number is both its version and its position.
+READ_INBOX = ("SELECT seq, seq, type, data, metadata, id, recorded_at FROM inbox "
+              "WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?")
+# Every stream with a wake time or waiting messages: the wake table's rows and the inbox's
+# counts per stream (counted on its (stream, id) index, not the table).
+WORK = ("SELECT stream, max(wake_at), sum(waiting) FROM ("
+        "SELECT stream, wake_at, 0 AS waiting FROM wake WHERE wake_at IS NOT NULL "
+        "UNION ALL SELECT stream, NULL, count(*) FROM inbox GROUP BY stream"
+        ") GROUP BY stream ORDER BY stream")
 
 
 class SQLiteEventStore(EventStore):
@@ -261,11 +273,11 @@ class SQLiteEventStore(EventStore):
 
     # -- appends ---------------------------------------------------------------------------------
 
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected) -> AppendResult:
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
         if self._writer is None:
             await self._connect()
-        return await self._committer.submit(stream, events, expected)
+        return await self._committer.submit(stream, events, expected, side)
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
         recorded_at = micros(datetime.now(UTC))
@@ -320,6 +332,31 @@ class SQLiteEventStore(EventStore):
             conn.execute("COMMIT")
 
         await self._write(work)
+
+    # -- inboxes and the work index --------------------------------------------------------------
+
+    async def _read_inbox_page(self, stream: str, after: int,
+                               size: int) -> list[RecordedEvent]:
+        args = (stream, after, size)
+        typed = self.codec.typed_decoders
+        return await self._read(lambda conn: _decode(
+            zip(itertools.repeat(stream), conn.execute(READ_INBOX, args).fetchall()), typed))
+
+    async def _set_wake(self, stream: str, wake_at: float | None) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if wake_at is None:
+                conn.execute(CLEAR_WAKE, (stream,))
+            else:
+                conn.execute(SET_WAKE, (stream, wake_at))
+
+        await self._write(work)
+
+    async def _work(self) -> list[WorkEntry]:
+        def work(conn: sqlite3.Connection) -> list[WorkEntry]:
+            return [WorkEntry(stream, None if wake_at is None else float(wake_at), int(waiting))
+                    for stream, wake_at, waiting in conn.execute(WORK).fetchall()]
+
+        return await self._read(work)
 
     # -- snapshots -------------------------------------------------------------------------------
 

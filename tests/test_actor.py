@@ -115,7 +115,8 @@ class RecordingStore(MemoryEventStore):
         self.log: list[tuple[str, Any]] = []
         self.gate: trio.Event | None = None
 
-    async def _append(self, stream: str, events: Any, expected: Any, side: Any) -> eventstore.AppendResult:
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
         if self.gate is not None:
             await self.gate.wait()
         result = await super()._append(stream, events, expected, side)

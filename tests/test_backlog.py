@@ -50,7 +50,8 @@ class CountingStore(MemoryEventStore):
         self.appends: list[int] = []
         self.failing = False
 
-    async def _append(self, stream: str, events: Any, expected: Any, side: Any) -> eventstore.AppendResult:
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
         if self.failing:
             await trio.lowlevel.checkpoint()
             raise eventstore.EventStoreError("the disk is gone")

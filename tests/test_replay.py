@@ -52,7 +52,8 @@ class NoWrites(MemoryEventStore):
 
     sealed = False
 
-    async def _append(self, stream: str, events: Any, expected: Any, side: Any) -> eventstore.AppendResult:
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
         assert not self.sealed, f"append to {stream}"
         return await super()._append(stream, events, expected, side)
 

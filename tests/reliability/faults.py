@@ -112,8 +112,8 @@ class FaultyStore(EventStore):
         if fault is not None and fault.after and fault.error is not None:
             raise fault.error()
 
-    async def _append(self, stream: str, events: list[EncodedEvent],
-                      expected: Expected, side: Side) -> AppendResult:
+    async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
+                      side: Side) -> AppendResult:
         fault = await self._before("append")
         result = await self.inner._append(stream, events, expected, side)
         self._notify_appended()
@@ -134,9 +134,9 @@ class FaultyStore(EventStore):
 
     async def _work(self) -> list[WorkEntry]:
         fault = await self._before("work")
-        work = await self.inner._work()
+        entries = await self.inner._work()
         self._after(fault)
-        return work
+        return entries
 
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
