@@ -17,12 +17,12 @@ from ._errors import NotInTurn as NotInTurn
 from ._errors import RecoveryError as RecoveryError
 from ._errors import StepFailed as StepFailed
 from ._events import CallReplied as CallReplied
+from ._events import DeadLettered as DeadLettered
+from ._events import MessageSent as MessageSent
 from ._events import NotificationCancelled as NotificationCancelled
 from ._events import NotificationFired as NotificationFired
 from ._events import NotificationScheduled as NotificationScheduled
 from ._events import PatchMarked as PatchMarked
-from ._events import DeadLettered as DeadLettered
-from ._events import MessageSent as MessageSent
 from ._events import Received as Received
 from ._events import ReplyRecorded as ReplyRecorded
 from ._events import RunCompleted as RunCompleted
@@ -57,16 +57,16 @@ __all__ = [
     "GCPolicy",
     "InvalidActorArgument",
     "InvalidActorType",
-    "MultiNotifier",
     "MessageSent",
+    "MultiNotifier",
     "NonDeterminismError",
     "NotInTurn",
     "NotificationCancelled",
     "NotificationFired",
     "NotificationScheduled",
     "PatchMarked",
-    "RecoveryError",
     "Received",
+    "RecoveryError",
     "ReplyRecorded",
     "Restart",
     "RunCompleted",

@@ -12,7 +12,6 @@ import inspect
 import logging
 import math
 import threading
-import uuid
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,7 +20,7 @@ from typing import Any
 import attrs
 import trio
 
-from eventstore import EventStore, NewEvent
+from eventstore import EventStore
 
 from . import _registry as registry
 from ._actor import Actor
@@ -86,8 +85,8 @@ class Cell:
     """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
 
     __slots__ = ("_current_reply", "_held", "_inbox_seen", "_inline", "_notify_failures",
-                 "_poked", "_pulled", "_retry_at", "_sleeps", "_stale_wake", "_startup_error", "_stopping",
-                 "_trio_thread", "_warned_stale",
+                 "_poked", "_pulled", "_retry_at", "_sleeps", "_stale_wake", "_startup_error",
+                 "_stopping", "_trio_thread", "_warned_stale", "inbox_waiting",
                  "actor_id", "clock", "closing", "cls", "codec", "has_run", "idle_timeout",
                  "journal", "kind", "mailbox", "name", "ready", "state", "stop_reason", "stopped",
                  "store", "stream", "sync_receive", "system", "telemetry", "turn_hook")
@@ -141,6 +140,7 @@ class Cell:
         self._pulled: deque[Envelope] | None = None  # inbox messages read, in order
         self._inbox_seen = 0  # the newest inbox sequence read
         self._poked = False  # a look at the inbox is queued in the mailbox
+        self.inbox_waiting = True  # whether to read the inbox at start (the system may know)
         self._trio_thread = threading.get_ident()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
@@ -284,7 +284,8 @@ class Cell:
                 registry.claim(self)
                 await self.journal.recover()
                 await self.journal.reindex()  # corrects an entry left too early
-                self.poke()  # messages sent before it started wait in its inbox
+                if self.inbox_waiting:
+                    await self._pull()  # messages sent before it started wait in its inbox
                 if overrides(self.cls, "on_start"):
                     await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
             except Exception as exc:
@@ -393,11 +394,8 @@ class Cell:
         while True:
             if held and (not (mailbox or self._pulled) or len(held) >= _BACKLOG):
                 await self._release_held()  # the backlog is drained: one commit for all of it
-            envelope: Any
-            if self._pulled:
-                envelope = self._pulled.popleft()  # inbox messages first: they came first
-            else:
-                envelope = mailbox.get_nowait()  # a backlog: no deadline to compute
+            # Inbox messages read first (they came first); then a backlog: no deadline to compute.
+            envelope: Any = self._pulled.popleft() if self._pulled else mailbox.get_nowait()
             if envelope is not EMPTY:
                 pass
             elif plain and not len(state.notifier):

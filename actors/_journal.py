@@ -9,16 +9,17 @@ state always equals ``fold(log) + pending``. A failed turn's events are dropped 
 A commit also carries the turns' other effects, in the append's own transaction: the inbox
 messages they consumed (acknowledged), the messages they sent (enqueued in other actors'
 inboxes), and the actor's next wake time in the store's work index. Once an append is stored the
-commit has succeeded, whatever fails after it (a snapshot): that failure is a warning. A lost version race, or an append whose outcome the
-store could not determine, stops the actor instead of guessing.
+commit has succeeded, whatever fails after it (a snapshot): that failure is a warning. A lost
+version race, or an append whose outcome the store could not determine, stops the actor instead
+of guessing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,7 @@ class Outgoing:
 class Journal:
     """Pending events, commit points, recovery and snapshots of one actor."""
 
-    __slots__ = ("_indexed", "_lock", "_snapshot_version", "broken", "cell", "ended", "pending",
+    __slots__ = ("_lock", "_snapshot_version", "broken", "cell", "ended", "indexed", "pending",
                  "state", "store", "stream", "work_hook")
 
     def __init__(self, cell: Cell, state: ActorState, *, work_hook: WorkHook | None) -> None:
@@ -85,7 +86,7 @@ class Journal:
         self.broken: str | None = None  # why no more commits may be made (a lost race, ...)
         self._lock: trio.Lock | None = None  # made at the first commit
         self._snapshot_version = 0
-        self._indexed: float | None = None
+        self.indexed: float | None = None
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -165,8 +166,8 @@ class Journal:
             # The wake time goes with the commit; while other turns' events stay pending (they
             # may cancel a timer this log still holds) only an earlier one.
             wake_at: Any = KEEP
-            if self.work_hook is not None and wake != self._indexed and (
-                    len(mine) == len(pending) or _earlier(wake, self._indexed)):
+            if self.work_hook is not None and wake != self.indexed and (
+                    len(mine) == len(pending) or _earlier(wake, self.indexed)):
                 wake_at = wake
             if acknowledge or outgoing or wake_at is not KEEP:
                 append = self.store.append(
@@ -204,7 +205,7 @@ class Journal:
             if marker is not None:
                 self._record_marked(marker, mine)
             if wake_at is not KEEP:
-                self._indexed = wake_at
+                self.indexed = wake_at
                 assert self.work_hook is not None
                 self.work_hook(self.cell, wake_at)
             for out in outgoing:
@@ -319,17 +320,17 @@ class Journal:
         """Set the wake time in the store's index without a commit (at start, at a stop)."""
         assert self.work_hook is not None
         await self.store.set_wake(self.stream, wake)
-        self._indexed = wake
+        self.indexed = wake
         self.work_hook(self.cell, wake)
 
     async def reindex(self) -> None:
         """Correct the work index to what the state says (at start, and after a stop)."""
         wake = self.cell.work_at()
-        if self.work_hook is not None and wake != self._indexed:
+        if self.work_hook is not None and wake != self.indexed:
             await self._index(wake)
 
     async def index_now(self) -> None:
-        if self.work_hook is not None and self._indexed != 0.0:
+        if self.work_hook is not None and self.indexed != 0.0:
             await self._index(0.0)
 
     # -- failed turns ------------------------------------------------------------------------------
