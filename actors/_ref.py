@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import trio
@@ -14,12 +15,16 @@ from eventstore import EventStore
 from ._calls import current, on_trio_thread
 from ._cell import Cell
 from ._durable_ask import durable_ask
-from ._errors import ActorError, AskTimeout, InvalidActorArgument
+from ._errors import ActorError, ActorStopped, AskTimeout, InvalidActorArgument
 from ._inbox import encode_message
 from ._mailbox import Reply
 from ._turn import Turn
 
 log = logging.getLogger("actors")
+
+Binder = Callable[[str, str], "ActorRef | None"]
+binder: ContextVar[Binder | None] = ContextVar("actors_ref_binder", default=None)
+"""How a decoded ref finds its actor: set by a running ``ActorSystem`` (its ``ref`` by kind)."""
 
 
 def _check_message_id(message_id: object) -> str | None:
@@ -186,6 +191,26 @@ class ActorRef:
         cell.request_stop()
         await cell.stopped.wait()
 
+    def __codec_encode__(self) -> dict[str, str]:
+        """A ref's stored form: its actor's kind and id (a ref may travel in messages, events
+        and replies)."""
+        return {"kind": self.kind, "id": self.actor_id}
+
+    @classmethod
+    def __codec_decode__(cls, data: Any) -> ActorRef:
+        """A ref from its stored form, bound to the running ``ActorSystem`` that hosts its kind
+        (decoded elsewhere, say by the CLI, it compares equal but cannot be used)."""
+        if not isinstance(data, dict) or not isinstance(data.get("kind"), str) or \
+                not isinstance(data.get("id"), str):
+            raise ValueError(f"an actor ref is stored as {{'kind': str, 'id': str}}, got {data!r}")
+        kind, actor_id = data["kind"], data["id"]
+        bind = binder.get()
+        bound = None if bind is None else bind(kind, actor_id)
+        if bound is not None:
+            return bound
+        return cls(kind, actor_id, f"{kind}-{actor_id}", _unbound(kind, actor_id),
+                   lambda: None, _NO_STORE)
+
     def __repr__(self) -> str:
         return f"ActorRef({self.kind}, {self.actor_id!r})"
 
@@ -195,3 +220,18 @@ class ActorRef:
 
     def __hash__(self) -> int:
         return hash((self.kind, self.stream))
+
+
+class _NoStore:
+    """The store of a ref decoded outside a running system: none."""
+
+
+_NO_STORE: Any = _NoStore()
+
+
+def _unbound(kind: str, actor_id: str) -> Callable[[], Cell]:
+    def resolve() -> Cell:
+        raise ActorStopped(f"{kind}({actor_id!r})", "this ref was decoded outside a running "
+                           "ActorSystem that hosts its kind; get refs from system.ref(...) or "
+                           "decode inside the system")
+    return resolve

@@ -26,7 +26,7 @@ from ._errors import (
 )
 from ._gc import GCPolicy
 from ._index import WorkIndex
-from ._ref import ActorRef
+from ._ref import ActorRef, binder
 from ._registry import running
 from ._telemetry import Telemetry
 from ._telemetry import check_option as check_telemetry
@@ -107,6 +107,7 @@ class ActorSystem:
     @contextlib.asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[None]:
         """The system's lifetime: its nursery, the wake-up task, and a clean stop at the end."""
+        bound = binder.set(self._bind)  # refs decoded in this system's tasks are its own
         await self._index.load(migrate=True)
         self._telemetry = resolve_telemetry(self.telemetry)
         if self._telemetry is not None:
@@ -128,6 +129,7 @@ class ActorSystem:
                     nursery.cancel_scope.cancel()
                     if self._telemetry is not None:
                         self._telemetry.unwatch(self)
+                    binder.reset(bound)
 
     async def shutdown(self) -> None:
         """Stop every actor after its queued messages. A checkpoint.
@@ -167,6 +169,10 @@ class ActorSystem:
             return None if cell is None or cell.stopped.is_set() else cell
 
         return ActorRef(kind, actor_id, f"{kind}-{actor_id}", resolve, current, self.store)
+
+    def _bind(self, kind: str, actor_id: str) -> ActorRef | None:
+        cls = self._classes.get(kind)
+        return None if cls is None else self.ref(cls, actor_id)
 
     @property
     def active(self) -> int:

@@ -251,8 +251,24 @@ def make_converter() -> MsgspecJsonConverter:
         converter.register_structure_hook(kind, from_text)
     converter.register_unstructure_hook_factory(_int_keyed, lambda cls: _str_keys_for(
         converter.gen_unstructure_mapping(cls, key_handler=_key_text)))
+    converter.register_unstructure_hook_func(_self_encoding, _encode_itself)
+    converter.register_structure_hook_func(_self_encoding, _decode_itself)
     converter.customized = False
     return converter
+
+
+def _self_encoding(cls: Any) -> bool:
+    """Whether ``cls`` encodes itself: ``__codec_encode__()`` gives its JSON-compatible form,
+    ``cls.__codec_decode__(data)`` builds it back (an ``actors.ActorRef`` does)."""
+    return isinstance(cls, type) and hasattr(cls, "__codec_decode__")
+
+
+def _encode_itself(obj: Any) -> Any:
+    return obj.__codec_encode__()
+
+
+def _decode_itself(data: Any, cls: Any) -> Any:
+    return cls.__codec_decode__(data)
 
 
 _SCALARS: Final = frozenset({int, float, str, bool})

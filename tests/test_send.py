@@ -226,3 +226,52 @@ async def test_a_scope_that_runs_again_sends_with_the_same_id(any_store: EventSt
     assert [s.message_id for s in sent] == ["Relay-r/msg:fwd-5/>0"]
     received = [e for e in await log_of(any_store, "Tally-t") if isinstance(e, Received)]
     assert [r.message_id for r in received] == ["Relay-r/msg:fwd-5/>0"]
+
+
+@eventstore.event_type("tests.send.Introduce")
+@attrs.frozen
+class Introduce:
+    friend: actors.ActorRef
+    n: int
+
+
+@eventstore.event_type("tests.send.Introduced")
+@attrs.frozen
+class Introduced:
+    friend: actors.ActorRef
+
+
+@attrs.define
+class Host(actors.Actor):
+    kind = "Host"
+    friends: list[actors.ActorRef] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        self.friends.append(event.friend)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Introduce):
+            self.emit(Introduced(message.friend))
+            await message.friend.send(Add("host", message.n))
+        return self.friends
+
+
+async def test_refs_travel_in_messages_and_events(any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Host, Tally]) as system:
+        host, tally = system.ref(Host, "h"), system.ref(Tally, "t")
+        await host.send(Introduce(tally, 1))
+        assert await host.ask("friends") == [tally]
+        with trio.fail_after(10):
+            while not Tally.runs:
+                await trio.sleep(0.01)
+        assert await tally.ask("state") == [("host", 1)]
+    async with actors.ActorSystem(any_store, actors=[Host, Tally]) as system:
+        [friend] = await system.ref(Host, "h").ask("friends")  # folded from the log
+        assert friend == system.ref(Tally, "t")
+        assert await friend.ask("state") == [("host", 1)]
+    [stored] = [r async for r in any_store.read("Host-h") if r.type == "tests.send.Introduced"]
+    assert stored.data == {"friend": {"kind": "Tally", "id": "t"}}
+    unbound = any_store.codec.decode(stored).friend  # outside a system: equal, not usable
+    assert unbound == actors.ActorRef.__codec_decode__({"kind": "Tally", "id": "t"})
+    with pytest.raises(actors.ActorStopped, match="outside a running ActorSystem"):
+        unbound.tell("x")
