@@ -17,6 +17,7 @@ from ._errors import NotInTurn as NotInTurn
 from ._errors import RecoveryError as RecoveryError
 from ._errors import StepFailed as StepFailed
 from ._events import CallReplied as CallReplied
+from ._events import Consumed as Consumed
 from ._events import DeadLettered as DeadLettered
 from ._events import MessageSent as MessageSent
 from ._events import NotificationCancelled as NotificationCancelled
@@ -51,6 +52,7 @@ __all__ = [
     "CallFailed",
     "CallReplied",
     "Clock",
+    "Consumed",
     "DeadLettered",
     "DuplicateActor",
     "Escalate",

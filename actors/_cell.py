@@ -35,6 +35,7 @@ from ._errors import (
     NotInTurn,
 )
 from ._events import (
+    Consumed,
     DeadLettered,
     MessageSent,
     NotificationCancelled,
@@ -85,6 +86,7 @@ class Cell:
     """Hosts one actor instance: its mailbox, its turns, its state and its journal."""
 
     __slots__ = (
+        "_commit_failures",
         "_current_reply",
         "_held",
         "_inbox_seen",
@@ -163,6 +165,7 @@ class Cell:
         self._stopping = False  # a stop was asked for: durable sleeps end at once
         self._stale_wake: float | None = None
         self._notify_failures = 0
+        self._commit_failures = 0  # backlog commits failed in a row
         self._retry_at = math.inf  # when a failed on_notify is tried again (epoch s)
         self._warned_stale = False
         self._current_reply: Reply | None = None
@@ -280,9 +283,9 @@ class Cell:
             return trio.from_thread.run_sync(self.emit_system, event, side)
         turn = self._turn(f"{type(event).__name__}")
         timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if isinstance(event, NotificationScheduled | MessageSent) and self._recorded(turn) and \
-                self._committed_before(turn, event):
-            return  # scheduled (sent) the first time this scope ran
+        if isinstance(event, NotificationScheduled | MessageSent | Received) and \
+                self._recorded(turn) and self._committed_before(turn, event):
+            return  # scheduled (sent, received) the first time this scope ran
         self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
                                             turn.calls, side))
         self.state.fold(event)
@@ -486,7 +489,9 @@ class Cell:
                     reply.fail(exc)
                 else:
                     log.error("%s: the commit of told messages failed", self.name, exc_info=exc)
+            await self._reread_inbox()  # durable messages among them still wait: run them again
             return
+        self._commit_failures = 0
         for reply, result in held:
             if reply is not None:
                 reply.succeed(result)
@@ -552,7 +557,7 @@ class Cell:
         try:
             if inbound is not None:
                 self.emit_system(Received(inbound.seq, message_id, inbound.type,
-                                          None if seen else inbound.data), inbound.id)
+                                          None if seen else inbound.data))
             if seen:
                 result = None  # a resent durable message, processed already: consume it only
             elif self.sync_receive:
@@ -561,6 +566,8 @@ class Cell:
                 result = await self.state.actor.receive(message)
             if message_id is not None and not seen:
                 self._record_reply(message_id, result if inbound is None else None)
+            if inbound is not None:
+                self._consume(turn, inbound)
             if journal.pending or journal.committing or turn.poisoned is not None or (
                     message_id is not None and self._recorded(turn)):
                 # More messages wait: end the turn without a commit; the drained backlog
@@ -631,6 +638,30 @@ class Cell:
                 self._pulled.append((message, message_id, None,
                                      stored.metadata.get("trace"), inbound))
 
+    async def _reread_inbox(self) -> None:
+        """Read the inbox again from its start, after a commit that consumed messages failed:
+        what is still waiting there runs again, in order (what committed is gone from it),
+        after a backoff that grows while such commits keep failing."""
+        if self._pulled is not None:
+            self._pulled.clear()
+        self._inbox_seen = 0
+        self._commit_failures += 1
+        with contextlib.suppress(SleepInterrupted):
+            await self.sleep_until(trio.current_time() + _NOTIFY_RETRY.backoff(
+                self._commit_failures), clock=False)
+        self.poke()
+
+    def _consume(self, turn: Turn, inbound: Inbound) -> None:
+        """At the end of a durable message's turn: its final commit deletes the message from
+        the inbox. (Not an earlier commit point of the turn: a crash after that one must find
+        the message still waiting, so that the turn resumes.)"""
+        for item in reversed(self.journal.pending):
+            if item.turn is turn and item.side is None and isinstance(item.event, Received) \
+                    and item.event.seq == inbound.seq:
+                item.side = inbound.id
+                return
+        self.emit_system(Consumed(inbound.seq), inbound.id)  # Received was committed mid-turn
+
     async def _redeliver(self, envelope: Envelope, error: BaseException) -> None:
         """A durable message's turn failed: try it again after the class's backoff, or set it
         aside as a dead letter once it has failed ``max_deliveries`` times."""
@@ -639,6 +670,7 @@ class Cell:
         inbound = envelope[4]
         assert inbound is not None
         inbound.attempts += 1
+        await self._release_held()  # the turns before it must not wait for its backoff
         if inbound.attempts >= self.cls.max_deliveries:
             await self._dead_letter(inbound, envelope[1], error)
             return

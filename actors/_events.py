@@ -103,6 +103,15 @@ class Received(SystemEvent):
     data: Any = None
 
 
+@event_type("actors.Consumed")
+@attrs.frozen
+class Consumed(SystemEvent):
+    """The turn of inbox message ``seq``, whose ``Received`` an earlier commit point of the turn
+    wrote, completed: this commit deletes the message from the inbox."""
+
+    seq: int
+
+
 @event_type("actors.MessageSent")
 @attrs.frozen
 class MessageSent(SystemEvent):
@@ -234,5 +243,5 @@ class WorkIndexed:
 def markable(event: object) -> bool:
     """Whether a scope that runs again matches ``event`` against what it committed: the user's
     events, and timers it scheduled (the runtime's other events are matched by their keys)."""
-    return not isinstance(event, SystemEvent) or isinstance(event, NotificationScheduled
-                                                            | MessageSent)
+    return not isinstance(event, SystemEvent) or isinstance(
+        event, NotificationScheduled | MessageSent | Received)

@@ -275,3 +275,77 @@ async def test_refs_travel_in_messages_and_events(any_store: EventStore) -> None
     assert unbound == actors.ActorRef.__codec_decode__({"kind": "Tally", "id": "t"})
     with pytest.raises(actors.ActorStopped, match="outside a running ActorSystem"):
         unbound.tell("x")
+
+
+@eventstore.event_type("tests.send.Step")
+@attrs.frozen
+class Step:
+    name: str
+
+
+@attrs.define
+class Slow(actors.Actor):
+    kind = "Slow"
+    steps: list[str] = attrs.Factory(list)
+
+    def apply(self, event: Step) -> None:
+        self.steps.append(event.name)
+
+    async def receive(self, message: Any) -> Any:
+        if message == "go":
+            self.emit(Step("before"))
+            await actors.durable.sleep.aio(3600)  # a commit point: "before" is stored
+            self.emit(Step("after"))
+        return self.steps
+
+
+async def test_a_message_whose_turn_is_cut_after_a_commit_point_resumes_once(
+        autojump_clock: Any) -> None:
+    from eventstore.memory import MemoryEventStore
+
+    from actors import Consumed
+
+    store, clock = MemoryEventStore(), actors.VirtualClock()
+    async with actors.ActorSystem(store, actors=[Slow], clock=clock) as system:
+        await system.ref(Slow, "s").send("go", message_id="go-1")
+        await trio.sleep(60)  # asleep: "before" and Received are committed, the message waits
+        assert [r.type for r in await inbox_of(store, "Slow-s")] == ["actors.Value"]
+    # Stopped mid-turn (as a crash would): the message still waits, so the turn resumes.
+    assert [entry.stream for entry in await store.work()] == ["Slow-s"]
+    async with actors.ActorSystem(store, actors=[Slow], clock=clock) as system:
+        await trio.sleep(2 * 3600)
+        assert await system.ref(Slow, "s").ask("state") == ["before", "after"]
+    log = await log_of(store, "Slow-s")
+    kinds = [type(e).__name__ for e in log]
+    assert kinds.count("Received") == 1 and kinds.count("Consumed") == 1
+    assert [e.name for e in log if isinstance(e, Step)] == ["before", "after"]
+    assert isinstance(log[-1], Consumed) or any(isinstance(e, Consumed) for e in log)
+    assert await inbox_of(store, "Slow-s") == [] and await store.work() == []
+
+
+async def test_a_failed_backlog_commit_runs_its_durable_messages_again(
+        any_store: EventStore) -> None:
+    from reliability.faults import FaultyStore
+
+    from actors._inbox import encode_message
+
+    for n in range(5):  # waiting when the system starts: one backlog
+        await any_store.enqueue("Tally-t", [encode_message(any_store.codec, "Tally-t",
+                                                           Add("a", n), None, None)])
+    faulty = FaultyStore(any_store, own_inner=False)
+    faulty.inject("append", times=1)  # the backlog's commit fails: nothing of it is written
+    async with actors.ActorSystem(faulty, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        seen: list[Any] = []
+        with trio.fail_after(20):
+            while len(seen) < 5:
+                await trio.sleep(0.05)
+                try:
+                    seen = await ref.ask("state")
+                except eventstore.EventStoreError:
+                    pass  # it read the backlog whose commit failed: it fails with it
+        assert seen == [("a", n) for n in range(5)]
+    assert faulty.calls["append"] >= 2
+    assert await inbox_of(any_store, "Tally-t") == []
+    assert [e.seq for e in await log_of(any_store, "Tally-t") if isinstance(e, Received)] == \
+        sorted({e.seq for e in await log_of(any_store, "Tally-t") if isinstance(e, Received)})
