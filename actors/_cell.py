@@ -71,6 +71,8 @@ _IDLE: Any = object()
 _AGAIN: Any = object()
 _BACKLOG = 64
 """The most message turns of a backlog that share one commit."""
+_PULL = 1000
+"""The most inbox messages read into memory at once."""
 _NOTIFY_RETRY = Restart(initial_backoff=0.1, max_backoff=60.0)
 """How a failing ``on_notify`` is retried when nothing else wakes the actor."""
 
@@ -619,14 +621,17 @@ class Cell:
             self.mailbox.put((_INBOX, None, None, None, None))
 
     async def _pull(self) -> None:
-        """Queue the inbox messages stored since the last look, in order."""
+        """Queue the inbox messages stored since the last look, in order, up to ``_PULL`` of
+        them: a full read looks again once they are done."""
         self._poked = False
         codec = self.codec
         if self._pulled is None:
             self._pulled = deque()
-        async with contextlib.aclosing(
-                self.store.read_inbox(self.stream, after=self._inbox_seen)) as messages:
+        count = 0
+        async with contextlib.aclosing(self.store.read_inbox(
+                self.stream, after=self._inbox_seen, limit=_PULL)) as messages:
             async for stored in messages:
+                count += 1
                 self._inbox_seen = stored.position
                 inbound = Inbound(stored.id, stored.position, stored.type, stored.data)
                 message_id = stored.metadata.get("message_id")
@@ -637,6 +642,8 @@ class Cell:
                     continue
                 self._pulled.append((message, message_id, None,
                                      stored.metadata.get("trace"), inbound))
+        if count == _PULL:
+            self.poke()  # more may wait: after these (the loop takes pulled messages first)
 
     async def _reread_inbox(self) -> None:
         """Read the inbox again from its start, after a commit that consumed messages failed:

@@ -349,3 +349,22 @@ async def test_a_failed_backlog_commit_runs_its_durable_messages_again(
     assert await inbox_of(any_store, "Tally-t") == []
     assert [e.seq for e in await log_of(any_store, "Tally-t") if isinstance(e, Received)] == \
         sorted({e.seq for e in await log_of(any_store, "Tally-t") if isinstance(e, Received)})
+
+
+async def test_a_long_inbox_is_read_in_bounded_batches_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventstore.memory import MemoryEventStore
+
+    from actors import _cell
+    from actors._inbox import encode_message
+
+    monkeypatch.setattr(_cell, "_PULL", 7)
+    store = MemoryEventStore()
+    await store.enqueue("Tally-t", [encode_message(store.codec, "Tally-t", Add("a", n), None,
+                                                   None) for n in range(30)])
+    async with actors.ActorSystem(store, actors=[Tally]) as system:
+        with trio.fail_after(10):
+            while len(Tally.runs) < 30:
+                await trio.sleep(0.01)
+        assert await system.ref(Tally, "t").ask("state") == [("a", n) for n in range(30)]
+    assert await inbox_of(store, "Tally-t") == []
