@@ -179,7 +179,7 @@ class Brittle(Tally):
 
 
 async def test_a_poison_message_becomes_a_dead_letter_and_the_inbox_moves_on(
-        any_store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+        any_store: EventStore) -> None:
     async with actors.ActorSystem(any_store, actors=[Brittle]) as system:
         ref = system.ref(Brittle, "b")
         await ref.send(Add("poison", 1), message_id="bad")
@@ -194,7 +194,6 @@ async def test_a_poison_message_becomes_a_dead_letter_and_the_inbox_moves_on(
     assert (dead.message_id, dead.type, dead.attempts) == ("bad", "tests.send.Add", 3)
     assert dead.data == {"sender": "poison", "n": 1} and "poisoned" in dead.error
     assert await inbox_of(any_store, "Brittle-b") == []
-    assert "dead letter" in caplog.text
 
 
 async def test_a_turn_sends_after_its_commit_and_never_if_it_fails(
