@@ -412,7 +412,9 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
     for idx, (_, _, _, s) in requests:
         # A (stream, id) enqueued twice by one append: the first is stored, as a retry would
         # skip the second (and one statement cannot write a row twice).
-        first = {(target, message.id): (target, message) for target, message in s.enqueue}
+        first: dict[tuple[str, uuid.UUID], tuple[str, EncodedEvent]] = {}
+        for target, message in s.enqueue:
+            first.setdefault((target, message.id), (target, message))
         messages += [(idx, rank, target, message)
                      for rank, (target, message) in enumerate(first.values(), 1)]
     wakes = [(idx, s.wake_at) for idx, (_, _, _, s) in requests if s.wake_at is not KEEP]
