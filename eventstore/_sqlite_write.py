@@ -17,9 +17,11 @@ means that nothing of the append is stored. Everything here runs in the writer's
 An append with a side (messages to acknowledge or enqueue, a wake time: see ``eventstore._work``)
 always goes the careful way: its side is written in its savepoint, after its events, so a refused
 row or a failed check leaves nothing of either, and a retry (its ids are stored) writes no side. An
-``enqueue`` (no events) whose commit failed is settled by looking its messages up in their inboxes
-(``checked_enqueue``): all waiting means done; otherwise ``AppendOutcomeUnknown``, since a stored
-message may have been consumed since.
+``enqueue`` (no events) is always written the careful way: if SQLite fails before that
+transaction's ``COMMIT`` is sent, nothing of it is stored (the transaction is rolled back) and it
+gets the error; if the ``COMMIT`` itself fails, its messages are looked up in their inboxes
+(``checked_enqueue``): all waiting means done, otherwise ``AppendOutcomeUnknown``, since a stored
+message may have been consumed since, leaving no trace.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
     outcomes: list[Outcome] = []
     versions: dict[str, int] = {}
     everyone = [request for plan in plans for request in plan.requests] + careful
+    progress = _Progress()
     try:
         for plan in plans:
             last = _write_plan(conn, plan)
@@ -164,7 +167,7 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
                 outcomes.append((request, AppendResult(version, position)))
                 versions[request.stream] = version
         if careful:
-            outcomes += _write_each(conn, careful, recorded_at, versions, most)
+            outcomes += _write_each(conn, careful, recorded_at, versions, most, progress)
     except sqlite3.Error as exc:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
@@ -173,8 +176,14 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
         failure.__cause__ = exc
         settled = {id(request) for request, _ in outcomes}
         outcomes += _checked(conn, [request for request in everyone if id(request) not in settled],
-                             failure)
+                             failure, progress.committing)
     return outcomes, versions
+
+
+@attrs.define
+class _Progress:
+    committing: bool = False
+    """Set when the careful transaction's ``COMMIT`` is sent: before, a failure wrote nothing."""
 
 
 def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
@@ -202,9 +211,16 @@ def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, 
 
 
 def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
-             failure: EventStoreError) -> list[Outcome]:
-    """Each append's outcome after a failed write, from where its event ids are stored now (an
-    enqueue's: whether its messages wait in their inboxes)."""
+             failure: EventStoreError, committing: bool) -> list[Outcome]:
+    """Each append's outcome after a failed write, from where its event ids are stored now; an
+    enqueue's (no events, always written the careful way) from ``committing``, whether the
+    failure may have come after its transaction's ``COMMIT`` was sent, and then from whether
+    its messages wait in their inboxes."""
+    if not committing:
+        settled: list[Outcome] = [(request, failure) for request in requests
+                                  if not request.events]
+        requests = [request for request in requests if request.events]
+        return settled + _checked(conn, requests, failure, True) if requests else settled
     try:
         found = [_stored_ids(conn, request) for request in requests]
         waiting = [_waiting(conn, request.side) if not request.events else set()
@@ -235,7 +251,7 @@ def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:
 
 
 def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
-                versions: dict[str, int], most: int) -> list[Outcome]:
+                versions: dict[str, int], most: int, progress: _Progress) -> list[Outcome]:
     """Write appends one by one in one transaction, each under a savepoint, each alone.
 
     ``versions`` receives every stream version read or written, once the transaction commits:
@@ -275,6 +291,7 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
             outcome = exc
         conn.execute("RELEASE append")
         outcomes.append((request, outcome))
+    progress.committing = True
     conn.execute("COMMIT")
     versions.update(seen)
     return outcomes

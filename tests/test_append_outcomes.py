@@ -487,3 +487,101 @@ async def test_killing_the_writer_under_load_never_misreports_an_append(
           f"retries after an unknown outcome: {unknown_retries}")
     assert sum(cut_off.values()) > 0  # the kills did land while batches committed
     assert len(stored) + len(failed) == APPENDERS * APPENDS
+
+
+# -- enqueues: messages leave no trace once consumed ----------------------------------------------
+
+class FailingCommit:
+    """A SQLite connection whose next ``COMMIT`` fails: after it went through (``applied``), or
+    before it was sent."""
+
+    def __init__(self, conn: sqlite3.Connection, applied: bool) -> None:
+        self.conn = conn
+        self.applied = applied
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            if self.applied:
+                self.conn.execute(sql)
+            raise sqlite3.OperationalError("disk I/O error (the test's)")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def waiting_ids(store: EventStore, stream: str) -> list[uuid.UUID]:
+    return [m.id for m in await collect(store.read_inbox(stream))]
+
+
+async def test_a_sqlite_enqueue_whose_commit_failed_is_looked_up_in_its_inbox(
+        tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        real = store._writer
+        assert real is not None
+        early = NewEvent("Msg", 0)
+        await store.enqueue("a", [early])
+        sent = [NewEvent("Msg", n) for n in range(2)]
+
+        store._writer = FailingCommit(real, applied=True)  # type: ignore[assignment]
+        await store.enqueue("a", sent)  # stored: every message waits
+        store._writer = real
+        assert await waiting_ids(store, "a") == [early.id, *(m.id for m in sent)]
+
+        later = NewEvent("Msg", 9)
+        store._writer = FailingCommit(real, applied=False)  # type: ignore[assignment]
+        with pytest.raises(AppendOutcomeUnknown) as caught:  # not all of them wait
+            await store.enqueue("a", [early, later])
+        assert (caught.value.stream, caught.value.count) == ("a", 0)
+        with pytest.raises(EventStoreError, match="nothing of this append was written") as failed:
+            await store.append("b", events(1), enqueue=[("a", later)])  # its ids say: not stored
+        assert not isinstance(failed.value, AppendOutcomeUnknown)
+        store._writer = real
+        assert await waiting_ids(store, "a") == [early.id, *(m.id for m in sent)]
+        await store.enqueue("a", [early, later])  # the retry the error asks for
+        assert (await waiting_ids(store, "a"))[-1] == later.id
+
+
+async def test_a_sqlite_enqueue_that_fails_before_its_commit_wrote_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with SQLiteEventStore(path, busy_timeout=0) as store:
+        await store.append("s", events(1))
+        message = NewEvent("Msg", 1)
+        with sqlite3.connect(path, isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(EventStoreError, match=r"SQLITE_BUSY") as caught:
+                await store.enqueue("a", [message])
+            other.execute("ROLLBACK")
+        other.close()
+        assert not isinstance(caught.value, AppendOutcomeUnknown)  # certain: nothing written
+        assert await waiting_ids(store, "a") == []
+        await store.enqueue("a", [message])
+        assert await waiting_ids(store, "a") == [message.id]
+
+
+@postgres
+async def test_a_postgres_enqueue_whose_commit_was_cut_off_is_looked_up(
+        pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pg._send
+
+    def send_then_break(*args: Any) -> Any:
+        real(*args)  # committed
+        raise RuntimeError("the driver broke after sending")
+
+    def break_before(*args: Any) -> Any:
+        raise RuntimeError("the driver broke before sending")
+
+    sent = [NewEvent("Msg", n) for n in range(3)]
+    monkeypatch.setattr(pg, "_send", send_then_break)
+    await pg.enqueue("a", sent)  # found waiting: a success
+    monkeypatch.setattr(pg, "_send", break_before)
+    later = NewEvent("Msg", 9)
+    with pytest.raises(AppendOutcomeUnknown) as caught:
+        await pg.enqueue("a", [sent[0], later])  # later is not waiting: it may have been consumed
+    assert (caught.value.stream, caught.value.count) == ("a", 0)
+    monkeypatch.undo()
+    assert await waiting_ids(pg, "a") == [m.id for m in sent]
+    await pg.enqueue("a", [sent[0], later])
+    assert await waiting_ids(pg, "a") == [*(m.id for m in sent), later.id]
