@@ -585,3 +585,57 @@ async def test_a_postgres_enqueue_whose_commit_was_cut_off_is_looked_up(
     assert await waiting_ids(pg, "a") == [m.id for m in sent]
     await pg.enqueue("a", [sent[0], later])
     assert await waiting_ids(pg, "a") == [*(m.id for m in sent), later.id]
+
+
+async def side_appends(store: EventStore, refused_target: str, big: str = ""
+                       ) -> dict[str, AppendResult | EventStoreError]:
+    """Concurrent appends that each send a message; the one from "refused" is refused."""
+    outcomes: dict[str, AppendResult | EventStoreError] = {}
+
+    async def append(stream: str) -> None:
+        bad = stream == "refused"
+        message = NewEvent("Msg", {"text": big if bad else "ok"})
+        try:
+            outcomes[stream] = await store.append(
+                stream, events(2), enqueue=[(refused_target if bad else "inbox", message)],
+                wake_at=1.0)
+        except EventStoreError as exc:
+            outcomes[stream] = exc
+
+    async with trio.open_nursery() as nursery:
+        for stream in [*(f"ok-{n}" for n in range(10)), "refused"]:
+            nursery.start_soon(append, stream)
+    return outcomes
+
+
+async def check_refused_alone(store: EventStore, batches: list[list[str]],
+                              outcomes: dict[str, AppendResult | EventStoreError]) -> None:
+    assert any("refused" in batch and len(batch) > 1 for batch in batches)
+    refused = outcomes.pop("refused")
+    assert isinstance(refused, EventStoreError) and not isinstance(refused, AppendOutcomeUnknown)
+    assert all(isinstance(outcome, AppendResult) for outcome in outcomes.values()), outcomes
+    assert await store.last_version("refused") == 0
+    assert len(await collect(store.read_inbox("inbox"))) == 10
+    work = {entry.stream: entry for entry in await store.work()}
+    assert "refused" not in work and all(work[stream].wake_at == 1.0 for stream in outcomes)
+
+
+async def test_a_message_sqlite_refuses_fails_its_append_alone(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        await store._write(lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000))
+        batches = await spy_batches(store)
+        outcomes = await side_appends(store, "elsewhere", big="y" * 20_000)
+        assert "SQLITE_TOOBIG" in str(outcomes["refused"])
+        await check_refused_alone(store, batches, outcomes)
+
+
+@postgres
+async def test_a_message_postgresql_refuses_fails_its_append_alone(
+        pg: Any, postgres_url: str, postgres_schema: str) -> None:
+    await run_sql(postgres_url, f'ALTER TABLE "{postgres_schema}".inbox '
+                  "ADD CONSTRAINT refuse_one CHECK (stream <> 'refused-inbox')")
+    batches = await spy_batches(pg)
+    outcomes = await side_appends(pg, "refused-inbox")
+    assert "refuse_one" in str(outcomes["refused"])
+    await check_refused_alone(pg, batches, outcomes)
