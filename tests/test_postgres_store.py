@@ -275,6 +275,74 @@ async def test_tailing_readers_never_skip_while_processes_race(
             assert mine == list(range(1, len(mine) + 1))
 
 
+INBOX_WRITER = """
+import sys, trio
+from eventstore import NewEvent
+from eventstore.postgres import PostgresEventStore
+
+url, schema, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+async def main():
+    async with PostgresEventStore(url, schema=schema) as store:
+        async def task(t):
+            for n in range(count):
+                message = NewEvent("Msg", {"w": name, "t": t, "n": n})
+                if n % 2:
+                    await store.enqueue("q", [message])
+                else:
+                    await store.append(f"{name}-{t}", [NewEvent("E", {})],
+                                       enqueue=[("q", message)], wake_at=float(n))
+                if n % 4 == 0:
+                    await trio.sleep(0.001 * (t + 1))
+        async with trio.open_nursery() as nursery:
+            for t in range(3):
+                nursery.start_soon(task, t)
+
+trio.run(main)
+"""
+
+
+async def test_an_inbox_reader_never_skips_while_processes_race(
+        postgres_url: str, schema: str) -> None:
+    writers, per_task = 4, 30
+    async with PostgresEventStore(postgres_url, schema=schema) as store:
+        await store.work()  # create the schema before the writers race
+        polled: list[RecordedEvent] = []
+
+        async def poller() -> None:
+            after = 0
+            while True:
+                async for message in store.read_inbox("q", after=after):
+                    polled.append(message)
+                    after = message.position
+                await trio.sleep(0.001)
+
+        async def writer(name: str) -> None:
+            await trio.run_process([sys.executable, "-c", INBOX_WRITER, postgres_url, schema,
+                                    name, str(per_task)], capture_stderr=True)
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as readers:
+                readers.start_soon(poller)
+                async with trio.open_nursery() as writing:
+                    for n in range(writers):
+                        writing.start_soon(writer, f"w{n}")
+                stored = [m.position for m in await collect(store.read_inbox("q"))]
+                while not polled or polled[-1].position < stored[-1]:
+                    await trio.sleep(0.01)
+                readers.cancel_scope.cancel()
+        work = {entry.stream: entry for entry in await store.work()}
+    assert len(stored) == len(set(stored)) == writers * 3 * per_task
+    # A reader that passed a sequence number whose transaction had not committed would miss it.
+    assert [m.position for m in polled] == stored
+    for n in range(writers):
+        for t in range(3):
+            mine = [m.data["n"] for m in polled if (m.data["w"], m.data["t"]) == (f"w{n}", t)]
+            assert mine == list(range(per_task))  # each sender's order
+            assert work[f"w{n}-{t}"].wake_at == float(per_task - 2)
+    assert work["q"].waiting == len(stored)
+
+
 # -- LISTEN/NOTIFY --------------------------------------------------------------------------------
 
 
