@@ -275,6 +275,40 @@ async def test_a_retry_in_a_shared_transaction_returns_the_first_result(
         assert len(positions) == 7 and positions == sorted(set(positions))
 
 
+async def test_appends_with_and_without_a_side_share_a_batch(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        sizes: list[int] = []
+        write_batch = store._committer._write_batch
+
+        async def counting(requests: list[AppendRequest]) -> None:
+            sizes.append(len(requests))
+            await write_batch(requests)
+
+        store._committer._write_batch = counting
+        sent: list[NewEvent] = []
+
+        async def plain(n: int) -> None:
+            await store.append(f"s{n % 5}", events(1))
+
+        async def with_side(n: int) -> None:
+            message = NewEvent("Msg", {"n": n})
+            sent.append(message)
+            await store.append(f"s{n % 5}", events(1), enqueue=[("inbox", message)],
+                               wake_at=float(n))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(40):
+                nursery.start_soon(plain if n % 2 else with_side, n)
+        assert max(sizes) > 1
+        for n in range(5):
+            assert [e.version for e in await collect(store.read(f"s{n}"))] == list(range(1, 9))
+        assert [m.id for m in await collect(store.read_inbox("inbox"))] == [m.id for m in sent]
+        work = {entry.stream: entry for entry in await store.work()}
+        assert work["inbox"].waiting == 20 and all(work[f"s{n}"].wake_at is not None
+                                                   for n in range(5))
+
+
 async def test_a_stale_version_from_another_writer_is_caught(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
