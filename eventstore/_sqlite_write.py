@@ -43,7 +43,7 @@ from ._group_commit import AppendRequest, checked_enqueue, checked_outcome
 from ._model import AppendResult, ExpectedVersion
 from ._sqlite_schema import micros
 from ._validate import EncodedEvent, StoredAt, retried, version_matches
-from ._work import KEEP, Side
+from ._work import KEEP, NO_SIDE, Side
 
 ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
 ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
@@ -168,7 +168,7 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         if plan.rows + count > most:
             plan = _Plan()
             plans.append(plan)
-        if not plan.takes(stream, request.side):
+        if request.side is not NO_SIDE and not plan.takes(stream, request.side):
             careful.append(request)
             continue
         for n, event in enumerate(request.events, start=1):
