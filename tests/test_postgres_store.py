@@ -201,6 +201,45 @@ async def test_a_statement_the_server_refuses_writes_nothing(
     assert (await pg_store.append("s", events(1))).version == 2  # the connection still works
 
 
+@pytest.mark.parametrize("seed", range(12))
+async def test_sides_in_rounds_give_what_one_by_one_gives(
+        pg_store: PostgresEventStore, seed: int) -> None:
+    """Each batch through the writer; the same appends one by one on the memory store, round by
+    round (``append_rounds``: an append after every one it shares a stream, an id or a message
+    with), the order the batch's statements took them in."""
+    import random
+    import uuid
+
+    from side_batches import inbox_state, side_batch
+
+    from eventstore._group_commit import AppendRequest
+    from eventstore._postgres_sql import append_rounds
+    from eventstore.memory import MemoryEventStore
+
+    rng = random.Random(seed)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(8)]
+    done: list[AppendRequest] = []
+    await pg_store.work()  # creates the schema, as any first call does
+    async with MemoryEventStore() as memory:
+        for _ in range(8):
+            batch = side_batch(rng, ids, done)
+            await pg_store._write_batch(batch)
+            rounds = append_rounds([(r.stream, r.events, r.expected, r.side) for r in batch])
+            for idx in [idx for params in rounds for idx in params[0]]:
+                request = batch[idx]
+                try:
+                    expected: object = (await memory._append(
+                        request.stream, request.events, request.expected, request.side)).version
+                except EventStoreError as exc:
+                    expected = type(exc)
+                outcome = request.result
+                if not request.events and not isinstance(outcome, BaseException):
+                    continue  # an enqueue's result is not used
+                assert (type(outcome) if isinstance(outcome, BaseException)
+                        else getattr(outcome, "version", None)) == expected
+            assert await inbox_state(pg_store) == await inbox_state(memory)
+
+
 # -- gap-safe global order across processes --------------------------------------------------------
 
 WRITER = """

@@ -16,6 +16,7 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from side_batches import inbox_state, side_batch
 
 import eventstore.sqlite
 from eventstore import (
@@ -504,42 +505,6 @@ def test_the_same_operations_give_the_same_outcomes_as_memory(
 
 
 # -- a batch's sides, planned: one transaction for the whole plan ---------------------------------
-
-def side_batch(rng: Any, ids: list[uuid.UUID], done: list[AppendRequest]) -> list[AppendRequest]:
-    """A batch of appends and enqueues whose sides meet: shared ids, inboxes and streams."""
-    from eventstore._validate import encode_events
-    from eventstore._work import KEEP, Side
-
-    def message(target: str) -> tuple[str, Any]:
-        [encoded] = encode_events(target, [NewEvent("Msg", {"n": rng.random()},
-                                                    id=rng.choice(ids))])
-        return target, encoded
-
-    batch = []
-    for _ in range(rng.randint(1, 12)):
-        stream = rng.choice("abc")
-        if done and rng.random() < 0.1:  # a retry
-            old = rng.choice(done)
-            batch.append(AppendRequest(old.stream, old.events, old.expected, old.side))
-            continue
-        enqueue = tuple(message(rng.choice("abc")) for _ in range(rng.randint(0, 3)))
-        if rng.random() < 0.2:
-            batch.append(AppendRequest(stream, [], ANY, Side(enqueue=enqueue or (
-                message(stream),))))
-            continue
-        side = Side(tuple(rng.choice(ids).bytes for _ in range(rng.randint(0, 2))), enqueue,
-                    rng.choice([KEEP, KEEP, None, float(rng.randint(1, 9))]))
-        events = encode_events(stream, [NewEvent("E", {}) for _ in range(rng.randint(1, 2))])
-        batch.append(AppendRequest(stream, events, rng.choice([ANY, ANY, 1, 2, 3]), side))
-    done += [request for request in batch if request.events]
-    return batch
-
-
-async def inbox_state(store: EventStore) -> list[Any]:
-    return [*[[(m.id, m.data) for m in await collect(store.read_inbox(s))] for s in "abc"],
-            await store.work(), [(e.stream, e.version, e.id) for e in await collect(
-                store.read_all())]]
-
 
 @pytest.mark.parametrize("seed", range(20))
 async def test_planned_sides_give_what_one_by_one_gives(tmp_path: Path, seed: int) -> None:
