@@ -13,8 +13,10 @@ events. The worker thread then spends the whole commit inside SQLite, without th
 runs the callers. A stale plan, a reused event id or a retry writes nothing. Those appends, and any
 the plan cannot vouch for, are then written the careful way: one ``BEGIN IMMEDIATE`` transaction, a
 savepoint per append, the idempotent-retry and expected-version checks against the stored ids and
-versions, so that each append succeeds or fails on its own. The file's format and its upgrades
-live in ``_sqlite_schema``.
+versions, so that each append succeeds or fails on its own. A batch whose appends also write
+inboxes or wake times (see ``eventstore._work``) is planned the same way, and its plan written in
+one transaction: the ``INSERT``, then a statement per kind of side write. The file's format and
+its upgrades live in ``_sqlite_schema``.
 """
 
 from __future__ import annotations
