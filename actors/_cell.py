@@ -110,7 +110,6 @@ class Cell:
         "codec",
         "has_run",
         "idle_timeout",
-        "inbox_waiting",
         "journal",
         "kind",
         "mailbox",
@@ -177,7 +176,6 @@ class Cell:
         self._pulled: deque[Envelope] | None = None  # inbox messages read, in order
         self._inbox_seen = 0  # the newest inbox sequence read
         self._poked = False  # a look at the inbox is queued in the mailbox
-        self.inbox_waiting = True  # whether to read the inbox at start (the system may know)
         self._trio_thread = threading.get_ident()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
@@ -322,8 +320,7 @@ class Cell:
                 registry.claim(self)
                 await self.journal.recover()
                 await self.journal.reindex()  # corrects an entry left too early
-                if self.inbox_waiting:
-                    await self._pull()  # messages sent before it started wait in its inbox
+                await self._pull()  # messages sent before it started (or by others) wait there
                 if overrides(self.cls, "on_start"):
                     await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
             except Exception as exc:
