@@ -175,7 +175,8 @@ def test_version_and_examples_in_help(capsys: pytest.CaptureFixture[str]) -> Non
         main(["--version"])
     assert exit.value.code == 0
     assert capsys.readouterr().out == f"python -m actors (trio-actors) {_installed_version()}\n"
-    for command in ("streams", "log", "replay", "export", "import", "check", "timers"):
+    for command in ("streams", "log", "replay", "export", "import", "check", "timers",
+                    "dead-letters"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         text = capsys.readouterr().out
@@ -290,6 +291,8 @@ READ_ONLY = [
     ["replay", "{url}", "Subscription-alice", "--actor", SUBSCRIPTION],
     ["export", "{url}", "Subscription-alice"],
     ["timers", "{url}"],
+    ["dead-letters", "{url}"],
+    ["dead-letters", "{url}", "--all", "--json"],
 ]
 
 
