@@ -26,6 +26,7 @@ from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
 from ._cli_dead import DeadLetter, dead_letters, resolve
 from ._cli_parser import INDEX_STREAM, parser
+from ._cli_render import sentence
 from ._cli_timers import pending_timers
 from ._cli_util import (
     CliError,
@@ -195,7 +196,7 @@ async def _log(args: argparse.Namespace) -> int:
                         bar.update()
                         after = recorded.position
                         if wanted(recorded.type) and left != 0:
-                            _print_event(recorded, as_json=args.json, out=out)
+                            _print_event(recorded, store.codec, as_json=args.json, out=out)
                             left = None if left is None else left - 1
             if args.follow and left != 0:
                 out.flush()
@@ -210,7 +211,7 @@ async def _follow(store: EventStore, args: argparse.Namespace, out: Any, *, afte
         async for recorded in events:
             if recorded.stream != args.stream or not wanted(recorded.type):
                 continue
-            _print_event(recorded, as_json=args.json, out=out)
+            _print_event(recorded, store.codec, as_json=args.json, out=out)
             out.flush()
             if left is not None:
                 left -= 1
@@ -230,13 +231,14 @@ def _type_filter(types: list[str]) -> Callable[[str], bool]:
     return matches
 
 
-def _print_event(recorded: RecordedEvent, *, as_json: bool, out: Any) -> None:
+def _print_event(recorded: RecordedEvent, codec: Codec, *, as_json: bool, out: Any) -> None:
     if as_json:
         print(to_json(replay._event_json(recorded)), file=out)
         return
     at = recorded.recorded_at.isoformat(timespec="milliseconds")
+    shown = sentence(recorded, codec)
     print(f"{recorded.version:>7}  {recorded.position:>8}  {at:<29}  {recorded.type}  "
-          f"{to_json(shown_data(recorded))}", file=out)
+          f"{to_json(shown_data(recorded)) if shown is None else shown}", file=out)
 
 
 def _state(actor: Actor) -> Any:
