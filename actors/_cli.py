@@ -403,14 +403,15 @@ def _report(args: argparse.Namespace, result: replay.CheckResult) -> int:
     if args.json:
         print(to_json({"file": args.file, "stream": result.stream, "ok": result.ok,
                        "events": result.events, "snapshots": result.snapshots,
-                       "reruns": result.reruns,
+                       "reruns": result.reruns, "turns": result.turns,
                        "divergence": None if divergence is None else {
                            "version": divergence.version, "reason": divergence.reason}}))
     elif divergence is not None:
         print(f"{args.file}: DIVERGED: {divergence}")
     else:
+        turns = f", {result.turns} message turns re-run" if result.turns else ""
         print(f"{args.file}: {result.stream}: ok: {result.events} events, {result.snapshots} "
-              f"snapshots compared, {result.reruns} recoveries re-run")
+              f"snapshots compared, {result.reruns} recoveries re-run{turns}")
     return 0 if divergence is None else 1
 
 

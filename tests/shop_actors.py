@@ -133,6 +133,22 @@ class ShopStepFirst(Shop):
 
 
 @attrs.define
+class ShopForgets(Shop):
+    """A later release that no longer records the order."""
+
+    kind = "Shop"
+
+    async def receive(self, message: Any) -> Any:
+        if not isinstance(message, Order):
+            return self.orders
+        await durable.time.aio()
+        code = await durable.step.aio(fresh_code)
+        await self.ref(Stock, "s").ask(message.qty)
+        self.ref(Mailer, "m").tell(Mail(f"{message.item} x{message.qty}"))
+        return code
+
+
+@attrs.define
 class ShopRaises(Shop):
     """A later release that refuses large orders."""
 
