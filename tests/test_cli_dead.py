@@ -198,3 +198,20 @@ async def test_a_retry_and_its_record_are_one_transaction(any_store: EventStore)
         "retried", None]
     log = [any_store.codec.decode(r) async for r in any_store.read("Till-t")]
     assert [e.seq for e in log if isinstance(e, DeadLettered)] == [1, 3]
+
+
+async def test_a_running_system_runs_a_retried_message_when_it_next_reads_the_inbox(
+        any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Till]) as system:
+        ref = system.ref(Till, "t")
+        await ref.send(Pay(500), message_id="pay-500")
+        with trio.fail_after(10):
+            while not await dead_letters(any_store):
+                await trio.sleep(0.01)
+        Till.limit = 1000
+        await resolve(any_store, "Till-t", 1, "retried")  # as the command does, from outside
+        assert await ref.ask("state") == []  # the running actor has not looked
+        await ref.send(Pay(7))  # a message makes it read its inbox: the retried one first
+        with trio.fail_after(10):
+            while await ref.ask("state") != [500, 7]:
+                await trio.sleep(0.01)
