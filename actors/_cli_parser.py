@@ -39,12 +39,14 @@ EXAMPLES = {
         python -m actors dead-letters drop sqlite:///app.db Account-a1 43 --json""",
 }
 
-DEAD_LETTERS_HELP = (
-    "list the inbox messages that actors set aside after their turns kept failing (not yet "
-    "retried or dropped); `retry URL STREAM SEQ` stores one again in its actor's inbox, `drop "
-    "URL STREAM SEQ` gives it up; both are recorded in the $dead-letters stream")
+DEAD_LETTERS_HELP = ("the messages actors set aside after their turns kept failing; retry or "
+                     "drop one")
 
 DEAD_LETTERS_NOTE = """\
+`dead-letters URL` lists the inbox messages that actors set aside after their turns kept failing
+(not yet retried or dropped). `retry URL STREAM SEQ` stores one again in its actor's inbox, `drop
+URL STREAM SEQ` gives it up; either is recorded once, in the $dead-letters stream.
+
 A retried message waits in the actor's inbox. An ActorSystem running elsewhere does not watch
 the store: it picks the message up at its next start, or when a message is next sent to that
 actor (which makes it read its inbox); until then it waits.

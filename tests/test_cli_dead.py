@@ -183,6 +183,15 @@ def test_mistakes_are_one_line(capsys: pytest.CaptureFixture[str], db: str, argv
     assert "did you mean 'Till-t'" in fails(capsys, "dead-letters", "drop", db, "Till-u", "1")
 
 
+def test_help_says_when_a_running_system_sees_a_retry(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["dead-letters", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "{retry,drop} URL STREAM SEQ" in text and "--all" in text
+    assert "An ActorSystem running elsewhere does not watch the store: it picks the message up " \
+        "at its next start, or when a message is next sent to that actor" in text
+
+
 async def test_a_retry_and_its_record_are_one_transaction(any_store: EventStore) -> None:
     await _poison(any_store)
     [first, _] = await dead_letters(any_store)
