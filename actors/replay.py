@@ -240,7 +240,8 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
 
     def before(recorded: RecordedEvent, event: Any) -> None:
         nonlocal starting, previous
-        if isinstance(event, Received) and event.data is not None:
+        # A resent id the actor had processed is recorded without data: nothing ran.
+        if isinstance(event, Received) and (event.data is not None or event.message_id is None):
             starting = begin_turn(state, recorded, event, previous)
         previous = event
 
