@@ -5,8 +5,9 @@
 - ``state_at(store, Account, "a-1", version)`` rebuilds the actor at one version (from the
   newest snapshot at or below it, when the class takes snapshots).
 - ``check(store, Account, "a-1")`` re-runs the class against the log without writing anything
-  and reports the first divergence: a state that differs from a snapshot the log holds, or a
-  recovery whose ``run()`` body no longer makes the durable calls the log recorded.
+  and reports the first divergence: a state that differs from a snapshot the log holds, a
+  recovery whose ``run()`` body no longer makes the durable calls the log recorded, or a
+  recorded message (a durable ``send``) whose turn now emits something else.
 - ``export_jsonl`` / ``import_jsonl`` move logs in and out of stores as JSON Lines (what
   ``python -m actors export`` and ``import`` do); golden logs in a test suite use them.
 """
@@ -35,9 +36,12 @@ from eventstore import (
 from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
 from ._errors import ActorError, RecoveryError
-from ._events import SleepStarted
+from ._events import Received, SleepStarted
 from ._journal import recover_into
 from ._rerun import rerun
+from ._rerun_turn import MessageTurn
+from ._rerun_turn import begin as begin_turn
+from ._rerun_turn import rerun as rerun_turn
 from ._state import ActorState
 
 __all__ = [
@@ -104,8 +108,11 @@ def _stream(state: ActorState) -> str:
 
 
 async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
-                to_version: int | None = None) -> AsyncGenerator[Step[Any], None]:
-    """``steps`` over a given state (``check`` uses the state afterwards)."""
+                to_version: int | None = None,
+                before: Callable[[RecordedEvent, Any], None] | None = None,
+                ) -> AsyncGenerator[Step[Any], None]:
+    """``steps`` over a given state (``check`` uses the state afterwards); ``before`` is called
+    with each event before it is folded."""
     stream = _stream(state)
     try:
         if from_version > 1:
@@ -119,6 +126,8 @@ async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
             async for page in pages:
                 for recorded in page:
                     event = decode(recorded)
+                    if before is not None:
+                        before(recorded, event)
                     fold(recorded, event)
                     yield Step(recorded, event, actor)
     except RecoveryError as exc:
@@ -178,6 +187,8 @@ class CheckResult:
     snapshots: int
     reruns: int
     divergence: Divergence | None
+    turns: int = 0
+    """Message turns re-run: those of messages the log recorded (``Received``)."""
 
     @property
     def ok(self) -> bool:
@@ -200,8 +211,15 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
       bring). A ``NonDeterminismError``, any other exception, or a state changed again before
       ``run()`` reaches its last recorded call (it redid what the log holds) is a divergence.
       The re-run's own events and commits are thrown away.
+    - every message turn whose message the log recorded (a durable ``send``: its turn begins
+      with ``Received``) is re-run: ``receive(message)`` on the state before it, its durable
+      calls (time, sleeps, steps, calls to other actors) answered from the log, never run
+      again. What it emits (events, sends, timers) must be what the log holds after
+      ``Received``; a different event, one more or one fewer (where the log holds the turn's
+      end), a durable call the turn did not make, or an exception is a divergence.
 
-    Message turns and wake-ups are not re-run: their inputs are not in the log. A checkpoint.
+    Turns of ``ask`` and ``tell`` messages, and timer wake-ups, are not re-run: their inputs are
+    not in the log. A checkpoint.
 
     Args:
         progress: called with each version as it is folded (the CLI draws a progress bar).
@@ -213,16 +231,46 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
     stream = _stream(state)
     has_run = overrides(state.cls, "run")
     snapshots = await _snapshot_versions(store, stream, to_version)
-    events = reruns = 0
+    events = reruns = turns = 0
     result = None
     resume_at = None  # the last version a re-run started from
-    async with contextlib.aclosing(_walk(state, store, to_version=to_version)) as walk:
+    turn: MessageTurn | None = None  # a recorded message turn being gathered
+    starting: MessageTurn | None = None
+    previous: Any = None
+
+    def before(recorded: RecordedEvent, event: Any) -> None:
+        nonlocal starting, previous
+        # A resent id the actor had processed is recorded without data: nothing ran.
+        if isinstance(event, Received) and (event.data is not None or event.message_id is None):
+            starting = begin_turn(state, recorded, event, previous)
+        previous = event
+
+    async def finish(found: Divergence | None) -> Divergence | None:
+        """Re-run the gathered turn; the earlier of its divergence and ``found``."""
+        nonlocal turn, turns
+        assert turn is not None
+        gathered, turn = turn, None
+        turns += 1
+        diverged = await rerun_turn(gathered, store)
+        if diverged is None:
+            return found
+        version, reason, error = diverged
+        if found is not None and found.version <= version:
+            return found
+        return Divergence(stream, version, reason, error=error)
+
+    async with contextlib.aclosing(_walk(state, store, to_version=to_version,
+                                         before=before)) as walk:
         async for step in walk:
             recorded, event = step.recorded, step.event
             events += 1
             if progress is not None:
                 progress(recorded.version)
-            if recorded.version in snapshots:
+            if turn is not None and not turn.take(recorded, event):
+                result = await finish(None)
+            if starting is not None:
+                turn, starting = starting, None
+            if result is None and recorded.version in snapshots:
                 result = await _compare_snapshot(state, store, stream)
             if result is None and has_run and isinstance(event, SleepStarted) \
                     and event.scope == "run":
@@ -231,11 +279,13 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
                 result = await _recover(state, store, stream, recorded)
             if result is not None:
                 break
+    if turn is not None:
+        result = await finish(result)
     if result is None and has_run and not state.run_done and state.version and \
             resume_at != state.version:
         reruns += 1
         result = await _recover(state, store, stream, None)
-    return CheckResult(stream, events, len(snapshots), reruns, result)
+    return CheckResult(stream, events, len(snapshots), reruns, result, turns)
 
 
 async def _snapshot_versions(store: EventStore, stream: str, to_version: int | None) -> set[int]:
