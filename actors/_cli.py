@@ -458,7 +458,7 @@ async def _dead_letters(args: argparse.Namespace) -> int:
                                  "dropped", url=url)
         _print(done.as_json(), as_json=args.json, text=(
             f"retried dead letter {seq} of {stream!r}: stored again in its inbox (a running "
-            "ActorSystem picks it up at its next start, or at the next message sent to it)"
+            "ActorSystem picks it up when the actor is next activated or sent a message)"
             if action == "retry" else f"dropped dead letter {seq} of {stream!r}"))
         return 0
     if len(words) != 1:

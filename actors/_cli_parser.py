@@ -48,8 +48,9 @@ DEAD_LETTERS_NOTE = """\
 URL STREAM SEQ` gives it up; either is recorded once, in the $dead-letters stream.
 
 A retried message waits in the actor's inbox. An ActorSystem running elsewhere does not watch
-the store: it picks the message up at its next start, or when a message is next sent to that
-actor (which makes it read its inbox); until then it waits.
+the store: it picks the message up when the actor is next activated (at the system's next
+start, or after a passivation), or when a message is next sent to that actor; until then it
+waits.
 """
 
 
