@@ -283,9 +283,9 @@ class Cell:
             return trio.from_thread.run_sync(self.emit_system, event, side)
         turn = self._turn(f"{type(event).__name__}")
         timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if isinstance(event, NotificationScheduled | MessageSent | Received) and \
+        if isinstance(event, NotificationScheduled | MessageSent) and \
                 self._recorded(turn) and self._committed_before(turn, event):
-            return  # scheduled (sent, received) the first time this scope ran
+            return  # scheduled (sent) the first time this scope ran
         self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
                                             turn.calls, side))
         self.state.fold(event)
@@ -557,7 +557,8 @@ class Cell:
         journal = self.journal
         hold = False
         try:
-            if inbound is not None:
+            if inbound is not None and not self._recorded(turn):
+                # (A scope with a record committed before, Received first: it resumes.)
                 self.emit_system(Received(inbound.seq, message_id, inbound.type,
                                           None if seen else inbound.data))
             if seen:

@@ -55,6 +55,10 @@ def _received(data: dict[str, Any], codec: Codec) -> str:
     return f"received #{data['seq']} {_message(data, codec)}{_id(data.get('message_id'))}"
 
 
+def _consumed(data: dict[str, Any], codec: Codec) -> str:
+    return f"consumed #{data['seq']}: its turn, cut by a commit point, is complete"
+
+
 def _replied(data: dict[str, Any], codec: Codec) -> str:
     return f"replied {_value(codec, data['value'])} to id {data['message_id']}"
 
@@ -89,6 +93,7 @@ def _resolved(data: dict[str, Any], codec: Codec) -> str:
 _SENTENCES: dict[str, Callable[[dict[str, Any], Codec], str]] = {
     "actors.MessageSent": _sent,
     "actors.Received": _received,
+    "actors.Consumed": _consumed,
     "actors.ReplyRecorded": _replied,
     "actors.CallReplied": _called,
     "actors.StepRecorded": _step,

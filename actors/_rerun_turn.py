@@ -25,6 +25,7 @@ from ._cell import Cell
 from ._errors import ActorError
 from ._events import (
     CallReplied,
+    Consumed,
     DeadLettered,
     NotificationFired,
     PatchMarked,
@@ -48,7 +49,7 @@ _ANSWERED = (TimeObserved, SleepStarted, StepRecorded, CallReplied)
 """Durable calls a re-run replays without emitting them again (``PatchMarked`` is emitted
 again: the turn's scope has no record in the re-run, so ``patched()`` marks it anew)."""
 
-_SKIPPED = (ScopeCommitted, ScopeCompleted, ReplyRecorded)
+_SKIPPED = (ScopeCommitted, ScopeCompleted, ReplyRecorded, Consumed)
 """The runtime's bookkeeping around a turn's events: not emitted by ``receive``."""
 
 
@@ -82,7 +83,8 @@ class MessageTurn:
         self.events.append((recorded, event))
         if isinstance(event, ScopeCompleted) or (
                 isinstance(event, ReplyRecorded) and
-                event.message_id == self.received.message_id):
+                event.message_id == self.received.message_id) or (
+                isinstance(event, Consumed) and event.seq == self.received.seq):
             self.ended = True
         return not self.ended
 

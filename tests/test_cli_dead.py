@@ -121,7 +121,7 @@ def test_list_shows_each_unresolved_dead_letter(capsys: pytest.CaptureFixture[st
 def test_retry_stores_the_message_again_and_the_next_start_runs_it(
         capsys: pytest.CaptureFixture[str], db: str) -> None:
     status, out, _ = run(capsys, "dead-letters", "retry", db, "Till-t", "1")
-    assert status == 0 and "retried dead letter 1 of 'Till-t'" in out and "next start" in out
+    assert status == 0 and "retried dead letter 1 of 'Till-t'" in out and "next activated" in out
     [waiting] = trio.run(_inbox, db, "Till-t")
     assert (waiting.type, waiting.data, waiting.metadata) == (
         "tests.dead.Pay", {"amount": 500}, {"message_id": "pay-500"})
@@ -189,7 +189,7 @@ def test_help_says_when_a_running_system_sees_a_retry(capsys: pytest.CaptureFixt
     text = " ".join(capsys.readouterr().out.split())
     assert "{retry,drop} URL STREAM SEQ" in text and "--all" in text
     assert "An ActorSystem running elsewhere does not watch the store: it picks the message up " \
-        "at its next start, or when a message is next sent to that actor" in text
+        "when the actor is next activated" in text
 
 
 async def test_a_retry_and_its_record_are_one_transaction(any_store: EventStore) -> None:

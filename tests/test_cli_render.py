@@ -50,14 +50,16 @@ def test_log_shows_sends_receipts_replies_calls_and_steps(
                         "sent shop.Mail to Mailer-m (id Shop-s1/msg:order-1/>0)")
     assert shown[6][0] == "shop.Ordered" and json.loads(shown[6][1])["item"] == "tea"
     assert shown[7] == ("actors.ReplyRecorded", "replied None to id order-1")
-    assert shown[9][1] == 'received #2 shop.Order {"item": "jam", "qty": 3}'  # no id
+    assert shown[8] == ("actors.Consumed",
+                        "consumed #1: its turn, cut by a commit point, is complete")
+    assert shown[10][1] == 'received #2 shop.Order {"item": "jam", "qty": 3}'  # no id
     # Sequences are global across inboxes: the mails went in between.
     assert re.fullmatch(r"received #\d+ shop\.Order again \(id order-1\): processed before, "
-                        r"consumed without running", shown[16][1])
-    assert re.fullmatch(r"received #\d+ value \('plain', 1\)", shown[17][1])
+                        r"consumed without running", shown[18][1])
+    assert re.fullmatch(r"received #\d+ value \('plain', 1\)", shown[19][1])
     # Other runtime events keep their data, times as ISO instants.
     assert json.loads(shown[2][1])["value"].endswith("+00:00")
-    assert json.loads(shown[8][1]) == {"scope": "msg:order-1"}
+    assert json.loads(shown[9][1]) == {"scope": "msg:order-1"}
     # --json prints the events as stored.
     assert main(["log", "--json", shop_db, "Shop-s1", "--limit", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["data"] == {
