@@ -117,7 +117,7 @@ def test_quick_is_accepted_and_lists_one_line_per_benchmark(
 
     assert [line.split(":")[0] for line in lines] == available()
     assert all(len(line.split(": ", 1)[1]) > 10 for line in lines)
-    assert {"actors", "replay", "store", "timers"} <= set(available())
+    assert {"actors", "replay", "send", "store", "timers"} <= set(available())
 
 
 def test_unknown_benchmark_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
