@@ -342,6 +342,7 @@ class Codec:
         self._encoders: dict[type, _Encoder] = {}
         self._decoders: dict[str, _Decoder] = {}
         self._typed: dict[str, Callable[[str | bytes], Any]] = {}
+        self._typed_classes: dict[str, type] = {}
         self._imported: dict[str, Any] = {}
         self._modules: dict[str, str] = {}
         self._values = ValueCodec(self._encode_attrs, self._load, self._import)
@@ -378,6 +379,7 @@ class Codec:
         self._encoders.clear()
         self._decoders.clear()
         self._typed.clear()
+        self._typed_classes.clear()
 
     def alias_module(self, old: str, new: str) -> None:
         """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
@@ -408,6 +410,7 @@ class Codec:
         self._encoders.clear()
         self._decoders.clear()
         self._typed.clear()
+        self._typed_classes.clear()
 
     def _aliased(self, name: str) -> str:
         """``name`` with its module replaced as ``alias_module`` says."""
@@ -504,6 +507,7 @@ class Codec:
         self._decoders[name] = decoder
         if info.version == 1 and (typed := typed_decoder(cls, self.converter)) is not None:
             self._typed[name] = typed
+            self._typed_classes[name] = cls
         return decoder
 
     @property
@@ -516,6 +520,15 @@ class Codec:
         What such a decoder refuses is decoded the usual way.
         """
         return self._typed
+
+    @property
+    def typed_classes(self) -> Mapping[str, type]:
+        """The class each name of ``typed_decoders`` decodes into, as the codec names it now.
+
+        An event a reader decoded earlier is taken only if its class is still this one (a class
+        registered again under the name since is another class).
+        """
+        return self._typed_classes
 
     # -- events ----------------------------------------------------------------------------------
 
