@@ -112,13 +112,12 @@ def _fast_step() -> Callable[[Any, Any, Any], Step[Any]]:
     """``Step``'s constructor for the replay loop: sets the slots without ``__init__``."""
     new = object.__new__
     put_recorded = Step.__dict__["recorded"].fset
-    put_event, put_state = (Step.__dict__[name].__set__ for name in ("event", "state"))
 
     def make(recorded: Any, event: Any, state: Any) -> Step[Any]:
         step: Step[Any] = new(Step)
+        step.event = event
+        step.state = state
         put_recorded(step, recorded)
-        put_event(step, event)
-        put_state(step, state)
         return step
 
     return make
