@@ -175,14 +175,16 @@ async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
             return
         # Stored rows, most of them decoded by the store's reader thread: the step builds its
         # RecordedEvent only if someone reads it.
-        classes = codec.typed_classes
         fold_next = state.fold_next
         async with contextlib.aclosing(rows):
             async for rows_page in rows:
-                build, name = rows_page.build, rows_page.stream
+                build, name, typed = rows_page.build, rows_page.stream, rows_page.typed
                 for row, event in zip(rows_page.rows, rows_page.events, strict=True):
                     kind = row[2]
-                    if type(event) is classes.get(kind):  # not None, nor a class named again
+                    # The reader's event, unless a class was named again since it decoded it
+                    # (the codec's typed_decoders, read without the property: per event).
+                    if event is not None and (typed is codec._typed or
+                                              type(event) is codec.typed_classes.get(kind)):
                         held: Any = (build, name, row)
                     else:
                         event, held = rows_page.decode(row, codec)

@@ -378,8 +378,8 @@ class Codec:
         self._registered[cls] = info
         self._encoders.clear()
         self._decoders.clear()
-        self._typed.clear()
-        self._typed_classes.clear()
+        self._typed = {}  # new mappings: a page decoded with the old ones is told apart
+        self._typed_classes = {}
 
     def alias_module(self, old: str, new: str) -> None:
         """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
@@ -409,8 +409,8 @@ class Codec:
         self._imported.clear()
         self._encoders.clear()
         self._decoders.clear()
-        self._typed.clear()
-        self._typed_classes.clear()
+        self._typed = {}  # new mappings: a page decoded with the old ones is told apart
+        self._typed_classes = {}
 
     def _aliased(self, name: str) -> str:
         """``name`` with its module replaced as ``alias_module`` says."""
@@ -517,7 +517,9 @@ class Codec:
         A store's reader thread uses it to decode a version 1 event (one without a
         ``schema_version`` in its metadata) into its class with msgspec; it holds the names
         this codec has decoded before, and only those of plain classes (``typed_decoder``).
-        What such a decoder refuses is decoded the usual way.
+        What such a decoder refuses is decoded the usual way. A class registered or a module
+        aliased since makes a new mapping: while this one is still the codec's, every class it
+        decodes into is the codec's class for that name.
         """
         return self._typed
 

@@ -10,7 +10,7 @@ already decoded (or None). The replay builds a row's ``RecordedEvent`` only when
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 from ._codec import Codec
@@ -30,16 +30,20 @@ class RowPage(abc.ABC):
     ``events[n]`` is the event of ``rows[n]`` as the reader thread decoded it into its class, or
     None (a type the codec had not decoded yet, metadata, data the typed decoder refused, a row
     the fast path does not take): ``decode`` then decodes that row on trio's thread. An event
-    is only taken if its class is still the codec's class for its type name
-    (``Codec.typed_classes``).
+    is only taken if its class is still the codec's class for its type name: ``typed`` is still
+    the codec's ``typed_decoders``, or the class is the one of ``Codec.typed_classes``.
     """
 
-    __slots__ = ("events", "rows", "stream")
+    __slots__ = ("events", "rows", "stream", "typed")
 
-    def __init__(self, stream: str, rows: list[Row], events: list[Any]) -> None:
+    def __init__(self, stream: str, rows: list[Row], events: list[Any],
+                 typed: Mapping[str, Any]) -> None:
         self.stream = stream
         self.rows = rows
         self.events = events
+        self.typed = typed
+        """The ``Codec.typed_decoders`` the events were decoded with: while it is still the
+        codec's, the events are of the codec's classes."""
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -306,12 +306,13 @@ class SQLiteEventStore(EventStore):
         name = check.stream_name(stream)
         first = check.whole(from_version, "from_version", minimum=0)
         last = check.optional_whole(to_version, "to_version", minimum=0)
-        typed = self.codec.typed_decoders
+        codec = self.codec
         return self._pages(
             max(first, 1), last, None,
-            lambda cursor, size: self._read(_stream_rows(name, cursor, last, size, typed)),
+            lambda cursor, size: self._read(
+                _stream_rows(name, cursor, last, size, codec.typed_decoders)),
             lambda cursor, size: functools.partial(
-                self._with_reader, _stream_rows(name, cursor, last, size, typed)),
+                self._with_reader, _stream_rows(name, cursor, last, size, codec.typed_decoders)),
             lambda page: page.rows[-1][0] + 1)
 
     async def _last_version(self, stream: str) -> int:
@@ -415,7 +416,7 @@ def _stream_rows(stream: str, first: int, last: int | None, size: int,
 
     def read(conn: sqlite3.Connection) -> RowPage:
         rows = conn.execute(READ_STREAM, args).fetchall()
-        return _Rows(stream, rows, _typed_events(rows, typed))
+        return _Rows(stream, rows, _typed_events(rows, typed), typed)
 
     return read
 

@@ -131,6 +131,26 @@ async def test_a_class_named_again_mid_replay_decodes_into_the_new_class(tmp_pat
         assert set(types[5:]) == {Again, Noted}
 
 
+async def test_a_class_named_again_within_a_page_decodes_into_the_new_class(
+        tmp_path: Path) -> None:
+    @attrs.frozen
+    class Again:
+        month: int
+        amount: int
+        at: float
+
+    async with SQLiteEventStore(tmp_path / "rows.db") as store:  # one page
+        await _mixed(store)
+        await collect(replay.steps(store, Tally, "t"))  # the codec knows the classes
+        types = []
+        async for step in replay.steps(store, Tally, "t"):
+            types.append(type(step.event))
+            if step.version == 4:
+                store.codec.register(Again, "golden.Charged")
+        assert types[:4] == [Charged, Charged, Noted, Charged]
+        assert set(types[4:]) == {Again, Noted}
+
+
 def _corrupt(path: Path, version: int, assignment: str) -> None:
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(f"UPDATE events SET {assignment} WHERE version = ?", (version,))
