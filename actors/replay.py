@@ -19,7 +19,7 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Generic, TextIO, TypeVar
+from typing import Any, Final, Generic, TextIO, TypeVar
 
 import attrs
 import trio
@@ -71,6 +71,8 @@ class Step(Generic[A]):
     ``state`` is the replaying actor itself, which the next step changes in place (copying the
     state at every step would make replay slow): keep ``state.snapshot()`` or a copy of the
     fields you need, not the object. (Not frozen either, for the same reason: speed.)
+    ``recorded`` is built when it is first read, on a store that hands out stored rows (SQLite):
+    a replay that only looks at ``event`` and ``state`` does not pay for it.
     """
 
     recorded: RecordedEvent
@@ -80,7 +82,52 @@ class Step(Generic[A]):
     @property
     def version(self) -> int:
         """The version of the log that ``state`` reflects."""
-        return self.recorded.version
+        held = _held(self)
+        return held[2][0] if type(held) is tuple else held.version  # type: ignore[no-any-return]
+
+
+def _lazy_recorded() -> Callable[[Step[Any]], Any]:
+    """Let a ``Step``'s ``recorded`` slot hold a stored row (``eventstore``'s ``Held``) until
+    ``recorded`` is first read; return the function that reads the slot as it is.
+
+    As with ``RecordedEvent.id``, ``recorded`` becomes a property over the attrs slot, so every
+    reader (equality, repr, ``attrs.evolve``) sees the ``RecordedEvent``.
+    """
+    slot = Step.__dict__["recorded"]
+    get, put = slot.__get__, slot.__set__
+
+    def read(step: Step[Any]) -> RecordedEvent:
+        value = get(step)
+        if type(value) is tuple:
+            build, stream, row = value
+            value = build(stream, row)
+            put(step, value)
+        return value  # type: ignore[no-any-return]
+
+    setattr(Step, "recorded", property(  # noqa: B010
+        read, put, doc="The event as stored: stream, version, position, type, data, id."))
+    return get  # type: ignore[no-any-return]
+
+
+_held: Final = _lazy_recorded()
+
+
+def _fast_step() -> Callable[[Any, Any, Any], Step[Any]]:
+    """``Step``'s constructor for the replay loop: sets the slots without ``__init__``."""
+    new = object.__new__
+    put_recorded = Step.__dict__["recorded"].fset
+
+    def make(recorded: Any, event: Any, state: Any) -> Step[Any]:
+        step: Step[Any] = new(Step)
+        step.event = event
+        step.state = state
+        put_recorded(step, recorded)
+        return step
+
+    return make
+
+
+_step: Final = _fast_step()
 
 
 def steps(store: EventStore, cls: type[A], actor_id: str, *, from_version: int = 1,
@@ -119,17 +166,41 @@ async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
             await recover_into(state, store, stream, to_version=from_version - 1,
                                snapshots=state.cls.snapshot_every is not None)
         actor = state.actor
-        decode = state.codec.decode
-        fold = state.fold_recorded
-        async with contextlib.aclosing(store.read_pages(
-                stream, from_version=state.version + 1, to_version=to_version)) as pages:
-            async for page in pages:
-                for recorded in page:
-                    event = decode(recorded)
-                    if before is not None:
-                        before(recorded, event)
-                    fold(recorded, event)
-                    yield Step(recorded, event, actor)
+        codec = state.codec
+        step = _step
+        # A hook that reads each RecordedEvent (check's message turns) takes the plain pages.
+        rows = None if before is not None else store._row_pages(
+            stream, from_version=state.version + 1, to_version=to_version)
+        if rows is None:
+            decode = codec.decode
+            fold = state.fold_recorded
+            async with contextlib.aclosing(store.read_pages(
+                    stream, from_version=state.version + 1, to_version=to_version)) as pages:
+                async for page in pages:
+                    for recorded in page:
+                        event = decode(recorded)
+                        if before is not None:
+                            before(recorded, event)
+                        fold(recorded, event)
+                        yield step(recorded, event, actor)
+            return
+        # Stored rows, most of them decoded by the store's reader thread: the step builds its
+        # RecordedEvent only if someone reads it.
+        fold_next = state.fold_next
+        async with contextlib.aclosing(rows):
+            async for rows_page in rows:
+                build, name, typed = rows_page.build, rows_page.stream, rows_page.typed
+                for row, event in zip(rows_page.rows, rows_page.events, strict=True):
+                    kind = row[2]
+                    # The reader's event, unless a class was named again since it decoded it
+                    # (the codec's typed_decoders, read without the property: per event).
+                    if event is not None and (typed is codec._typed or
+                                              type(event) is codec.typed_classes.get(kind)):
+                        held: Any = (build, name, row)
+                    else:
+                        event, held = rows_page.decode(row, codec)
+                    fold_next(row[0], event, name, kind)
+                    yield step(held, event, actor)
     except RecoveryError as exc:
         raise ReplayError(str(exc)) from exc
 
