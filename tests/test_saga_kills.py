@@ -156,6 +156,7 @@ def test_transfers_survive_kill_9_with_balances_conserved(tmp_path: Path) -> Non
         figures["resent unacknowledged"] += len(unacked)
         figures["resent acknowledged"] += len(resent)
         transfers = unacked + [t for t in everything if t[0] in resent] + fresh
+        rng.shuffle(transfers)  # old and new ones interleave, as retries and new work would
         child = launch("work", db, plan_file, transfers, everything)
         if rng.random() < 0.25:  # during start-up or recovery
             time.sleep(rng.uniform(0.1, 0.8))
