@@ -158,9 +158,9 @@ def test_transfers_survive_kill_9_with_balances_conserved(tmp_path: Path) -> Non
         transfers = unacked + [t for t in everything if t[0] in resent] + fresh
         rng.shuffle(transfers)  # old and new ones interleave, as retries and new work would
         child = launch("work", db, plan_file, transfers, everything)
-        if rng.random() < 0.25:  # during start-up or recovery
+        if rng.random() < 0.25:  # from launch: maybe during start-up or recovery
             time.sleep(rng.uniform(0.1, 0.8))
-            figures["killed starting"] += 1
+            figures["killed early (from launch)"] += 1
         else:
             child.expect("ready")
             time.sleep(rng.uniform(0.0, 0.4))
