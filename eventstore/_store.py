@@ -184,7 +184,7 @@ class EventStore(abc.ABC):
             first, None, most,
             lambda cursor, size: self._read_inbox_page(name, cursor, size),
             lambda cursor, size: None,
-            lambda message: message.position))
+            lambda page: page[-1].position))
 
     async def set_wake(self, stream: str, wake_at: float | None) -> None:
         """Set ``stream``'s wake time in the work index (None clears it). A checkpoint."""
