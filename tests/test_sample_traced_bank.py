@@ -37,7 +37,7 @@ def test_each_transfer_is_one_trace(tmp_path: Path) -> None:
         "    actors.commit  account-alice: 2 event(s)",
         "  account receive  account carol, version 1 -> 1, failed: AccountClosed: account "
         "'carol' is closed",
-        f"  actors.commit  transfer-{transfer}: 4 event(s)",  # the flush before the refund
+        f"  actors.commit  transfer-{transfer}: 3 event(s)",  # the flush before the refund
         "  account receive  account alice, version 5 -> 7, ok",
         "    actors.commit  account-alice: 2 event(s)",
     ]
