@@ -942,6 +942,10 @@ class Cell:
         if not reply.is_done:
             await reply.wait()  # held for the commit of a backlog that came meanwhile
         if reply.error is not None:
+            if isinstance(reply.error, ActorStopped):
+                # Stopped because the asker's own scope was cancelled with the actor's: the
+                # cancellation is the answer, as it would be for an ask that was not inline.
+                await trio.lowlevel.checkpoint_if_cancelled()
             raise reply.error
         return reply.value
 

@@ -224,3 +224,34 @@ async def test_the_late_shield_is_available_on_this_trio() -> None:
 
 def ref_actor(ref: actors.ActorRef) -> Any:
     return ref._current().actor  # type: ignore[union-attr]
+
+
+async def test_an_inline_ask_cancelled_with_its_actor_is_cancelled_not_stopped() -> None:
+    # The asker and the actor share a nursery; cancelling it stops the actor mid-turn, and the
+    # asker's ask ends with the cancellation (the nursery exits cleanly), not ActorStopped.
+    from eventstore.memory import MemoryEventStore
+
+    started = trio.Event()
+
+    @attrs.define
+    class Slow(actors.Actor):
+        async def receive(self, message: Any) -> Any:
+            started.set()
+            await trio.sleep_forever()
+
+    outcome: list[str] = []
+    async with trio.open_nursery() as nursery:  # no deadline: the ask runs inline
+        ref = await actors.spawn(nursery, Slow, "s", store=MemoryEventStore())
+
+        async def ask() -> None:
+            assert ref._resolve().can_inline()
+            try:
+                await ref.ask("x")
+            except trio.Cancelled:
+                outcome.append("cancelled")
+                raise
+
+        nursery.start_soon(ask)
+        await started.wait()
+        nursery.cancel_scope.cancel()
+    assert outcome == ["cancelled"]
