@@ -200,12 +200,17 @@ async def rerun(state: ActorState, store: EventStore,
         finally:
             nursery.cancel_scope.cancel()
 
+    await until_blocked(recover)
+    return outcome
+
+
+async def until_blocked(body: Callable[[trio.Nursery], Awaitable[None]]) -> None:
+    """Run ``body(nursery)`` until it ends, or until every task waits: then it waits for what
+    only another actor or a message would bring, and the log can take it no further."""
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(recover, nursery)
-        # The body may wait for what only a message would bring: the log can take it no further.
+        nursery.start_soon(body, nursery)
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
-    return outcome
 
 
 def _raised(stage: str, error: BaseException) -> str:

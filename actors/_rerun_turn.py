@@ -16,7 +16,6 @@ from typing import Any
 
 import attrs
 import trio
-import trio.testing
 
 from eventstore import EventStore, RecordedEvent
 
@@ -41,7 +40,14 @@ from ._events import (
 from ._inbox import decode_message
 from ._record import Branch, DurableRecord, Recorded
 from ._ref import ActorRef
-from ._rerun import _as_turn, _EndOfHistory, _latest_instant, _ReplayClock, _Sandbox
+from ._rerun import (
+    _as_turn,
+    _EndOfHistory,
+    _latest_instant,
+    _ReplayClock,
+    _Sandbox,
+    until_blocked,
+)
 from ._state import ActorState
 from ._turn import Turn
 
@@ -229,11 +235,7 @@ async def rerun(turn: MessageTurn, store: EventStore) -> tuple[int, str, Any] | 
         finally:
             nursery.cancel_scope.cancel()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(receive, nursery)
-        # It may wait for what only another actor would bring: the log can take it no further.
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.cancel_scope.cancel()
+    await until_blocked(receive)
 
     skipped = {codec.type_name(cls) for cls in _SKIPPED}
     emitted = [item for item in sandbox.events + [
