@@ -167,7 +167,7 @@ async def test_a_v1_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pat
         assert (await store.load_snapshot("b")).state == {"fresh": True}  # type: ignore[union-attr]
 
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
                         ).fetchone()[0] == 0
     assert {kind for (kind,) in conn.execute("SELECT typeof(recorded_at) FROM events "
@@ -298,8 +298,9 @@ async def test_postgres_upgrades_a_schema_in_place(
     from eventstore.postgres import PostgresEventStore
 
     held = await fill_postgres(postgres_url, postgres_schema)
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(sql.MIGRATIONS, 1, (
+    current = sql.SCHEMA_VERSION  # a made-up next version
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(sql.MIGRATIONS, current, (
         "ALTER TABLE {s}.events ADD COLUMN note text",
         "UPDATE {s}.events SET note = 'migrated'",
     ))
@@ -313,7 +314,7 @@ async def test_postgres_upgrades_a_schema_in_place(
         after = await store.append("a", [NewEvent("E", 9)], expected_version=3)
         assert (after.version, after.position) == (4, held[-1].position + 1)
     version, columns, rows = postgres_state(postgres_url, postgres_schema)
-    assert version == (2,) and ("events", "note") in columns
+    assert version == (current + 1,) and ("events", "note") in columns
     assert [row[-1] for row in rows] == ["migrated"] * len(held) + [None]
 
 
@@ -324,8 +325,9 @@ async def test_a_postgres_migration_that_fails_midway_changes_nothing(
 
     await fill_postgres(postgres_url, postgres_schema)
     before = postgres_state(postgres_url, postgres_schema)
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(sql.MIGRATIONS, 1, (
+    current = sql.SCHEMA_VERSION  # a made-up next version
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(sql.MIGRATIONS, current, (
         "ALTER TABLE {s}.events ADD COLUMN note text",
         "UPDATE {s}.no_such_table SET note = 'x'",  # the second statement fails
     ))
@@ -333,11 +335,12 @@ async def test_a_postgres_migration_that_fails_midway_changes_nothing(
         async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
             await store.last_version("a")
     message = str(failed.value)
-    assert "from version 1 to 2" in message and "still at version 1" in message
+    assert f"from version {current} to {current + 1}" in message
+    assert f"still at version {current}" in message
     assert "no_such_table" in message
     assert postgres_state(postgres_url, postgres_schema) == before
 
-    monkeypatch.delitem(sql.MIGRATIONS, 1)
+    monkeypatch.delitem(sql.MIGRATIONS, current)
     with pytest.raises(SchemaError, match=r"cannot upgrade in place.*python -m actors export"):
         async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
             await store.last_version("a")
