@@ -25,6 +25,7 @@ from . import replay
 from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
 from ._cli_parser import INDEX_STREAM, parser
+from ._cli_projections import projections
 from ._cli_timers import pending_timers
 from ._cli_util import (
     CliError,
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 divergence, 2 error)."""
     args = parser().parse_args(argv)
     run = {"streams": _streams, "log": _log, "replay": _replay, "export": _export,
-           "import": _import, "check": _check, "timers": _timers}[args.command]
+           "import": _import, "check": _check, "timers": _timers,
+           "projections": projections}[args.command]
     try:
         status: int = trio.run(run, args)
     except KeyboardInterrupt:

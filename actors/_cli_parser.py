@@ -33,6 +33,9 @@ EXAMPLES = {
     "timers": """
         python -m actors timers sqlite:///app.db
         python -m actors timers sqlite:///app.db -m bank.tokens --json""",
+    "projections": """
+        python -m actors projections sqlite:///app.db
+        python -m actors projections rebuild sqlite:///app.db balances""",
 }
 
 
@@ -103,6 +106,14 @@ def parser() -> argparse.ArgumentParser:
     _url(timers)
     timers.add_argument("--index-stream", default=INDEX_STREAM, metavar="STREAM",
                         help=f"the ActorSystem's work index (default {INDEX_STREAM!r})")
+
+    proj = command("projections", "list the projections (offset, lag, state, error), or "
+                   "`projections rebuild URL NAME` to rebuild one",
+                   json_help="one object per projection")
+    proj.add_argument("url", metavar="URL",
+                      help="the store (sqlite:///app.db, postgresql://...), or `rebuild`")
+    proj.add_argument("rest", nargs="*", metavar="URL NAME",
+                      help="after `rebuild`: the store and the projection's name")
     return main
 
 
