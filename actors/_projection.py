@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 import trio
@@ -63,32 +63,37 @@ class Projection:
     worker thread. See ``docs/projections.md``.
     """
 
-    name: ClassVar[str] = ""
-    types: ClassVar[Sequence[type] | None] = None
-    batch_size: ClassVar[int] = 100
+    name: str = ""
+    types: Sequence[type] | None = None
+    batch_size: int = 100
     """The most events per batch (per handler call of ``handle_batch``, per offset commit)."""
-    max_attempts: ClassVar[int] = 5
+    max_attempts: int = 5
     """Tries per batch before the projection stops with ``ProjectionFailed``."""
-    backoff: ClassVar[float] = 0.1
+    backoff: float = 0.1
     """Seconds before the first retry; each next wait doubles, up to ``max_backoff``."""
-    max_backoff: ClassVar[float] = 10.0
-    check_every: ClassVar[float] = 1.0
+    max_backoff: float = 10.0
+    check_every: float = 1.0
     """Seconds between looks at the stored offset while live and idle (a rebuild requested by
     another process, such as ``python -m actors projections rebuild``)."""
 
-    async def handle(self, event: Any, recorded: RecordedEvent) -> None:
-        """Fold one event into the read model (override; may take a fourth parameter ``tx``)."""
+    # The hooks take ``*args: Any, **kwargs: Any`` so that a type checker accepts an override
+    # with or without ``tx``; ``check_projection`` judges the shape at run time.
+
+    async def handle(self, *args: Any, **kwargs: Any) -> None:
+        """``handle(self, event, recorded[, tx])``: fold one event into the read model."""
         raise NotImplementedError
 
-    async def handle_batch(self, batch: Batch) -> None:
-        """Fold a batch of ``(event, recorded)`` pairs; by default, ``handle`` for each."""
+    async def handle_batch(self, *args: Any, **kwargs: Any) -> None:
+        """``handle_batch(self, batch[, tx])``: fold a list of ``(event, recorded)`` pairs;
+        define it instead of ``handle``."""
         raise NotImplementedError
 
-    async def setup(self) -> None:
-        """Prepare the read model (may take ``tx``); runs at every start, so be idempotent."""
+    async def setup(self, *args: Any, **kwargs: Any) -> None:
+        """``setup(self[, tx])``: prepare the read model; runs at every start, so make it
+        idempotent (``CREATE TABLE IF NOT EXISTS``)."""
 
-    async def reset(self) -> None:
-        """Empty the read model for a rebuild (may take ``tx``)."""
+    async def reset(self, *args: Any, **kwargs: Any) -> None:
+        """``reset(self[, tx])``: empty the read model for a rebuild."""
 
 
 Call = Callable[..., Awaitable[Any]]

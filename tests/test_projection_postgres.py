@@ -54,7 +54,7 @@ async def test_four_racing_writers_while_a_projection_runs_live(
     async with PostgresEventStore(postgres_url, schema=postgres_schema,
                                   poll_interval=0.05) as store:
         # The events' type has no class here: hand the projection the recorded events.
-        store.codec.decode = lambda recorded: recorded  # type: ignore[method-assign]
+        store.codec.decode = lambda recorded: recorded  # type: ignore[method-assign,assignment]
         async with trio.open_nursery() as nursery:
             runner = await nursery.start(actors.run_projection, store, seen)
             async with trio.open_nursery() as writers:
