@@ -77,5 +77,5 @@ async def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    trio.run(main, sys.argv[1] if len(sys.argv) > 1 else "bank.db")
+    actors.run_program(main, sys.argv[1] if len(sys.argv) > 1 else "bank.db")
 # --8<-- [end:main]
