@@ -23,6 +23,7 @@ from ._errors import (
     DuplicateActor,
     InvalidActorArgument,
     InvalidActorType,
+    ProjectionFailed,
 )
 from ._gc import GCPolicy
 from ._index import WorkIndex
@@ -46,6 +47,10 @@ class ActorSystem:
     the next message or when their next timer is due. On start, every actor the index says has
     work (an unfinished ``run()``, a pending timer) is re-activated. Leaving the block commits
     what is pending and stops every actor.
+
+    ``projections=[Balances()]`` runs those projections (``actors.Projection``) while the system
+    runs; ``system.projection(name)`` is one's ``ProjectionRunner``. A projection that fails
+    stops alone (see ``docs/projections.md``).
 
     ``gc=GCPolicy()`` tunes CPython's garbage collector while the system runs (it is off by
     default, since it is process-wide): see ``docs/performance.md``.
@@ -156,7 +161,7 @@ class ActorSystem:
         """Run a projection; its failure stops it alone (``runner.error``), not the system."""
         try:
             await runner.run()
-        except ActorError:
+        except ProjectionFailed:
             pass  # logged by the runner; visible as runner.state and runner.error
         except Exception:
             log.exception("projection %r stopped with an error", runner.name)
