@@ -228,23 +228,25 @@ class ProjectionRunner:
         self._moved()
 
     async def _follow(self) -> None:
-        store, size = self.store, self.projection.batch_size
+        size = self.projection.batch_size
         while True:
             if self._rebuild:
                 raise _Restart
             if self._paused:
                 await self._pause()
                 continue
-            head = await store.head_position()
-            async with contextlib.aclosing(store.read_all(
-                    after_position=max(self.offset, self._examined), limit=size,
-                    types=self._names)) as events:
-                page = [event async for event in events]
+            page = await self._page(size)
             if page:
                 self.state = "catching up" if len(page) == size else "live"
                 await self._handle(page)
-                if len(page) == size:
-                    continue
+                if len(page) < size:
+                    await self._wait_live()  # caught up: most likely nothing more yet
+                continue
+            # Nothing of ours after the offset: everything up to the head read before a second
+            # look is examined (positions commit in order), though not ours to handle.
+            head = await self.store.head_position()
+            if await self._page(1):
+                continue
             self.state = "live"
             if head > max(self.offset, self._examined):
                 self._examined = head
@@ -253,6 +255,13 @@ class ProjectionRunner:
                     await self._save(head, self.offset, None, "running")
                     self.offset = head
             await self._wait_live()
+
+    async def _page(self, size: int) -> list[RecordedEvent]:
+        """Up to ``size`` events of ours after what was handled or examined."""
+        async with contextlib.aclosing(self.store.read_all(
+                after_position=max(self.offset, self._examined), limit=size,
+                types=self._names)) as events:
+            return [event async for event in events]
 
     async def _handle(self, page: list[RecordedEvent]) -> None:
         codec = self.store.codec

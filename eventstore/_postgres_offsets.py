@@ -39,6 +39,15 @@ def head(conn: Conn, schema: str) -> int:
 
 def save(conn: Conn, schema: str, name: str, position: int, expected: int | None, state: str,
          error: str | None, statements: list[Statement]) -> None:
+    if not statements and expected is not None:
+        # The common move of an offset with nothing else to write: one statement, one round
+        # trip (the connection is in autocommit mode).
+        moved = conn.execute(
+            f"UPDATE {schema}.offsets SET position = %s, state = %s, error = %s, "
+            "updated_at = statement_timestamp() WHERE name = %s AND position = %s RETURNING 1",
+            (position, state, error, name, expected)).fetchone()
+        if moved is not None:
+            return
     with conn.transaction():
         row = conn.execute(f"SELECT position FROM {schema}.offsets WHERE name = %s FOR UPDATE",
                            (name,)).fetchone()
