@@ -10,6 +10,7 @@ import json
 import os
 import random
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -66,11 +67,14 @@ def test_a_killed_projection_neither_skips_nor_doubles(tmp_path: Path) -> None:
     rng = random.Random(os.environ.get("ACTORS_TEST_SEED", "projections"))
     starts = []
     for kill in range(KILLS):
+        trio.run(append, db, 1000, 2 * kill + 1)  # a backlog to catch up with
         child = JsonChild(CHILD, str(db))
         starts.append(int(child.value("started")))
-        trio.run(append, db, 200, kill + 1)  # live events while it catches up
-        time.sleep(rng.uniform(0.0, 0.6))
+        live = threading.Thread(target=trio.run, args=(append, db, 100, 2 * kill + 2))
+        live.start()  # and live events meanwhile
+        time.sleep(rng.uniform(0.0, 0.25))
         child.kill()
+        live.join()
     child = JsonChild(CHILD, str(db))
     child.value("started")
     conn = sqlite3.connect(db)
