@@ -25,7 +25,7 @@ from eventstore import EventStore
 from . import _registry as registry
 from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
-from ._clock import Clock, WallClock
+from ._clock import WALL_CLOCK, Clock
 from ._errors import (
     ActorError,
     ActorStopped,
@@ -110,7 +110,6 @@ class Cell:
         "codec",
         "has_run",
         "idle_timeout",
-        "inbox_waiting",
         "journal",
         "kind",
         "mailbox",
@@ -136,7 +135,7 @@ class Cell:
         if not isinstance(store, EventStore):
             raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
         if clock is None:
-            clock = WallClock()
+            clock = WALL_CLOCK
         if not isinstance(clock, Clock):
             raise InvalidActorType(f"clock must have time() and now(), got {clock!r}")
         if idle_timeout is not None and not (isinstance(idle_timeout, int | float)
@@ -177,7 +176,6 @@ class Cell:
         self._pulled: deque[Envelope] | None = None  # inbox messages read, in order
         self._inbox_seen = 0  # the newest inbox sequence read
         self._poked = False  # a look at the inbox is queued in the mailbox
-        self.inbox_waiting = True  # whether to read the inbox at start (the system may know)
         self._trio_thread = threading.get_ident()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
@@ -285,9 +283,9 @@ class Cell:
             return trio.from_thread.run_sync(self.emit_system, event, side)
         turn = self._turn(f"{type(event).__name__}")
         timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if isinstance(event, NotificationScheduled | MessageSent | Received) and \
+        if isinstance(event, NotificationScheduled | MessageSent) and \
                 self._recorded(turn) and self._committed_before(turn, event):
-            return  # scheduled (sent, received) the first time this scope ran
+            return  # scheduled (sent) the first time this scope ran
         self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
                                             turn.calls, side))
         self.state.fold(event)
@@ -315,14 +313,14 @@ class Cell:
         waiting asks get the error, the caller's nursery is not crashed.
         """
         track_branches()
-        current_turn.set(None)  # started from another actor's turn: this task is not part of it
+        if current_turn.get() is not None:
+            current_turn.set(None)  # started from another actor's turn: not part of it
         try:
             try:
                 registry.claim(self)
                 await self.journal.recover()
                 await self.journal.reindex()  # corrects an entry left too early
-                if self.inbox_waiting:
-                    await self._pull()  # messages sent before it started wait in its inbox
+                await self._pull()  # messages sent before it started (or by others) wait there
                 if overrides(self.cls, "on_start"):
                     await self._scoped_turn(Turn(self, scope="start"), self.actor.on_start)
             except Exception as exc:
@@ -342,11 +340,13 @@ class Cell:
                     await self.journal.index_now()
                     nursery.start_soon(self._supervise_run)
                     task_status.started()
+                    del task_status  # it holds trio's starting nursery: let it go
                     await self._loop()
                     self.closing = True
                     nursery.cancel_scope.cancel()
             else:  # no run(): no nursery of its own, one object fewer per idle actor
                 task_status.started()
+                del task_status  # it holds trio's starting nursery: let it go
                 await self._loop()
                 self.closing = True
             if self.journal.broken is None:
@@ -557,7 +557,8 @@ class Cell:
         journal = self.journal
         hold = False
         try:
-            if inbound is not None:
+            if inbound is not None and not self._recorded(turn):
+                # (A scope with a record committed before, Received first: it resumes.)
                 self.emit_system(Received(inbound.seq, message_id, inbound.type,
                                           None if seen else inbound.data))
             if seen:
@@ -625,8 +626,6 @@ class Cell:
         them: a full read looks again once they are done."""
         self._poked = False
         codec = self.codec
-        if self._pulled is None:
-            self._pulled = deque()
         count = 0
         async with contextlib.aclosing(self.store.read_inbox(
                 self.stream, after=self._inbox_seen, limit=_PULL)) as messages:
@@ -640,6 +639,8 @@ class Cell:
                 except Exception as exc:
                     await self._dead_letter(inbound, message_id, exc)
                     continue
+                if self._pulled is None:
+                    self._pulled = deque()  # none for an actor whose inbox is empty
                 self._pulled.append((message, message_id, None,
                                      stored.metadata.get("trace"), inbound))
         if count == _PULL:
@@ -956,6 +957,16 @@ class Cell:
         self._stopping = True
         for scope in list(self._sleeps or ()):
             scope.cancel()
+
+    def resolve(self) -> Cell:
+        """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""
+        if self.stopped.is_set():
+            raise ActorStopped(self.name, self.stop_reason)
+        return self
+
+    def running(self) -> Cell | None:
+        """This cell, or None once stopped."""
+        return None if self.stopped.is_set() else self
 
     def stop_error(self) -> Exception:
         """What a message to the stopped actor fails with: why it could not start, or why it

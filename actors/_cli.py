@@ -24,8 +24,10 @@ from eventstore.sqlite import SQLiteEventStore
 from . import replay
 from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
+from ._cli_dead import DeadLetter, dead_letters, resolve
 from ._cli_parser import INDEX_STREAM, parser
 from ._cli_projections import projections
+from ._cli_render import sentence
 from ._cli_timers import pending_timers
 from ._cli_util import (
     CliError,
@@ -51,10 +53,17 @@ MAIN = "__main__"
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 divergence, 2 error)."""
-    args = parser().parse_args(argv)
+    commands = parser()
+    args, extra = commands.parse_known_args(argv)
+    if extra and args.command == "dead-letters" and not any(word.startswith("-")
+                                                            for word in extra):
+        args.words += extra  # positionals after an option: `drop --json URL STREAM SEQ`
+    elif extra:
+        commands.parse_args(argv)  # the usual error for what is left over
     run = {"streams": _streams, "log": _log, "replay": _replay, "export": _export,
            "import": _import, "check": _check, "timers": _timers,
-           "projections": projections}[args.command]
+           "projections": projections,
+           "dead-letters": _dead_letters}[args.command]
     try:
         status: int = trio.run(run, args)
     except KeyboardInterrupt:
@@ -189,7 +198,7 @@ async def _log(args: argparse.Namespace) -> int:
                         bar.update()
                         after = recorded.position
                         if wanted(recorded.type) and left != 0:
-                            _print_event(recorded, as_json=args.json, out=out)
+                            _print_event(recorded, store.codec, as_json=args.json, out=out)
                             left = None if left is None else left - 1
             if args.follow and left != 0:
                 out.flush()
@@ -204,7 +213,7 @@ async def _follow(store: EventStore, args: argparse.Namespace, out: Any, *, afte
         async for recorded in events:
             if recorded.stream != args.stream or not wanted(recorded.type):
                 continue
-            _print_event(recorded, as_json=args.json, out=out)
+            _print_event(recorded, store.codec, as_json=args.json, out=out)
             out.flush()
             if left is not None:
                 left -= 1
@@ -224,13 +233,14 @@ def _type_filter(types: list[str]) -> Callable[[str], bool]:
     return matches
 
 
-def _print_event(recorded: RecordedEvent, *, as_json: bool, out: Any) -> None:
+def _print_event(recorded: RecordedEvent, codec: Codec, *, as_json: bool, out: Any) -> None:
     if as_json:
         print(to_json(replay._event_json(recorded)), file=out)
         return
     at = recorded.recorded_at.isoformat(timespec="milliseconds")
+    shown = sentence(recorded, codec)
     print(f"{recorded.version:>7}  {recorded.position:>8}  {at:<29}  {recorded.type}  "
-          f"{to_json(shown_data(recorded))}", file=out)
+          f"{to_json(shown_data(recorded)) if shown is None else shown}", file=out)
 
 
 def _state(actor: Actor) -> Any:
@@ -395,14 +405,15 @@ def _report(args: argparse.Namespace, result: replay.CheckResult) -> int:
     if args.json:
         print(to_json({"file": args.file, "stream": result.stream, "ok": result.ok,
                        "events": result.events, "snapshots": result.snapshots,
-                       "reruns": result.reruns,
+                       "reruns": result.reruns, "turns": result.turns,
                        "divergence": None if divergence is None else {
                            "version": divergence.version, "reason": divergence.reason}}))
     elif divergence is not None:
         print(f"{args.file}: DIVERGED: {divergence}")
     else:
+        turns = f", {result.turns} message turns re-run" if result.turns else ""
         print(f"{args.file}: {result.stream}: ok: {result.events} events, {result.snapshots} "
-              f"snapshots compared, {result.reruns} recoveries re-run")
+              f"snapshots compared, {result.reruns} recoveries re-run{turns}")
     return 0 if divergence is None else 1
 
 
@@ -428,3 +439,49 @@ async def _timers(args: argparse.Namespace) -> int:
             print(f"{due:<25}  {timer['stream']:<24}  sleep {timer['scope']}#{timer['index']} "
                   f"({timedelta(seconds=timer['seconds'])} from {iso(timer['started_at'])})")
     return 0
+
+
+async def _dead_letters(args: argparse.Namespace) -> int:
+    import_modules(args.module)
+    words = args.words
+    if words[0] in ("retry", "drop"):
+        if len(words) != 4:
+            raise CliError(f"{words[0]} takes URL STREAM SEQ, e.g. `python -m actors dead-letters "
+                           f"{words[0]} sqlite:///app.db Account-a1 42`; got {len(words) - 1} "
+                           "argument(s)")
+        action, url, stream, text = words
+        try:
+            seq = int(text)
+        except ValueError:
+            raise CliError(f"SEQ must be a whole number (the inbox sequence that "
+                           f"`dead-letters URL` lists), got {text!r}") from None
+        async with open_store(url) as store:
+            done = await resolve(store, stream, seq, "retried" if action == "retry" else
+                                 "dropped", url=url)
+        _print(done.as_json(), as_json=args.json, text=(
+            f"retried dead letter {seq} of {stream!r}: stored again in its inbox (a running "
+            "ActorSystem picks it up when the actor is next activated or sent a message)"
+            if action == "retry" else f"dropped dead letter {seq} of {stream!r}"))
+        return 0
+    if len(words) != 1:
+        raise CliError(f"the list takes one URL, got {' '.join(map(repr, words))}; to resolve a "
+                       "dead letter: `dead-letters retry|drop URL STREAM SEQ`")
+    async with open_store(words[0]) as store:
+        found = await dead_letters(store, resolved=args.all)
+    width = max([24, *(len(letter.stream) for letter in found)])
+    if not args.json:
+        if not found:
+            print("no dead letters" if args.all else "no dead letters waiting")
+            return 0
+        print(f"{'WHEN':<29}  {'STREAM':<{width}}  {'SEQ':>6}  {'TYPE':<20}  ATTEMPTS  "
+              f"{'MESSAGE ID':<16}  ERROR")
+    for letter in found:
+        _print(letter.as_json(), as_json=args.json, text=_dead_row(letter, width))
+    return 0
+
+
+def _dead_row(letter: DeadLetter, width: int) -> str:
+    resolved = "" if letter.resolved is None else f"  [{letter.resolved}]"
+    return (f"{iso(letter.at):<29}  {letter.stream:<{width}}  {letter.seq:>6}  "
+            f"{letter.type:<20}  {letter.attempts:>8}  {letter.message_id or '-':<16}  "
+            f"{letter.error}{resolved}")

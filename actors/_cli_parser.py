@@ -36,7 +36,25 @@ EXAMPLES = {
     "projections": """
         python -m actors projections sqlite:///app.db
         python -m actors projections rebuild sqlite:///app.db balances""",
+    "dead-letters": """
+        python -m actors dead-letters sqlite:///app.db
+        python -m actors dead-letters retry sqlite:///app.db Account-a1 42
+        python -m actors dead-letters drop sqlite:///app.db Account-a1 43 --json""",
 }
+
+DEAD_LETTERS_HELP = ("the messages actors set aside after their turns kept failing; retry or "
+                     "drop one")
+
+DEAD_LETTERS_NOTE = """\
+`dead-letters URL` lists the inbox messages that actors set aside after their turns kept failing
+(not yet retried or dropped). `retry URL STREAM SEQ` stores one again in its actor's inbox, `drop
+URL STREAM SEQ` gives it up; either is recorded once, in the $dead-letters stream.
+
+A retried message waits in the actor's inbox. An ActorSystem running elsewhere does not watch
+the store: it picks the message up when the actor is next activated (at the system's next
+start, or after a passivation), or when a message is next sent to that actor; until then it
+waits.
+"""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,10 +68,12 @@ def parser() -> argparse.ArgumentParser:
                       version=f"%(prog)s (trio-actors) {_version()}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, help: str, *, json_help: str) -> argparse.ArgumentParser:
+    def command(name: str, help: str, *, json_help: str,
+                note: str = "") -> argparse.ArgumentParser:
         sub = commands.add_parser(
             name, help=help, description=help, formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog="examples:\n" + "\n".join(_examples(EXAMPLES[name])))
+            epilog=note + ("\n" if note else "") + "examples:\n"
+            + "\n".join(_examples(EXAMPLES[name])))
         sub.add_argument("--json", action="store_true", help=json_help)
         sub.add_argument("-m", "--module", action="append", default=[], metavar="MODULE",
                          help="import MODULE first: it defines event or token classes "
@@ -110,10 +130,22 @@ def parser() -> argparse.ArgumentParser:
     proj = command("projections", "list the projections (offset, lag, state, error), or "
                    "`projections rebuild URL NAME` to rebuild one",
                    json_help="one object per projection")
+    proj.usage = ("%(prog)s [-h] [--json] [-m MODULE] URL\n"
+                  "       %(prog)s [-h] [--json] rebuild URL NAME")
     proj.add_argument("url", metavar="URL",
                       help="the store (sqlite:///app.db, postgresql://...), or `rebuild`")
     proj.add_argument("rest", nargs="*", metavar="URL NAME",
                       help="after `rebuild`: the store and the projection's name")
+    dead = command("dead-letters", DEAD_LETTERS_HELP,
+                   json_help="one object per dead letter (retry, drop: the one resolved)",
+                   note=DEAD_LETTERS_NOTE)
+    dead.usage = ("%(prog)s [-h] [--json] [-m MODULE] [--all] URL\n"
+                  "       %(prog)s [-h] [--json] {retry,drop} URL STREAM SEQ")
+    dead.add_argument("words", nargs="+", metavar="[retry|drop] URL [STREAM SEQ]",
+                      help="the store URL to list; or retry/drop, the URL, the actor's stream "
+                           "and the dead letter's SEQ (its inbox sequence, as listed)")
+    dead.add_argument("--all", action="store_true",
+                      help="list the retried and dropped dead letters too")
     return main
 
 

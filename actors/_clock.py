@@ -37,6 +37,10 @@ class WallClock:
         return "WallClock()"
 
 
+WALL_CLOCK = WallClock()
+"""The clock of actors given none (it holds no state: one serves every actor)."""
+
+
 class VirtualClock:
     """A clock that reads trio's (mock) clock, starting at ``start``.
 

@@ -53,8 +53,10 @@ def _raise_again(target: str, error: dict[str, Any], codec: Codec) -> None:
     raise rebuilt
 
 
-async def durable_ask(turn: Turn, target: str, send: Send) -> Any:
-    """Make (or replay) the durable call at ``turn``'s next key; ``send(id)`` asks the callee.
+async def durable_ask(turn: Turn, target: str, send: Send, message_id: str | None = None
+                      ) -> Any:
+    """Make (or replay) the durable call at ``turn``'s next key; ``send(id)`` asks the callee,
+    with ``message_id`` when the caller gave one, else the call's deterministic id.
 
     In a scope that can never run again (a message sent without an id) there is nothing to
     replay and no stable key to deduplicate on, and ``on_start`` runs under one scope name at
@@ -62,7 +64,7 @@ async def durable_ask(turn: Turn, target: str, send: Send) -> Any:
     is a plain ask, recorded nowhere.
     """
     if not turn.can_run_again or turn.scope == "start":
-        return await send(None)
+        return await send(message_id)
     cell = turn.cell
     codec = cell.codec
     scope, index, recorded = next_call(turn)
@@ -74,7 +76,8 @@ async def durable_ask(turn: Turn, target: str, send: Send) -> Any:
             _raise_again(target, recorded.error, codec)
         return codec.decode_value(recorded.value)
     cell.clock.time()  # a re-run (``check``) stops at a call the log has not recorded
-    message_id = call_id(turn, index)
+    if message_id is None:
+        message_id = call_id(turn, index)
     try:
         value = await send(message_id)
     except ActorStopped:

@@ -244,4 +244,4 @@ def markable(event: object) -> bool:
     """Whether a scope that runs again matches ``event`` against what it committed: the user's
     events, and timers it scheduled (the runtime's other events are matched by their keys)."""
     return not isinstance(event, SystemEvent) or isinstance(
-        event, NotificationScheduled | MessageSent | Received)
+        event, NotificationScheduled | MessageSent)

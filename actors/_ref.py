@@ -156,9 +156,9 @@ class ActorRef:
                 "for its own mailbox; call the method directly, or tell() itself")
 
         async def send(call_id: str | None) -> Any:
-            return await self._ask(message, timeout, message_id or call_id)
+            return await self._ask(message, timeout, call_id)
 
-        return await durable_ask(turn, self.stream, send)
+        return await durable_ask(turn, self.stream, send, message_id)
 
     async def _ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
         cell = self._resolve()

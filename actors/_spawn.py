@@ -11,7 +11,7 @@ from eventstore import EventStore
 from ._actor import Actor
 from ._cell import Cell, TurnHook
 from ._clock import Clock
-from ._errors import ActorStopped, InvalidActorType
+from ._errors import InvalidActorType
 from ._journal import WorkHook
 from ._ref import ActorRef
 
@@ -26,25 +26,13 @@ async def start_cell(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,
         raise InvalidActorType(f"nursery must be a trio.Nursery, got {nursery!r}")
     cell = Cell(cls, actor_id, store=store, clock=clock, work_hook=work_hook,
                 idle_timeout=idle_timeout, turn_hook=turn_hook)
-    await nursery.start(_serve, cell)
+    await nursery.start(cell.serve)
     return cell
 
 
-async def _serve(cell: Cell, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-                 ) -> None:
-    await cell.serve(task_status=task_status)
-
-
 def ref_to(cell: Cell) -> ActorRef:
-    def resolve() -> Cell:
-        if cell.stopped.is_set():
-            raise ActorStopped(cell.name, cell.stop_reason)
-        return cell
-
-    def current() -> Cell | None:
-        return None if cell.stopped.is_set() else cell
-
-    return ActorRef(cell.kind, cell.actor_id, cell.stream, resolve, current, cell.store)
+    return ActorRef(cell.kind, cell.actor_id, cell.stream, cell.resolve, cell.running,
+                    cell.store)
 
 
 async def spawn(nursery: trio.Nursery, cls: type[Actor], actor_id: str, *,

@@ -228,9 +228,7 @@ class ActorSystem:
                     work_hook=self._work_changed, idle_timeout=self.idle_timeout,
                     telemetry=self._telemetry)
         cell.system = self
-        stream = cell.stream
-        cell.inbox_waiting = stream in self._index.wake  # else no message waits: sends poke
-        cell.journal.indexed = self._index.wake.get(stream)
+        cell.journal.indexed = self._index.wake.get(cell.stream)
         self._cells[key] = cell
         self._nursery.start_soon(self._serve, key, cell, previous)
         return cell

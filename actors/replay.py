@@ -5,8 +5,9 @@
 - ``state_at(store, Account, "a-1", version)`` rebuilds the actor at one version (from the
   newest snapshot at or below it, when the class takes snapshots).
 - ``check(store, Account, "a-1")`` re-runs the class against the log without writing anything
-  and reports the first divergence: a state that differs from a snapshot the log holds, or a
-  recovery whose ``run()`` body no longer makes the durable calls the log recorded.
+  and reports the first divergence: a state that differs from a snapshot the log holds, a
+  recovery whose ``run()`` body no longer makes the durable calls the log recorded, or a
+  recorded message (a durable ``send``) whose turn now emits something else.
 - ``export_jsonl`` / ``import_jsonl`` move logs in and out of stores as JSON Lines (what
   ``python -m actors export`` and ``import`` do); golden logs in a test suite use them.
 """
@@ -18,7 +19,7 @@ import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Generic, TextIO, TypeVar
+from typing import Any, Final, Generic, TextIO, TypeVar
 
 import attrs
 import trio
@@ -35,9 +36,12 @@ from eventstore import (
 from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of, overrides
 from ._errors import ActorError, RecoveryError
-from ._events import SleepStarted
+from ._events import Received, SleepStarted
 from ._journal import recover_into
 from ._rerun import rerun
+from ._rerun_turn import MessageTurn
+from ._rerun_turn import begin as begin_turn
+from ._rerun_turn import rerun as rerun_turn
 from ._state import ActorState
 
 __all__ = [
@@ -67,6 +71,8 @@ class Step(Generic[A]):
     ``state`` is the replaying actor itself, which the next step changes in place (copying the
     state at every step would make replay slow): keep ``state.snapshot()`` or a copy of the
     fields you need, not the object. (Not frozen either, for the same reason: speed.)
+    ``recorded`` is built when it is first read, on a store that hands out stored rows (SQLite):
+    a replay that only looks at ``event`` and ``state`` does not pay for it.
     """
 
     recorded: RecordedEvent
@@ -76,7 +82,52 @@ class Step(Generic[A]):
     @property
     def version(self) -> int:
         """The version of the log that ``state`` reflects."""
-        return self.recorded.version
+        held = _held(self)
+        return held[2][0] if type(held) is tuple else held.version  # type: ignore[no-any-return]
+
+
+def _lazy_recorded() -> Callable[[Step[Any]], Any]:
+    """Let a ``Step``'s ``recorded`` slot hold a stored row (``eventstore``'s ``Held``) until
+    ``recorded`` is first read; return the function that reads the slot as it is.
+
+    As with ``RecordedEvent.id``, ``recorded`` becomes a property over the attrs slot, so every
+    reader (equality, repr, ``attrs.evolve``) sees the ``RecordedEvent``.
+    """
+    slot = Step.__dict__["recorded"]
+    get, put = slot.__get__, slot.__set__
+
+    def read(step: Step[Any]) -> RecordedEvent:
+        value = get(step)
+        if type(value) is tuple:
+            build, stream, row = value
+            value = build(stream, row)
+            put(step, value)
+        return value  # type: ignore[no-any-return]
+
+    setattr(Step, "recorded", property(  # noqa: B010
+        read, put, doc="The event as stored: stream, version, position, type, data, id."))
+    return get  # type: ignore[no-any-return]
+
+
+_held: Final = _lazy_recorded()
+
+
+def _fast_step() -> Callable[[Any, Any, Any], Step[Any]]:
+    """``Step``'s constructor for the replay loop: sets the slots without ``__init__``."""
+    new = object.__new__
+    put_recorded = Step.__dict__["recorded"].fset
+
+    def make(recorded: Any, event: Any, state: Any) -> Step[Any]:
+        step: Step[Any] = new(Step)
+        step.event = event
+        step.state = state
+        put_recorded(step, recorded)
+        return step
+
+    return make
+
+
+_step: Final = _fast_step()
 
 
 def steps(store: EventStore, cls: type[A], actor_id: str, *, from_version: int = 1,
@@ -104,23 +155,52 @@ def _stream(state: ActorState) -> str:
 
 
 async def _walk(state: ActorState, store: EventStore, *, from_version: int = 1,
-                to_version: int | None = None) -> AsyncGenerator[Step[Any], None]:
-    """``steps`` over a given state (``check`` uses the state afterwards)."""
+                to_version: int | None = None,
+                before: Callable[[RecordedEvent, Any], None] | None = None,
+                ) -> AsyncGenerator[Step[Any], None]:
+    """``steps`` over a given state (``check`` uses the state afterwards); ``before`` is called
+    with each event before it is folded."""
     stream = _stream(state)
     try:
         if from_version > 1:
             await recover_into(state, store, stream, to_version=from_version - 1,
                                snapshots=state.cls.snapshot_every is not None)
         actor = state.actor
-        decode = state.codec.decode
-        fold = state.fold_recorded
-        async with contextlib.aclosing(store.read_pages(
-                stream, from_version=state.version + 1, to_version=to_version)) as pages:
-            async for page in pages:
-                for recorded in page:
-                    event = decode(recorded)
-                    fold(recorded, event)
-                    yield Step(recorded, event, actor)
+        codec = state.codec
+        step = _step
+        # A hook that reads each RecordedEvent (check's message turns) takes the plain pages.
+        rows = None if before is not None else store._row_pages(
+            stream, from_version=state.version + 1, to_version=to_version)
+        if rows is None:
+            decode = codec.decode
+            fold = state.fold_recorded
+            async with contextlib.aclosing(store.read_pages(
+                    stream, from_version=state.version + 1, to_version=to_version)) as pages:
+                async for page in pages:
+                    for recorded in page:
+                        event = decode(recorded)
+                        if before is not None:
+                            before(recorded, event)
+                        fold(recorded, event)
+                        yield step(recorded, event, actor)
+            return
+        # Stored rows, most of them decoded by the store's reader thread: the step builds its
+        # RecordedEvent only if someone reads it.
+        fold_next = state.fold_next
+        async with contextlib.aclosing(rows):
+            async for rows_page in rows:
+                build, name, typed = rows_page.build, rows_page.stream, rows_page.typed
+                for row, event in zip(rows_page.rows, rows_page.events, strict=True):
+                    kind = row[2]
+                    # The reader's event, unless a class was named again since it decoded it
+                    # (the codec's typed_decoders, read without the property: per event).
+                    if event is not None and (typed is codec._typed or
+                                              type(event) is codec.typed_classes.get(kind)):
+                        held: Any = (build, name, row)
+                    else:
+                        event, held = rows_page.decode(row, codec)
+                    fold_next(row[0], event, name, kind)
+                    yield step(held, event, actor)
     except RecoveryError as exc:
         raise ReplayError(str(exc)) from exc
 
@@ -178,6 +258,8 @@ class CheckResult:
     snapshots: int
     reruns: int
     divergence: Divergence | None
+    turns: int = 0
+    """Message turns re-run: those of messages the log recorded (``Received``)."""
 
     @property
     def ok(self) -> bool:
@@ -200,8 +282,15 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
       bring). A ``NonDeterminismError``, any other exception, or a state changed again before
       ``run()`` reaches its last recorded call (it redid what the log holds) is a divergence.
       The re-run's own events and commits are thrown away.
+    - every message turn whose message the log recorded (a durable ``send``: its turn begins
+      with ``Received``) is re-run: ``receive(message)`` on the state before it, its durable
+      calls (time, sleeps, steps, calls to other actors) answered from the log, never run
+      again. What it emits (events, sends, timers) must be what the log holds after
+      ``Received``; a different event, one more or one fewer (where the log holds the turn's
+      end), a durable call the turn did not make, or an exception is a divergence.
 
-    Message turns and wake-ups are not re-run: their inputs are not in the log. A checkpoint.
+    Turns of ``ask`` and ``tell`` messages, and timer wake-ups, are not re-run: their inputs are
+    not in the log. A checkpoint.
 
     Args:
         progress: called with each version as it is folded (the CLI draws a progress bar).
@@ -213,16 +302,46 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
     stream = _stream(state)
     has_run = overrides(state.cls, "run")
     snapshots = await _snapshot_versions(store, stream, to_version)
-    events = reruns = 0
+    events = reruns = turns = 0
     result = None
     resume_at = None  # the last version a re-run started from
-    async with contextlib.aclosing(_walk(state, store, to_version=to_version)) as walk:
+    turn: MessageTurn | None = None  # a recorded message turn being gathered
+    starting: MessageTurn | None = None
+    previous: Any = None
+
+    def before(recorded: RecordedEvent, event: Any) -> None:
+        nonlocal starting, previous
+        # A resent id the actor had processed is recorded without data: nothing ran.
+        if isinstance(event, Received) and (event.data is not None or event.message_id is None):
+            starting = begin_turn(state, recorded, event, previous)
+        previous = event
+
+    async def finish(found: Divergence | None) -> Divergence | None:
+        """Re-run the gathered turn; the earlier of its divergence and ``found``."""
+        nonlocal turn, turns
+        assert turn is not None
+        gathered, turn = turn, None
+        turns += 1
+        diverged = await rerun_turn(gathered, store)
+        if diverged is None:
+            return found
+        version, reason, error = diverged
+        if found is not None and found.version <= version:
+            return found
+        return Divergence(stream, version, reason, error=error)
+
+    async with contextlib.aclosing(_walk(state, store, to_version=to_version,
+                                         before=before)) as walk:
         async for step in walk:
             recorded, event = step.recorded, step.event
             events += 1
             if progress is not None:
                 progress(recorded.version)
-            if recorded.version in snapshots:
+            if turn is not None and not turn.take(recorded, event):
+                result = await finish(None)
+            if starting is not None:
+                turn, starting = starting, None
+            if result is None and recorded.version in snapshots:
                 result = await _compare_snapshot(state, store, stream)
             if result is None and has_run and isinstance(event, SleepStarted) \
                     and event.scope == "run":
@@ -231,11 +350,13 @@ async def check(store: EventStore, cls: type[Actor], actor_id: str, *,
                 result = await _recover(state, store, stream, recorded)
             if result is not None:
                 break
+    if turn is not None:
+        result = await finish(result)
     if result is None and has_run and not state.run_done and state.version and \
             resume_at != state.version:
         reruns += 1
         result = await _recover(state, store, stream, None)
-    return CheckResult(stream, events, len(snapshots), reruns, result)
+    return CheckResult(stream, events, len(snapshots), reruns, result, turns)
 
 
 async def _snapshot_versions(store: EventStore, stream: str, to_version: int | None) -> set[int]:

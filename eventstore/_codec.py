@@ -358,6 +358,7 @@ class Codec:
         self._encoders: dict[type, _Encoder] = {}
         self._decoders: dict[str, _Decoder] = {}
         self._typed: dict[str, Callable[[str | bytes], Any]] = {}
+        self._typed_classes: dict[str, type] = {}
         self._imported: dict[str, Any] = {}
         self._modules: dict[str, str] = {}
         self._values = ValueCodec(self._encode_attrs, self._load, self._import)
@@ -393,7 +394,8 @@ class Codec:
         self._registered[cls] = info
         self._encoders.clear()
         self._decoders.clear()
-        self._typed.clear()
+        self._typed = {}  # new mappings: a page decoded with the old ones is told apart
+        self._typed_classes = {}
 
     def alias_module(self, old: str, new: str) -> None:
         """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
@@ -423,7 +425,8 @@ class Codec:
         self._imported.clear()
         self._encoders.clear()
         self._decoders.clear()
-        self._typed.clear()
+        self._typed = {}  # new mappings: a page decoded with the old ones is told apart
+        self._typed_classes = {}
 
     def _aliased(self, name: str) -> str:
         """``name`` with its module replaced as ``alias_module`` says."""
@@ -529,6 +532,7 @@ class Codec:
         self._decoders[name] = decoder
         if info.version == 1 and (typed := typed_decoder(cls, self.converter)) is not None:
             self._typed[name] = typed
+            self._typed_classes[name] = cls
         return decoder
 
     @property
@@ -538,9 +542,20 @@ class Codec:
         A store's reader thread uses it to decode a version 1 event (one without a
         ``schema_version`` in its metadata) into its class with msgspec; it holds the names
         this codec has decoded before, and only those of plain classes (``typed_decoder``).
-        What such a decoder refuses is decoded the usual way.
+        What such a decoder refuses is decoded the usual way. A class registered or a module
+        aliased since makes a new mapping: while this one is still the codec's, every class it
+        decodes into is the codec's class for that name.
         """
         return self._typed
+
+    @property
+    def typed_classes(self) -> Mapping[str, type]:
+        """The class each name of ``typed_decoders`` decodes into, as the codec names it now.
+
+        An event a reader decoded earlier is taken only if its class is still this one (a class
+        registered again under the name since is another class).
+        """
+        return self._typed_classes
 
     # -- events ----------------------------------------------------------------------------------
 

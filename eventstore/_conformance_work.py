@@ -159,3 +159,43 @@ class WorkConformance(ConformanceBase):
         assert len(got) == 50
         for name in range(5):
             assert [m.data["n"] for m in got if m.data["s"] == name] == list(range(10))
+
+    async def test_a_message_consumed_and_sent_again_in_one_append_waits_again(
+            self, store: EventStore) -> None:
+        first, other = message(1), message(2)
+        await store.enqueue("a", [first, other])
+        [before, _] = await collect(store.read_inbox("a"))
+        again = message(3, first.id)  # the same id, sent to itself while consumed
+        await store.append("a", events(1), acknowledge=[first.id],
+                           enqueue=[("a", again), ("a", message(4, other.id))])
+        got = await collect(store.read_inbox("a"))
+        assert [m.data["n"] for m in got] == [2, 3]  # other was waiting: skipped
+        assert got[1].id == first.id and got[1].position > before.position
+
+    async def test_an_append_that_sends_one_id_twice_stores_it_once(
+            self, store: EventStore) -> None:
+        id = uuid.uuid4()
+        await store.append("a", events(1), enqueue=[("b", message(1, id)), ("b", message(2, id)),
+                                                     ("c", message(3, id))])
+        assert await waiting(store, "b") == [1] and await waiting(store, "c") == [3]
+        assert await store.work() == [WorkEntry("b", None, 1), WorkEntry("c", None, 1)]
+
+    async def test_concurrent_consumers_and_senders_of_one_inbox(
+            self, store: EventStore) -> None:
+        sent = [message(n) for n in range(20)]
+        await store.enqueue("a", sent[:10])
+
+        async def consume(m: NewEvent) -> None:
+            await store.append("a", events(1), acknowledge=[m.id], wake_at=float(m.data["n"]))
+
+        async def send(m: NewEvent) -> None:
+            await store.append(f"sender{m.data['n']}", events(1), enqueue=[("a", m)])
+
+        async with trio.open_nursery() as nursery:
+            for n in range(10):
+                nursery.start_soon(consume, sent[n])
+                nursery.start_soon(send, sent[10 + n])
+        assert sorted(await waiting(store, "a")) == list(range(10, 20))
+        [entry] = [e for e in await store.work() if e.stream == "a"]
+        assert entry.waiting == 10 and entry.wake_at in {float(n) for n in range(10)}
+        assert len(await collect(store.read("a"))) == 10

@@ -158,7 +158,8 @@ class Statements:
         # acknowledged and enqueued again to the same stream by one append is stored again, as
         # a new row would be: its row is not deleted but updated, since one statement cannot
         # delete a row and insert its key again. Within a round, no two appends touch the same
-        # inbox (``append_rounds``), and no append enqueues one (stream, id) twice (``_round``).
+        # message (an inbox's (stream, id): ``append_rounds``), and no append enqueues one twice
+        # (``_round``); messages to one inbox get sequence numbers in batch order.
         with_side = append.replace("{inputs}", """, ack AS (
                 SELECT * FROM unnest(%b::int[], %b::uuid[]) AS a(idx, id)
             ), msg AS (
@@ -377,9 +378,10 @@ def append_rounds(batch: list[Request]) -> list[tuple[list[Any], ...]]:
     """The parameters of the append statement for each round of a batch, in order.
 
     An append goes in the round after the last one holding its stream, any of its event ids, or
-    any stream whose inbox it writes to, so every round's appends are independent and later
-    rounds see the earlier ones' writes. Usually they are all independent, and there is one
-    round. With ``with_side(batch)``, each round's parameters include the appends' sides.
+    any message (stream, id) it acknowledges or enqueues, so every round's appends are
+    independent and later rounds see the earlier ones' writes. Usually they are all
+    independent, and there is one round. With ``with_side(batch)``, each round's parameters
+    include the appends' sides.
     """
     side = with_side(batch)
     ids = [event.id for _, events, _, _ in batch for event in events]
@@ -389,8 +391,10 @@ def append_rounds(batch: list[Request]) -> list[tuple[list[Any], ...]]:
     rounds: list[list[tuple[int, Request]]] = []
     last_round: dict[object, int] = {}
     for idx, request in enumerate(batch):
+        side_of = request[3]
         keys = [request[0], *(event.id for event in request[1]),
-                *(target for target, _ in request[3].enqueue)]
+                *((target, message.id.bytes) for target, message in side_of.enqueue),
+                *((request[0], id) for id in side_of.acknowledge)]
         number = 1 + max(last_round.get(key, -1) for key in keys)
         for key in keys:
             last_round[key] = number
@@ -423,7 +427,9 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
     for idx, (_, _, _, s) in requests:
         # A (stream, id) enqueued twice by one append: the first is stored, as a retry would
         # skip the second (and one statement cannot write a row twice).
-        first = {(target, message.id): (target, message) for target, message in s.enqueue}
+        first: dict[tuple[str, uuid.UUID], tuple[str, EncodedEvent]] = {}
+        for target, message in s.enqueue:
+            first.setdefault((target, message.id), (target, message))
         messages += [(idx, rank, target, message)
                      for rank, (target, message) in enumerate(first.values(), 1)]
     wakes = [(idx, s.wake_at) for idx, (_, _, _, s) in requests if s.wake_at is not KEEP]

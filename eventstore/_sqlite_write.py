@@ -15,11 +15,16 @@ appends not yet committed are looked up by their event ids before they are repor
 means that nothing of the append is stored. Everything here runs in the writer's worker thread.
 
 An append with a side (messages to acknowledge or enqueue, a wake time: see ``eventstore._work``)
-always goes the careful way: its side is written in its savepoint, after its events, so a refused
-row or a failed check leaves nothing of either, and a retry (its ids are stored) writes no side. An
-``enqueue`` (no events) whose commit failed is settled by looking its messages up in their inboxes
-(``checked_enqueue``): all waiting means done; otherwise ``AppendOutcomeUnknown``, since a stored
-message may have been consumed since.
+is planned too; a plan holding one is written in one ``BEGIN IMMEDIATE`` transaction of a few
+statements: the plan's ``INSERT`` as above, then every acknowledgement, every enqueued message and
+the wake times, a statement for each kind (``_Plan.takes`` keeps out of a plan an append whose
+side would then come out otherwise than one append after the other). A stale plan, a retry (its
+ids are stored) or a row SQLite refuses writes nothing of it, events or sides, and its appends go
+the careful way, each side in its append's savepoint after its events. An ``enqueue`` is an append
+without events: if SQLite fails before its transaction's ``COMMIT`` is sent, nothing of it is
+stored and it gets the error; if the ``COMMIT`` itself fails, its messages are looked up in their
+inboxes (``checked_enqueue``): all waiting means done, otherwise ``AppendOutcomeUnknown``, since a
+stored message may have been consumed since, leaving no trace.
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError, Wr
 from ._group_commit import AppendRequest, checked_enqueue, checked_outcome
 from ._model import AppendResult, ExpectedVersion
 from ._sqlite_schema import micros
-from ._validate import StoredAt, retried, version_matches
-from ._work import KEEP, Side
+from ._validate import EncodedEvent, StoredAt, retried, version_matches
+from ._work import KEEP, NO_SIDE, Side
 
 ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter limit
 ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
@@ -51,9 +56,16 @@ MESSAGE_WIDTH = 6  # values per row of ENQUEUE
 ENQUEUE = ("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) VALUES {} "
            "ON CONFLICT (stream, id) DO NOTHING")
 ACKNOWLEDGE = "DELETE FROM inbox WHERE stream = ? AND id IN ({})"
+# Messages by (stream, id) pairs, each found through the unique index (a row value IN a VALUES
+# list would scan the table).
+ACKNOWLEDGE_PAIRS = ("DELETE FROM inbox WHERE seq IN (SELECT inbox.seq FROM (VALUES {}) AS v "
+                     "CROSS JOIN inbox ON inbox.stream = v.column1 AND inbox.id = v.column2)")
 SET_WAKE = ("INSERT INTO wake (stream, wake_at) VALUES (?, ?) "
             "ON CONFLICT (stream) DO UPDATE SET wake_at = excluded.wake_at")
 CLEAR_WAKE = "DELETE FROM wake WHERE stream = ?"
+SET_WAKES = ("INSERT INTO wake (stream, wake_at) VALUES {} "
+             "ON CONFLICT (stream) DO UPDATE SET wake_at = excluded.wake_at")
+CLEAR_WAKES = "DELETE FROM wake WHERE stream IN ({})"
 # A stream's stored version: its newest event's, or the floor its deletions left, if higher.
 STORED_VERSION = ("max(coalesce((SELECT max(version) FROM events WHERE stream = {0}), 0), "
                   "coalesce((SELECT version FROM streams WHERE stream = {0}), 0))")
@@ -94,10 +106,30 @@ class _Plan:
     requests: list[AppendRequest] = attrs.Factory(list)
     versions: list[int] = attrs.Factory(list)  # each append's last version
     values: list[object] = attrs.Factory(list)  # the statement's values, row after row
+    side: bool = False
+    """Some append of the plan has a side: the plan is then one transaction of a few statements
+    (``_write_side_plan``)."""
+    queued: set[tuple[str, bytes]] = attrs.Factory(set)  # (inbox, id) its appends enqueue
 
     @property
     def rows(self) -> int:
         return len(self.values) // EVENT_WIDTH
+
+    def takes(self, stream: str, side: Side) -> bool:
+        """Whether an append of ``stream`` with ``side`` can join the plan (and note its side).
+
+        A plan deletes every acknowledged message first, then stores every enqueued one (in
+        order, each skipped if its id waits in that inbox), then sets the last wake time of each
+        stream: the outcome of its appends one by one, in order, unless an append acknowledges a
+        message that an earlier one enqueues. Such an append is written the careful way.
+        """
+        if side.empty:
+            return True
+        if self.queued and any((stream, id) in self.queued for id in side.acknowledge):
+            return False
+        self.queued.update((target, message.id.bytes) for target, message in side.enqueue)
+        self.side = True
+        return True
 
 
 def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at: int,
@@ -106,16 +138,22 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
 
     An append is planned on the version ``known`` gives its stream, or on the one its expected
     version names; it goes the careful way when it cannot be planned (``STREAM_EXISTS`` on an
-    unknown stream, more than ``most`` events, a side to write) or is likely to conflict.
+    unknown stream, more than ``most`` events, a side that clashes with the plan's: see
+    ``_Plan.takes``) or is likely to conflict. An ``enqueue`` (no events) is planned as it is:
+    it has no version to check.
     """
     plans = [_Plan()]
     careful = []
     planned: dict[str, int] = {}
     for request in requests:
-        if not request.side.empty:
-            careful.append(request)
-            continue
         stream, expected, count = request.stream, request.expected, len(request.events)
+        if not count:  # an enqueue: a side alone
+            if not plans[-1].takes(stream, request.side):
+                careful.append(request)
+                continue
+            plans[-1].requests.append(request)
+            plans[-1].versions.append(0)
+            continue
         version = planned.get(stream, known.get(stream))
         if isinstance(expected, int):
             actual: int | None = expected if version is None or version == expected else None
@@ -130,6 +168,9 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         if plan.rows + count > most:
             plan = _Plan()
             plans.append(plan)
+        if request.side is not NO_SIDE and not plan.takes(stream, request.side):
+            careful.append(request)
+            continue
         for n, event in enumerate(request.events, start=1):
             plan.values += (stream, actual + n, event.type, event.data, event.metadata,
                             event.id.bytes, recorded_at if event.recorded_at is None
@@ -147,14 +188,16 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
     Each plan is one transaction; a plan that is stale, or that SQLite refuses, wrote nothing,
     and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
     held past the busy timeout), the appends not yet committed are looked up by their event ids:
-    those found stored succeed, the others get that error.
+    those found stored succeed, the others get that error (an enqueue's, see ``_checked``).
     """
     outcomes: list[Outcome] = []
     versions: dict[str, int] = {}
     everyone = [request for plan in plans for request in plan.requests] + careful
+    progress = _Progress()
     try:
         for plan in plans:
-            last = _write_plan(conn, plan)
+            last = (_write_side_plan(conn, plan, recorded_at, most, progress) if plan.side
+                    else _write_plan(conn, plan))
             if last is None:
                 careful.extend(plan.requests)
                 continue
@@ -162,9 +205,10 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
             for request, version in zip(plan.requests, plan.versions, strict=True):
                 position += len(request.events)
                 outcomes.append((request, AppendResult(version, position)))
-                versions[request.stream] = version
+                if request.events:
+                    versions[request.stream] = version
         if careful:
-            outcomes += _write_each(conn, careful, recorded_at, versions, most)
+            outcomes += _write_each(conn, careful, recorded_at, versions, most, progress)
     except sqlite3.Error as exc:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
@@ -173,8 +217,21 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
         failure.__cause__ = exc
         settled = {id(request) for request, _ in outcomes}
         outcomes += _checked(conn, [request for request in everyone if id(request) not in settled],
-                             failure)
+                             failure, progress.committing)
     return outcomes, versions
+
+
+@attrs.define
+class _Progress:
+    committing: set[int] = attrs.Factory(set)
+    """The appends (``id()``) of the transaction whose ``COMMIT`` is under way: a failure before
+    it wrote nothing of them."""
+
+
+def _commit(conn: sqlite3.Connection, requests: list[AppendRequest], progress: _Progress) -> None:
+    progress.committing = {id(request) for request in requests}
+    conn.execute("COMMIT")
+    progress.committing = set()
 
 
 def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
@@ -194,6 +251,46 @@ def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
     return last
 
 
+def _write_side_plan(conn: sqlite3.Connection, plan: _Plan, recorded_at: int, most: int,
+                     progress: _Progress) -> int | None:
+    """Write a plan whose appends carry sides in one transaction: its events with one statement
+    (as ``_write_plan``), then every acknowledgement, every enqueued message and the wake times,
+    each kind with a statement (see ``_Plan.takes``); its last position (0 without events), or
+    None if it wrote nothing (a stale plan, a stored id, a row SQLite refuses)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        last = conn.execute(_values(INSERT_PLAN, EVENT_WIDTH, plan.rows), plan.values
+                            ).lastrowid if plan.rows else 0
+        acks = [value for request in plan.requests for id in request.side.acknowledge
+                for value in (request.stream, id)]
+        for start in range(0, len(acks), ID_CHUNK):
+            chunk = acks[start:start + ID_CHUNK]
+            conn.execute(_values(ACKNOWLEDGE_PAIRS, 2, len(chunk) // 2), chunk)
+        messages = [(target, message) for request in plan.requests
+                    for target, message in request.side.enqueue]
+        _enqueue(conn, messages, recorded_at, most)
+        wakes = {request.stream: request.side.wake_at for request in plan.requests
+                 if request.side.wake_at is not KEEP}  # the last one of each stream
+        cleared = [stream for stream, at in wakes.items() if at is None]
+        for start in range(0, len(cleared), ID_CHUNK):
+            streams = cleared[start:start + ID_CHUNK]
+            conn.execute(CLEAR_WAKES.format(", ".join("?" * len(streams))), streams)
+        woken = [value for stream, at in wakes.items() if at is not None
+                 for value in (stream, at)]
+        for start in range(0, len(woken), ID_CHUNK):
+            pairs = woken[start:start + ID_CHUNK]
+            conn.execute(_values(SET_WAKES, 2, len(pairs) // 2), pairs)
+    except sqlite3.Error as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        if not refused(exc):
+            raise
+        return None
+    _commit(conn, plan.requests, progress)
+    assert last is not None
+    return last
+
+
 def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, int]:
     """Each stream's stored version (0 for a new stream), in one query."""
     [(versions,)] = conn.execute(SELECT_VERSIONS, (json.dumps(streams),)).fetchall()
@@ -202,9 +299,18 @@ def _stream_versions(conn: sqlite3.Connection, streams: list[str]) -> dict[str, 
 
 
 def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
-             failure: EventStoreError) -> list[Outcome]:
-    """Each append's outcome after a failed write, from where its event ids are stored now (an
-    enqueue's: whether its messages wait in their inboxes)."""
+             failure: EventStoreError, committing: set[int]) -> list[Outcome]:
+    """Each append's outcome after a failed write, from where its event ids are stored now; an
+    enqueue's (no events) from whether the failure came from its transaction's ``COMMIT``
+    (``committing``; otherwise nothing of it was written), and then from whether its messages
+    wait in their inboxes."""
+    unsent = [request for request in requests
+              if not request.events and id(request) not in committing]
+    if unsent:
+        settled: list[Outcome] = [(request, failure) for request in unsent]
+        rest = [request for request in requests
+                if request.events or id(request) in committing]
+        return settled + _checked(conn, rest, failure, committing) if rest else settled
     try:
         found = [_stored_ids(conn, request) for request in requests]
         waiting = [_waiting(conn, request.side) if not request.events else set()
@@ -235,7 +341,7 @@ def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:
 
 
 def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
-                versions: dict[str, int], most: int) -> list[Outcome]:
+                versions: dict[str, int], most: int, progress: _Progress) -> list[Outcome]:
     """Write appends one by one in one transaction, each under a savepoint, each alone.
 
     ``versions`` receives every stream version read or written, once the transaction commits:
@@ -275,7 +381,7 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
             outcome = exc
         conn.execute("RELEASE append")
         outcomes.append((request, outcome))
-    conn.execute("COMMIT")
+    _commit(conn, requests, progress)
     versions.update(seen)
     return outcomes
 
@@ -306,16 +412,22 @@ def _write_side(conn: sqlite3.Connection, stream: str, side: Side, recorded_at: 
         for start in range(0, len(side.acknowledge), ID_CHUNK):
             chunk = side.acknowledge[start:start + ID_CHUNK]
             conn.execute(ACKNOWLEDGE.format(", ".join("?" * len(chunk))), (stream, *chunk))
-    for start in range(0, len(side.enqueue), most):
-        values: list[object] = []
-        for target, message in side.enqueue[start:start + most]:
-            values += (target, message.id.bytes, message.type, message.data, message.metadata,
-                       recorded_at)
-        conn.execute(_values(ENQUEUE, MESSAGE_WIDTH, len(values) // MESSAGE_WIDTH), values)
+    _enqueue(conn, list(side.enqueue), recorded_at, most)
     if side.wake_at is None:
         conn.execute(CLEAR_WAKE, (stream,))
     elif side.wake_at is not KEEP:
         conn.execute(SET_WAKE, (stream, side.wake_at))
+
+
+def _enqueue(conn: sqlite3.Connection, messages: list[tuple[str, EncodedEvent]],
+             recorded_at: int, most: int) -> None:
+    """Store (inbox, message) pairs in order, each skipped if its id waits in that inbox."""
+    for start in range(0, len(messages), most):
+        values: list[object] = []
+        for target, message in messages[start:start + most]:
+            values += (target, message.id.bytes, message.type, message.data, message.metadata,
+                       recorded_at)
+        conn.execute(_values(ENQUEUE, MESSAGE_WIDTH, len(values) // MESSAGE_WIDTH), values)
 
 
 @functools.lru_cache(maxsize=64)

@@ -12,10 +12,10 @@ import contextlib
 import json
 import uuid
 import warnings
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sized
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
 import msgspec
 import trio
@@ -34,8 +34,11 @@ from ._model import (
 )
 from ._offsets import OffsetStore
 from ._reader import Pending, ReaderThread
+from ._rows import RowPage
 from ._validate import EncodedEvent
 from ._work import KEEP, NO_SIDE, Side, WakeAt, WorkEntry, distinct, side, wake_time
+
+P = TypeVar("P", bound=Sized)
 
 decode_json: Final[Callable[[str | bytes], Any]] = msgspec.json.Decoder().decode
 """msgspec's JSON decoder: several times the speed of ``json.loads``, and as exact (ints of any
@@ -182,7 +185,7 @@ class EventStore(OffsetStore, abc.ABC):
             first, None, most,
             lambda cursor, size: self._read_inbox_page(name, cursor, size),
             lambda cursor, size: None,
-            lambda message: message.position))
+            lambda page: page[-1].position))
 
     async def set_wake(self, stream: str, wake_at: float | None) -> None:
         """Set ``stream``'s wake time in the work index (None clears it). A checkpoint."""
@@ -224,7 +227,7 @@ class EventStore(OffsetStore, abc.ABC):
             max(first, 1), last, most,
             lambda cursor, size: self._read_page(name, cursor, last, size),
             lambda cursor, size: self._page_read(name, cursor, last, size),
-            lambda event: event.version + 1)
+            lambda page: page[-1].version + 1)
 
     def read_all(self, *, after_position: int = 0, limit: int | None = None,
                  types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
@@ -241,7 +244,7 @@ class EventStore(OffsetStore, abc.ABC):
             after, None, most,
             lambda cursor, size: self._read_all_page(cursor, size, kinds),
             lambda cursor, size: self._all_page_read(cursor, size, kinds),
-            lambda event: event.position))
+            lambda page: page[-1].position))
 
     def subscribe(self, *, after_position: int = 0,
                   types: Iterable[str] | None = None) -> AsyncGenerator[RecordedEvent, None]:
@@ -355,12 +358,12 @@ class EventStore(OffsetStore, abc.ABC):
             await seen.wait()
 
     async def _pages(self, cursor: int, last: int | None, most: int | None,
-                     read: Callable[[int, int], Awaitable[list[RecordedEvent]]],
-                     read_in_thread: Callable[[int, int], PageRead | None],
-                     after: Callable[[RecordedEvent], int],
-                     ) -> AsyncGenerator[list[RecordedEvent], None]:
+                     read: Callable[[int, int], Awaitable[P]],
+                     read_in_thread: Callable[[int, int], Callable[[], P] | None],
+                     after: Callable[[P], int],
+                     ) -> AsyncGenerator[P, None]:
         """Up to ``most`` events, in pages (never empty): ``read(cursor, size)`` reads a page
-        from ``cursor`` (up to ``last``, if given), ``after(event)`` is the cursor past an event.
+        from ``cursor`` (up to ``last``, if given), ``after(page)`` is the cursor past a page.
 
         The next page is read ahead (``read_in_thread``) while the caller consumes one.
         """
@@ -368,7 +371,7 @@ class EventStore(OffsetStore, abc.ABC):
         more = remaining != 0 and (last is None or cursor <= last)
         if not more:
             await trio.lowlevel.checkpoint()  # an empty read is a checkpoint too
-        ahead: Pending[list[RecordedEvent]] | None = None
+        ahead: Pending[P] | None = None
         size = self._page_for(remaining)
         while more:
             self._check_open()
@@ -378,7 +381,7 @@ class EventStore(OffsetStore, abc.ABC):
                 page, ahead = await ahead.result(), None
             more = len(page) == size  # a full page: more may follow
             if more:
-                cursor = after(page[-1])
+                cursor = after(page)
                 if remaining is not None:
                     remaining -= size
                 more = remaining != 0 and (last is None or cursor <= last)
@@ -401,7 +404,7 @@ class EventStore(OffsetStore, abc.ABC):
         """How many events to ask for when ``remaining`` are wanted (None: all)."""
         return self.page_size if remaining is None else min(self.page_size, remaining)
 
-    def _ahead(self, read: PageRead | None) -> Pending[list[RecordedEvent]] | None:
+    def _ahead(self, read: Callable[[], P] | None) -> Pending[P] | None:
         """Queue ``read`` of the next page if this backend reads ahead."""
         if read is None or self._reader is None:
             return None
@@ -460,6 +463,11 @@ class EventStore(OffsetStore, abc.ABC):
     def _all_page_read(self, after: int, size: int,
                        types: frozenset[str] | None) -> PageRead | None:
         """``_read_all_page`` as a blocking call for the reader thread, if it reads ahead."""
+        return None
+
+    def _row_pages(self, stream: str, *, from_version: int = 1,
+                   to_version: int | None = None) -> AsyncGenerator[RowPage, None] | None:
+        """``read_pages`` as ``RowPage``\\ s (for a replay), or None if the backend has none."""
         return None
 
     @abc.abstractmethod

@@ -9,7 +9,10 @@ Gap-safe global order: every append transaction first locks the single row of th
 ``global_position`` table and only then reads versions and allocates positions from it. The row
 lock is held until commit, so transactions that write events commit one after the other, in
 position order; a reader's snapshot that sees a position also sees every lower one, and no lower
-position can commit later. See ``docs/postgresql.md``.
+position can commit later. Inbox sequence numbers come from the same row (``inbox_seq``), and
+only append transactions write inboxes, so they are gap-safe too; an append's inbox and wake-time
+writes are made by its own append statement, for the appends it accepts. See
+``docs/postgresql.md``.
 
 Honest outcomes: when the connection is lost while a batch commits, the batch may or may not be
 stored. Before anyone is answered, the writer makes sure the lost connection's server process has

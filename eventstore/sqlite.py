@@ -13,8 +13,10 @@ events. The worker thread then spends the whole commit inside SQLite, without th
 runs the callers. A stale plan, a reused event id or a retry writes nothing. Those appends, and any
 the plan cannot vouch for, are then written the careful way: one ``BEGIN IMMEDIATE`` transaction, a
 savepoint per append, the idempotent-retry and expected-version checks against the stored ids and
-versions, so that each append succeeds or fails on its own. The file's format and its upgrades
-live in ``_sqlite_schema``.
+versions, so that each append succeeds or fails on its own. A batch whose appends also write
+inboxes or wake times (see ``eventstore._work``) is planned the same way, and its plan written in
+one transaction: the ``INSERT``, then a statement per kind of side write. The file's format and
+its upgrades live in ``_sqlite_schema``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 import os
 import pathlib
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
@@ -34,6 +36,7 @@ import msgspec
 import trio
 
 from . import _sqlite_offsets as offsets
+from . import _validate as check
 from ._codec import Codec
 from ._errors import (
     DecodeError,
@@ -50,6 +53,7 @@ from ._model import (
 )
 from ._offsets import ConsumerOffset, Statement
 from ._reader import ReaderThread
+from ._rows import Held, RowPage
 from ._sqlite_schema import SCHEMA as SCHEMA
 from ._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite_schema import micros, prepare
@@ -312,6 +316,21 @@ class SQLiteEventStore(EventStore):
         return functools.partial(self._with_reader, _all_page(after, size, types,
                                                                self.codec.typed_decoders))
 
+    def _row_pages(self, stream: str, *, from_version: int = 1,
+                   to_version: int | None = None) -> AsyncGenerator[RowPage, None]:
+        self._check_open()
+        name = check.stream_name(stream)
+        first = check.whole(from_version, "from_version", minimum=0)
+        last = check.optional_whole(to_version, "to_version", minimum=0)
+        codec = self.codec
+        return self._pages(
+            max(first, 1), last, None,
+            lambda cursor, size: self._read(
+                _stream_rows(name, cursor, last, size, codec.typed_decoders)),
+            lambda cursor, size: functools.partial(
+                self._with_reader, _stream_rows(name, cursor, last, size, codec.typed_decoders)),
+            lambda page: page.rows[-1][0] + 1)
+
     async def _last_version(self, stream: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
             return int(conn.execute(LAST_VERSION, (stream,)).fetchone()[0])
@@ -445,6 +464,71 @@ def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers
         sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
     return lambda conn: _decode(((row[0], row[1:]) for row in conn.execute(sql, args).fetchall()),
                                 typed)
+
+
+def _stream_rows(stream: str, first: int, last: int | None, size: int,
+                 typed: Typers) -> Callable[[sqlite3.Connection], RowPage]:
+    """Reads a page of ``stream`` as a ``RowPage`` on a reader connection."""
+    args = (stream, first, LAST if last is None else last, size)
+
+    def read(conn: sqlite3.Connection) -> RowPage:
+        rows = conn.execute(READ_STREAM, args).fetchall()
+        return _Rows(stream, rows, _typed_events(rows, typed), typed)
+
+    return read
+
+
+# The stored recorded_at values (microseconds since the epoch) that make a datetime.
+_EARLIEST = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+_LATEST = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
+
+
+def _typed_events(rows: list[Row], typed: Typers) -> list[Any]:
+    """The event of each row as its class's typed decoder decodes it, or None.
+
+    Only for a row that ``_decode``'s fast path takes as it is (no metadata, a 16-byte id, a
+    recorded_at in range), so that its ``RecordedEvent``, built later, cannot fail.
+    """
+    typer, earliest, latest = typed.get, _EARLIEST, _LATEST
+    events: list[Any] = []
+    append = events.append
+    for _, _, kind, data, metadata, id, at in rows:
+        event = None
+        if (metadata == "{}" and type(id) is bytes and len(id) == 16 and type(at) is int
+                and earliest <= at <= latest):
+            to_class = typer(kind)
+            if to_class is not None:
+                try:
+                    event = to_class(data)
+                except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
+                    event = None
+        append(event)
+    return events
+
+
+class _Rows(RowPage):
+    """A ``RowPage`` of ``READ_STREAM`` rows."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def build(stream: str, row: Row) -> RecordedEvent:
+        return _decode(((stream, row),), _NO_TYPED)[0]
+
+    def decode(self, row: Row, codec: Codec) -> tuple[Any, RecordedEvent | Held]:
+        _, _, kind, data, metadata, id, at = row
+        to_class = codec.typed_decoders.get(kind)
+        if (to_class is not None and metadata == "{}" and type(id) is bytes and len(id) == 16
+                and type(at) is int and _EARLIEST <= at <= _LATEST):
+            try:
+                return to_class(data), (self.build, self.stream, row)
+            except (msgspec.DecodeError, TypeError):
+                pass
+        recorded = self.build(self.stream, row)
+        return codec.decode(recorded), recorded
+
+
+_NO_TYPED: Typers = {}
 
 
 def _moment(stored: int, stream: str | None = None, version: int | None = None) -> datetime:

@@ -1,15 +1,19 @@
-"""A bank: accounts are actors, each with its own event log; a transfer is an actor too.
+"""A bank: accounts are actors, each with its own event log; a transfer is a saga.
 
     python samples/bank.py [bank.db]
 
 opens (or creates) the SQLite file ``bank.db`` in the current directory, or the path given,
-makes some deposits, a refused withdrawal, a transfer and a refused transfer, and prints the
-balances. Run it again: every account starts from the balance the first run left, rebuilt from
-its log, and the same operations apply on top.
+makes some deposits, a refused withdrawal, closes carol's account, and runs three transfers: one
+that completes, one that the source account refuses, and one that the closed target account
+refuses, whose money goes back to its source. Then it prints the balances. Run it again: every
+account starts from the balance the first run left, rebuilt from its log, and the same
+operations apply on top.
 
 Accounts never call each other: a transfer is its own actor, which asks the source account for
-the money and then asks the target account to take it, recording each step in its own log. Two
-transfers in opposite directions therefore cannot wait on each other.
+the money and then asks the target account to take it, so two transfers in opposite directions
+cannot wait on each other. A transfer starts from a message stored with ``send`` and makes
+*durable calls*: each answer is recorded in the transfer's log, so a transfer cut by a crash
+resumes where it stopped, and no account is asked twice for the same step.
 """
 
 # --8<-- [start:imports]
@@ -43,6 +47,12 @@ class Withdrawn:
     amount: int
 
 
+@eventstore.event_type("bank.Closed")
+@attrs.frozen
+class Closed:
+    pass
+
+
 # -- the messages an account takes ---------------------------------------------------------------
 
 
@@ -57,6 +67,18 @@ class Withdraw:
 
 
 @attrs.frozen
+class Refund:
+    """Money coming back from a transfer that failed: taken even by a closed account."""
+
+    amount: int
+
+
+@attrs.frozen
+class Close:
+    pass
+
+
+@attrs.frozen
 class GetBalance:
     pass
 
@@ -65,10 +87,22 @@ class InsufficientFunds(Exception):
     """A withdrawal larger than the balance: refused, and nothing is written."""
 
     def __init__(self, account: str, balance: int, amount: int) -> None:
+        super().__init__(account, balance, amount)  # its args rebuild it (a recorded failure)
+        self.account, self.balance, self.amount = account, balance, amount
+
+    def __str__(self) -> str:
+        return f"account {self.account!r} holds {self.balance}, so it cannot pay {self.amount}"
+
+
+class AccountClosed(Exception):
+    """A deposit to, or withdrawal from, a closed account: refused."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__(account)
         self.account = account
-        self.balance = balance
-        self.amount = amount
-        super().__init__(f"account {account!r} holds {balance}, so it cannot pay {amount}")
+
+    def __str__(self) -> str:
+        return f"account {self.account!r} is closed"
 
 
 @attrs.define
@@ -78,6 +112,7 @@ class Account(actors.Actor):
     kind = "account"
 
     balance: int = 0
+    closed: bool = False
 
     def apply(self, event: Any) -> None:
         match event:
@@ -85,17 +120,25 @@ class Account(actors.Actor):
                 self.balance += amount
             case Withdrawn(amount=amount):
                 self.balance -= amount
+            case Closed():
+                self.closed = True
 
     async def receive(self, message: Any) -> int:
         match message:
-            case Deposit(amount=amount) | Withdraw(amount=amount) if amount <= 0:
+            case Deposit(amount=amount) | Withdraw(amount=amount) | Refund(amount=amount) \
+                    if amount <= 0:
                 raise ValueError(f"an amount must be positive, got {amount}")
-            case Deposit(amount=amount):
+            case Deposit() | Withdraw() if self.closed:
+                raise AccountClosed(self.id)
+            case Deposit(amount=amount) | Refund(amount=amount):
                 self.emit(Deposited(amount))
             case Withdraw(amount=amount):
                 if amount > self.balance:
                     raise InsufficientFunds(self.id, self.balance, amount)
                 self.emit(Withdrawn(amount))
+            case Close():
+                if not self.closed:
+                    self.emit(Closed())
             case GetBalance():
                 pass
             case _:
@@ -110,76 +153,65 @@ class Account(actors.Actor):
 # -- transfers -----------------------------------------------------------------------------------
 
 
-@eventstore.event_type("bank.TransferRequested")
+@eventstore.event_type("bank.TransferEnded")
 @attrs.frozen
-class TransferRequested:
+class TransferEnded:
+    outcome: str  # "completed", "refused (why)" or "refunded (why)"
+
+
+@eventstore.event_type("bank.StartTransfer")  # stored in the transfer's inbox: a stable name
+@attrs.frozen
+class StartTransfer:
+    """Move ``amount`` from account ``source`` to account ``target`` (account ids)."""
+
     source: str
     target: str
     amount: int
 
 
-@eventstore.event_type("bank.TransferDebited")
 @attrs.frozen
-class TransferDebited:
+class GetOutcome:
     pass
-
-
-@eventstore.event_type("bank.TransferCompleted")
-@attrs.frozen
-class TransferCompleted:
-    pass
-
-
-@eventstore.event_type("bank.TransferRefused")
-@attrs.frozen
-class TransferRefused:
-    reason: str
-
-
-@attrs.frozen
-class Transfer:
-    """Move ``amount`` from ``source`` to ``target`` (refs to Account actors)."""
-
-    source: actors.ActorRef
-    target: actors.ActorRef
-    amount: int
 
 
 @attrs.define
-class TransferProcess(actors.Actor):
-    """One transfer, one actor: its log says how far the transfer got."""
+class Transfer(actors.Actor):
+    """One transfer, one actor (its id is the transfer's id): a saga of durable calls.
+
+    Each ``ask`` below is a durable call: its answer, or its failure, is recorded in this
+    actor's log, and it is sent with an id the account records its own answer under. A crash
+    anywhere makes the ``StartTransfer`` message run again, from the top: recorded calls return
+    what they returned the first time, calls the log had not recorded yet are sent again with
+    the same id, and the account answers those from its own record. Each step happens once.
+    """
 
     kind = "transfer"
 
-    status: str = "new"
+    outcome: str = "new"
 
-    def apply(self, event: Any) -> None:
-        match event:
-            case TransferRequested():
-                self.status = "requested"
-            case TransferDebited():
-                self.status = "debited"
-            case TransferCompleted():
-                self.status = "completed"
-            case TransferRefused():
-                self.status = "refused"
+    def apply(self, event: TransferEnded) -> None:
+        self.outcome = event.outcome
 
-    async def receive(self, message: Transfer) -> str:
-        if self.status != "new":
-            return self.status  # a transfer runs once
-        self.emit(TransferRequested(message.source.id, message.target.id, message.amount))
-        await self.flush()  # a commit point: the request is in the log before any money moves
+    async def receive(self, message: StartTransfer | GetOutcome) -> str:
+        if isinstance(message, StartTransfer) and self.outcome == "new":
+            self.emit(TransferEnded(await self.move(message)))
+        return self.outcome
+
+    async def move(self, order: StartTransfer) -> str:
+        source, target = self.ref(Account, order.source), self.ref(Account, order.target)
         try:
-            await message.source.ask(Withdraw(message.amount))
-        except InsufficientFunds as exc:
-            self.emit(TransferRefused(str(exc)))
-            await self.flush()  # commit before raising: a failing turn would drop the event
-            raise
-        self.emit(TransferDebited())
-        await self.flush()
-        await message.target.ask(Deposit(message.amount))
-        self.emit(TransferCompleted())
-        return self.status
+            await source.ask(Withdraw(order.amount))
+        except (InsufficientFunds, AccountClosed) as refused:
+            return f"refused ({refused})"  # nothing moved: nothing to undo
+        try:
+            await target.ask(Deposit(order.amount))
+        except AccountClosed as failed:
+            # Commit the failure before compensating: a re-execution must replay this answer,
+            # not ask again and maybe get another one after the refund went out.
+            await self.flush()
+            await source.ask(Refund(order.amount))  # the compensation, a durable call too
+            return f"refunded ({failed})"
+        return "completed"
 
 
 # --8<-- [end:transfer]
@@ -189,17 +221,26 @@ class TransferProcess(actors.Actor):
 # -- the program ---------------------------------------------------------------------------------
 
 
-async def balances(*accounts: actors.ActorRef) -> str:
-    return ", ".join([f"{account.id} {await account.ask(GetBalance())}" for account in accounts])
+async def transfer(bank: actors.ActorSystem, source: str, target: str, amount: int) -> str:
+    """Start a transfer and wait for its outcome."""
+    ref = bank.ref(Transfer, uuid.uuid4().hex[:12])
+    # Stored in the transfer's inbox before send returns: it runs even if this process dies
+    # now (the next ActorSystem on this file resumes it); sent again, it still runs once.
+    await ref.send(StartTransfer(source, target, amount), message_id=ref.id)
+    return await ref.ask(GetOutcome())  # served after the stored message
+
+
+async def balances(bank: actors.ActorSystem) -> str:
+    names = ("alice", "bob", "carol")
+    return ", ".join([f"{n} {await bank.ref(Account, n).ask(GetBalance())}" for n in names])
 
 
 async def main(path: str) -> None:
     async with SQLiteEventStore(path) as store, \
-            actors.ActorSystem(store, actors=[Account, TransferProcess]) as bank:
-        alice = bank.ref(Account, "alice")
-        bob = bank.ref(Account, "bob")
+            actors.ActorSystem(store, actors=[Account, Transfer]) as bank:
+        alice, bob = bank.ref(Account, "alice"), bank.ref(Account, "bob")
         print(f"Bank log: {path}")
-        print(f"Balances at start: {await balances(alice, bob)}")
+        print(f"Balances at start: {await balances(bank)}")
 
         print(f"alice deposits 100: balance {await alice.ask(Deposit(100))}")
         print(f"bob deposits 50: balance {await bob.ask(Deposit(50))}")
@@ -207,16 +248,14 @@ async def main(path: str) -> None:
             await bob.ask(Withdraw(1000))
         except InsufficientFunds as exc:
             print(f"bob withdraws 1000: refused ({exc})")
+        await bank.ref(Account, "carol").ask(Close())
+        print("carol closes her account")
 
-        transfer = bank.ref(TransferProcess, uuid.uuid4().hex[:12])
-        print(f"alice sends bob 30: transfer {await transfer.ask(Transfer(alice, bob, 30))}")
-        refused = bank.ref(TransferProcess, uuid.uuid4().hex[:12])
-        try:
-            await refused.ask(Transfer(bob, alice, 5000))
-        except InsufficientFunds as exc:
-            print(f"bob sends alice 5000: refused ({exc})")
+        print(f"alice sends bob 30: transfer {await transfer(bank, 'alice', 'bob', 30)}")
+        print(f"bob sends alice 5000: transfer {await transfer(bank, 'bob', 'alice', 5000)}")
+        print(f"alice sends carol 20: transfer {await transfer(bank, 'alice', 'carol', 20)}")
 
-        print(f"Balances at end: {await balances(alice, bob)}")
+        print(f"Balances at end: {await balances(bank)}")
         events = [event async for event in store.read_all()]
     print(f"{path} holds {len(events)} events; run the program again and it goes on from "
           "these balances.")

@@ -42,12 +42,14 @@ def tree(span: ReadableSpan, children: dict[int, list[ReadableSpan]], depth: int
 
 
 def traces(spans: tuple[ReadableSpan, ...], root_name: str) -> list[str]:
-    """The tree of every trace whose root span is named ``root_name``."""
+    """The tree of every trace whose root span is named ``root_name`` and handles a message
+    sent with an id (scope ``msg:<id>``: a transfer's start, not the ask for its outcome)."""
     children: dict[int, list[ReadableSpan]] = defaultdict(list)
     for span in spans:
         if span.parent is not None:
             children[span.parent.span_id].append(span)
-    roots = [span for span in spans if span.parent is None and span.name == root_name]
+    roots = [span for span in spans if span.parent is None and span.name == root_name
+             and str((span.attributes or {}).get("actors.scope")).startswith("msg:")]
     return [tree(root, children) for root in sorted(roots, key=lambda s: s.start_time or 0)]
 
 

@@ -1,4 +1,4 @@
-"""Tutorial step 4: an ActorSystem hosts the actors and activates each one on demand.
+"""Tutorial step 4: a transfer is a saga of durable calls, started by a stored message.
 
     python samples/tutorial_step_4.py [tutorial_step_4.db]
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import uuid
 
-from bank import Account, Deposit, GetBalance, InsufficientFunds, Transfer, TransferProcess
+from bank import Account, Close, Deposit, GetBalance, GetOutcome, StartTransfer, Transfer
 
 import actors
 from eventstore.sqlite import SQLiteEventStore
@@ -16,20 +16,31 @@ from eventstore.sqlite import SQLiteEventStore
 
 async def main(path: str) -> None:
     async with SQLiteEventStore(path) as store, \
-            actors.ActorSystem(store, actors=[Account, TransferProcess]) as bank:
-        alice = bank.ref(Account, "alice")  # a ref at once, whether alice is in memory or not
-        bob = bank.ref(Account, "bob")
-        print(f"actors in memory: {bank.active}")
-        print(f"alice deposits 100: balance {await alice.ask(Deposit(100))}")  # activates alice
-        print(f"actors in memory: {bank.active}")
+            actors.ActorSystem(store, actors=[Account, Transfer]) as bank:
+        alice, bob = bank.ref(Account, "alice"), bank.ref(Account, "bob")
+        print(f"alice deposits 100: balance {await alice.ask(Deposit(100))}")
 
-        transfer = bank.ref(TransferProcess, uuid.uuid4().hex)
-        print(f"alice sends bob 30: transfer {await transfer.ask(Transfer(alice, bob, 30))}")
-        print(f"actors in memory: {bank.active}")
-        try:
-            await bank.ref(TransferProcess, uuid.uuid4().hex).ask(Transfer(bob, alice, 5000))
-        except InsufficientFunds as exc:
-            print(f"bob sends alice 5000: refused ({exc})")
+        # Each transfer gets a new id, so every run of this step makes new transfers.
+        transfer = bank.ref(Transfer, uuid.uuid4().hex)
+        order = StartTransfer("alice", "bob", 30)
+        await transfer.send(order, message_id=transfer.id)  # stored, then run by the transfer
+        print(f"alice sends bob 30: transfer {await transfer.ask(GetOutcome())}")
+        await transfer.send(order, message_id=transfer.id)  # a resend (after a timeout, say)
+        print(f"the same transfer sent again: {await transfer.ask(GetOutcome())}")
+
+        await bank.ref(Account, "carol").ask(Close())
+        refunded = bank.ref(Transfer, uuid.uuid4().hex)
+        await refunded.send(StartTransfer("alice", "carol", 20), message_id=refunded.id)
+        print(f"alice sends carol 20: transfer {await refunded.ask(GetOutcome())}")
+        print("what the refunded transfer recorded:")
+        async for recorded in store.read(f"transfer-{refunded.id}"):
+            if recorded.type == "actors.CallReplied":  # the answer of a durable call
+                error = recorded.data["error"]
+                answer = error["text"] if error else f"returned {recorded.data['value']}"
+                print(f"  call {recorded.data['index']} to {recorded.data['target']}: {answer}")
+            elif not recorded.type.startswith("actors."):  # the transfer's own events
+                print(f"  {store.codec.decode(recorded)!r}")
+
         print(f"balances: alice {await alice.ask(GetBalance())}, bob {await bob.ask(GetBalance())}")
 
 

@@ -487,3 +487,155 @@ async def test_killing_the_writer_under_load_never_misreports_an_append(
           f"retries after an unknown outcome: {unknown_retries}")
     assert sum(cut_off.values()) > 0  # the kills did land while batches committed
     assert len(stored) + len(failed) == APPENDERS * APPENDS
+
+
+# -- enqueues: messages leave no trace once consumed ----------------------------------------------
+
+class FailingCommit:
+    """A SQLite connection whose next ``COMMIT`` fails: after it went through (``applied``), or
+    before it was sent."""
+
+    def __init__(self, conn: sqlite3.Connection, applied: bool) -> None:
+        self.conn = conn
+        self.applied = applied
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT":
+            if self.applied:
+                self.conn.execute(sql)
+            raise sqlite3.OperationalError("disk I/O error (the test's)")
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+
+async def waiting_ids(store: EventStore, stream: str) -> list[uuid.UUID]:
+    return [m.id for m in await collect(store.read_inbox(stream))]
+
+
+async def test_a_sqlite_enqueue_whose_commit_failed_is_looked_up_in_its_inbox(
+        tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        real = store._writer
+        assert real is not None
+        early = NewEvent("Msg", 0)
+        await store.enqueue("a", [early])
+        sent = [NewEvent("Msg", n) for n in range(2)]
+
+        store._writer = FailingCommit(real, applied=True)  # type: ignore[assignment]
+        await store.enqueue("a", sent)  # stored: every message waits
+        store._writer = real
+        assert await waiting_ids(store, "a") == [early.id, *(m.id for m in sent)]
+
+        later = NewEvent("Msg", 9)
+        store._writer = FailingCommit(real, applied=False)  # type: ignore[assignment]
+        with pytest.raises(AppendOutcomeUnknown) as caught:  # not all of them wait
+            await store.enqueue("a", [early, later])
+        assert (caught.value.stream, caught.value.count) == ("a", 0)
+        with pytest.raises(EventStoreError, match="nothing of this append was written") as failed:
+            await store.append("b", events(1), enqueue=[("a", later)])  # its ids say: not stored
+        assert not isinstance(failed.value, AppendOutcomeUnknown)
+        store._writer = real
+        assert await waiting_ids(store, "a") == [early.id, *(m.id for m in sent)]
+        await store.enqueue("a", [early, later])  # the retry the error asks for
+        assert (await waiting_ids(store, "a"))[-1] == later.id
+
+
+async def test_a_sqlite_enqueue_that_fails_before_its_commit_wrote_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    async with SQLiteEventStore(path, busy_timeout=0) as store:
+        await store.append("s", events(1))
+        message = NewEvent("Msg", 1)
+        with sqlite3.connect(path, isolation_level=None) as other:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(EventStoreError, match=r"SQLITE_BUSY") as caught:
+                await store.enqueue("a", [message])
+            other.execute("ROLLBACK")
+        other.close()
+        assert not isinstance(caught.value, AppendOutcomeUnknown)  # certain: nothing written
+        assert await waiting_ids(store, "a") == []
+        await store.enqueue("a", [message])
+        assert await waiting_ids(store, "a") == [message.id]
+
+
+@postgres
+async def test_a_postgres_enqueue_whose_commit_was_cut_off_is_looked_up(
+        pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pg._send
+
+    def send_then_break(*args: Any) -> Any:
+        real(*args)  # committed
+        raise RuntimeError("the driver broke after sending")
+
+    def break_before(*args: Any) -> Any:
+        raise RuntimeError("the driver broke before sending")
+
+    sent = [NewEvent("Msg", n) for n in range(3)]
+    monkeypatch.setattr(pg, "_send", send_then_break)
+    await pg.enqueue("a", sent)  # found waiting: a success
+    monkeypatch.setattr(pg, "_send", break_before)
+    later = NewEvent("Msg", 9)
+    with pytest.raises(AppendOutcomeUnknown) as caught:
+        await pg.enqueue("a", [sent[0], later])  # later is not waiting: it may have been consumed
+    assert (caught.value.stream, caught.value.count) == ("a", 0)
+    monkeypatch.undo()
+    assert await waiting_ids(pg, "a") == [m.id for m in sent]
+    await pg.enqueue("a", [sent[0], later])
+    assert await waiting_ids(pg, "a") == [*(m.id for m in sent), later.id]
+
+
+async def side_appends(store: EventStore, refused_target: str, big: str = ""
+                       ) -> dict[str, AppendResult | EventStoreError]:
+    """Concurrent appends that each send a message; the one from "refused" is refused."""
+    outcomes: dict[str, AppendResult | EventStoreError] = {}
+
+    async def append(stream: str) -> None:
+        bad = stream == "refused"
+        message = NewEvent("Msg", {"text": big if bad else "ok"})
+        try:
+            outcomes[stream] = await store.append(
+                stream, events(2), enqueue=[(refused_target if bad else "inbox", message)],
+                wake_at=1.0)
+        except EventStoreError as exc:
+            outcomes[stream] = exc
+
+    async with trio.open_nursery() as nursery:
+        for stream in [*(f"ok-{n}" for n in range(10)), "refused"]:
+            nursery.start_soon(append, stream)
+    return outcomes
+
+
+async def check_refused_alone(store: EventStore, batches: list[list[str]],
+                              outcomes: dict[str, AppendResult | EventStoreError]) -> None:
+    assert any("refused" in batch and len(batch) > 1 for batch in batches)
+    refused = outcomes.pop("refused")
+    assert isinstance(refused, EventStoreError) and not isinstance(refused, AppendOutcomeUnknown)
+    assert all(isinstance(outcome, AppendResult) for outcome in outcomes.values()), outcomes
+    assert await store.last_version("refused") == 0
+    assert len(await collect(store.read_inbox("inbox"))) == 10
+    work = {entry.stream: entry for entry in await store.work()}
+    assert "refused" not in work and all(work[stream].wake_at == 1.0 for stream in outcomes)
+
+
+async def test_a_message_sqlite_refuses_fails_its_append_alone(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        await store._write(lambda conn: conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 10_000))
+        batches = await spy_batches(store)
+        outcomes = await side_appends(store, "elsewhere", big="y" * 20_000)
+        assert "SQLITE_TOOBIG" in str(outcomes["refused"])
+        await check_refused_alone(store, batches, outcomes)
+
+
+@postgres
+async def test_a_message_postgresql_refuses_fails_its_append_alone(
+        pg: Any, postgres_url: str, postgres_schema: str) -> None:
+    await run_sql(postgres_url, f'ALTER TABLE "{postgres_schema}".inbox '
+                  "ADD CONSTRAINT refuse_one CHECK (stream <> 'refused-inbox')")
+    batches = await spy_batches(pg)
+    outcomes = await side_appends(pg, "refused-inbox")
+    assert "refuse_one" in str(outcomes["refused"])
+    await check_refused_alone(pg, batches, outcomes)

@@ -117,7 +117,7 @@ def test_quick_is_accepted_and_lists_one_line_per_benchmark(
 
     assert [line.split(":")[0] for line in lines] == available()
     assert all(len(line.split(": ", 1)[1]) > 10 for line in lines)
-    assert {"actors", "replay", "store", "timers"} <= set(available())
+    assert {"actors", "replay", "send", "store", "timers"} <= set(available())
 
 
 def test_unknown_benchmark_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -125,3 +125,22 @@ def test_unknown_benchmark_is_refused(capsys: pytest.CaptureFixture[str]) -> Non
 
     assert main(["--quick", "nosuch"]) == 2
     assert "unknown benchmark(s): nosuch; available:" in capsys.readouterr().err
+
+
+def test_send_bench_runs_quickly_and_checks_what_it_measures(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # Small sizes, one round: the bench's own checks (every message processed once, the
+    # inboxes empty, the balances moved) run; the figures mean nothing at this size.
+    from bench import bench_send
+    from bench._harness import SETTINGS, Files, Report
+
+    monkeypatch.setattr(SETTINGS, "repeats", 1)
+    monkeypatch.setattr(SETTINGS, "scale", 0.02)
+    report = Report()
+    bench_send.run(report, quick=True)
+    assert [row.case.split(",")[0] for row in report.rows] == ["send"] * 3
+    files = Files("test-bench-send-")
+    try:
+        assert bench_send.ours_transfers(files, 1, bench_send.Clocks()) > 0
+    finally:
+        files.remove()

@@ -352,3 +352,34 @@ async def test_on_start_asks_afresh_at_each_activation() -> None:
         async with actors.ActorSystem(store, actors=[Account, Opener]) as system:
             await system.spawn(Opener, "o")
     assert Opener.seen == [101, 102, 103]
+
+
+async def test_a_call_with_its_own_message_id_records_that_id(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # A saga that timed out asks again with the same id: the callee runs the call once, and the
+    # caller's records name the id each call really went out with.
+    @attrs.define
+    class Slow(Account):
+        kind = "Slow"
+
+        async def receive(self, amount: int) -> int:
+            await trio.sleep(10)
+            return await super().receive(amount)
+
+    @attrs.define
+    class Saga(actors.Actor):
+        kind = "Saga"
+
+        async def receive(self, message: Any) -> int:
+            slow = self.ref(Slow, "s")
+            try:
+                return int(await slow.ask(-5, timeout=1, message_id="pay-1"))
+            except AskTimeout:
+                return int(await slow.ask(-5, message_id="pay-1"))  # its one true answer
+
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Slow, Saga]) as system:
+        assert await system.ref(Saga, "x").ask("go", message_id="x") == 95
+    assert Account.handled == [("s", -5)]
+    calls = [e for e in await log_of(store, "Saga-x") if isinstance(e, CallReplied)]
+    assert [(c.message_id, c.error is None) for c in calls] == [("pay-1", False), ("pay-1", True)]

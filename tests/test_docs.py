@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
 import os
 import re
 import subprocess
@@ -89,7 +90,12 @@ def test_docs_example_runs(name: str, module: str, source: str, tmp_path: Path,
             pytest.skip(reason)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(SAMPLES))  # a sample imports its neighbours, as under python
-    run_block(source, name, module)
+    log = logging.getLogger("actors")
+    level = log.level
+    try:
+        run_block(source, name, module)
+    finally:
+        log.setLevel(level)  # a block that quiets the runtime's log must not quiet later tests
 
 
 def test_docs_have_examples() -> None:

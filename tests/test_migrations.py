@@ -1,7 +1,7 @@
 """Opening a store written in an older on-disk format upgrades it in place, or leaves it as it was.
 
-The v1 files here are built from the v1 schema's own SQL (copied below as it shipped), with a few
-streams, deleted events, snapshots and positions past the newest stored event.
+The v1 and v2 files here are built from their schema's own SQL (copied below as it shipped), with
+a few streams, deleted events, snapshots and positions past the newest stored event.
 """
 
 from __future__ import annotations
@@ -59,6 +59,38 @@ CREATE TABLE snapshots (
     version     INTEGER NOT NULL,
     state       TEXT    NOT NULL,
     recorded_at TEXT    NOT NULL,
+    PRIMARY KEY (stream, version)
+) WITHOUT ROWID;
+"""
+
+# The schema of version 2, exactly as eventstore/_sqlite_schema.py created it.
+V2_SCHEMA = """
+CREATE TABLE events (
+    position    INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    data        TEXT    NOT NULL,
+    metadata    TEXT    NOT NULL,
+    id          BLOB    NOT NULL UNIQUE,
+    recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
+    UNIQUE (stream, version)
+);
+CREATE TABLE streams (
+    stream  TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE deleted_ids (
+    id       BLOB    PRIMARY KEY,
+    stream   TEXT    NOT NULL,
+    version  INTEGER NOT NULL,
+    position INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE snapshots (
+    stream      TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    state       TEXT    NOT NULL,
+    recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
     PRIMARY KEY (stream, version)
 ) WITHOUT ROWID;
 """
@@ -187,8 +219,80 @@ async def test_a_v1_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pat
             e[6] for e in held["events"]]
 
 
-async def test_the_upgrade_matches_a_new_files_schema(tmp_path: Path) -> None:
-    build_v1(tmp_path / "old.db")
+def build_v2(path: Path) -> dict[str, Any]:
+    """A v2 file as the v2 store left it: two streams, one of them partly deleted, a snapshot,
+    and a position handed out past the newest stored event."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript(V2_SCHEMA)
+    conn.execute("PRAGMA application_id = 1163285332")  # 0x45565354, "EVST"
+    conn.execute("PRAGMA user_version = 2")
+    moment = MOMENTS[0]
+    micros = schema.micros(moment)
+    rows = [("a", 1, "Opened", {"n": 1}, {}), ("a", 2, "Added", {"n": 2}, {"who": "x"}),
+            ("b", 1, "Opened", [1, 2], {}), ("b", 2, "E", None, {}), ("c", 1, "E", 0, {})]
+    events: list[Row] = []
+    conn.execute("BEGIN")
+    for position, (stream, version, kind, data, metadata) in enumerate(rows, start=1):
+        id = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (stream, version, kind, _json(data), _json(metadata), id.bytes, micros))
+        events.append((stream, version, position, kind, data, metadata, id, moment))
+    # As delete_up_to did it: b's first event, and c's only one (the newest position).
+    for stream, version in (("b", 1), ("c", 1)):
+        conn.execute("INSERT INTO deleted_ids SELECT id, stream, version, position "
+                     "FROM events WHERE stream = ? AND version <= ?", (stream, version))
+        conn.execute("INSERT INTO streams (stream, version) VALUES (?, ?)", (stream, version))
+        conn.execute("DELETE FROM events WHERE stream = ? AND version <= ?", (stream, version))
+    conn.execute("INSERT INTO snapshots VALUES ('a', 2, '{\"total\":3}', ?)", (micros,))
+    conn.execute("COMMIT")
+    conn.close()
+    kept = [e for e in events if (e[0], e[1]) not in (("b", 1), ("c", 1))]
+    return {"events": kept, "last_position": len(rows)}
+
+
+async def test_a_v2_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    held = build_v2(path)
+    async with SQLiteEventStore(path) as store:
+        read = [(e.stream, e.version, e.position, e.type, e.data, e.metadata, e.id, e.recorded_at)
+                async for e in store.read_all()]
+        assert read == held["events"]
+        assert [await store.last_version(s) for s in "abc"] == [2, 2, 1]
+        snapshot = await store.load_snapshot("a")
+        assert snapshot is not None and snapshot.state == {"total": 3}
+        assert await store.work() == []
+        message = NewEvent("Msg", {"hello": 1})
+        after = await store.append("a", [NewEvent("Added", 3)], expected_version=2,
+                                   enqueue=[("b", message)], wake_at=7.5)
+        assert (after.version, after.position) == (3, held["last_position"] + 1)
+        [waiting] = [m async for m in store.read_inbox("b")]
+        assert (waiting.id, waiting.data, waiting.position) == (message.id, {"hello": 1}, 1)
+        assert [(e.stream, e.wake_at, e.waiting) for e in await store.work()] == [
+            ("a", 7.5, 0), ("b", None, 1)]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+
+async def test_a_v2_upgrade_that_fails_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "v2.db"
+    build_v2(path)
+    before = dump(path)
+    monkeypatch.setitem(schema.MIGRATIONS, 2, (*schema.MIGRATIONS[2], "DROP TABLE no_such_table"))
+    with pytest.raises(SchemaError, match="from event store schema version 2 to 3"):
+        async with SQLiteEventStore(path):
+            pass
+    assert dump(path) == before
+
+
+@pytest.mark.parametrize("build", [build_v1, build_v2])
+async def test_the_upgrade_matches_a_new_files_schema(tmp_path: Path, build: Any) -> None:
+    build(tmp_path / "old.db")
     async with SQLiteEventStore(tmp_path / "old.db"), SQLiteEventStore(tmp_path / "new.db"):
         pass
 
@@ -267,7 +371,7 @@ async def test_a_version_without_an_in_place_upgrade_names_the_way_out(
     assert dump(path) == before
 
 
-# -- PostgreSQL: the same framework (its format has not changed yet, so a made-up version 2) ----
+# -- PostgreSQL: the real upgrade from version 1, and the framework (on a made-up version 3) ----
 
 async def fill_postgres(url: str, schema_name: str) -> list[Any]:
     from eventstore.postgres import PostgresEventStore
@@ -290,6 +394,58 @@ def postgres_state(url: str, schema_name: str) -> tuple[Any, ...]:
                          "WHERE table_schema = %s ORDER BY 1, 2", (schema_name,)).fetchall(),
             conn.execute(f'SELECT * FROM "{schema_name}".events ORDER BY position').fetchall(),
         )
+
+
+def drop_schema(url: str, schema_name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name}" CASCADE')
+
+
+def postgres_to_v1(url: str, schema_name: str) -> None:
+    """Turn a schema back into version 1, as the v1 store created it: no inboxes, no wake times,
+    no consumer offsets."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        s = f'"{schema_name}"'
+        conn.execute(f"DROP TABLE {s}.inbox")
+        conn.execute(f"DROP TABLE {s}.wake")
+        conn.execute(f"DROP TABLE {s}.offsets")
+        conn.execute(f"ALTER TABLE {s}.global_position DROP COLUMN inbox_seq")
+        conn.execute(f"UPDATE {s}.schema_version SET version = 1")
+
+
+async def test_postgres_upgrades_a_v1_schema_in_place_and_keeps_its_events(
+        postgres_url: str, postgres_schema: str) -> None:
+    from eventstore.postgres import SCHEMA_VERSION, PostgresEventStore
+
+    held = await fill_postgres(postgres_url, postgres_schema)
+    fresh = f"{postgres_schema}_new"
+    try:
+        async with PostgresEventStore(postgres_url, schema=fresh) as store:
+            await store.work()
+        postgres_to_v1(postgres_url, postgres_schema)
+        assert postgres_state(postgres_url, postgres_schema)[0] == (1,)
+        async with PostgresEventStore(postgres_url, schema=postgres_schema) as store, \
+                PostgresEventStore(postgres_url, schema=postgres_schema) as other:
+            assert [e async for e in store.read_all()] == held
+            assert [e async for e in other.read_all()] == held
+            assert await other.work() == []
+            message = NewEvent("Msg", {"hello": 1})
+            after = await store.append("a", [NewEvent("E", 9)], expected_version=3,
+                                       enqueue=[("b", message)], wake_at=7.5)
+            assert (after.version, after.position) == (4, held[-1].position + 1)
+            [waiting] = [m async for m in other.read_inbox("b")]
+            assert (waiting.id, waiting.data, waiting.position) == (message.id, {"hello": 1}, 1)
+            assert [(e.stream, e.wake_at, e.waiting) for e in await other.work()] == [
+                ("a", 7.5, 0), ("b", None, 1)]
+        version, columns, _ = postgres_state(postgres_url, postgres_schema)
+        assert version == (SCHEMA_VERSION,)
+        assert columns == postgres_state(postgres_url, fresh)[1]  # as a new schema has them
+    finally:
+        await trio.to_thread.run_sync(drop_schema, postgres_url, fresh)
 
 
 async def test_postgres_upgrades_a_schema_in_place(

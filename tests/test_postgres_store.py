@@ -212,6 +212,45 @@ async def test_a_statement_the_server_refuses_writes_nothing(
     assert (await pg_store.append("s", events(1))).version == 2  # the connection still works
 
 
+@pytest.mark.parametrize("seed", range(12))
+async def test_sides_in_rounds_give_what_one_by_one_gives(
+        pg_store: PostgresEventStore, seed: int) -> None:
+    """Each batch through the writer; the same appends one by one on the memory store, round by
+    round (``append_rounds``: an append after every one it shares a stream, an id or a message
+    with), the order the batch's statements took them in."""
+    import random
+    import uuid
+
+    from side_batches import inbox_state, side_batch
+
+    from eventstore._group_commit import AppendRequest
+    from eventstore._postgres_sql import append_rounds
+    from eventstore.memory import MemoryEventStore
+
+    rng = random.Random(seed)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(8)]
+    done: list[AppendRequest] = []
+    await pg_store.work()  # creates the schema, as any first call does
+    async with MemoryEventStore() as memory:
+        for _ in range(8):
+            batch = side_batch(rng, ids, done)
+            await pg_store._write_batch(batch)
+            rounds = append_rounds([(r.stream, r.events, r.expected, r.side) for r in batch])
+            for idx in [idx for params in rounds for idx in params[0]]:
+                request = batch[idx]
+                try:
+                    expected: object = (await memory._append(
+                        request.stream, request.events, request.expected, request.side)).version
+                except EventStoreError as exc:
+                    expected = type(exc)
+                outcome = request.result
+                if not request.events and not isinstance(outcome, BaseException):
+                    continue  # an enqueue's result is not used
+                assert (type(outcome) if isinstance(outcome, BaseException)
+                        else getattr(outcome, "version", None)) == expected
+            assert await inbox_state(pg_store) == await inbox_state(memory)
+
+
 # -- gap-safe global order across processes --------------------------------------------------------
 
 WRITER = """
@@ -284,6 +323,74 @@ async def test_tailing_readers_never_skip_while_processes_race(
         for t in range(3):
             mine = [e.version for e in subscribed if e.stream == f"w{n}-{t}"]
             assert mine == list(range(1, len(mine) + 1))
+
+
+INBOX_WRITER = """
+import sys, trio
+from eventstore import NewEvent
+from eventstore.postgres import PostgresEventStore
+
+url, schema, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+async def main():
+    async with PostgresEventStore(url, schema=schema) as store:
+        async def task(t):
+            for n in range(count):
+                message = NewEvent("Msg", {"w": name, "t": t, "n": n})
+                if n % 2:
+                    await store.enqueue("q", [message])
+                else:
+                    await store.append(f"{name}-{t}", [NewEvent("E", {})],
+                                       enqueue=[("q", message)], wake_at=float(n))
+                if n % 4 == 0:
+                    await trio.sleep(0.001 * (t + 1))
+        async with trio.open_nursery() as nursery:
+            for t in range(3):
+                nursery.start_soon(task, t)
+
+trio.run(main)
+"""
+
+
+async def test_an_inbox_reader_never_skips_while_processes_race(
+        postgres_url: str, schema: str) -> None:
+    writers, per_task = 4, 30
+    async with PostgresEventStore(postgres_url, schema=schema) as store:
+        await store.work()  # create the schema before the writers race
+        polled: list[RecordedEvent] = []
+
+        async def poller() -> None:
+            after = 0
+            while True:
+                async for message in store.read_inbox("q", after=after):
+                    polled.append(message)
+                    after = message.position
+                await trio.sleep(0.001)
+
+        async def writer(name: str) -> None:
+            await trio.run_process([sys.executable, "-c", INBOX_WRITER, postgres_url, schema,
+                                    name, str(per_task)], capture_stderr=True)
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as readers:
+                readers.start_soon(poller)
+                async with trio.open_nursery() as writing:
+                    for n in range(writers):
+                        writing.start_soon(writer, f"w{n}")
+                stored = [m.position for m in await collect(store.read_inbox("q"))]
+                while not polled or polled[-1].position < stored[-1]:
+                    await trio.sleep(0.01)
+                readers.cancel_scope.cancel()
+        work = {entry.stream: entry for entry in await store.work()}
+    assert len(stored) == len(set(stored)) == writers * 3 * per_task
+    # A reader that passed a sequence number whose transaction had not committed would miss it.
+    assert [m.position for m in polled] == stored
+    for n in range(writers):
+        for t in range(3):
+            mine = [m.data["n"] for m in polled if (m.data["w"], m.data["t"]) == (f"w{n}", t)]
+            assert mine == list(range(per_task))  # each sender's order
+            assert work[f"w{n}-{t}"].wake_at == float(per_task - 2)
+    assert work["q"].waiting == len(stored)
 
 
 # -- LISTEN/NOTIFY --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ PROGRAMS = [
     ("bank_balances.py", [], 1),
     ("drip_campaign.py", ["campaign.db", "3600"], 2),
     ("reminders.py", ["reminders.db"], 1),
+    ("saga_timeout.py", [], 1),
     ("traced_bank.py", [], 2),
     ("tutorial_step_1.py", [], 1),
     ("tutorial_step_2.py", [], 1),

@@ -18,25 +18,30 @@ def run_bank(*args: str, cwd: Path) -> str:
 
 
 def balances(output: str, when: str) -> dict[str, int]:
-    match = re.search(rf"^Balances at {when}: alice (\d+), bob (\d+)$", output, re.MULTILINE)
+    match = re.search(rf"^Balances at {when}: alice (\d+), bob (\d+), carol (\d+)$", output,
+                      re.MULTILINE)
     assert match, output
-    return {"alice": int(match[1]), "bob": int(match[2])}
+    return {"alice": int(match[1]), "bob": int(match[2]), "carol": int(match[3])}
 
 
 def test_two_runs_share_one_log(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     first = run_bank(str(db), cwd=tmp_path)
-    assert balances(first, "start") == {"alice": 0, "bob": 0}
+    assert balances(first, "start") == {"alice": 0, "bob": 0, "carol": 0}
     assert "bob withdraws 1000: refused (account 'bob' holds 50, so it cannot pay 1000)" in first
     assert "alice sends bob 30: transfer completed" in first
-    assert "bob sends alice 5000: refused (account 'bob' holds 80" in first
-    assert balances(first, "end") == {"alice": 70, "bob": 80}
-    assert f"{db} holds 9 events" in first
+    assert "bob sends alice 5000: transfer refused (account 'bob' holds 80, so it cannot pay " \
+        "5000)" in first
+    assert "alice sends carol 20: transfer refunded (account 'carol' is closed)" in first
+    assert balances(first, "end") == {"alice": 70, "bob": 80, "carol": 0}
+    # Two deposits and carol's closing; four account steps of transfers, each with its
+    # recorded reply; the three transfers' own logs (6 + 5 + 8 events).
+    assert f"{db} holds 30 events" in first
 
     second = run_bank(str(db), cwd=tmp_path)
-    assert balances(second, "start") == {"alice": 70, "bob": 80}
-    assert balances(second, "end") == {"alice": 140, "bob": 160}
-    assert f"{db} holds 18 events" in second
+    assert balances(second, "start") == {"alice": 70, "bob": 80, "carol": 0}
+    assert balances(second, "end") == {"alice": 140, "bob": 160, "carol": 0}
+    assert f"{db} holds 59 events" in second  # carol is closed already: no second Closed
     assert sorted(p.name for p in tmp_path.glob("*.db")) == ["ledger.db"]
 
 
@@ -44,4 +49,4 @@ def test_the_default_log_is_bank_db_in_the_working_directory(tmp_path: Path) -> 
     output = run_bank(cwd=tmp_path)
     assert output.startswith("Bank log: bank.db\n")
     assert (tmp_path / "bank.db").exists()
-    assert balances(output, "end") == {"alice": 70, "bob": 80}
+    assert balances(output, "end") == {"alice": 70, "bob": 80, "carol": 0}

@@ -4,6 +4,7 @@ turn sends (``tell``/``send``) are stored by the turn's commit, never if the tur
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import attrs
@@ -179,7 +180,7 @@ class Brittle(Tally):
 
 
 async def test_a_poison_message_becomes_a_dead_letter_and_the_inbox_moves_on(
-        any_store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+        any_store: EventStore) -> None:
     async with actors.ActorSystem(any_store, actors=[Brittle]) as system:
         ref = system.ref(Brittle, "b")
         await ref.send(Add("poison", 1), message_id="bad")
@@ -194,7 +195,6 @@ async def test_a_poison_message_becomes_a_dead_letter_and_the_inbox_moves_on(
     assert (dead.message_id, dead.type, dead.attempts) == ("bad", "tests.send.Add", 3)
     assert dead.data == {"sender": "poison", "n": 1} and "poisoned" in dead.error
     assert await inbox_of(any_store, "Brittle-b") == []
-    assert "dead letter" in caplog.text
 
 
 async def test_a_turn_sends_after_its_commit_and_never_if_it_fails(
@@ -301,9 +301,8 @@ class Slow(actors.Actor):
 
 async def test_a_message_whose_turn_is_cut_after_a_commit_point_resumes_once(
         autojump_clock: Any) -> None:
-    from eventstore.memory import MemoryEventStore
-
     from actors import Consumed
+    from eventstore.memory import MemoryEventStore
 
     store, clock = MemoryEventStore(), actors.VirtualClock()
     async with actors.ActorSystem(store, actors=[Slow], clock=clock) as system:
@@ -340,10 +339,9 @@ async def test_a_failed_backlog_commit_runs_its_durable_messages_again(
         with trio.fail_after(20):
             while len(seen) < 5:
                 await trio.sleep(0.05)
-                try:
+                # An ask that read the backlog whose commit failed fails with it.
+                with contextlib.suppress(eventstore.EventStoreError):
                     seen = await ref.ask("state")
-                except eventstore.EventStoreError:
-                    pass  # it read the backlog whose commit failed: it fails with it
         assert seen == [("a", n) for n in range(5)]
     assert faulty.calls["append"] >= 2
     assert await inbox_of(any_store, "Tally-t") == []
@@ -353,10 +351,9 @@ async def test_a_failed_backlog_commit_runs_its_durable_messages_again(
 
 async def test_a_long_inbox_is_read_in_bounded_batches_in_order(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from eventstore.memory import MemoryEventStore
-
     from actors import _cell
     from actors._inbox import encode_message
+    from eventstore.memory import MemoryEventStore
 
     monkeypatch.setattr(_cell, "_PULL", 7)
     store = MemoryEventStore()

@@ -16,6 +16,7 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from side_batches import inbox_state, side_batch
 
 import eventstore.sqlite
 from eventstore import (
@@ -280,6 +281,40 @@ async def test_a_retry_in_a_shared_transaction_returns_the_first_result(
         assert len(positions) == 7 and positions == sorted(set(positions))
 
 
+async def test_appends_with_and_without_a_side_share_a_batch(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        await store.append("warm-up", events(1))
+        sizes: list[int] = []
+        write_batch = store._committer._write_batch
+
+        async def counting(requests: list[AppendRequest]) -> None:
+            sizes.append(len(requests))
+            await write_batch(requests)
+
+        store._committer._write_batch = counting
+        sent: list[NewEvent] = []
+
+        async def plain(n: int) -> None:
+            await store.append(f"s{n % 5}", events(1))
+
+        async def with_side(n: int) -> None:
+            message = NewEvent("Msg", {"n": n})
+            sent.append(message)
+            await store.append(f"s{n % 5}", events(1), enqueue=[("inbox", message)],
+                               wake_at=float(n))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(40):
+                nursery.start_soon(plain if n % 2 else with_side, n)
+        assert max(sizes) > 1
+        for n in range(5):
+            assert [e.version for e in await collect(store.read(f"s{n}"))] == list(range(1, 9))
+        assert [m.id for m in await collect(store.read_inbox("inbox"))] == [m.id for m in sent]
+        work = {entry.stream: entry for entry in await store.work()}
+        assert work["inbox"].waiting == 20 and all(work[f"s{n}"].wake_at is not None
+                                                   for n in range(5))
+
+
 async def test_a_stale_version_from_another_writer_is_caught(tmp_path: Path) -> None:
     path = tmp_path / "events.db"
     async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
@@ -472,3 +507,75 @@ def test_the_same_operations_give_the_same_outcomes_as_memory(
             assert await outcomes([one, other] if two else [one]) == expected
 
     trio.run(main)
+
+
+# -- a batch's sides, planned: one transaction for the whole plan ---------------------------------
+
+@pytest.mark.parametrize("seed", range(20))
+async def test_planned_sides_give_what_one_by_one_gives(tmp_path: Path, seed: int) -> None:
+    """Each batch through ``plan_batch`` and ``commit_batch``; the same appends one by one on the
+    memory store, in the order the batch settled them (plans first, then careful appends)."""
+    import random
+
+    from eventstore._sqlite_write import commit_batch, plan_batch
+
+    rng = random.Random(seed)
+    ids = [uuid.UUID(int=rng.getrandbits(128)) for _ in range(8)]
+    done: list[AppendRequest] = []
+    known: dict[str, int] = {}
+    async with SQLiteEventStore(tmp_path / "events.db") as store, MemoryEventStore() as memory:
+        for _ in range(8):
+            batch = side_batch(rng, ids, done)
+            if rng.random() < 0.3:  # a stale hint: the plan fails and goes the careful way
+                known = {stream: version + 1 for stream, version in known.items()}
+            plans, careful = plan_batch(batch, known, 1_000_000, 1000)
+            outcomes, versions = await store._write(
+                lambda conn, plans=plans, careful=careful: commit_batch(  # type: ignore[misc]
+                    conn, plans, careful, 1_000_000, 1000, store.path))
+            known.update(versions)
+            assert sorted(map(id, batch)) == sorted(id(request) for request, _ in outcomes)
+            for request, outcome in outcomes:
+                try:
+                    expected: object = await memory._append(
+                        request.stream, request.events, request.expected, request.side)
+                except EventStoreError as exc:
+                    expected = type(exc)
+                got = type(outcome) if isinstance(outcome, Exception) else outcome
+                if not request.events and not isinstance(outcome, Exception):
+                    continue  # an enqueue's result is not used
+                assert (got if isinstance(got, type) else got.version) == (
+                    expected if isinstance(expected, type) else expected.version)
+            assert await inbox_state(store) == await inbox_state(memory)
+
+
+async def test_sides_larger_than_one_statement(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "events.db") as store:
+        store._rows_per_insert = 3  # messages too go in statements of 3 rows
+        sent = [NewEvent("Msg", {"n": n}) for n in range(1100)]  # acknowledged in chunks
+        await store.enqueue("a", sent)
+        assert [m.data["n"] for m in await collect(store.read_inbox("a"))] == list(range(1100))
+
+        async def consume(part: int) -> None:
+            await store.append(f"a-{part}", events(1), wake_at=float(part),
+                               enqueue=[(f"b{part}", NewEvent("Msg", {}))])
+
+        store._rows_per_insert = 1000
+        await store.append("a", events(1), acknowledge=[m.id for m in sent[:1050]])
+        sizes: list[int] = []
+        write_batch = store._committer._write_batch
+
+        async def counting(requests: list[AppendRequest]) -> None:
+            sizes.append(len(requests))
+            await write_batch(requests)
+
+        store._committer._write_batch = counting
+        async with trio.open_nursery() as nursery:  # wake times in chunks
+            for part in range(600):
+                nursery.start_soon(consume, part)
+        assert max(sizes) > 500
+        assert [m.data["n"] for m in await collect(store.read_inbox("a"))] == list(
+            range(1050, 1100))
+        work = await store.work()
+        assert len(work) == 1 + 600 + 600
+        assert {e.stream: e.wake_at for e in work if e.stream.startswith("a-")} == {
+            f"a-{part}": float(part) for part in range(600)}

@@ -38,36 +38,38 @@ def test_step_2_recovers_the_balance_from_its_file(tmp_path: Path) -> None:
     assert first[2].startswith("tutorial_step_2.db keeps alice's log")
 
 
-def test_step_3_transfers_once_and_refuses_an_overdraft(tmp_path: Path) -> None:
+def test_step_3_activates_actors_on_demand(tmp_path: Path) -> None:
     first = run_step(3, tmp_path)
-    assert first == [
-        "alice deposits 100: balance 100",
-        "alice sends bob 30: transfer completed",
-        "the same transfer asked again: completed",
-        "bob sends alice 5000: refused (account 'bob' holds 30, so it cannot pay 5000)",
-        "the refused transfer's events:",
-        "  TransferRequested(source='bob', target='alice', amount=5000)",
-        "  TransferRefused(reason=\"account 'bob' holds 30, so it cannot pay 5000\")",
-        "balances: alice 70, bob 30",
-    ]
-    second = run_step(3, tmp_path)  # new transfers on the same accounts
-    assert second[0] == "alice deposits 100: balance 170"
-    assert second[-1] == "balances: alice 140, bob 60"
-
-
-def test_step_4_activates_actors_on_demand(tmp_path: Path) -> None:
-    first = run_step(4, tmp_path)
     assert first == [
         "actors in memory: 0",
         "alice deposits 100: balance 100",
         "actors in memory: 1",
+        "bob withdraws 5000: refused (account 'bob' holds 0, so it cannot pay 5000)",
+        "actors in memory: 2",
+        "balances: alice 100, bob 0",
+    ]
+    second = run_step(3, tmp_path)
+    assert second[0] == "actors in memory: 0"
+    assert second[-1] == "balances: alice 200, bob 0"
+
+
+def test_step_4_transfers_once_and_refunds_what_a_closed_account_refuses(
+        tmp_path: Path) -> None:
+    first = run_step(4, tmp_path)
+    assert first == [
+        "alice deposits 100: balance 100",
         "alice sends bob 30: transfer completed",
-        "actors in memory: 3",
-        "bob sends alice 5000: refused (account 'bob' holds 30, so it cannot pay 5000)",
+        "the same transfer sent again: completed",
+        "alice sends carol 20: transfer refunded (account 'carol' is closed)",
+        "what the refunded transfer recorded:",
+        "  call 1 to account-alice: returned 50",
+        "  call 2 to account-carol: AccountClosed: account 'carol' is closed",
+        "  call 3 to account-alice: returned 70",
+        "  TransferEnded(outcome=\"refunded (account 'carol' is closed)\")",
         "balances: alice 70, bob 30",
     ]
-    second = run_step(4, tmp_path)
-    assert second[0] == "actors in memory: 0"
+    second = run_step(4, tmp_path)  # new transfers on the same accounts
+    assert second[0] == "alice deposits 100: balance 170"
     assert second[-1] == "balances: alice 140, bob 60"
 
 
