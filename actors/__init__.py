@@ -14,6 +14,7 @@ from ._errors import InvalidActorArgument as InvalidActorArgument
 from ._errors import InvalidActorType as InvalidActorType
 from ._errors import NonDeterminismError as NonDeterminismError
 from ._errors import NotInTurn as NotInTurn
+from ._errors import ProjectionFailed as ProjectionFailed
 from ._errors import RecoveryError as RecoveryError
 from ._errors import StepFailed as StepFailed
 from ._events import CallReplied as CallReplied
@@ -35,6 +36,11 @@ from ._events import TimeObserved as TimeObserved
 from ._gc import GCPolicy as GCPolicy
 from ._notifier import MultiNotifier as MultiNotifier
 from ._program import run_program as run_program
+from ._projection import Projection as Projection
+from ._projection import Transaction as Transaction
+from ._projection_run import Lag as Lag
+from ._projection_run import ProjectionRunner as ProjectionRunner
+from ._projection_run import run_projection as run_projection
 from ._ref import ActorRef as ActorRef
 from ._spawn import spawn as spawn
 from ._supervision import Escalate as Escalate
@@ -59,6 +65,7 @@ __all__ = [
     "GCPolicy",
     "InvalidActorArgument",
     "InvalidActorType",
+    "Lag",
     "MessageSent",
     "MultiNotifier",
     "NonDeterminismError",
@@ -67,6 +74,9 @@ __all__ = [
     "NotificationFired",
     "NotificationScheduled",
     "PatchMarked",
+    "Projection",
+    "ProjectionFailed",
+    "ProjectionRunner",
     "Received",
     "RecoveryError",
     "ReplyRecorded",
@@ -79,9 +89,11 @@ __all__ = [
     "StepRecorded",
     "Stop",
     "TimeObserved",
+    "Transaction",
     "VirtualClock",
     "WallClock",
     "durable",
     "run_program",
+    "run_projection",
     "spawn",
 ]

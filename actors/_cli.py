@@ -26,6 +26,7 @@ from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
 from ._cli_dead import DeadLetter, dead_letters, resolve
 from ._cli_parser import INDEX_STREAM, parser
+from ._cli_projections import projections
 from ._cli_render import sentence
 from ._cli_timers import pending_timers
 from ._cli_util import (
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         commands.parse_args(argv)  # the usual error for what is left over
     run = {"streams": _streams, "log": _log, "replay": _replay, "export": _export,
            "import": _import, "check": _check, "timers": _timers,
+           "projections": projections,
            "dead-letters": _dead_letters}[args.command]
     try:
         status: int = trio.run(run, args)

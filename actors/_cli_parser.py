@@ -33,6 +33,9 @@ EXAMPLES = {
     "timers": """
         python -m actors timers sqlite:///app.db
         python -m actors timers sqlite:///app.db -m bank.tokens --json""",
+    "projections": """
+        python -m actors projections sqlite:///app.db
+        python -m actors projections rebuild sqlite:///app.db balances""",
     "dead-letters": """
         python -m actors dead-letters sqlite:///app.db
         python -m actors dead-letters retry sqlite:///app.db Account-a1 42
@@ -124,6 +127,15 @@ def parser() -> argparse.ArgumentParser:
     timers.add_argument("--index-stream", default=INDEX_STREAM, metavar="STREAM",
                         help=f"the ActorSystem's work index (default {INDEX_STREAM!r})")
 
+    proj = command("projections", "list the projections (offset, lag, state, error), or "
+                   "`projections rebuild URL NAME` to rebuild one",
+                   json_help="one object per projection")
+    proj.usage = ("%(prog)s [-h] [--json] [-m MODULE] URL\n"
+                  "       %(prog)s [-h] [--json] rebuild URL NAME")
+    proj.add_argument("url", metavar="URL",
+                      help="the store (sqlite:///app.db, postgresql://...), or `rebuild`")
+    proj.add_argument("rest", nargs="*", metavar="URL NAME",
+                      help="after `rebuild`: the store and the projection's name")
     dead = command("dead-letters", DEAD_LETTERS_HELP,
                    json_help="one object per dead letter (retry, drop: the one resolved)",
                    note=DEAD_LETTERS_NOTE)

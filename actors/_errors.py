@@ -128,3 +128,23 @@ class CallFailed(ActorError):
     def __str__(self) -> str:
         return (f"the durable call to {self.target} failed: {self.error} (recorded); catch it "
                 "to compensate")
+
+
+class ProjectionFailed(ActorError):
+    """A projection's handler kept failing; the projection stopped at ``position``.
+
+    Nothing after ``position`` was handled (its offset stays there). Fix the cause and start
+    the projection again: it resumes with the event that failed.
+    """
+
+    def __init__(self, projection: str, position: int, attempts: int, error: str) -> None:
+        super().__init__(projection, position, attempts, error)
+        self.projection = projection
+        self.position = position
+        self.attempts = attempts
+        self.error = error
+
+    def __str__(self) -> str:
+        return (f"projection {self.projection!r} stopped after {self.attempts} failed "
+                f"attempt(s) at the events after position {self.position}: {self.error}; fix "
+                "the cause and start it again (it resumes there)")

@@ -23,9 +23,12 @@ from ._errors import (
     DuplicateActor,
     InvalidActorArgument,
     InvalidActorType,
+    ProjectionFailed,
 )
 from ._gc import GCPolicy
 from ._index import WorkIndex
+from ._projection import Projection
+from ._projection_run import ProjectionRunner
 from ._ref import ActorRef, binder
 from ._registry import running
 from ._telemetry import Telemetry
@@ -45,6 +48,10 @@ class ActorSystem:
     work (an unfinished ``run()``, a pending timer) is re-activated. Leaving the block commits
     what is pending and stops every actor.
 
+    ``projections=[Balances()]`` runs those projections (``actors.Projection``) while the system
+    runs; ``system.projection(name)`` is one's ``ProjectionRunner``. A projection that fails
+    stops alone (see ``docs/projections.md``).
+
     ``gc=GCPolicy()`` tunes CPython's garbage collector while the system runs (it is off by
     default, since it is process-wide): see ``docs/performance.md``.
 
@@ -57,7 +64,8 @@ class ActorSystem:
     def __init__(self, store: EventStore, *, actors: Iterable[type[Actor]] = (),
                  clock: Clock | None = None, idle_timeout: float | None = None,
                  index_stream: str = "$actors-index", gc: GCPolicy | None = None,
-                 telemetry: Telemetry | Literal["auto"] | None = "auto") -> None:
+                 telemetry: Telemetry | Literal["auto"] | None = "auto",
+                 projections: Iterable[Projection] = ()) -> None:
         if not isinstance(store, EventStore):
             raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
         if gc is not None and not isinstance(gc, GCPolicy):
@@ -71,6 +79,13 @@ class ActorSystem:
         self._classes: dict[str, type[Actor]] = {}
         for cls in actors:
             self.register(cls)
+        self._projections: dict[str, ProjectionRunner] = {}
+        for projection in projections:
+            runner = ProjectionRunner(store, projection)
+            if runner.name in self._projections:
+                raise InvalidActorArgument(
+                    f"two projections are named {runner.name!r}; give each its own name")
+            self._projections[runner.name] = runner
         self._index = WorkIndex(store, index_stream)  # the stream: a legacy index, migrated
         self._cells: dict[tuple[str, str], Cell] = {}
         self._nursery: trio.Nursery | None = None
@@ -119,6 +134,8 @@ class ActorSystem:
                 runtime_nurseries.add(nursery)
                 self._nursery = nursery
                 nursery.start_soon(self._wake_due_actors)
+                for runner in self._projections.values():
+                    nursery.start_soon(self._host_projection, runner)
                 if self.gc is not None:
                     self.gc.freeze_now()
                 try:
@@ -130,6 +147,24 @@ class ActorSystem:
                     if self._telemetry is not None:
                         self._telemetry.unwatch(self)
                     binder.reset(bound)
+
+    def projection(self, name: str) -> ProjectionRunner:
+        """The runner of the hosted projection ``name``: its state, offset, lag, operations."""
+        try:
+            return self._projections[name]
+        except KeyError:
+            raise InvalidActorArgument(
+                f"this system hosts no projection named {name!r}; it hosts "
+                f"{sorted(self._projections) or 'none'}") from None
+
+    async def _host_projection(self, runner: ProjectionRunner) -> None:
+        """Run a projection; its failure stops it alone (``runner.error``), not the system."""
+        try:
+            await runner.run()
+        except ProjectionFailed:
+            pass  # logged by the runner; visible as runner.state and runner.error
+        except Exception:
+            log.exception("projection %r stopped with an error", runner.name)
 
     async def shutdown(self) -> None:
         """Stop every actor after its queued messages. A checkpoint.

@@ -8,6 +8,8 @@
   already in the log). With ``always_replay=True`` every turn ends with the actor rebuilt from
   its log, which must equal the live actor: that catches an impure ``apply`` and a state change
   made outside ``apply``.
+- ``await feed(Balances(), events, db=...)`` runs a projection over a list of events, with no
+  store; a projection that writes SQL runs its statements on a ``sqlite3`` connection.
 - A pytest plugin (installed with the package): the ``actor_kit`` fixture, in always-replay
   mode under the ``actors_always_replay`` marker or with ``pytest --actors-always-replay``.
 """
@@ -34,13 +36,14 @@ from ._clock import Clock, VirtualClock
 from ._errors import ActorError, ActorStopped, DuplicateActor, InvalidActorArgument
 from ._events import SystemEvent
 from ._journal import recover_into
+from ._projection_testing import feed as feed
 from ._ref import ActorRef
 from ._registry import running
 from ._spawn import start_cell
 from ._state import ActorState
 from ._turn import runtime_nurseries
 
-__all__ = ["ActorTestKit", "ReplayMismatch", "project"]
+__all__ = ["ActorTestKit", "ReplayMismatch", "feed", "project"]
 
 A = TypeVar("A", bound=Actor)
 

@@ -7,6 +7,7 @@ from ._errors import DecodeError as DecodeError
 from ._errors import DuplicateEventId as DuplicateEventId
 from ._errors import EventStoreError as EventStoreError
 from ._errors import InvalidArgument as InvalidArgument
+from ._errors import OffsetConflict as OffsetConflict
 from ._errors import SchemaError as SchemaError
 from ._errors import SerializationError as SerializationError
 from ._errors import StoreClosed as StoreClosed
@@ -20,6 +21,7 @@ from ._model import ExpectedVersion as ExpectedVersion
 from ._model import NewEvent as NewEvent
 from ._model import RecordedEvent as RecordedEvent
 from ._model import Snapshot as Snapshot
+from ._offsets import ConsumerOffset as ConsumerOffset
 from ._open import open as open
 from ._store import EventStore as EventStore
 from ._validate import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
@@ -37,6 +39,7 @@ __all__ = [
     "AppendOutcomeUnknown",
     "AppendResult",
     "Codec",
+    "ConsumerOffset",
     "DecodeError",
     "DuplicateEventId",
     "EventStore",
@@ -45,6 +48,7 @@ __all__ = [
     "ExpectedVersion",
     "InvalidArgument",
     "NewEvent",
+    "OffsetConflict",
     "RecordedEvent",
     "SchemaError",
     "SerializationError",

@@ -479,6 +479,15 @@ class Codec:
         """
         return self._encoder(cls)[0]
 
+    def type_names(self, cls: type) -> tuple[str, ...]:
+        """Every type name events of ``cls`` may be stored under: its name, then its aliases.
+
+        Raises:
+            SerializationError: ``cls`` is not an attrs class, or has no importable name.
+        """
+        name = self._encoder(cls)[0]
+        return (name, *(alias for alias in self._info(cls).aliases if alias != name))
+
     def schema_version(self, cls: type) -> int:
         """The schema version new events of ``cls`` are stored with.
 

@@ -117,3 +117,22 @@ class AppendOutcomeUnknown(EventStoreError):
         return (f"the append of {self.count} event(s) to stream {self.stream!r} may or may not be "
                 f"stored: {self.reason}; retry it with the same event ids (safe: a stored batch "
                 "returns its first result and is not written twice), or read the stream to see")
+
+
+class OffsetConflict(EventStoreError):
+    """A consumer offset was not at the position the writer expected; nothing was written.
+
+    Another runner of the same consumer moved it, or a rebuild reset it: read it again
+    (``load_offset``) and carry on from there.
+    """
+
+    def __init__(self, name: str, expected: int, actual: int) -> None:
+        super().__init__(name, expected, actual)
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+
+    def __str__(self) -> str:
+        return (f"the offset of consumer {self.name!r} is at position {self.actual}, but the "
+                f"writer expected {self.expected}; nothing was written: load the offset again "
+                "and carry on from there (is the consumer running twice?)")

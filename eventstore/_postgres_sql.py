@@ -21,7 +21,7 @@ from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected
 from ._validate import EncodedEvent, StoredAt, retried
 from ._work import KEEP, Side
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this library writes; it upgrades older ones and refuses a higher one."""
 
 # Version 2: the inboxes and the work index (see ``eventstore._work``). A message's ``seq`` comes
@@ -42,7 +42,17 @@ _V1_TO_V2 = (
     "CREATE TABLE {s}.wake (stream text PRIMARY KEY, wake_at double precision)",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1_TO_V2}
+# Version 3: the consumer offsets (see ``eventstore._offsets``).
+_V2_TO_V3 = (
+    """CREATE TABLE {s}.offsets (
+        name text PRIMARY KEY,
+        position bigint NOT NULL,
+        state text NOT NULL,
+        error text,
+        updated_at timestamptz NOT NULL DEFAULT statement_timestamp())""",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3}
 """The statements that upgrade a schema from each version to the next, run in one transaction;
 ``{s}`` in them is the quoted schema name."""
 
@@ -85,7 +95,8 @@ class Statements:
                 state text NOT NULL,
                 recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
                 PRIMARY KEY (stream, version))""",
-            *(step.format(s=s) for step in _V1_TO_V2),  # a new schema is the upgraded one
+            # a new schema is the upgraded one
+            *(step.format(s=s) for steps in (_V1_TO_V2, _V2_TO_V3) for step in steps),
         ]
         self.schema_version = f"SELECT version FROM {s}.schema_version"
         self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"

@@ -6,7 +6,9 @@ an event store. Opening a file creates the schema in a new one, upgrades an olde
 and refuses a newer one. A later format adds one entry to ``MIGRATIONS`` and bumps
 ``SCHEMA_VERSION``.
 
-Version 3 (this one) adds the inboxes (``inbox``: messages waiting for a stream's owner, ``seq``
+Version 4 (this one) adds the consumer offsets (``offsets``: one row per consumer of the global
+log, such as a projection; see ``eventstore._offsets``).
+Version 3 adds the inboxes (``inbox``: messages waiting for a stream's owner, ``seq``
 increasing in commit order across all inboxes) and the work index (``wake``: a stream's wake
 time); see ``eventstore._work``.
 Version 2: ``recorded_at`` is an INTEGER of microseconds since the Unix epoch (UTC), and no
@@ -22,7 +24,7 @@ from datetime import UTC, datetime
 
 from ._errors import EventStoreError, SchemaError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this library writes; older files are upgraded, newer ones refused."""
 APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 
@@ -70,6 +72,15 @@ CREATE TABLE wake (
     stream  TEXT PRIMARY KEY,
     wake_at REAL
 ) WITHOUT ROWID"""
+# Consumer offsets: the last global position each consumer handled, its state and error.
+OFFSETS = """
+CREATE TABLE offsets (
+    name       TEXT    PRIMARY KEY,
+    position   INTEGER NOT NULL,
+    state      TEXT    NOT NULL,
+    error      TEXT,
+    updated_at INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer')
+) WITHOUT ROWID"""
 
 SCHEMA = f"""{EVENTS.format(suffix="")};
 CREATE TABLE streams (
@@ -86,6 +97,7 @@ CREATE TABLE deleted_ids (
 {INBOX};
 {INBOX_INDEX};
 {WAKE};
+{OFFSETS};
 """
 """The current schema, as one script: what a new file gets."""
 
@@ -143,7 +155,9 @@ _V1_TO_V2: tuple[Step, ...] = (
 
 _V2_TO_V3: tuple[Step, ...] = (INBOX, INBOX_INDEX, WAKE)
 
-MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3}
+_V3_TO_V4: tuple[Step, ...] = (OFFSETS,)
+
+MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3, 3: _V3_TO_V4}
 """The steps that upgrade a file from each version to the next, run in one transaction."""
 
 

@@ -32,6 +32,7 @@ from ._model import (
     Snapshot,
     recorded_event,
 )
+from ._offsets import OffsetStore
 from ._reader import Pending, ReaderThread
 from ._rows import RowPage
 from ._validate import EncodedEvent
@@ -90,7 +91,7 @@ PageRead = Callable[[], list[RecordedEvent]]
 """Reads one page, blocking: run on the store's reader thread."""
 
 
-class EventStore(abc.ABC):
+class EventStore(OffsetStore, abc.ABC):
     """An append-only log of streams, read in pages, with snapshots and live subscriptions.
 
     Use it as ``async with store:``; every method is called from trio. Backends subclass this and

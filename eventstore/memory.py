@@ -9,8 +9,9 @@ import attrs
 import trio
 
 from ._codec import Codec
-from ._errors import WrongExpectedVersion
+from ._errors import InvalidArgument, OffsetConflict, WrongExpectedVersion
 from ._model import AppendResult, Expected, RecordedEvent
+from ._offsets import ConsumerOffset, Statement
 from ._store import EventStore, decode_row
 from ._validate import EncodedEvent, StoredAt, retried, version_matches
 from ._work import KEEP, Side, WorkEntry
@@ -54,6 +55,7 @@ class MemoryEventStore(EventStore):
         self._inboxes: dict[str, dict[bytes, _Row]] = {}  # stream -> id -> message, in order
         self._wake: dict[str, float] = {}
         self._sequence = 0
+        self._consumers: dict[str, ConsumerOffset] = {}
 
     async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
                       side: Side) -> AppendResult:
@@ -171,6 +173,32 @@ class MemoryEventStore(EventStore):
         await trio.lowlevel.checkpoint()
         streams = sorted({*self._wake, *(s for s, inbox in self._inboxes.items() if inbox)})
         return [WorkEntry(s, self._wake.get(s), len(self._inboxes.get(s, ()))) for s in streams]
+
+    async def _load_offset(self, name: str) -> ConsumerOffset | None:
+        await trio.lowlevel.checkpoint()
+        return self._consumers.get(name)
+
+    async def _list_offsets(self) -> list[ConsumerOffset]:
+        await trio.lowlevel.checkpoint()
+        return list(self._consumers.values())
+
+    async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
+                           error: str | None, statements: list[Statement]) -> None:
+        await trio.lowlevel.checkpoint()
+        if statements:
+            raise InvalidArgument(
+                "the memory store has no SQL database, so it cannot run statements with an "
+                "offset; keep the read model in memory (a handler without `tx`), or use "
+                "SQLiteEventStore or PostgresEventStore")
+        stored = self._consumers.get(name)
+        actual = 0 if stored is None else stored.position
+        if expected is not None and expected != actual:
+            raise OffsetConflict(name, expected, actual)
+        self._consumers[name] = ConsumerOffset(name, position, state, error, datetime.now(UTC))
+
+    async def _head_position(self) -> int:
+        await trio.lowlevel.checkpoint()
+        return self._position
 
     async def _aclose(self) -> None:
         pass

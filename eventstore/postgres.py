@@ -41,10 +41,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
 
+from . import _postgres_offsets as offsets
 from ._codec import Codec
 from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument
 from ._group_commit import AppendRequest, GroupCommitter, checked_enqueue, checked_outcome
 from ._model import AppendResult, Expected, RecordedEvent
+from ._offsets import ConsumerOffset, Statement
 from ._postgres_conn import Listener, aborted, describe_error, hung_up
 from ._postgres_sql import SCHEMA_VERSION as SCHEMA_VERSION
 from ._postgres_sql import (
@@ -544,6 +546,38 @@ class PostgresEventStore(EventStore):
             row = cursor.fetchone()
             return None if row is None else (row[0], row[1], row[2])
         return await self._read(f"load a snapshot of stream {stream!r}", work)
+
+    # -- consumer offsets -----------------------------------------------------------------------
+
+    async def _load_offset(self, name: str) -> ConsumerOffset | None:
+        return await self._read(f"load the offset of consumer {name!r}",
+                                lambda conn: offsets.load(conn, self._sql.schema, name))
+
+    async def _list_offsets(self) -> list[ConsumerOffset]:
+        return await self._read("list the consumer offsets",
+                                lambda conn: offsets.load_all(conn, self._sql.schema))
+
+    async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
+                           error: str | None, statements: list[Statement]) -> None:
+        def work(conn: Conn) -> None:
+            offsets.save(conn, self._sql.schema, name, position, expected, state, error,
+                         statements)
+
+        # Not retried on a lost connection, as reads are: the commit may have gone through.
+        await self._prepare()
+        async with self._reader_slots:
+            slot = _Slot(self._idle.pop() if self._idle else None)
+            try:
+                await trio.to_thread.run_sync(self._run, slot, work,
+                                              f"save the offset of consumer {name!r}")
+            finally:
+                kept = self._keep(slot.conn)
+                if kept is not None:
+                    self._idle.append(kept)
+
+    async def _head_position(self) -> int:
+        return await self._read("read the head position",
+                                lambda conn: offsets.head(conn, self._sql.schema))
 
     # -- subscriptions and closing --------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from typing import Any, Self, TypeVar
 import msgspec
 import trio
 
+from . import _sqlite_offsets as offsets
 from . import _validate as check
 from ._codec import Codec
 from ._errors import (
@@ -50,6 +51,7 @@ from ._model import (
     Typed,
     recorded_event,
 )
+from ._offsets import ConsumerOffset, Statement
 from ._reader import ReaderThread
 from ._rows import Held, RowPage
 from ._sqlite_schema import SCHEMA as SCHEMA
@@ -406,6 +408,22 @@ class SQLiteEventStore(EventStore):
             return version, state, _moment(recorded_at)
 
         return await self._read(work)
+
+    # -- consumer offsets ------------------------------------------------------------------------
+
+    async def _load_offset(self, name: str) -> ConsumerOffset | None:
+        return await self._read(lambda conn: offsets.load(conn, name))
+
+    async def _list_offsets(self) -> list[ConsumerOffset]:
+        return await self._read(offsets.load_all)
+
+    async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
+                           error: str | None, statements: list[Statement]) -> None:
+        await self._write(lambda conn: offsets.save(conn, name, position, expected, state,
+                                                    error, statements))
+
+    async def _head_position(self) -> int:
+        return await self._read(offsets.head)
 
     # -- closing ---------------------------------------------------------------------------------
 

@@ -38,12 +38,13 @@ from ._conformance import collect as collect
 from ._conformance import events as events
 from ._conformance import versions
 from ._conformance_data import DataConformance
+from ._conformance_offsets import OffsetConformance
 from ._conformance_work import WorkConformance
 
 __all__ = ["StoreConformance", "collect", "events"]
 
 
-class StoreConformance(DataConformance, WorkConformance):
+class StoreConformance(DataConformance, WorkConformance, OffsetConformance):
     """The contract every ``EventStore`` backend passes."""
 
     # -- replay bounds (after Akka's journal TCK) -----------------------------------------------

@@ -54,6 +54,10 @@ CALLS: dict[str, Callable[[EventStore], Awaitable[Any]]] = {
     "save_snapshot": lambda store: store.save_snapshot("s", 4, {"n": 4}),
     "load_snapshot, found": lambda store: store.load_snapshot("s"),
     "load_snapshot, missing": lambda store: store.load_snapshot("missing"),
+    "save_offset": lambda store: store.save_offset("p", 3, expected=0),
+    "load_offset of a missing consumer": lambda store: store.load_offset("missing"),
+    "offsets": lambda store: store.offsets(),
+    "head_position": lambda store: store.head_position(),
     "__aenter__": lambda store: store.__aenter__(),
     "aclose": lambda store: store.aclose(),
 }

@@ -718,6 +718,7 @@ async def test_leaving_a_system_does_not_wait_out_durable_sleeps(
     actors.NotInTurn("outside"),
     actors.StepFailed("charge", "ConnectionError: refused"),
     actors.CallFailed("Account-a", "Refused: no"),
+    actors.ProjectionFailed("balances", 12, 5, "ValueError: bad data"),
     actors.ActorError("root"),
 ])
 def test_every_actor_error_survives_a_pickle_round_trip(error: Exception) -> None:
@@ -731,7 +732,8 @@ def test_every_exported_actor_error_is_covered() -> None:
                 and issubclass(getattr(actors, name), Exception)}
     assert exported == {"ActorError", "ActorStopped", "AskTimeout", "DuplicateActor",
                         "InvalidActorArgument", "InvalidActorType", "NonDeterminismError",
-                        "NotInTurn", "RecoveryError", "StepFailed", "CallFailed"}
+                        "NotInTurn", "RecoveryError", "StepFailed", "CallFailed",
+                        "ProjectionFailed"}
 
 
 def test_project_folds_without_a_runtime() -> None:

@@ -199,7 +199,7 @@ async def test_a_v1_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pat
         assert (await store.load_snapshot("b")).state == {"fresh": True}  # type: ignore[union-attr]
 
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
                         ).fetchone()[0] == 0
     assert {kind for (kind,) in conn.execute("SELECT typeof(recorded_at) FROM events "
@@ -273,7 +273,7 @@ async def test_a_v2_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pat
         assert [(e.stream, e.wake_at, e.waiting) for e in await store.work()] == [
             ("a", 7.5, 0), ("b", None, 1)]
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
@@ -404,20 +404,22 @@ def drop_schema(url: str, schema_name: str) -> None:
 
 
 def postgres_to_v1(url: str, schema_name: str) -> None:
-    """Turn a schema back into version 1, as the v1 store created it: no inboxes, no wake times."""
+    """Turn a schema back into version 1, as the v1 store created it: no inboxes, no wake times,
+    no consumer offsets."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         s = f'"{schema_name}"'
         conn.execute(f"DROP TABLE {s}.inbox")
         conn.execute(f"DROP TABLE {s}.wake")
+        conn.execute(f"DROP TABLE {s}.offsets")
         conn.execute(f"ALTER TABLE {s}.global_position DROP COLUMN inbox_seq")
         conn.execute(f"UPDATE {s}.schema_version SET version = 1")
 
 
 async def test_postgres_upgrades_a_v1_schema_in_place_and_keeps_its_events(
         postgres_url: str, postgres_schema: str) -> None:
-    from eventstore.postgres import PostgresEventStore
+    from eventstore.postgres import SCHEMA_VERSION, PostgresEventStore
 
     held = await fill_postgres(postgres_url, postgres_schema)
     fresh = f"{postgres_schema}_new"
@@ -440,7 +442,7 @@ async def test_postgres_upgrades_a_v1_schema_in_place_and_keeps_its_events(
             assert [(e.stream, e.wake_at, e.waiting) for e in await other.work()] == [
                 ("a", 7.5, 0), ("b", None, 1)]
         version, columns, _ = postgres_state(postgres_url, postgres_schema)
-        assert version == (2,)
+        assert version == (SCHEMA_VERSION,)
         assert columns == postgres_state(postgres_url, fresh)[1]  # as a new schema has them
     finally:
         await trio.to_thread.run_sync(drop_schema, postgres_url, fresh)
@@ -452,8 +454,9 @@ async def test_postgres_upgrades_a_schema_in_place(
     from eventstore.postgres import PostgresEventStore
 
     held = await fill_postgres(postgres_url, postgres_schema)
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(sql.MIGRATIONS, 2, (
+    current = sql.SCHEMA_VERSION  # a made-up next version
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(sql.MIGRATIONS, current, (
         "ALTER TABLE {s}.events ADD COLUMN note text",
         "UPDATE {s}.events SET note = 'migrated'",
     ))
@@ -467,7 +470,7 @@ async def test_postgres_upgrades_a_schema_in_place(
         after = await store.append("a", [NewEvent("E", 9)], expected_version=3)
         assert (after.version, after.position) == (4, held[-1].position + 1)
     version, columns, rows = postgres_state(postgres_url, postgres_schema)
-    assert version == (3,) and ("events", "note") in columns
+    assert version == (current + 1,) and ("events", "note") in columns
     assert [row[-1] for row in rows] == ["migrated"] * len(held) + [None]
 
 
@@ -478,8 +481,9 @@ async def test_a_postgres_migration_that_fails_midway_changes_nothing(
 
     await fill_postgres(postgres_url, postgres_schema)
     before = postgres_state(postgres_url, postgres_schema)
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(sql.MIGRATIONS, 2, (
+    current = sql.SCHEMA_VERSION  # a made-up next version
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(sql.MIGRATIONS, current, (
         "ALTER TABLE {s}.events ADD COLUMN note text",
         "UPDATE {s}.no_such_table SET note = 'x'",  # the second statement fails
     ))
@@ -487,11 +491,12 @@ async def test_a_postgres_migration_that_fails_midway_changes_nothing(
         async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
             await store.last_version("a")
     message = str(failed.value)
-    assert "from version 2 to 3" in message and "still at version 2" in message
+    assert f"from version {current} to {current + 1}" in message
+    assert f"still at version {current}" in message
     assert "no_such_table" in message
     assert postgres_state(postgres_url, postgres_schema) == before
 
-    monkeypatch.delitem(sql.MIGRATIONS, 2)
+    monkeypatch.delitem(sql.MIGRATIONS, current)
     with pytest.raises(SchemaError, match=r"cannot upgrade in place.*python -m actors export"):
         async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
             await store.last_version("a")

@@ -52,6 +52,17 @@ def pg_store(postgres_store: PostgresEventStore) -> PostgresEventStore:
 
 
 class TestPostgresStore(StoreConformance):
+    placeholder = "%s"
+
+    async def sql_rows(self, store: EventStore, query: str) -> list[tuple[Any, ...]]:
+        assert isinstance(store, PostgresEventStore)
+        def work() -> list[tuple[Any, ...]]:
+            with psycopg.connect(store._conninfo, autocommit=True,
+                                 options=f"-c search_path={store.schema}") as conn:
+                return conn.execute(query).fetchall()
+
+        return await trio.to_thread.run_sync(work)
+
     @pytest.fixture
     async def store(self, pg_store: PostgresEventStore) -> AsyncIterator[EventStore]:
         yield pg_store

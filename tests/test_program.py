@@ -22,6 +22,7 @@ WAIT = 60.0
 SERVICES = {"drip_campaign.py", "reminders.py"}
 PROGRAMS = [
     ("bank.py", [], 2),
+    ("bank_balances.py", [], 1),
     ("drip_campaign.py", ["campaign.db", "3600"], 2),
     ("reminders.py", ["reminders.db"], 1),
     ("saga_timeout.py", [], 1),

@@ -47,6 +47,11 @@ def execute(store: EventStore, sql: str, *args: object) -> list[Any]:
 
 
 class TestSQLiteStore(StoreConformance):
+    placeholder = "?"
+
+    async def sql_rows(self, store: EventStore, query: str) -> list[tuple[Any, ...]]:
+        return await trio.to_thread.run_sync(execute, store, query)
+
     @pytest.fixture
     async def store(self, tmp_path: Path) -> AsyncIterator[EventStore]:
         async with SQLiteEventStore(tmp_path / "events.db") as store:
