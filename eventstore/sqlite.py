@@ -40,6 +40,7 @@ from . import _validate as check
 from ._codec import Codec
 from ._errors import (
     DecodeError,
+    EventStoreError,
     InvalidArgument,
     StoreClosed,
 )
@@ -333,7 +334,12 @@ class SQLiteEventStore(EventStore):
 
     async def _last_version(self, stream: str) -> int:
         def work(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(LAST_VERSION, (stream,)).fetchone()[0])
+            value = conn.execute(LAST_VERSION, (stream,)).fetchone()[0]
+            if type(value) is not int:
+                raise EventStoreError(f"the stored version of stream {stream!r} is {value!r}, "
+                                      "not an integer: the file was changed outside this "
+                                      "library; restore it from a backup")
+            return value
 
         return await self._read(work)
 

@@ -579,3 +579,17 @@ async def test_sides_larger_than_one_statement(tmp_path: Path) -> None:
         assert len(work) == 1 + 600 + 600
         assert {e.stream: e.wake_at for e in work if e.stream.startswith("a-")} == {
             f"a-{part}": float(part) for part in range(600)}
+
+
+async def test_a_version_changed_outside_the_library_is_an_error_not_a_crash(
+        tmp_path: Path) -> None:
+    path = tmp_path / "changed.db"
+    async with SQLiteEventStore(path) as store:
+        await store.append("ledger-a", [NewEvent("E", {})])
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE events SET version = ? WHERE position = 1", (b"",))
+    conn.close()
+    async with SQLiteEventStore(path) as store:
+        with pytest.raises(EventStoreError, match="not an integer"):
+            await store.last_version("ledger-a")
