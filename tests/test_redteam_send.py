@@ -475,9 +475,9 @@ async def test_a_message_whose_handler_raises_actor_stopped_does_not_block_the_i
         ref = system.ref(Stopper, "s")
         await ref.send("stop")
         for n in range(4):  # each send re-activates it
-            await trio.sleep(0.1)
+            await trio.sleep(0.05)
             await ref.send(Do("a", n))
-        with trio.move_on_after(1):
+        with trio.move_on_after(0.5):
             while len([e async for e in store.read("RtStopper-s")]) < 5:
                 await trio.sleep(0.05)
     assert [e.sender for e in await log_of(store, "RtStopper-s") if isinstance(e, Did)] == \
@@ -512,6 +512,8 @@ class Relay:
 @attrs.define
 class Relayer(actors.Actor):
     kind = "RtRelayer"
+    max_deliveries: ClassVar[int] = 2
+    supervision = actors.Restart(initial_backoff=0.01, max_backoff=0.01)
     relayed: int = 0
 
     def apply(self, event: Did) -> None:
