@@ -893,3 +893,115 @@ async def test_a_failed_inbox_read_is_retried_and_the_message_runs(store: EventS
         with trio.move_on_after(0.5):
             await until(lambda: did_done(store, 1))
     assert await did(store, "RtCounter-c") == [("a", 1)]
+
+
+@attrs.define
+class StepThenFail(actors.Actor):
+    """A durable message's turn: a recorded step (committed), an event, then a failure on the
+    first delivery only; the retry must not call the step again nor emit twice."""
+
+    kind = "RtStepThenFail"
+    supervision = actors.Restart(initial_backoff=0.01, max_backoff=0.01)
+    calls: ClassVar[int] = 0
+    failed: ClassVar[int] = 0
+    done: list[str] = attrs.Factory(list)
+
+    def apply(self, event: Did) -> None:
+        self.done.append(f"{event.sender}{event.n}")
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Do):
+            self.emit(Did("before", message.n))
+            value = await actors.durable.step.aio(self._charge)
+            self.emit(Did("after", value))
+            await self.ref(Counter, "c").send(Do("charged", value))
+            if StepThenFail.failed < message.fail:
+                StepThenFail.failed += 1
+                raise RuntimeError("fails after its step")
+        return list(self.done)
+
+    async def _charge(self) -> int:
+        StepThenFail.calls += 1
+        return StepThenFail.calls
+
+
+@pytest.mark.parametrize("message_id", [None, "charge-1"])
+async def test_a_retried_message_does_not_repeat_its_committed_step(
+        store: EventStore, message_id: str | None) -> None:
+    StepThenFail.calls = StepThenFail.failed = 0
+    async with actors.ActorSystem(store, actors=[StepThenFail, Counter]) as system:
+        ref = system.ref(StepThenFail, "s")
+        await ref.send(Do("x", 1, fail=2), message_id=message_id)
+        await ref.send(Do("x", 2))
+        await until(lambda: did_done(store, 2))
+        assert await ref.ask("state") == ["before1", "after1", "before2", "after2"]
+    assert StepThenFail.calls == 2
+    assert await did(store, "RtCounter-c") == [("charged", 1), ("charged", 2)]
+    log = await log_of(store, "RtStepThenFail-s")
+    assert [type(e).__name__ for e in log].count("Received") == 2
+    assert await store.work() == []
+
+
+@attrs.define
+class Countdown(actors.Actor):
+    """Sends itself ``Do(n - 1)`` inside each turn until 0: a self-cycle through its inbox."""
+
+    kind = "RtCountdown"
+    runs: ClassVar[int] = 0
+    left: list[int] = attrs.Factory(list)
+
+    def apply(self, event: Did) -> None:
+        self.left.append(event.n)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Do):
+            Countdown.runs += 1
+            self.emit(Did("self", message.n))
+            if message.n:
+                await self.ref(Countdown, self.id).send(Do("self", message.n - 1))
+        return list(self.left)
+
+
+async def test_a_self_send_cycle_runs_each_hop_once(store: EventStore) -> None:
+    Countdown.runs = 0
+    async with actors.ActorSystem(store, actors=[Countdown]) as system:
+        ref = system.ref(Countdown, "d")
+        await ref.send(Do("start", 20))
+        await until(lambda: _is(Countdown.runs >= 21))
+        await trio.sleep(0.05)
+        assert await ref.ask("state") == list(range(20, -1, -1))
+    assert Countdown.runs == 21
+    assert await inbox_of(store, "RtCountdown-d") == [] and await store.work() == []
+
+
+@attrs.define
+class Alarm(actors.Actor):
+    """Its wake-up sends a message, then fails once: the retried wake-up sends it once."""
+
+    kind = "RtAlarm"
+    failed: ClassVar[int] = 0
+
+    def apply(self, event: Any) -> None:
+        pass
+
+    async def receive(self, message: Any) -> Any:
+        self.notifier.notify_at(await actors.durable.now.aio() + timedelta(milliseconds=50), "ring")
+
+    async def on_notify(self) -> None:
+        due = self.notifier.due(await actors.durable.now.aio())
+        for _ in due:
+            await self.ref(Counter, "c").send(Do("alarm", 1))
+        await self.flush()  # the send is stored
+        if Alarm.failed < 1:
+            Alarm.failed += 1
+            raise RuntimeError("on_notify fails after sending")
+
+
+async def test_a_failed_wake_up_retried_sends_once(store: EventStore) -> None:
+    Alarm.failed = 0
+    async with actors.ActorSystem(store, actors=[Alarm, Counter]) as system:
+        await system.ref(Alarm, "a").ask("arm")
+        await until(lambda: did_done(store, 1))
+        await trio.sleep(0.3)  # past the retry of the failed on_notify (0.1 s)
+    assert await did(store, "RtCounter-c") == [("alarm", 1)]
+    assert await store.work() == []
