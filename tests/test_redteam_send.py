@@ -1005,3 +1005,17 @@ async def test_a_failed_wake_up_retried_sends_once(store: EventStore) -> None:
         await trio.sleep(0.3)  # past the retry of the failed on_notify (0.1 s)
     assert await did(store, "RtCounter-c") == [("alarm", 1)]
     assert await store.work() == []
+
+
+async def test_two_processes_activating_one_inbox_run_each_message_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
+        await enqueue(one, "RtCounter-c", *(Do("a", n) for n in range(10)))
+        async with actors.ActorSystem(one, actors=[Counter]), \
+                actors.ActorSystem(two, actors=[Counter]):  # both re-activate it at start
+            await until(lambda: did_done(one, 10))
+            await trio.sleep(0.1)
+        assert await did(one, "RtCounter-c") == [("a", n) for n in range(10)]
+        received = [e.seq for e in await log_of(one, "RtCounter-c") if isinstance(e, Received)]
+        assert received == sorted(set(received)) and len(received) == 10
+        assert await inbox_of(one, "RtCounter-c") == [] and await one.work() == []
