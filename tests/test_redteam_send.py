@@ -1019,3 +1019,36 @@ async def test_two_processes_activating_one_inbox_run_each_message_once(tmp_path
         received = [e.seq for e in await log_of(one, "RtCounter-c") if isinstance(e, Received)]
         assert received == sorted(set(received)) and len(received) == 10
         assert await inbox_of(one, "RtCounter-c") == [] and await one.work() == []
+
+
+@pytest.mark.parametrize("stored", [True, False])
+async def test_a_backlog_commit_of_unknown_outcome_runs_each_message_once_after_restart(
+        store: EventStore, stored: bool) -> None:
+    await enqueue(store, "RtCounter-c", *(Do("a", n) for n in range(4)))  # one backlog
+    faulty = CommitFaults(store, own_inner=False)
+    faulty.inject("append", after=stored, error=lambda: AppendOutcomeUnknown(
+        "RtCounter-c", 8, "injected: the connection dropped"))
+    async with actors.ActorSystem(faulty, actors=[Counter]):
+        await until(lambda: _is(len(Counter.runs) >= 4))
+        await trio.sleep(0.1)  # it stopped rather than guess
+    assert await did(store, "RtCounter-c") == ([("a", n) for n in range(4)] if stored else [])
+    async with actors.ActorSystem(store, actors=[Counter]) as system:
+        await until(lambda: did_done(store, 4))
+        assert await system.ref(Counter, "c").ask("state") == [("a", n) for n in range(4)]
+    assert await did(store, "RtCounter-c") == [("a", n) for n in range(4)]
+    assert await inbox_of(store, "RtCounter-c") == [] and await store.work() == []
+
+
+async def test_a_send_from_a_turn_whose_commit_fails_is_stored_once_by_its_retry(
+        store: EventStore) -> None:
+    await enqueue(store, "RtRelayer-r", Relay("c", 1))
+    faulty = CommitFaults(store, own_inner=False)
+    faulty.inject("append", times=1)  # the relaying turn's commit fails: nothing is sent
+    async with actors.ActorSystem(faulty, actors=[Relayer, Counter]):
+        await until(lambda: did_done(store, 1))
+        await trio.sleep(0.1)
+    assert await did(store, "RtCounter-c") == [("relay", 1)]
+    assert [m for m in Counter.runs if isinstance(m, Do)] == [Do("relay", 1)]
+    sent = [e for e in await log_of(store, "RtRelayer-r") if isinstance(e, MessageSent)]
+    assert len(sent) == 1
+    assert await store.work() == []
