@@ -456,7 +456,14 @@ class Cell:
                 self.closing = True
                 return
             elif envelope[0] is _INBOX:
-                await self._pull()
+                if self._stopping:
+                    continue  # what waits in the inbox waits for the next activation
+                try:
+                    await self._pull()
+                except Exception as exc:  # the store: read it again after a backoff
+                    log.warning("%s: reading its inbox failed (%r); trying again", self.name,
+                                exc)
+                    await self._reread_inbox()
             else:
                 await self._deliver(envelope)
                 self._stale_wake = None  # a message may have changed on_notify's mind
@@ -464,15 +471,16 @@ class Cell:
                 await self._release_held()
                 return
 
-    async def _release_held(self) -> None:
+    async def _release_held(self) -> bool:
         """Commit the turns of a drained backlog in one append, then release their replies.
 
-        If the append fails, nothing of it was written: every held turn fails, and the state
-        is rebuilt without their events.
+        If the append fails, nothing of it was written: every held turn fails, the state is
+        rebuilt without their events, the inbox is read again from its start, and it returns
+        False.
         """
         held, self._held[:] = list(self._held), []
         if not held:
-            return
+            return True
         journal = self.journal
         turns = set(journal.ended)
         try:
@@ -492,12 +500,13 @@ class Cell:
                 else:
                     log.error("%s: the commit of told messages failed", self.name, exc_info=exc)
             await self._reread_inbox()  # durable messages among them still wait: run them again
-            return
+            return False
         self._commit_failures = 0
         for reply, result in held:
             if reply is not None:
                 reply.succeed(result)
         await self._after_turn()
+        return True
 
     async def _after_turn(self) -> None:
         if self.turn_hook is not None:
@@ -555,7 +564,7 @@ class Cell:
         span = None if self.telemetry is None else self.telemetry.start_turn(self, turn, trace)
         self._current_reply = reply
         journal = self.journal
-        hold = False
+        hold = handled = False
         try:
             if inbound is not None and not self._recorded(turn):
                 # (A scope with a record committed before, Received first: it resumes.)
@@ -567,6 +576,7 @@ class Cell:
                 result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
                 result = await self.state.actor.receive(message)
+            handled = True
             if message_id is not None and not seen:
                 self._record_reply(message_id, result if inbound is None else None)
             if inbound is not None:
@@ -594,8 +604,10 @@ class Cell:
             await self._abort(turn)
             self._after_failure(exc)
             if inbound is not None:
-                if not _interrupted(exc):
-                    await self._redeliver(envelope, exc)
+                if _interrupted(exc):
+                    self._set_inbox_aside()  # cut by a stop: it resumes at the next activation
+                else:
+                    await self._redeliver(envelope, exc, handled=handled)
             elif reply is not None:
                 reply.fail(self._told(exc))
             elif not _interrupted(exc):
@@ -670,15 +682,20 @@ class Cell:
                 return
         self.emit_system(Consumed(inbound.seq), inbound.id)  # Received was committed mid-turn
 
-    async def _redeliver(self, envelope: Envelope, error: BaseException) -> None:
+    async def _redeliver(self, envelope: Envelope, error: BaseException, *,
+                         handled: bool) -> None:
         """A durable message's turn failed: try it again after the class's backoff, or set it
-        aside as a dead letter once it has failed ``max_deliveries`` times."""
+        aside as a dead letter once its handler has failed ``max_deliveries`` times. A failure
+        after the handler returned (its commit: the store) does not count as an attempt."""
         if self.closing:
-            return  # it stays in the inbox: the next activation tries it again
+            self._set_inbox_aside()  # it stays in the inbox: the next activation tries again
+            return
         inbound = envelope[4]
         assert inbound is not None
-        inbound.attempts += 1
-        await self._release_held()  # the turns before it must not wait for its backoff
+        if not handled:
+            inbound.attempts += 1
+        if not await self._release_held():  # the turns before it must not wait for its backoff
+            return  # the inbox is read again from its start: it comes back in its place
         if inbound.attempts >= self.cls.max_deliveries:
             await self._dead_letter(inbound, envelope[1], error)
             return
@@ -690,10 +707,19 @@ class Cell:
         try:
             await self.sleep_until(trio.current_time() + delay, clock=False)
         except SleepInterrupted:
-            return  # stopping: it stays in the inbox
+            self._set_inbox_aside()  # stopping: it stays in the inbox, and so do those after it
+            return
         if self._pulled is None:
             self._pulled = deque()
         self._pulled.appendleft(envelope)
+
+    def _set_inbox_aside(self) -> None:
+        """Forget the inbox messages read but not run: a stopping actor must not run the ones
+        after a message it could not finish (they all wait in the inbox, in order, for the
+        next activation)."""
+        if self._pulled:
+            self._pulled.clear()
+        self._inbox_seen = 0
 
     async def _dead_letter(self, inbound: Inbound, message_id: str | None,
                            error: BaseException) -> None:

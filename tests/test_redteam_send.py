@@ -156,12 +156,6 @@ async def did_done(store: EventStore, n: int) -> bool:
     return len(await did(store, "RtCounter-c")) >= n
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a backlog whose commit fails, then whose re-commit fails too (store down for two appends): "
-    "Cell._redeliver re-queues the failed last message with appendleft after _release_held's "
-    "failure already called _reread_inbox (pulled cleared, _inbox_seen=0); that message then "
-    "runs first (overtaking the held ones) and is pulled and run again by the re-read, so its "
-    "effects are committed twice (messages without a message_id) and sender order breaks"))
 async def test_a_backlog_whose_commit_fails_twice_keeps_order_and_runs_each_message_once(
         store: EventStore) -> None:
     await enqueue(store, "RtCounter-c", *(Do("a", n) for n in range(3)))  # one backlog
@@ -287,11 +281,6 @@ async def test_a_failing_message_retried_with_backoff_is_not_overtaken(
     assert await inbox_of(store, "RtCounter-c") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a stop during a failed durable message's retry backoff lets the next inbox message "
-    "overtake it: Cell._redeliver returns on SleepInterrupted leaving the later messages in "
-    "Cell._pulled, and _loop takes _pulled before the _STOP envelope, so message 2's turn "
-    "commits while message 1 still waits in the inbox (per-sender order broken)"))
 async def test_order_holds_across_a_restart_during_a_retry_backoff(
         store: EventStore) -> None:
     slow = actors.Restart(initial_backoff=30.0, max_backoff=30.0)
@@ -333,12 +322,6 @@ class Napper(actors.Actor):
         return list(self.done)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a stop that cuts a durable message's turn at a durable sleep lets the next inbox message "
-    "run before the cut one resumes: Cell._deliver swallows SleepInterrupted for an inbound "
-    "message (it stays in the inbox) but the loop goes on with the messages already in "
-    "Cell._pulled before it reaches _STOP, so message 2's turn commits between message 1's "
-    "first half and its resumed second half (one sender's order, one turn at a time)"))
 async def test_a_turn_cut_by_a_stop_is_not_overtaken_by_the_next_message(
         memory: EventStore, autojump_clock: trio.testing.MockClock) -> None:
     store = memory
@@ -759,13 +742,6 @@ async def test_a_bad_message_sent_inside_a_turn_fails_that_turn_only(store: Even
 # -- more: store outages, run(), stopped receivers, passivation races ------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a store outage that fails the commit of a single durable message max_deliveries times "
-    "dead-letters it although its handler never failed: Cell._deliver sends every failure of "
-    "the turn, a commit's EventStoreError included, to Cell._redeliver, which counts it as a "
-    "delivery attempt; the same outage on a backlog's commit is retried without counting "
-    "(_release_held -> _reread_inbox), so whether a healthy message is dead-lettered depends "
-    "on whether others were queued with it"))
 async def test_a_store_outage_does_not_dead_letter_a_healthy_message(store: EventStore) -> None:
     await enqueue(store, "RtCounter-c", Do("a", 1))
     faulty = FaultyStore(store, own_inner=False)
@@ -877,12 +853,6 @@ def arm_inbox_read_fault(store: FaultyStore, times: int = 1) -> None:
     store._faults["read_inbox"] = Fault("read_inbox", injected("read_inbox"), False, False, times)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a transient failure of the inbox read kills the actor: Cell._loop awaits Cell._pull on "
-    "an _INBOX envelope with no error handling (unlike a failed commit, which _reread_inbox "
-    "retries), so serve() raises, the actor stops with the store error, and the message just "
-    "sent waits in the inbox with nothing to re-activate its actor (the system's work index "
-    "is not told): it runs only at the next send or the next start"))
 async def test_a_failed_inbox_read_is_retried_and_the_message_runs(store: EventStore) -> None:
     faulty = FaultyStore(store, own_inner=False)
     async with actors.ActorSystem(faulty, actors=[Counter]) as system:
