@@ -805,8 +805,9 @@ class Cell:
         if found is not None:
             log.error("%s stops: its code no longer replays its log", self.name, exc_info=found)
             self._stop_with(found, "its code no longer replays its log")
-        elif isinstance(error, ActorStopped) or self.journal.broken is not None:
-            self._stop_with(error, "it stopped")
+        elif (isinstance(error, ActorStopped) and error.actor == self.name) or \
+                self.journal.broken is not None:
+            self._stop_with(error, "it stopped")  # not for another actor's stop it met
 
     async def _wake(self) -> None:
         at = self.notifier.next_at()

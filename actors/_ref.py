@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -76,8 +77,12 @@ class ActorRef:
         """
         if message_id is not None:
             _check_message_id(message_id)
+        if not on_trio_thread():  # a plain-def handler's worker thread: tell from trio's
+            trio.from_thread.run_sync(functools.partial(self.tell, message,
+                                                        message_id=message_id))
+            return
         turn = current()
-        if turn is not None and turn.cell.store is self.store and on_trio_thread():
+        if turn is not None and turn.cell.store is self.store:
             self._send_with(turn, message, message_id)
             return
         self._resolve().tell(message, message_id, None)
@@ -110,6 +115,7 @@ class ActorRef:
         self._poke()
 
     def _send_with(self, turn: Turn, message: Any, message_id: str | None) -> None:
+        self._resolve()  # a stopped actor (spawned without a system) is refused, as outside
         cell = turn.cell
         trace = None if cell.telemetry is None else cell.telemetry.carrier()
         cell.outbox(turn, self.stream, message, message_id, self._poke, trace)

@@ -2,8 +2,8 @@
 
 Each test is a real scenario that injects its fault for real (a store fault, a stop, a restart,
 a resend) and checks a promise of ``docs/messaging.md`` from the outside: the log, the inbox,
-the work index, the replies, the state after recovery. A test that documents a defect is marked
-``xfail(strict=True)``: a fix makes it pass, which then fails the run until the marker goes.
+the work index, the replies, the state after recovery. The eight defects they found first are
+fixed; each test now guards its promise.
 """
 
 from __future__ import annotations
@@ -446,12 +446,6 @@ class Stopper(actors.Actor):
         return list(self.done)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a durable message whose handler raises ActorStopped (say from an ask to a stopped actor) "
-    "is never dead-lettered: Cell._after_failure stops the receiving actor itself, then "
-    "Cell._redeliver sees closing and leaves the message in the inbox with its attempt count "
-    "in memory only; each re-activation (the next send) pulls it first and stops again, so "
-    "the inbox never moves on (head-of-line blocked for good)"))
 async def test_a_message_whose_handler_raises_actor_stopped_does_not_block_the_inbox(
         store: EventStore) -> None:
     async with actors.ActorSystem(store, actors=[Stopper]) as system:
@@ -585,13 +579,6 @@ class Threaded(actors.Actor):
         return "ok"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ActorRef.tell from a plain-def handler's worker thread is not routed to trio's thread: "
-    "an idle receiver's Mailbox.put calls trio.lowlevel.reschedule from the worker thread "
-    "(RuntimeError: must be called from async context), and a receiver not yet active is "
-    "activated with nursery.start_soon from the thread (AttributeError on RunContext); the "
-    "sender's turn fails and nothing is told, though docs/messaging.md says such a tell "
-    "'stays a plain tell' (Cell.emit hops to trio's thread; ActorRef.tell does not)"))
 @pytest.mark.parametrize("active", [True, False])
 async def test_tell_from_a_plain_def_handler_reaches_the_receiver(
         store: EventStore, active: bool) -> None:
@@ -791,12 +778,6 @@ async def test_a_restarted_run_sends_each_message_once(store: EventStore) -> Non
     assert await store.work() == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "docs/messaging.md: 'send to a stopped one raises ActorStopped and stores nothing'; inside "
-    "a turn, ActorRef.send/_send_with -> Cell.outbox never resolves the target, so the turn "
-    "succeeds and its commit stores the message in the inbox of a stopped bare-spawned actor "
-    "(the post-commit _poke only logs at INFO); nothing will read it until someone spawns it "
-    "again, and the sender is never told"))
 async def test_a_send_inside_a_turn_to_a_stopped_spawned_actor_is_refused(
         store: EventStore) -> None:
     @attrs.define
