@@ -174,7 +174,7 @@ class Cell:
         self._sleeps: set[trio.CancelScope] | None = None  # durable sleeps in progress
         self._inline: _Inline | None = None  # a turn running on an asker's task
         self._pulled: deque[Envelope] | None = None  # inbox messages read, in order
-        self._inbox_seen = 0  # the newest inbox sequence read
+        self._inbox_seen = 0  # the newest inbox sequence read (-1: set aside, read no more)
         self._poked = False  # a look at the inbox is queued in the mailbox
         self._trio_thread = threading.get_ident()
 
@@ -456,8 +456,6 @@ class Cell:
                 self.closing = True
                 return
             elif envelope[0] is _INBOX:
-                if self._stopping:
-                    continue  # what waits in the inbox waits for the next activation
                 try:
                     await self._pull()
                 except Exception as exc:  # the store: read it again after a backoff
@@ -637,6 +635,8 @@ class Cell:
         """Queue the inbox messages stored since the last look, in order, up to ``_PULL`` of
         them: a full read looks again once they are done."""
         self._poked = False
+        if self._inbox_seen < 0:
+            return  # set aside by a stop: all of it waits for the next activation
         codec = self.codec
         count = 0
         async with contextlib.aclosing(self.store.read_inbox(
@@ -664,7 +664,7 @@ class Cell:
         after a backoff that grows while such commits keep failing."""
         if self._pulled is not None:
             self._pulled.clear()
-        self._inbox_seen = 0
+        self._inbox_seen = min(self._inbox_seen, 0)  # (a stop's set-aside stays)
         self._commit_failures += 1
         with contextlib.suppress(SleepInterrupted):
             await self.sleep_until(trio.current_time() + _NOTIFY_RETRY.backoff(
@@ -719,7 +719,7 @@ class Cell:
         next activation)."""
         if self._pulled:
             self._pulled.clear()
-        self._inbox_seen = 0
+        self._inbox_seen = -1  # and no more reading in this activation
 
     async def _dead_letter(self, inbound: Inbound, message_id: str | None,
                            error: BaseException) -> None:
