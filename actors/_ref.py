@@ -115,8 +115,9 @@ class ActorRef:
         self._poke()
 
     def _send_with(self, turn: Turn, message: Any, message_id: str | None) -> None:
-        self._resolve()  # a stopped actor (spawned without a system) is refused, as outside
         cell = turn.cell
+        if cell.system is None:  # spawned: a stopped receiver is refused, as outside a turn
+            self._resolve()
         trace = None if cell.telemetry is None else cell.telemetry.carrier()
         cell.outbox(turn, self.stream, message, message_id, self._poke, trace)
 
