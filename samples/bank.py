@@ -5,7 +5,9 @@
 opens (or creates) the SQLite file ``bank.db`` in the current directory, or the path given,
 makes some deposits, a refused withdrawal, closes carol's account, and runs three transfers: one
 that completes, one that the source account refuses, and one that the closed target account
-refuses, whose money goes back to its source. Then it prints the balances. Run it again: every
+refuses, whose money goes back to its source. Then it prints the balances, and the accounts
+below 100 from a read model: the table ``balances`` in the same file, kept exactly once by a
+projection over every account's events. Run it again: every
 account starts from the balance the first run left, rebuilt from its log, and the same
 operations apply on top.
 
@@ -19,6 +21,8 @@ resumes where it stopped, and no account is asked twice for the same step.
 # --8<-- [start:imports]
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import sys
 import uuid
 from typing import Any
@@ -27,6 +31,7 @@ import attrs
 
 import actors
 import eventstore
+from eventstore import RecordedEvent
 from eventstore.sqlite import SQLiteEventStore
 
 # --8<-- [end:imports]
@@ -217,6 +222,40 @@ class Transfer(actors.Actor):
 # --8<-- [end:transfer]
 
 
+# -- the read model: balances in a SQLite table, kept by a projection ---------------------------
+
+# --8<-- [start:projection]
+class Balances(actors.Projection):
+    """``balances(account, balance)``: one row per account, from its events."""
+
+    name = "balances"
+    types = [Deposited, Withdrawn]
+
+    async def setup(self, tx: actors.Transaction) -> None:
+        tx.execute("CREATE TABLE IF NOT EXISTS balances "
+                   "(account TEXT PRIMARY KEY, balance INTEGER NOT NULL)")
+
+    async def reset(self, tx: actors.Transaction) -> None:  # a rebuild starts from nothing
+        tx.execute("DELETE FROM balances")
+
+    async def handle(self, event: Any, recorded: RecordedEvent, tx: actors.Transaction) -> None:
+        account = recorded.stream.removeprefix("account-")  # the account actor's stream
+        amount = event.amount if isinstance(event, Deposited) else -event.amount
+        tx.execute("INSERT INTO balances (account, balance) VALUES (?, ?) "
+                   "ON CONFLICT (account) DO UPDATE SET balance = balance + excluded.balance",
+                   (account, amount))
+# --8<-- [end:projection]
+
+
+# --8<-- [start:query]
+def accounts_below(path: str, limit: int) -> list[tuple[str, int]]:
+    """The accounts whose balance is below ``limit``, lowest first: a query of the read model."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT account, balance FROM balances WHERE balance < ? "
+                          "ORDER BY balance, account", (limit,)).fetchall()
+# --8<-- [end:query]
+
+
 # --8<-- [start:main]
 # -- the program ---------------------------------------------------------------------------------
 
@@ -237,7 +276,8 @@ async def balances(bank: actors.ActorSystem) -> str:
 
 async def main(path: str) -> None:
     async with SQLiteEventStore(path) as store, \
-            actors.ActorSystem(store, actors=[Account, Transfer]) as bank:
+            actors.ActorSystem(store, actors=[Account, Transfer],
+                               projections=[Balances()]) as bank:
         alice, bob = bank.ref(Account, "alice"), bank.ref(Account, "bob")
         print(f"Bank log: {path}")
         print(f"Balances at start: {await balances(bank)}")
@@ -256,6 +296,10 @@ async def main(path: str) -> None:
         print(f"alice sends carol 20: transfer {await transfer(bank, 'alice', 'carol', 20)}")
 
         print(f"Balances at end: {await balances(bank)}")
+        # The read model catches up with the log, then answers a question across accounts.
+        await bank.projection("balances").wait_for(await store.head_position())
+        below = accounts_below(path, 100)
+        print("Accounts below 100: " + (", ".join(f"{a} {b}" for a, b in below) or "none"))
         events = [event async for event in store.read_all()]
     print(f"{path} holds {len(events)} events; run the program again and it goes on from "
           "these balances.")

@@ -34,6 +34,7 @@ def test_two_runs_share_one_log(tmp_path: Path) -> None:
         "5000)" in first
     assert "alice sends carol 20: transfer refunded (account 'carol' is closed)" in first
     assert balances(first, "end") == {"alice": 70, "bob": 80, "carol": 0}
+    assert "Accounts below 100: alice 70, bob 80" in first  # the read model
     # Two deposits and carol's closing; four account steps of transfers, each with its
     # recorded reply; the three transfers' own logs (6 + 5 + 8 events).
     assert f"{db} holds 30 events" in first
