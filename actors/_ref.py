@@ -19,7 +19,7 @@ from ._durable_ask import durable_ask
 from ._errors import ActorError, ActorStopped, AskTimeout, InvalidActorArgument
 from ._inbox import encode_message
 from ._mailbox import Reply
-from ._turn import Turn
+from ._turn import Turn, current_turn
 
 log = logging.getLogger("actors")
 
@@ -77,6 +77,9 @@ class ActorRef:
         """
         if message_id is not None:
             _check_message_id(message_id)
+        if current_turn.get() is None:  # the common case, outside any actor: no more checks
+            self._resolve().tell(message, message_id, None)
+            return
         if not on_trio_thread():  # a plain-def handler's worker thread: tell from trio's
             trio.from_thread.run_sync(functools.partial(self.tell, message,
                                                         message_id=message_id))
