@@ -294,3 +294,22 @@ async def test_a_read_after_aclose_fails_without_starting_a_thread(tmp_path: Pat
     with pytest.raises(StoreClosed):
         await store.last_version("s")
     assert reader_threads(store) == []
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    ({"branch": [1, 2], "at": 1.5}, True),
+    ({"branch": [], "name": "x", "n": None}, True),
+    ({"xs": [[1], 2], "s": "y"}, True),
+    ({"xs": [1.0, float("nan")]}, False),
+    ({"xs": [float("inf")], "n": 1}, False),
+    ({"xs": ["a", "\udc80"]}, False),
+])
+def test_lists_of_leaves_take_the_fast_path_without_losing_a_refusal(value: Any,
+                                                                     stored: bool) -> None:
+    from eventstore._validate import Unstorable, json_text
+
+    if not stored:
+        with pytest.raises(Unstorable):
+            json_text(value)
+        return
+    assert msgspec.json.decode(json_text(value)) == value
