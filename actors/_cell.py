@@ -73,8 +73,9 @@ _BACKLOG = 64
 """The most message turns of a backlog that share one commit."""
 _PULL = 1000
 """The most inbox messages read into memory at once."""
-_NOTIFY_RETRY = Restart(initial_backoff=0.1, max_backoff=60.0)
-"""How a failing ``on_notify`` is retried when nothing else wakes the actor."""
+_RETRY = Restart(initial_backoff=0.1, max_backoff=60.0)
+"""How a failing ``on_notify``, or a failing commit of consumed inbox messages, is tried again
+when nothing else wakes the actor."""
 
 
 class SleepInterrupted(BaseException):
@@ -667,7 +668,7 @@ class Cell:
         self._inbox_seen = min(self._inbox_seen, 0)  # (a stop's set-aside stays)
         self._commit_failures += 1
         with contextlib.suppress(SleepInterrupted):
-            await self.sleep_until(trio.current_time() + _NOTIFY_RETRY.backoff(
+            await self.sleep_until(trio.current_time() + _RETRY.backoff(
                 self._commit_failures), clock=False)
         self.poke()
 
@@ -829,7 +830,7 @@ class Cell:
                 return
             failed = True
             self._notify_failures += 1
-            delay = _NOTIFY_RETRY.backoff(self._notify_failures)
+            delay = _RETRY.backoff(self._notify_failures)
             self._retry_at = started + delay
             log.error("%s failed in on_notify; it is called again in %.3g s, or at the next "
                       "message or deadline if sooner", self.name, delay, exc_info=exc)
