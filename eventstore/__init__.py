@@ -1,5 +1,12 @@
 """An append-only event store: streams, versions, global positions, snapshots, subscriptions."""
 
+from ._cluster import Claim as Claim
+from ._cluster import Fence as Fence
+from ._cluster import Fenced as Fenced
+from ._cluster import Heartbeat as Heartbeat
+from ._cluster import MemberInfo as MemberInfo
+from ._cluster import NotAlive as NotAlive
+from ._cluster import Ownership as Ownership
 from ._codec import Codec as Codec
 from ._codec import event_type as event_type
 from ._errors import AppendOutcomeUnknown as AppendOutcomeUnknown
@@ -38,6 +45,7 @@ __all__ = [
     "STREAM_EXISTS",
     "AppendOutcomeUnknown",
     "AppendResult",
+    "Claim",
     "Codec",
     "ConsumerOffset",
     "DecodeError",
@@ -46,9 +54,15 @@ __all__ = [
     "EventStoreError",
     "Expected",
     "ExpectedVersion",
+    "Fence",
+    "Fenced",
+    "Heartbeat",
     "InvalidArgument",
+    "MemberInfo",
     "NewEvent",
+    "NotAlive",
     "OffsetConflict",
+    "Ownership",
     "RecordedEvent",
     "SchemaError",
     "SerializationError",

@@ -21,6 +21,8 @@ import msgspec
 import trio
 
 from . import _validate as check
+from ._cluster import ClusterStore, Fence
+from ._cluster import fence as checked_fence
 from ._codec import Codec
 from ._errors import DecodeError, InvalidArgument, StoreClosed
 from ._model import (
@@ -91,7 +93,7 @@ PageRead = Callable[[], list[RecordedEvent]]
 """Reads one page, blocking: run on the store's reader thread."""
 
 
-class EventStore(OffsetStore, abc.ABC):
+class EventStore(OffsetStore, ClusterStore, abc.ABC):
     """An append-only log of streams, read in pages, with snapshots and live subscriptions.
 
     Use it as ``async with store:``; every method is called from trio. Backends subclass this and
@@ -121,14 +123,16 @@ class EventStore(OffsetStore, abc.ABC):
     async def append(self, stream: str, events: Iterable[NewEvent], *,
                      expected_version: Expected = ANY, acknowledge: Iterable[uuid.UUID] = (),
                      enqueue: Iterable[tuple[str, NewEvent]] = (),
-                     wake_at: WakeAt = KEEP) -> AppendResult:
+                     wake_at: WakeAt = KEEP, fence: Fence | None = None) -> AppendResult:
         """Append ``events`` to ``stream`` atomically: all of them or none.
 
         In the same transaction, and only if the events are stored: ``acknowledge`` deletes
         those messages (by id) from the stream's inbox, ``enqueue`` stores ``(stream, message)``
         pairs in other streams' inboxes (as ``enqueue()`` does), and ``wake_at`` sets the
         stream's wake time in the work index (seconds since the epoch, None for none; ``KEEP``,
-        the default, leaves it). An idempotent retry does none of them again.
+        the default, leaves it). An idempotent retry does none of them again. With ``fence``
+        (``eventstore.Fence``), the append is stored only if that member still owns the stream
+        under that epoch and its lease holds (see ``join`` and ``claim``).
 
         A checkpoint. Concurrent appends are committed together (group commit), each succeeding or
         failing alone. If cancelled midway the batch may or may not be stored; retrying it with the
@@ -136,6 +140,7 @@ class EventStore(OffsetStore, abc.ABC):
 
         Raises:
             WrongExpectedVersion: the stream's version did not match; nothing was written.
+            Fenced: ``fence`` no longer owns the stream; nothing was written.
             DuplicateEventId: an id appears twice in the batch, or is stored elsewhere.
             InvalidArgument: the stream or a type name breaks the rules for names (empty, over
                 ``MAX_STREAM_LENGTH`` / ``MAX_TYPE_LENGTH`` characters, NUL, lone surrogates),
@@ -150,9 +155,10 @@ class EventStore(OffsetStore, abc.ABC):
         name = check.stream_name(stream)
         expected = check.expected_version(expected_version)
         encoded = check.encode_events(name, events)
-        if acknowledge == () and enqueue == () and wake_at is KEEP:
+        if acknowledge == () and enqueue == () and wake_at is KEEP and fence is None:
             return await self._append(name, encoded, expected, NO_SIDE)
-        return await self._append(name, encoded, expected, side(acknowledge, enqueue, wake_at))
+        return await self._append(name, encoded, expected,
+                                  side(acknowledge, enqueue, wake_at, fence))
 
     # -- inboxes and the work index -----------------------------------------------------------
 
@@ -187,11 +193,21 @@ class EventStore(OffsetStore, abc.ABC):
             lambda cursor, size: None,
             lambda page: page[-1].position))
 
-    async def set_wake(self, stream: str, wake_at: float | None) -> None:
-        """Set ``stream``'s wake time in the work index (None clears it). A checkpoint."""
+    async def set_wake(self, stream: str, wake_at: float | None, *,
+                       fence: Fence | None = None) -> None:
+        """Set ``stream``'s wake time in the work index (None clears it). A checkpoint.
+
+        Raises:
+            Fenced: ``fence`` no longer owns the stream (as for ``append``); nothing was written.
+        """
         self._check_open()
         name = check.stream_name(stream)
-        await self._set_wake(name, wake_time(wake_at))
+        wake = wake_time(wake_at)
+        checked = checked_fence(fence)
+        if checked is None:
+            await self._set_wake(name, wake)
+        else:  # an append of no events: fenced in the append's transaction
+            await self._append(name, [], ANY, Side(wake_at=wake, fence=checked))
 
     async def work(self) -> list[WorkEntry]:
         """Every stream with messages waiting in its inbox or a wake time, by stream name."""

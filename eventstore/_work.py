@@ -19,6 +19,8 @@ from typing import Final, TypeAlias
 
 import attrs
 
+from ._cluster import Fence
+from ._cluster import fence as checked_fence
 from ._errors import InvalidArgument
 from ._validate import EncodedEvent, encode_events, stream_name
 
@@ -58,10 +60,13 @@ class Side:
     enqueue: tuple[tuple[str, EncodedEvent], ...] = ()
     """Messages to store in other streams' inboxes (skipped where the id is waiting already)."""
     wake_at: WakeAt = KEEP
+    fence: Fence | None = None
+    """The owner the append must still be (``eventstore._cluster``): else it writes nothing."""
 
     @property
     def empty(self) -> bool:
-        return not self.acknowledge and not self.enqueue and self.wake_at is KEEP
+        return not self.acknowledge and not self.enqueue and self.wake_at is KEEP and \
+            self.fence is None
 
 
 NO_SIDE: Final = Side()
@@ -105,12 +110,12 @@ def outgoing(messages: object) -> tuple[tuple[str, EncodedEvent], ...]:
     return tuple(found)
 
 
-def side(acknowledge: object, enqueue: object, wake_at: object) -> Side:
+def side(acknowledge: object, enqueue: object, wake_at: object, fence: object = None) -> Side:
     """The validated side of an append (``NO_SIDE`` when it has none)."""
-    if acknowledge == () and enqueue == () and wake_at is KEEP:
+    if acknowledge == () and enqueue == () and wake_at is KEEP and fence is None:
         return NO_SIDE
     return Side(message_ids(acknowledge), outgoing(enqueue),
-                KEEP if wake_at is KEEP else wake_time(wake_at))
+                KEEP if wake_at is KEEP else wake_time(wake_at), checked_fence(fence))
 
 
 def distinct(messages: list[EncodedEvent]) -> list[EncodedEvent]:

@@ -59,6 +59,8 @@ class MemoryEventStore(EventStore):
 
     async def _append(self, stream: str, events: list[EncodedEvent], expected: Expected,
                       side: Side) -> AppendResult:
+        if side.fence is not None:
+            raise self._no_cluster()
         await trio.lowlevel.checkpoint()  # before any change: a cancelled append writes nothing
         state = self._streams.get(stream)
         actual = 0 if state is None else state.version
