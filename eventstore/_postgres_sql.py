@@ -16,12 +16,13 @@ from typing import Any
 
 import psycopg
 
+from ._cluster import Fenced
 from ._errors import DuplicateEventId, EventStoreError, SchemaError, WrongExpectedVersion
 from ._model import ANY, NO_STREAM, STREAM_EXISTS, AppendResult, Expected
 from ._validate import EncodedEvent, StoredAt, retried
 from ._work import KEEP, Side
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this library writes; it upgrades older ones and refuses a higher one."""
 
 # Version 2: the inboxes and the work index (see ``eventstore._work``). A message's ``seq`` comes
@@ -52,7 +53,28 @@ _V2_TO_V3 = (
         updated_at timestamptz NOT NULL DEFAULT statement_timestamp())""",
 )
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3}
+# Version 4: members and owners (see ``eventstore._cluster``). Owner rows are never deleted, so an
+# epoch never goes down; a released row has no member.
+_V3_TO_V4 = (
+    """CREATE TABLE {s}.members (
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        hosting boolean NOT NULL,
+        lease double precision NOT NULL,
+        state text NOT NULL,
+        joined_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        heartbeat_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        ended_at timestamptz)""",
+    """CREATE TABLE {s}.owners (
+        stream text PRIMARY KEY,
+        member text,
+        epoch bigint NOT NULL,
+        claimed_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
+    "CREATE INDEX owners_by_member ON {s}.owners (member)",
+)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3, 3: _V3_TO_V4}
 """The statements that upgrade a schema from each version to the next, run in one transaction;
 ``{s}`` in them is the quoted schema name."""
 
@@ -96,7 +118,8 @@ class Statements:
                 recorded_at timestamptz NOT NULL DEFAULT statement_timestamp(),
                 PRIMARY KEY (stream, version))""",
             # a new schema is the upgraded one
-            *(step.format(s=s) for steps in (_V1_TO_V2, _V2_TO_V3) for step in steps),
+            *(step.format(s=s) for steps in (_V1_TO_V2, _V2_TO_V3, _V3_TO_V4)
+              for step in steps),
         ]
         self.schema_version = f"SELECT version FROM {s}.schema_version"
         self.set_schema_version = f"INSERT INTO {s}.schema_version (version) VALUES (%s)"
@@ -116,13 +139,14 @@ class Statements:
                                      %b::uuid[], %b::timestamptz[])
                     AS e(idx, rank, type, data, metadata, id, recorded_at)
             ){{inputs}}, cur AS (
-                SELECT req.*, coalesce(greatest(
+                SELECT req.*, {{fenced}} AS fenced, coalesce(greatest(
                     (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
                     (SELECT version FROM {s}.deleted WHERE stream = req.stream)), 0) AS actual
                 FROM req
             ), passed AS (
                 SELECT * FROM cur
-                WHERE expected = -1 OR expected = actual OR (expected = -2 AND actual > 0)
+                WHERE NOT fenced
+                    AND (expected = -1 OR expected = actual OR (expected = -2 AND actual > 0))
             ), hits AS (
                 SELECT ev.idx, s.* FROM ev CROSS JOIN LATERAL (
                     SELECT id, stream, version, position FROM {s}.events WHERE id = ev.id OFFSET 0
@@ -147,10 +171,11 @@ class Statements:
                 SET position = position + (SELECT coalesce(sum(n), 0) FROM ok){{count}}
             )
             SELECT cur.idx, cur.actual, ok.actual + ok.n, ok.base + ok.n,
-                   found.ids, found.streams, found.versions, found.positions
+                   found.ids, found.streams, found.versions, found.positions, cur.fenced
             FROM cur LEFT JOIN ok USING (idx) LEFT JOIN found USING (idx)
         """
-        plain = append.replace("{inputs}", "").replace("{side}", "").replace("{count}", "")
+        plain = append.replace("{inputs}", "").replace("{side}", "").replace(
+            "{count}", "").replace("{fenced}", "false")
         # The same with each accepted append's side (see ``eventstore._work``), written by the
         # same statement: what it acknowledges (ack: its own stream's inbox rows by id), the
         # messages it enqueues (msg, in order, each skipped when its id waits in that inbox
@@ -169,7 +194,15 @@ class Statements:
             ), wk AS (
                 SELECT * FROM unnest(%b::int[], %b::bool[], %b::float8[])
                     AS w(idx, clear, wake_at)
-            )""").replace("{side}", f""", again AS (
+            ), fc AS (
+                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[])
+                    AS f(idx, member, epoch)
+            )""").replace("{fenced}", f"""EXISTS (
+                    SELECT FROM fc WHERE fc.idx = req.idx AND NOT EXISTS (
+                        SELECT FROM {s}.owners o JOIN {s}.members m ON m.id = o.member
+                        WHERE o.stream = req.stream AND o.member = fc.member
+                            AND o.epoch = fc.epoch AND {LIVE.format(m="m")}))""").replace(
+            "{side}", f""", again AS (
                 SELECT ok.idx, ack.id FROM ok JOIN ack USING (idx)
                 WHERE EXISTS (SELECT FROM msg WHERE msg.idx = ack.idx
                               AND msg.stream = ok.stream AND msg.id = ack.id)
@@ -198,6 +231,9 @@ class Statements:
                 WHERE wk.idx = ok.idx AND wk.clear AND wake.stream = ok.stream
             )""").replace(
             "{count}", ", inbox_seq = inbox_seq + (SELECT count(*) FROM ok JOIN msg USING (idx))")
+        # A fenced append (fc: its member and epoch) passes only if that member owns the stream
+        # under that epoch and its lease holds, read after the position lock (which claims take
+        # too): a plain read that no claim can change before this transaction commits.
         # Retries are rare: an accepted append's ids are not looked up, the unique constraint
         # on ids catches one stored already (an ANY retry, a clash), and then the batch is sent
         # again looking up every id.
@@ -247,6 +283,10 @@ class Statements:
         self.load_snapshot = f"{snapshot} ORDER BY version DESC LIMIT 1"
         self.load_snapshot_to = f"{snapshot} AND version <= %s ORDER BY version DESC LIMIT 1"
 
+
+LIVE = ("{m}.state = 'alive' "
+        "AND {m}.heartbeat_at > clock_timestamp() - {m}.lease * interval '1 second'")
+"""Whether member row ``{m}`` is alive: its lease holds on the database clock."""
 
 Backend = tuple[int, datetime]
 """A server process: its pid and start time, so a later process reusing the pid is not it."""
@@ -433,6 +473,7 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
         messages += [(idx, rank, target, message)
                      for rank, (target, message) in enumerate(first.values(), 1)]
     wakes = [(idx, s.wake_at) for idx, (_, _, _, s) in requests if s.wake_at is not KEEP]
+    fences = [(idx, s.fence) for idx, (_, _, _, s) in requests if s.fence is not None]
     return (*params,
             [idx for idx, _ in acks], [id for _, id in acks],
             [idx for idx, _, _, _ in messages], [rank for _, rank, _, _ in messages],
@@ -442,7 +483,9 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
             [message.metadata for _, _, _, message in messages],
             [message.id for _, _, _, message in messages],
             [idx for idx, _ in wakes], [at is None for _, at in wakes],
-            [0.0 if at is None else at for _, at in wakes])
+            [0.0 if at is None else at for _, at in wakes],
+            [idx for idx, _ in fences], [fence.member for _, fence in fences],
+            [fence.epoch for _, fence in fences])
 
 
 def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]
@@ -450,8 +493,8 @@ def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]
     """Each append's result from the rows the append statements returned, in batch order."""
     by_idx = {row[0]: row for row in rows}
     outcomes: list[AppendResult | EventStoreError] = []
-    for idx, (stream, events, expected, _) in enumerate(batch):
-        _, actual, version, position, ids, streams, versions, positions = by_idx[idx]
+    for idx, (stream, events, expected, side) in enumerate(batch):
+        _, actual, version, position, ids, streams, versions, positions, fenced = by_idx[idx]
         if version is not None:
             outcomes.append(AppendResult(version, position))
         elif ids is not None:
@@ -463,6 +506,9 @@ def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]
             else:
                 assert result is not None  # some ids are stored, so it is a retry or a clash
                 outcomes.append(result)
+        elif fenced:
+            assert side.fence is not None
+            outcomes.append(Fenced(stream, side.fence.member, side.fence.epoch))
         else:
             outcomes.append(WrongExpectedVersion(stream, expected, actual))
     return outcomes

@@ -41,7 +41,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "eventstore.postgres needs psycopg 3: pip install 'trio-actors[postgres]'") from exc
 
+from . import _postgres_cluster as cluster
 from . import _postgres_offsets as offsets
+from ._cluster import Claim, Fence, Heartbeat, MemberInfo, Ownership
 from ._codec import Codec
 from ._errors import AppendOutcomeUnknown, EventStoreError, InvalidArgument
 from ._group_commit import AppendRequest, GroupCommitter, checked_enqueue, checked_outcome
@@ -76,6 +78,12 @@ _CHECKED = "nothing was written (its event ids were looked up after the failure)
 # SQLSTATE classes of an error about the data of a row (data exception, integrity constraint,
 # program limit exceeded): the append that holds the row fails alone.
 _ROW_ERRORS = ("22", "23", "54")
+_KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
+               "keepalives_count": "3"}
+IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+"""Every transaction of the store is sent in one go; one left open (its client paused or cut off
+mid-send) is ended by the server after this long, so it cannot hold the position lock and stall
+every append, or a failover."""
 
 
 class ConnectionFailed(EventStoreError, ConnectionError):
@@ -161,6 +169,10 @@ class PostgresEventStore(EventStore):
             params = conninfo_to_dict(conninfo)
             if "application_name" not in params:  # name our connections in pg_stat_activity
                 conninfo = make_conninfo(conninfo, application_name="trio-actors")
+            # A peer that vanished (a host lost, a cable cut) is noticed within ~11 s, not hours.
+            keepalives = {key: value for key, value in _KEEPALIVES.items() if key not in params}
+            if keepalives:
+                conninfo = make_conninfo(conninfo, **keepalives)
         except (psycopg.Error, ValueError) as exc:  # UnicodeError is a ValueError
             raise InvalidArgument(
                 f"conninfo is not a valid PostgreSQL URL: {describe_error(exc)}") from None
@@ -188,6 +200,7 @@ class PostgresEventStore(EventStore):
         self._channel = f"{schema}_appended"
         self._token = uuid.uuid4().hex  # NOTIFY payload: our listener skips our own appends
         self._sql = Statements(sql.Identifier(schema).as_string())
+        self._cluster_sql = cluster.Statements(self._sql.schema)
         self._ready = False
         self._ready_lock = trio.Lock()
         self._idle: list[Conn] = []
@@ -217,7 +230,9 @@ class PostgresEventStore(EventStore):
             # page, or a cached one scan a table that has since grown). JIT would take the huge
             # costs of the ruled-out scans for a reason to compile.
             conn.execute("SET TIME ZONE 'UTC'; SET enable_seqscan = off; "
-                         "SET enable_bitmapscan = off; SET jit = off")
+                         "SET enable_bitmapscan = off; SET jit = off; "
+                         "SET idle_in_transaction_session_timeout = "
+                         f"'{IDLE_IN_TRANSACTION_TIMEOUT}'")
         except psycopg.Error as exc:
             conn.close()
             raise ConnectionFailed(self._server, describe_error(exc)) from exc
@@ -578,6 +593,47 @@ class PostgresEventStore(EventStore):
     async def _head_position(self) -> int:
         return await self._read("read the head position",
                                 lambda conn: offsets.head(conn, self._sql.schema))
+
+    # -- members and owners ---------------------------------------------------------------------
+
+    async def _join(self, member: str, lease_seconds: float, hosting: bool, host: str,
+                    pid: int) -> float:
+        return await self._read(f"join member {member!r}", lambda conn: cluster.join(
+            conn, self._cluster_sql, member, lease_seconds, hosting, host, pid))
+
+    def _heartbeat(self, member: str) -> Heartbeat:
+        return cluster.Heartbeat(self._connect, self._cluster_sql, member,
+                                 lambda exc, conn: self._failure(
+                                     exc, conn, f"renew the lease of member {member!r}"))
+
+    async def _leave(self, member: str) -> None:
+        await self._read(f"let member {member!r} leave",
+                         lambda conn: cluster.leave(conn, self._cluster_sql, member))
+
+    async def _claim(self, stream: str, member: str) -> Claim:
+        return await self._read(f"claim stream {stream!r}",
+                                lambda conn: cluster.claim(conn, self._cluster_sql, stream, member))
+
+    async def _claim_due(self, member: str, prefixes: tuple[str, ...], limit: int,
+                         slack: float) -> list[Claim]:
+        return await self._read("claim due work", lambda conn: cluster.claim_due(
+            conn, self._cluster_sql, member, prefixes, limit, slack))
+
+    async def _release(self, stream: str, fence: Fence) -> bool:
+        return await self._read(f"release stream {stream!r}", lambda conn: cluster.release(
+            conn, self._cluster_sql, stream, fence))
+
+    async def _members(self) -> list[MemberInfo]:
+        return await self._read("list the members",
+                                lambda conn: cluster.members(conn, self._cluster_sql))
+
+    async def _owners(self, member: str | None, streams: list[str] | None) -> list[Ownership]:
+        return await self._read("list the owners", lambda conn: cluster.owners(
+            conn, self._cluster_sql, member, streams))
+
+    async def _database_time(self) -> float:
+        return await self._read("read the database clock",
+                                lambda conn: cluster.now(conn, self._cluster_sql))
 
     # -- subscriptions and closing --------------------------------------------------------------
 

@@ -405,7 +405,7 @@ def drop_schema(url: str, schema_name: str) -> None:
 
 def postgres_to_v1(url: str, schema_name: str) -> None:
     """Turn a schema back into version 1, as the v1 store created it: no inboxes, no wake times,
-    no consumer offsets."""
+    no consumer offsets, no members or owners."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
@@ -413,6 +413,8 @@ def postgres_to_v1(url: str, schema_name: str) -> None:
         conn.execute(f"DROP TABLE {s}.inbox")
         conn.execute(f"DROP TABLE {s}.wake")
         conn.execute(f"DROP TABLE {s}.offsets")
+        conn.execute(f"DROP TABLE {s}.members")
+        conn.execute(f"DROP TABLE {s}.owners")
         conn.execute(f"ALTER TABLE {s}.global_position DROP COLUMN inbox_seq")
         conn.execute(f"UPDATE {s}.schema_version SET version = 1")
 

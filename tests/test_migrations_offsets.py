@@ -53,6 +53,8 @@ def postgres_to_v2(url: str, schema_name: str) -> None:
 
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         conn.execute(f'DROP TABLE "{schema_name}".offsets')
+        conn.execute(f'DROP TABLE "{schema_name}".members')
+        conn.execute(f'DROP TABLE "{schema_name}".owners')
         conn.execute(f'UPDATE "{schema_name}".schema_version SET version = 2')
 
 
