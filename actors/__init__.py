@@ -5,6 +5,7 @@ from ._actor import Actor as Actor
 from ._clock import Clock as Clock
 from ._clock import VirtualClock as VirtualClock
 from ._clock import WallClock as WallClock
+from ._cluster import Cluster as Cluster
 from ._errors import ActorError as ActorError
 from ._errors import ActorStopped as ActorStopped
 from ._errors import AskTimeout as AskTimeout
@@ -58,6 +59,7 @@ __all__ = [
     "CallFailed",
     "CallReplied",
     "Clock",
+    "Cluster",
     "Consumed",
     "DeadLettered",
     "DuplicateActor",

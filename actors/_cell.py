@@ -46,7 +46,7 @@ from ._events import (
     ScopeCompleted,
     SystemEvent,
 )
-from ._inbox import Inbound, decode_message, encode_message, sent_id
+from ._inbox import REPLY, Inbound, decode_message, encode_message, sent_id
 from ._journal import Journal, Outgoing, Pending, WorkHook
 from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
 from ._shield import cancel_status, run_shielded_when_suspended
@@ -542,6 +542,12 @@ class Cell:
                 return math.inf
         return trio.current_time() + max(0.0, when - self.clock.time())
 
+    def idle(self) -> bool:
+        """Whether it waits for a message, between turns, with nothing due: it may be
+        passivated without delaying anything."""
+        return self.ready.is_set() and not self.closing and self.mailbox.waiting and \
+            not self._pulled and self._inline is None and self._can_passivate()
+
     def _can_passivate(self) -> bool:
         # Not with a notification due: the system skips the index entry of an active actor, and
         # would not wake it for due tokens it left unconsumed.
@@ -571,13 +577,16 @@ class Cell:
                                           None if seen else inbound.data))
             if seen:
                 result = None  # a resent durable message, processed already: consume it only
+                if inbound is not None and inbound.reply:  # a remote asker waits for it
+                    self._reply_again(message_id)  # type: ignore[arg-type]
             elif self.sync_receive:
                 result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
                 result = await self.state.actor.receive(message)
             handled = True
             if message_id is not None and not seen:
-                self._record_reply(message_id, result if inbound is None else None)
+                self._record_reply(message_id,
+                                   result if inbound is None or inbound.reply else None)
             if inbound is not None:
                 self._consume(turn, inbound)
             if journal.pending or journal.committing or turn.poisoned is not None or (
@@ -645,7 +654,8 @@ class Cell:
             async for stored in messages:
                 count += 1
                 self._inbox_seen = stored.position
-                inbound = Inbound(stored.id, stored.position, stored.type, stored.data)
+                inbound = Inbound(stored.id, stored.position, stored.type, stored.data,
+                                  reply=stored.metadata.get(REPLY) is True)
                 message_id = stored.metadata.get("message_id")
                 try:
                     message = decode_message(codec, stored)
@@ -695,6 +705,8 @@ class Cell:
         assert inbound is not None
         if not handled:
             inbound.attempts += 1
+            if inbound.reply:  # a remote ask: its asker is told at once, as a local one is
+                inbound.attempts = max(inbound.attempts, self.cls.max_deliveries)
         if not await self._release_held():  # the turns before it must not wait for its backoff
             return  # the inbox is read again from its start: it comes back in its place
         if inbound.attempts >= self.cls.max_deliveries:
@@ -771,6 +783,12 @@ class Cell:
                 f"({exc}); return an encodable value (attrs instances, str, int, tuple, ...) "
                 "or send the message without a message_id") from exc
         self.emit_system(ReplyRecorded(message_id, encoded, self.clock.time()))
+
+    def _reply_again(self, message_id: str) -> None:
+        """Record a resent remote ask's reply again, for the asker waiting on the log."""
+        recorded = self.state.replies.get(message_id)
+        assert recorded is not None
+        self.emit_system(ReplyRecorded(message_id, recorded[1], self.clock.time()))
 
     def _answer_again(self, message_id: str, reply: Reply | None) -> None:
         """Answer a resent message id with its recorded reply, running nothing."""

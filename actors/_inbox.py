@@ -32,7 +32,12 @@ class Inbound:
     type: str
     data: Any
     attempts: int = 0
+    reply: bool = False
+    """Its sender waits for its reply (a remote ask): the reply is recorded in the log."""
 
+
+REPLY = "reply"
+"""The metadata key of an inbox message whose sender waits for its reply (a remote ask)."""
 
 VALUE = "actors.Value"
 """The type of an inbox entry that holds a plain value (not an attrs instance): its data is the

@@ -26,7 +26,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from eventstore import KEEP, AppendOutcomeUnknown, EventStore, NewEvent, WrongExpectedVersion
+from eventstore import (
+    KEEP,
+    AppendOutcomeUnknown,
+    EventStore,
+    Fence,
+    Fenced,
+    NewEvent,
+    WrongExpectedVersion,
+)
+from eventstore._model import encoded_new_event
 
 from ._errors import ActorError, ActorStopped, RecoveryError
 from ._events import ScopeCommitted, markable
@@ -72,8 +81,8 @@ class Outgoing:
 class Journal:
     """Pending events, commit points, recovery and snapshots of one actor."""
 
-    __slots__ = ("_lock", "_snapshot_version", "broken", "cell", "ended", "indexed", "pending",
-                 "state", "store", "stream", "work_hook")
+    __slots__ = ("_lock", "_snapshot_version", "broken", "cell", "ended", "fence", "indexed",
+                 "pending", "state", "store", "stream", "work_hook")
 
     def __init__(self, cell: Cell, state: ActorState, *, work_hook: WorkHook | None) -> None:
         self.cell = cell
@@ -87,6 +96,8 @@ class Journal:
         self._lock: trio.Lock | None = None  # made at the first commit
         self._snapshot_version = 0
         self.indexed: float | None = None
+        self.fence: Fence | None = None
+        """In a cluster: the claim this actor runs under; every write is fenced with it."""
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -169,11 +180,14 @@ class Journal:
             if self.work_hook is not None and wake != self.indexed and (
                     len(mine) == len(pending) or _earlier(wake, self.indexed)):
                 wake_at = wake
-            if acknowledge or outgoing or wake_at is not KEEP:
+            fence = self.fence
+            if fence is not None:
+                batch = [stamped(new, fence) for new in batch]
+            if acknowledge or outgoing or wake_at is not KEEP or fence is not None:
                 append = self.store.append(
                     self.stream, batch, expected_version=self.state.version,
                     acknowledge=acknowledge, wake_at=wake_at,
-                    enqueue=[(out.stream, out.message) for out in outgoing])
+                    enqueue=[(out.stream, out.message) for out in outgoing], fence=fence)
             else:
                 append = self.store.append(self.stream, batch,
                                            expected_version=self.state.version)
@@ -184,6 +198,10 @@ class Journal:
             except WrongExpectedVersion as exc:
                 self.broken = (f"another writer appended to its stream {self.stream!r} "
                                f"(version {exc.actual}, expected {exc.expected})")
+                raise ActorStopped(self.cell.name, self.broken) from exc
+            except Fenced as exc:
+                self.broken = (f"this member no longer owns it (epoch {exc.epoch}): another "
+                               "member may serve it now")
                 raise ActorStopped(self.cell.name, self.broken) from exc
             except AppendOutcomeUnknown as exc:
                 # Neither "done" nor "not done" would be honest: stop, and let the next
@@ -319,7 +337,7 @@ class Journal:
     async def _index(self, wake: float | None) -> None:
         """Set the wake time in the store's index without a commit (at start, at a stop)."""
         assert self.work_hook is not None
-        await self.store.set_wake(self.stream, wake)
+        await self.store.set_wake(self.stream, wake, fence=self.fence)
         self.indexed = wake
         self.work_hook(self.cell, wake)
 
@@ -406,6 +424,14 @@ async def recover_into(state: ActorState, store: EventStore, stream: str, *, sna
             for recorded in page:
                 fold(recorded, decode(recorded))
     return used
+
+
+def stamped(new: NewEvent, fence: Fence) -> NewEvent:
+    """``new`` with the member and epoch it is committed under in its metadata."""
+    metadata = {**new.metadata, "member": fence.member, "epoch": fence.epoch}
+    if new.data_json is None:
+        return NewEvent(new.type, new.data, metadata, new.id)
+    return encoded_new_event(new.type, new.data, metadata, new.id, new.data_json)
 
 
 def _earlier(new: float | None, old: float | None) -> bool:

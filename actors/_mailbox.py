@@ -78,6 +78,11 @@ class Mailbox:
         return self._waiter is not None and self.parked_forever and not self._queue and \
             not self._held
 
+    @property
+    def waiting(self) -> bool:
+        """Whether the consumer waits on an empty mailbox (with a deadline or not)."""
+        return self._waiter is not None and not self._queue
+
     def hold(self) -> None:
         """Keep the parked consumer parked until ``release`` (items still queue up)."""
         self._held = True

@@ -17,8 +17,10 @@ from ._calls import current, on_trio_thread
 from ._cell import Cell
 from ._durable_ask import durable_ask
 from ._errors import ActorError, ActorStopped, AskTimeout, InvalidActorArgument
+from ._hosting import Routing, Target
 from ._inbox import encode_message
 from ._mailbox import Reply
+from ._remote import Remote
 from ._turn import Turn, current_turn
 
 log = logging.getLogger("actors")
@@ -53,7 +55,7 @@ class ActorRef:
 
     __slots__ = ("_current", "_resolve", "actor_id", "kind", "store", "stream")
 
-    def __init__(self, kind: str, actor_id: str, stream: str, resolve: Callable[[], Cell],
+    def __init__(self, kind: str, actor_id: str, stream: str, resolve: Callable[[], Target],
                  current: Callable[[], Cell | None], store: EventStore) -> None:
         self.kind = kind
         self.actor_id = actor_id
@@ -111,11 +113,21 @@ class ActorRef:
             self._send_with(turn, message, message_id)
             await trio.lowlevel.checkpoint()
             return
-        cell = self._resolve()
+        cell = await self._target()
         trace = None if cell.telemetry is None else cell.telemetry.carrier()
         stored = encode_message(self.store.codec, self.stream, message, message_id, trace)
+        if isinstance(cell, Remote):  # in order with this member's tells to it
+            await cell.send(stored)
+            return
         await self.store.enqueue(self.stream, [stored])
         self._poke()
+
+    async def _target(self) -> Cell | Remote:
+        """The running cell, or (in a cluster) the remote owner, once known."""
+        target = self._resolve()
+        if isinstance(target, Routing):
+            return await target.ready()
+        return target
 
     def _send_with(self, turn: Turn, message: Any, message_id: str | None) -> None:
         cell = turn.cell
@@ -171,7 +183,9 @@ class ActorRef:
         return await durable_ask(turn, self.stream, send, message_id)
 
     async def _ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
-        cell = self._resolve()
+        cell = await self._target()
+        if isinstance(cell, Remote):
+            return await cell.ask(message, timeout, message_id)
         if message_id is None and timeout is None and cell.can_inline():
             return await cell.ask_inline(message)
         reply = Reply()
@@ -239,8 +253,8 @@ class _NoStore:
 _NO_STORE: Any = _NoStore()
 
 
-def _unbound(kind: str, actor_id: str) -> Callable[[], Cell]:
-    def resolve() -> Cell:
+def _unbound(kind: str, actor_id: str) -> Callable[[], Target]:
+    def resolve() -> Target:
         raise ActorStopped(f"{kind}({actor_id!r})", "this ref was decoded outside a running "
                            "ActorSystem that hosts its kind; get refs from system.ref(...) or "
                            "decode inside the system")

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Literal, Self
 
 import trio
 
-from eventstore import EventStore
+from eventstore import EventStore, Fence
 
 from ._actor import Actor
 from ._actor_class import check_actor_class, check_actor_id, kind_of
 from ._cell import Cell
 from ._clock import Clock, WallClock
+from ._cluster import Cluster, CorrectedClock, Membership
 from ._errors import (
     ActorError,
     ActorStopped,
@@ -26,11 +27,13 @@ from ._errors import (
     ProjectionFailed,
 )
 from ._gc import GCPolicy
+from ._hosting import Hosting, Routing, Target
 from ._index import WorkIndex
 from ._projection import Projection
 from ._projection_run import ProjectionRunner
 from ._ref import ActorRef, binder
 from ._registry import running
+from ._remote import Replies
 from ._telemetry import Telemetry
 from ._telemetry import check_option as check_telemetry
 from ._telemetry import resolve as resolve_telemetry
@@ -65,16 +68,32 @@ class ActorSystem:
                  clock: Clock | None = None, idle_timeout: float | None = None,
                  index_stream: str = "$actors-index", gc: GCPolicy | None = None,
                  telemetry: Telemetry | Literal["auto"] | None = "auto",
-                 projections: Iterable[Projection] = ()) -> None:
+                 projections: Iterable[Projection] = (), cluster: Cluster | None = None) -> None:
         if not isinstance(store, EventStore):
             raise InvalidActorType(f"store must be an eventstore.EventStore, got {store!r}")
+        if cluster is not None and not isinstance(cluster, Cluster):
+            raise InvalidActorType(f"cluster must be an actors.Cluster or None, got {cluster!r}")
+        if cluster is not None and not store.coordinates:
+            raise InvalidActorArgument(
+                f"{type(store).__name__} cannot coordinate a cluster (it lives in one process's "
+                "memory): use a SQLite file shared by the processes of one host, or PostgreSQL")
+        if cluster is not None and clock is not None and not isinstance(clock, WallClock):
+            raise InvalidActorArgument(
+                f"a cluster member runs on the wall clock (corrected to the database's), not "
+                f"{clock!r}: leave clock= out")
+        self.cluster = cluster
         if gc is not None and not isinstance(gc, GCPolicy):
             raise InvalidActorType(f"gc must be an actors.GCPolicy or None, got {gc!r}")
         self.gc = gc
         self.telemetry = check_telemetry(telemetry)
         self._telemetry: Telemetry | None = None  # the hooks installed while it runs
         self.store = store
-        self.clock = WallClock() if clock is None else clock
+        self.clock: Clock = WallClock() if clock is None else clock
+        self._hosting: Hosting | None = None
+        if cluster is not None:
+            corrected = CorrectedClock(self.clock)
+            self.clock = corrected
+            self._hosting = Hosting(self, cluster, Membership(store, cluster, corrected))
         self.idle_timeout = idle_timeout
         self._classes: dict[str, type[Actor]] = {}
         for cls in actors:
@@ -119,11 +138,21 @@ class ActorSystem:
         assert stack is not None, "ActorSystem.__aexit__ without __aenter__"
         return await stack.__aexit__(exc_type, exc, tb)
 
+    @property
+    def member(self) -> str | None:
+        """This member's id in its cluster (it changes when it rejoins), or None."""
+        return None if self._hosting is None else self._hosting.member.id
+
     @contextlib.asynccontextmanager
     async def _lifetime(self) -> AsyncIterator[None]:
         """The system's lifetime: its nursery, the wake-up task, and a clean stop at the end."""
         bound = binder.set(self._bind)  # refs decoded in this system's tasks are its own
-        await self._index.load(migrate=True)
+        hosting = self._hosting
+        if hosting is None:
+            await self._index.load(migrate=True)
+        else:  # each member claims due work from the store's index instead
+            await hosting.member.join()
+            hosting.serving.set()
         self._telemetry = resolve_telemetry(self.telemetry)
         if self._telemetry is not None:
             self._telemetry.watch(self, lambda: list(self._cells.values()))
@@ -134,6 +163,13 @@ class ActorSystem:
                 runtime_nurseries.add(nursery)
                 self._nursery = nursery
                 nursery.start_soon(self._wake_due_actors)
+                if hosting is not None:
+                    hosting.replies = Replies(self.store, nursery)
+                    nursery.start_soon(hosting.keep_membership)
+                    if hosting.cluster.hosting:
+                        nursery.start_soon(hosting.claim_due_work)
+                        nursery.start_soon(hosting.balance)
+                        self.store.watch_inboxes(hosting.inboxes_changed)
                 for runner in self._projections.values():
                     nursery.start_soon(self._host_projection, runner)
                 if self.gc is not None:
@@ -143,6 +179,9 @@ class ActorSystem:
                     await self.shutdown()
                 finally:
                     self._closing = True
+                    if hosting is not None:
+                        self.store.watch_inboxes(None)
+                        await hosting.leave()
                     nursery.cancel_scope.cancel()
                     if self._telemetry is not None:
                         self._telemetry.unwatch(self)
@@ -180,10 +219,23 @@ class ActorSystem:
             await cell.stopped.wait()
 
     async def spawn(self, cls: type[Actor], actor_id: str) -> ActorRef:
-        """Activate ``cls``/``actor_id`` now and return its ref once it has recovered."""
+        """Activate ``cls``/``actor_id`` now and return its ref once it has recovered.
+
+        In a cluster, the actor is claimed and activated here, unless another member owns it.
+        """
         self.register(cls)
         ref = self.ref(cls, actor_id)
-        await self._activate(kind_of(cls), check_actor_id(actor_id))
+        key = (kind_of(cls), check_actor_id(actor_id))
+        if self._hosting is None:
+            await self._activate(*key)
+            return ref
+        target = ref._resolve()
+        if isinstance(target, Routing):
+            target = await target.ready()
+        if isinstance(target, Cell):
+            await target.ready.wait()
+            if target.stopped.is_set():
+                raise target.stop_error()
         return ref
 
     def ref(self, cls: type[Actor], actor_id: str) -> ActorRef:
@@ -193,10 +245,14 @@ class ActorSystem:
         check_actor_id(actor_id)
         key = (kind, actor_id)
 
-        def resolve() -> Cell:
+        def resolve() -> Target:
             cell = self._cells.get(key)
             if cell is not None and not cell.closing:
                 return cell
+            if self._hosting is not None:
+                if self._nursery is None or self._closing:
+                    raise ActorStopped(f"{key[0]}({key[1]!r})", "its ActorSystem is not running")
+                return self._hosting.target(key)
             return self._activate_nowait(key)
 
         def current() -> Cell | None:
@@ -213,6 +269,40 @@ class ActorSystem:
     def active(self) -> int:
         """How many actors are in memory now."""
         return sum(1 for cell in self._cells.values() if not cell.stopped.is_set())
+
+    # -- for the cluster side (``_hosting``) ----------------------------------------------------
+
+    @property
+    def cells(self) -> dict[tuple[str, str], Cell]:
+        return self._cells
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(self._classes)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def replies(self) -> Replies:
+        assert self._hosting is not None and self._hosting.replies is not None
+        return self._hosting.replies
+
+    remote_ttl = 30.0
+    """Seconds a member trusts that another one owns an actor before it asks the store again."""
+
+    def background(self, function: Callable[..., Awaitable[object]], *args: object) -> None:
+        """Run ``function(*args)`` in the system's nursery."""
+        if self._nursery is None:
+            raise ActorStopped("the ActorSystem", "it is not running")
+        self._nursery.start_soon(function, *args)
+
+    def start_cell(self, key: tuple[str, str], fence: Fence) -> Cell:
+        """Serve ``key`` here under ``fence`` (a claim of this member)."""
+        cell = self._activate_nowait(key)
+        cell.journal.fence = fence
+        return cell
 
     # -- activation ------------------------------------------------------------------------------
 
@@ -241,6 +331,8 @@ class ActorSystem:
         except Exception:
             log.exception("%s stopped with an error", cell.name)
         finally:
+            if self._hosting is not None:
+                await self._hosting.release(cell)
             if self._cells.get(key) is cell:
                 del self._cells[key]
 
@@ -258,7 +350,7 @@ class ActorSystem:
         self._index.changed(cell.stream, wake_at)
         self._index_changed.set()
 
-    def _key_of(self, stream: str) -> tuple[str, str] | None:
+    def key_of(self, stream: str) -> tuple[str, str] | None:
         """The (kind, actor id) of an actor's stream, if this system hosts its kind."""
         for kind in sorted(self._classes, key=len, reverse=True):
             if stream.startswith(kind) and stream[len(kind):len(kind) + 1] == "-":
@@ -282,13 +374,16 @@ class ActorSystem:
             if self._closing:
                 return  # shutting down: activating now would only fail
             self._index.pop(stream, wake_at)
-            key = self._key_of(stream)
+            key = self.key_of(stream)
             if key is None:
                 continue  # an actor of a class this system does not host
             cell = self._cells.get(key)
             if cell is None or cell.closing:
                 try:
-                    self._activate_nowait(key)
+                    if self._hosting is not None:
+                        self._hosting.target(key).poke()  # claimed here, or owned elsewhere
+                    else:
+                        self._activate_nowait(key)
                 except ActorError as exc:
                     log.warning("cannot activate %s: %s", key, exc)
             await trio.sleep(0)

@@ -19,7 +19,7 @@ global position row on PostgreSQL, the write lock on SQLite), so the fence is a 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -273,6 +273,15 @@ class ClusterStore:
         names = None if streams is None else _streams(streams)
         return sorted(await self._owners(who, names), key=lambda row: row.stream)
 
+    def watch_inboxes(self, callback: Callable[[list[str] | None], None] | None) -> bool:
+        """Call ``callback(streams)`` on trio's thread when another process stores messages in
+        those streams' inboxes (None: it could not say which); None stops it. Whether this
+        backend tells at all: PostgreSQL does (``LISTEN/NOTIFY``, best effort: notifications
+        are lost across reconnects, so keep polling too); SQLite does not (poll). Not a
+        checkpoint."""
+        self._check_open()
+        return self._watch_inboxes(callback)
+
     async def database_time(self) -> float:
         """The database clock, in epoch seconds. A checkpoint."""
         self._check_open()
@@ -313,6 +322,9 @@ class ClusterStore:
 
     async def _database_time(self) -> float:
         raise self._no_cluster()
+
+    def _watch_inboxes(self, callback: Callable[[list[str] | None], None] | None) -> bool:
+        return False
 
     @property
     def coordinates(self) -> bool:

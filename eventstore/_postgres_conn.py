@@ -4,6 +4,7 @@ and checks of a connection's state."""
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import threading
 from collections.abc import Callable
@@ -24,11 +25,14 @@ class Listener:
     """
 
     def __init__(self, connect: Callable[[], Conn], channel: str, token: str,
-                 wake: Callable[[], None], retry_after: float) -> None:
+                 wake: Callable[[], None], retry_after: float,
+                 inboxes: Callable[[list[str] | None], None] | None = None) -> None:
         self._connect = connect
         self._channel = channel
         self._token = token
         self._wake = wake
+        self.inboxes = inboxes
+        """Told of the inboxes another process stored messages in (None: unknown which)."""
         self._retry_after = retry_after
         self._trio_token = trio.lowlevel.current_trio_token()
         self._stopping = threading.Event()
@@ -60,11 +64,27 @@ class Listener:
                         for note in conn.notifies(timeout=1.0):
                             if self._stopping.is_set():
                                 break
-                            if note.payload != self._token:
+                            token, _, targets = note.payload.partition(" ")
+                            if token != self._token:
                                 self._signal()
+                                if targets and self.inboxes is not None:
+                                    self._tell_inboxes(targets)
                         self._signal(ignore)  # stops the thread if trio.run has ended
             except (psycopg.Error, EventStoreError):
                 self._stopping.wait(self._retry_after)
+
+    def _tell_inboxes(self, targets: str) -> None:
+        streams: list[str] | None = None
+        with contextlib.suppress(ValueError):
+            found = json.loads(targets)
+            if isinstance(found, list) and all(isinstance(name, str) for name in found):
+                streams = found
+        hook = self.inboxes
+        if hook is not None:
+            try:
+                self._trio_token.run_sync_soon(hook, streams)
+            except trio.RunFinishedError:
+                self._stopping.set()
 
     def _signal(self, callback: Callable[[], None] | None = None) -> None:
         try:

@@ -23,6 +23,7 @@ out of reach for ``resolve_timeout`` seconds, the callers get ``AppendOutcomeUnk
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import uuid
@@ -78,6 +79,7 @@ _CHECKED = "nothing was written (its event ids were looked up after the failure)
 # SQLSTATE classes of an error about the data of a row (data exception, integrity constraint,
 # program limit exceeded): the append that holds the row fails alone.
 _ROW_ERRORS = ("22", "23", "54")
+_MAX_PAYLOAD = 7000  # bytes; PostgreSQL refuses a notification payload of 8000
 _KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2",
                "keepalives_count": "3"}
 IDLE_IN_TRANSACTION_TIMEOUT = "10s"
@@ -372,15 +374,17 @@ class PostgresEventStore(EventStore):
         conn, q = self._writer_conn(slot), self._sql
         rounds = append_rounds(batch)
         side = with_side(batch)
+        payload = self._payload(batch) if side else self._token
         try:
             try:
-                rows = self._send(conn, q.append_with_side if side else q.append, rounds)
+                rows = self._send(conn, q.append_with_side if side else q.append, rounds,
+                                  payload)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != "event_ids" or conn.broken:
                     raise
                 conn.execute("ROLLBACK")  # an id is stored: a retry, or a clash to report
                 rows = self._send(conn, q.append_with_side_checking_ids if side
-                                  else q.append_checking_ids, rounds)
+                                  else q.append_checking_ids, rounds, payload)
             return [*append_outcomes(batch, rows)]
         except psycopg.Error as exc:
             if not aborted(conn):
@@ -479,14 +483,23 @@ class PostgresEventStore(EventStore):
         except psycopg.Error as exc:
             raise self._failure(exc, conn, doing) from exc
 
-    def _send(self, conn: Conn, statement: str, rounds: list[tuple[list[Any], ...]]
-              ) -> list[tuple[Any, ...]]:
+    def _payload(self, batch: list[Request]) -> str:
+        """The batch's notification: our token, then the inboxes it stores messages in (as a
+        JSON list; ``*`` when too many to name)."""
+        targets = sorted({target for _, _, _, side in batch for target, _ in side.enqueue})
+        if not targets:
+            return self._token
+        named = json.dumps(targets)
+        return f"{self._token} {named if len(named.encode()) < _MAX_PAYLOAD else '*'}"
+
+    def _send(self, conn: Conn, statement: str, rounds: list[tuple[list[Any], ...]],
+              payload: str) -> list[tuple[Any, ...]]:
         """Run one append transaction in one round trip; the rows of its rounds."""
         with conn.pipeline():
             conn.execute("BEGIN")
             conn.execute(self._sql.lock_position)
             cursors = [conn.execute(statement, params) for params in rounds]
-            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
+            conn.execute("SELECT pg_notify(%s, %s)", (self._channel, payload))
             conn.execute("COMMIT")
         return [row for cursor in cursors for row in cursor.fetchall()]
 
@@ -638,11 +651,21 @@ class PostgresEventStore(EventStore):
     # -- subscriptions and closing --------------------------------------------------------------
 
     async def _wait_for_append(self, seen: trio.Event) -> None:
+        self._listen()
+        await super()._wait_for_append(seen)
+
+    def _listen(self) -> Listener | None:
         if self._listener is None and not self._closed:
             self._listener = Listener(self._connect, self._channel, self._token,
                                        self._notify_appended, min(self.poll_interval, 1.0))
             self._listener.start()
-        await super()._wait_for_append(seen)
+        return self._listener
+
+    def _watch_inboxes(self, callback: Callable[[list[str] | None], None] | None) -> bool:
+        listener = self._listen()
+        if listener is not None:
+            listener.inboxes = callback
+        return True
 
     async def _aclose(self) -> None:
         # Connections in use are closed by whoever holds them, when they see the store closed.
