@@ -191,9 +191,10 @@ class Membership:
             heartbeat.close()
         if why and not stop.is_set():
             with contextlib.suppress(trio.RunFinishedError):  # the run ended: nobody to tell
-                token.run_sync_soon(self._lose, member, why)
+                token.run_sync_soon(self.lose, member, why)
 
-    def _lose(self, member: str, why: str) -> None:
+    def lose(self, member: str, why: str) -> None:
+        """``member`` lost its membership (if it is still this one's id)."""
         if member == self.id and not self.lost.is_set():
             log.error("member %s lost its membership: %s; its actors stop, and it rejoins "
                       "under a new id", member, why)

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from eventstore import Claim, EventStoreError, Fence, NotAlive
+from eventstore import Claim, EventStoreError, Fence, Fenced, NotAlive
 
 from ._cell import Cell
 from ._cluster import Cluster, Membership
 from ._errors import ActorStopped
+from ._projection_run import ProjectionRunner
 from ._remote import Remote, Replies
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Hosting:
         self.serving = trio.Event()  # set while the membership holds
         self._due = trio.Event()
         self._released: dict[str, trio.Event] = {}
+        self._projections: set[trio.CancelScope] = set()  # hosted projection runners
 
     # -- finding an actor ------------------------------------------------------------------------
 
@@ -249,6 +251,12 @@ class Hosting:
             log.warning("giving up unknown actors failed (%r); their lease ends with this "
                         "member's", exc)
 
+    def fenced(self, member: str) -> None:
+        """A write under ``member`` was fenced: if that is this member's current id, the store
+        declared it dead (its heartbeat thread may not know yet): rejoin."""
+        if member == self.member.id:
+            self.member.lose(member, "a write of one of its actors was fenced")
+
     async def keep_membership(self) -> None:
         """When the membership is lost: stop every actor (their writes are fenced already; their
         waiting asks fail), then rejoin under a new member id."""
@@ -256,6 +264,8 @@ class Hosting:
         while True:
             await self.member.lost.wait()
             self.serving = trio.Event()
+            for scope in self._projections:
+                scope.cancel()
             cells = list(system.cells.values())
             for cell in cells:
                 cell.request_stop()
@@ -300,6 +310,41 @@ class Hosting:
                 if cell.idle():
                     cell.request_stop()
                     excess -= 1
+
+    async def host_projection(self, runner: ProjectionRunner) -> None:
+        """Run ``runner`` while this member holds the claim of its name (an owner row named
+        like the projection), fenced with it: one member at a time runs a projection; another
+        takes it over when this one dies or leaves."""
+        system = self.system
+        stream = runner.name
+        if not self.cluster.hosting:
+            return
+        while True:
+            await self.serving.wait()
+            try:
+                claim = await system.store.claim(stream, self.member.id)
+            except EventStoreError as exc:  # NotAlive: rejoining
+                log.info("projection %r: claiming it failed (%r)", runner.name, exc)
+                claim = None
+            if claim is None or not claim.claimed:
+                runner.state = "elsewhere" if claim is not None else runner.state
+                await trio.sleep(self.cluster.poll_seconds)
+                continue
+            runner.fence = claim.fence()
+            try:
+                with trio.CancelScope() as scope:
+                    self._projections.add(scope)
+                    await runner.run()
+            except Fenced:
+                log.warning("projection %r: this member lost it (another member runs it now)",
+                            runner.name)
+            finally:
+                self._projections.discard(scope)
+                runner.fence = None
+            if runner.state == "failed":
+                return  # stopped alone, its error visible; it keeps the claim
+            if scope.cancelled_caught:
+                continue  # the membership was lost: claim it again once rejoined
 
     async def leave(self) -> None:
         """A clean exit: every actor has stopped and been released; leave the cluster."""

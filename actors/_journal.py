@@ -200,9 +200,7 @@ class Journal:
                                f"(version {exc.actual}, expected {exc.expected})")
                 raise ActorStopped(self.cell.name, self.broken) from exc
             except Fenced as exc:
-                self.broken = (f"this member no longer owns it (epoch {exc.epoch}): another "
-                               "member may serve it now")
-                raise ActorStopped(self.cell.name, self.broken) from exc
+                raise ActorStopped(self.cell.name, self._fenced(exc)) from exc
             except AppendOutcomeUnknown as exc:
                 # Neither "done" nor "not done" would be honest: stop, and let the next
                 # activation read the log to learn which it was.
@@ -229,6 +227,17 @@ class Journal:
             for out in outgoing:
                 out.deliver()
             await self._after_commit()
+
+    def _fenced(self, exc: Fenced) -> str:
+        """A write was fenced: this member lost the actor (it was declared dead, since a claim
+        takes an actor only from a dead member); the actor stops, and the member rejoins.
+        Why it stops."""
+        self.broken = (f"this member no longer owns it (epoch {exc.epoch}): another member may "
+                       "serve it now")
+        system = self.cell.system
+        if system is not None:
+            system.fenced(exc.member)
+        return self.broken
 
     async def _fold_ahead(self, mine: list[Pending]) -> ActorState:
         """Before a commit that puts ``mine`` ahead of other live turns' earlier events: the
@@ -337,7 +346,10 @@ class Journal:
     async def _index(self, wake: float | None) -> None:
         """Set the wake time in the store's index without a commit (at start, at a stop)."""
         assert self.work_hook is not None
-        await self.store.set_wake(self.stream, wake, fence=self.fence)
+        try:
+            await self.store.set_wake(self.stream, wake, fence=self.fence)
+        except Fenced as exc:
+            raise ActorStopped(self.cell.name, self._fenced(exc)) from exc
         self.indexed = wake
         self.work_hook(self.cell, wake)
 

@@ -22,6 +22,8 @@ import trio
 from eventstore import (
     EventStore,
     EventStoreError,
+    Fence,
+    Fenced,
     InvalidArgument,
     OffsetConflict,
     RecordedEvent,
@@ -85,7 +87,7 @@ class ProjectionRunner:
         self.name = self.shape.name
         self.state = "stopped"
         """``starting``, ``catching up``, ``live``, ``paused``, ``rebuilding``, ``failed`` or
-        ``stopped``."""
+        ``stopped``; in a cluster, ``elsewhere`` while another member runs it."""
         self.offset = 0
         """The last global position handled and committed."""
         self.error: ProjectionFailed | None = None
@@ -97,6 +99,8 @@ class ProjectionRunner:
         self._rebuilt = trio.Event()
         self._wait_scope: trio.CancelScope | None = None
         self._names: list[str] | None = None
+        self.fence: Fence | None = None
+        """In a cluster: the claim it runs under; every offset it saves is fenced with it."""
 
     def __repr__(self) -> str:
         return f"<ProjectionRunner {self.name!r} {self.state} at {self.offset}>"
@@ -166,6 +170,7 @@ class ProjectionRunner:
         Raises:
             ProjectionFailed: a batch failed ``max_attempts`` times; its offset stays before it.
             InvalidActorArgument: a projection of this name already runs on this store.
+            Fenced: in a cluster, another member runs it now (this member lost its claim).
         """
         names = _running.setdefault(self.store, set())
         if self.name in names:
@@ -191,7 +196,7 @@ class ProjectionRunner:
                     await self._follow()
                 except _Restart:
                     continue
-                except ProjectionFailed:
+                except (ProjectionFailed, Fenced):
                     raise
                 except (EventStoreError, OSError) as exc:
                     # The store failed (a lost connection, a full disk): try again, for ever.
@@ -285,7 +290,7 @@ class ProjectionRunner:
             try:
                 await work()
                 return
-            except _Restart:
+            except (_Restart, Fenced):
                 raise
             except Exception as exc:
                 # A refused argument (SQL on a store without it) fails the same way again.
@@ -304,7 +309,7 @@ class ProjectionRunner:
         self._moved()
         with contextlib.suppress(EventStoreError):
             await self.store.save_offset(self.name, position, expected=position,
-                                         state="failed", error=error.error)
+                                         state="failed", error=error.error, fence=self.fence)
         log.error("%s", error)
         raise error from exc
 
@@ -312,7 +317,8 @@ class ProjectionRunner:
                     state: str) -> None:
         try:
             await self.store.save_offset(self.name, position, expected=expected, state=state,
-                                         statements=() if tx is None else tx.statements)
+                                         statements=() if tx is None else tx.statements,
+                                         fence=self.fence)
         except OffsetConflict as exc:
             raise _Restart from exc
 

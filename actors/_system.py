@@ -197,9 +197,13 @@ class ActorSystem:
                 f"{sorted(self._projections) or 'none'}") from None
 
     async def _host_projection(self, runner: ProjectionRunner) -> None:
-        """Run a projection; its failure stops it alone (``runner.error``), not the system."""
+        """Run a projection; its failure stops it alone (``runner.error``), not the system.
+        In a cluster, one member at a time runs it."""
         try:
-            await runner.run()
+            if self._hosting is not None:
+                await self._hosting.host_projection(runner)
+            else:
+                await runner.run()
         except ProjectionFailed:
             pass  # logged by the runner; visible as runner.state and runner.error
         except Exception:
@@ -297,6 +301,11 @@ class ActorSystem:
         if self._nursery is None:
             raise ActorStopped("the ActorSystem", "it is not running")
         self._nursery.start_soon(function, *args)
+
+    def fenced(self, member: str) -> None:
+        """A write of ``member`` was fenced: if that is this member, it lost its membership."""
+        if self._hosting is not None:
+            self._hosting.fenced(member)
 
     def start_cell(self, key: tuple[str, str], fence: Fence) -> Cell:
         """Serve ``key`` here under ``fence`` (a claim of this member)."""

@@ -16,6 +16,8 @@ from typing import Any, TypeAlias
 import attrs
 
 from . import _validate as check
+from ._cluster import Fence
+from ._cluster import fence as checked_fence
 from ._errors import EventStoreError, InvalidArgument
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
@@ -110,7 +112,8 @@ class OffsetStore:
 
     async def save_offset(self, name: str, position: int, *, expected: int | None = None,
                           state: str = "running", error: str | None = None,
-                          statements: Iterable[Statement | str] = ()) -> None:
+                          statements: Iterable[Statement | str] = (),
+                          fence: Fence | None = None) -> None:
         """Store ``position`` (and ``state``, ``error``) as consumer ``name``'s offset.
 
         With ``expected``, only if the stored position is ``expected`` (0 when there is none):
@@ -120,11 +123,15 @@ class OffsetStore:
         take statements; on PostgreSQL they run with the store's schema first on the
         ``search_path``. They must not touch the store's own tables.
 
+        With ``fence`` (a claim of the consumer's name, in a cluster: see ``EventStore.claim``),
+        only if that member still owns it under that epoch, checked in the same transaction.
+
         A checkpoint. If cancelled midway, the transaction is committed whole or not at all;
         load the offset to know which.
 
         Raises:
             OffsetConflict: the stored position is not ``expected``; nothing was written.
+            Fenced: ``fence`` no longer owns the consumer; nothing was written.
             InvalidArgument: a bad name, position, state or statement; or statements given to a
                 store without SQL (the memory store).
             EventStoreError: a statement failed; nothing was written.
@@ -134,7 +141,8 @@ class OffsetStore:
         at = check.whole(position, "position", minimum=0)
         before = check.optional_whole(expected, "expected", minimum=0)
         sql = checked_statements(statements)
-        await self._save_offset(consumer, at, before, state_text(state), error_text(error), sql)
+        await self._save_offset(consumer, at, before, state_text(state), error_text(error), sql,
+                                checked_fence(fence))
 
     async def head_position(self) -> int:
         """The highest global position committed so far (0 for an empty store). A checkpoint."""
@@ -153,9 +161,10 @@ class OffsetStore:
         raise self._no_offsets()
 
     async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
-                           error: str | None, statements: list[Statement]) -> None:
-        """Store the offset (checking ``expected``: ``OffsetConflict``) after ``statements``, in
-        one transaction."""
+                           error: str | None, statements: list[Statement],
+                           fence: Fence | None) -> None:
+        """Store the offset (checking ``expected``: ``OffsetConflict``; ``fence``: ``Fenced``)
+        after ``statements``, in one transaction."""
         raise self._no_offsets()
 
     async def _head_position(self) -> int:

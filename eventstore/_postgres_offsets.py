@@ -12,8 +12,10 @@ from typing import Any
 
 import psycopg
 
+from ._cluster import Fence, Fenced
 from ._errors import EventStoreError, OffsetConflict
 from ._offsets import ConsumerOffset, Statement
+from ._postgres_sql import LIVE
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _COLUMNS = "name, position, state, error, updated_at"
@@ -38,8 +40,8 @@ def head(conn: Conn, schema: str) -> int:
 
 
 def save(conn: Conn, schema: str, name: str, position: int, expected: int | None, state: str,
-         error: str | None, statements: list[Statement]) -> None:
-    if not statements and expected is not None:
+         error: str | None, statements: list[Statement], fence: Fence | None = None) -> None:
+    if not statements and expected is not None and fence is None:
         # The common move of an offset with nothing else to write: one statement, one round
         # trip (the connection is in autocommit mode).
         moved = conn.execute(
@@ -49,6 +51,14 @@ def save(conn: Conn, schema: str, name: str, position: int, expected: int | None
         if moved is not None:
             return
     with conn.transaction():
+        if fence is not None:
+            # The owner row, locked until the commit: a claim of it waits for this transaction.
+            owned = conn.execute(
+                f"SELECT FROM {schema}.owners o JOIN {schema}.members m ON m.id = o.member "
+                f"WHERE o.stream = %s AND o.member = %s AND o.epoch = %s AND {LIVE.format(m='m')} "
+                "FOR SHARE OF o", (name, fence.member, fence.epoch)).fetchone()
+            if owned is None:
+                raise Fenced(name, fence.member, fence.epoch)
         row = conn.execute(f"SELECT position FROM {schema}.offsets WHERE name = %s FOR UPDATE",
                            (name,)).fetchone()
         if expected is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
+from ._cluster import Fence, Fenced
 from ._errors import EventStoreError, OffsetConflict
 from ._offsets import ConsumerOffset, Statement
 from ._sqlite_schema import micros
@@ -39,10 +40,20 @@ def head(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
+# The fence, under the write lock that claims take too: a plain read.
+_OWNED = ("SELECT 1 FROM owners o JOIN members m ON m.id = o.member "
+          "WHERE o.stream = ? AND o.member = ? AND o.epoch = ? AND m.state = 'alive' "
+          "AND m.heartbeat_at > (julianday('now') - 2440587.5) * 86400.0 - m.lease")
+
+
 def save(conn: sqlite3.Connection, name: str, position: int, expected: int | None, state: str,
-         error: str | None, statements: list[Statement]) -> None:
-    """One transaction: check ``expected``, run ``statements``, store the offset."""
+         error: str | None, statements: list[Statement], fence: Fence | None = None) -> None:
+    """One transaction: check ``fence`` and ``expected``, run ``statements``, store the
+    offset."""
     conn.execute("BEGIN IMMEDIATE")
+    if fence is not None and conn.execute(_OWNED, (name, fence.member, fence.epoch)).fetchone() \
+            is None:
+        raise Fenced(name, fence.member, fence.epoch)
     if expected is not None:
         row = conn.execute("SELECT position FROM offsets WHERE name = ?", (name,)).fetchone()
         actual = 0 if row is None else int(row[0])

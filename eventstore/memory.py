@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import attrs
 import trio
 
+from ._cluster import Fence
 from ._codec import Codec
 from ._errors import InvalidArgument, OffsetConflict, WrongExpectedVersion
 from ._model import AppendResult, Expected, RecordedEvent
@@ -185,7 +186,10 @@ class MemoryEventStore(EventStore):
         return list(self._consumers.values())
 
     async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
-                           error: str | None, statements: list[Statement]) -> None:
+                           error: str | None, statements: list[Statement],
+                           fence: Fence | None) -> None:
+        if fence is not None:
+            raise self._no_cluster()
         await trio.lowlevel.checkpoint()
         if statements:
             raise InvalidArgument(

@@ -586,10 +586,11 @@ class PostgresEventStore(EventStore):
                                 lambda conn: offsets.load_all(conn, self._sql.schema))
 
     async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
-                           error: str | None, statements: list[Statement]) -> None:
+                           error: str | None, statements: list[Statement],
+                           fence: Fence | None) -> None:
         def work(conn: Conn) -> None:
             offsets.save(conn, self._sql.schema, name, position, expected, state, error,
-                         statements)
+                         statements, fence)
 
         # Not retried on a lost connection, as reads are: the commit may have gone through.
         await self._prepare()

@@ -37,6 +37,7 @@ import trio
 
 from . import _sqlite_offsets as offsets
 from . import _validate as check
+from ._cluster import Fence
 from ._codec import Codec
 from ._errors import (
     DecodeError,
@@ -424,9 +425,10 @@ class SQLiteEventStore(EventStore):
         return await self._read(offsets.load_all)
 
     async def _save_offset(self, name: str, position: int, expected: int | None, state: str,
-                           error: str | None, statements: list[Statement]) -> None:
+                           error: str | None, statements: list[Statement],
+                           fence: Fence | None) -> None:
         await self._write(lambda conn: offsets.save(conn, name, position, expected, state,
-                                                    error, statements))
+                                                    error, statements, fence))
 
     async def _head_position(self) -> int:
         return await self._read(offsets.head)
