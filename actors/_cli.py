@@ -24,6 +24,7 @@ from eventstore.sqlite import SQLiteEventStore
 from . import replay
 from ._actor import Actor
 from ._actor_class import check_actor_class, kind_of
+from ._cli_cluster import cluster
 from ._cli_dead import DeadLetter, dead_letters, resolve
 from ._cli_parser import INDEX_STREAM, parser
 from ._cli_projections import projections
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     run = {"streams": _streams, "log": _log, "replay": _replay, "export": _export,
            "import": _import, "check": _check, "timers": _timers,
            "projections": projections,
-           "dead-letters": _dead_letters}[args.command]
+           "dead-letters": _dead_letters, "cluster": cluster}[args.command]
     try:
         status: int = trio.run(run, args)
     except KeyboardInterrupt:

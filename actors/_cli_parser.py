@@ -40,6 +40,10 @@ EXAMPLES = {
         python -m actors dead-letters sqlite:///app.db
         python -m actors dead-letters retry sqlite:///app.db Account-a1 42
         python -m actors dead-letters drop sqlite:///app.db Account-a1 43 --json""",
+    "cluster": """
+        python -m actors cluster postgresql://app@db/prod
+        python -m actors cluster 'postgresql://app@db/prod?schema=billing' --limit 5
+        python -m actors cluster postgresql://app@db/prod --member web-1-4242-9f2c1a7e --json""",
 }
 
 DEAD_LETTERS_HELP = ("the messages actors set aside after their turns kept failing; retry or "
@@ -54,6 +58,17 @@ A retried message waits in the actor's inbox. An ActorSystem running elsewhere d
 the store: it picks the message up when the actor is next activated (at the system's next
 start, or after a passivation), or when a message is next sent to that actor; until then it
 waits.
+"""
+
+
+CLUSTER_LIMIT = 20
+"""How many actors of each member ``cluster`` lists by default."""
+
+CLUSTER_NOTE = """\
+A member is alive while its lease holds (on the database clock), dead once its last heartbeat is
+older than its lease (any live member may claim its actors, which stay listed under it until
+then), left once it said goodbye (its actors were released). The last line counts the members,
+the actors owned and the released ones, which the next claim takes.
 """
 
 
@@ -146,6 +161,15 @@ def parser() -> argparse.ArgumentParser:
                            "and the dead letter's SEQ (its inbox sequence, as listed)")
     dead.add_argument("--all", action="store_true",
                       help="list the retried and dropped dead letters too")
+    members = command("cluster", "the members of a cluster (alive, dead, left; heartbeat age, "
+                      "lease) and the actors each one owns",
+                      json_help="one object per member, with all its actors (then one with "
+                                "the released ones)", note=CLUSTER_NOTE)
+    _url(members)
+    members.add_argument("--limit", type=_positive, default=CLUSTER_LIMIT, metavar="N",
+                         help=f"list at most N actors of each member (default {CLUSTER_LIMIT})")
+    members.add_argument("--member", metavar="ID",
+                         help="only this member, with all the actors it owns")
     return main
 
 
