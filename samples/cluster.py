@@ -35,14 +35,13 @@ LEASE = 2.0  # short for the demo; see docs/cluster.md for sizing a lease
 
 
 async def member(url: str) -> None:
-    """One member: hosts accounts until interrupted (SIGINT or SIGTERM: it leaves cleanly)."""
+    """One member: hosts accounts until interrupted (Ctrl-C: it leaves the cluster, handing
+    its accounts over at once)."""
     store = eventstore.open(url)
     cluster = actors.Cluster(lease_seconds=LEASE, poll_seconds=0.2)
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with store, actors.ActorSystem(store, actors=[Account], cluster=cluster) as system:
-            print(f"member {system.member} ready", flush=True)
-            async for _ in signals:
-                break  # leaving the block stops its actors, then leaves the cluster
+    async with store, actors.ActorSystem(store, actors=[Account], cluster=cluster) as system:
+        print(f"member {system.member} ready", flush=True)
+        await trio.sleep_forever()
 # --8<-- [end:member]
 
 
@@ -75,7 +74,7 @@ async def client(url: str) -> None:
                 print(f"{name}: {balance}")
     finally:
         for process in members:
-            process.send_signal(signal.SIGINT)  # a clean leave; the killed one is gone already
+            process.send_signal(signal.SIGINT)  # it leaves; the killed one is gone already
         for process in members:
             process.wait(timeout=30)
 
@@ -105,11 +104,11 @@ def drop(url: str, schema: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[2] == "member":
-        trio.run(member, sys.argv[1])
+        actors.run_program(member, sys.argv[1])
     elif len(sys.argv) == 2:
         target, own = with_schema(sys.argv[1])
         try:
-            trio.run(client, target)
+            actors.run_program(client, target)
         finally:
             if "schema=" not in sys.argv[1]:
                 drop(sys.argv[1], own)

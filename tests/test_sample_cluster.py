@@ -3,11 +3,13 @@ its accounts are claimed by the survivor, and no deposit is lost or applied twic
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import trio
 
 SAMPLES = Path(__file__).parent.parent / "samples"
 
@@ -25,3 +27,27 @@ def test_the_cluster_sample_survives_a_killed_member(postgres_url: str, tmp_path
     for n, name in enumerate(["alice", "bob", "carol", "dave", "erin", "frank", "grace",
                               "heidi"]):
         assert f"{name}: {110 + n}\n" in out  # 10 + n, then 100: each deposit exactly once
+
+
+@pytest.mark.postgres
+async def test_ctrl_c_on_a_member_leaves_the_cluster_and_exits_130(
+        postgres_url: str, postgres_schema: str, tmp_path: Path) -> None:
+    await trio.to_thread.run_sync(interrupt_a_member, postgres_url, postgres_schema, tmp_path)
+
+
+def interrupt_a_member(postgres_url: str, postgres_schema: str, tmp_path: Path) -> None:
+    url = f"{postgres_url}?schema={postgres_schema}"
+    with subprocess.Popen([sys.executable, str(SAMPLES / "cluster.py"), url, "member"],
+                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                      signal.SIG_DFL)) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().endswith(" ready\n")
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert stderr.splitlines() == ["cluster.py: interrupted"]
+    import psycopg
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        states = conn.execute(f'SELECT state FROM "{postgres_schema}".members').fetchall()
+    assert states == [("left",)]
