@@ -26,10 +26,10 @@ import sys
 import uuid
 
 import trio
+from bank import Account, Deposit, GetBalance
 
 import actors
 import eventstore
-from bank import Account, Deposit, GetBalance
 
 LEASE = 2.0  # short for the demo; see docs/cluster.md for sizing a lease
 
