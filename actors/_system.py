@@ -149,6 +149,7 @@ class ActorSystem:
         bound = binder.set(self._bind)  # refs decoded in this system's tasks are its own
         hosting = self._hosting
         if hosting is None:
+            await self._refuse_beside_a_cluster()
             await self._index.load(migrate=True)
         else:  # each member claims due work from the store's index instead
             await hosting.member.join()
@@ -186,6 +187,18 @@ class ActorSystem:
                     if self._telemetry is not None:
                         self._telemetry.unwatch(self)
                     binder.reset(bound)
+
+    async def _refuse_beside_a_cluster(self) -> None:
+        """A system outside the cluster would serve actors its members own, unfenced."""
+        if not self.store.coordinates:
+            return
+        alive = [m.id for m in await self.store.members() if m.state == "alive" and m.hosting]
+        if alive:
+            raise InvalidActorArgument(
+                f"this store is served by a cluster ({len(alive)} member(s) alive, such as "
+                f"{alive[0]!r}): an ActorSystem without cluster= would run their actors a "
+                "second time; start it with cluster=actors.Cluster(...) (hosting=False for a "
+                "client)")
 
     def projection(self, name: str) -> ProjectionRunner:
         """The runner of the hosted projection ``name``: its state, offset, lag, operations."""

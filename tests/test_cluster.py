@@ -125,6 +125,17 @@ async def test_a_member_runs_on_the_wall_clock(postgres_store: EventStore) -> No
                     clock=actors.VirtualClock())
 
 
+async def test_a_system_outside_the_cluster_refuses_to_start_beside_it(
+        pair: tuple[EventStore, EventStore]) -> None:
+    one, two = pair
+    async with member(one):
+        with pytest.raises(actors.InvalidActorArgument, match="served by a cluster"):
+            async with ActorSystem(two, actors=[Counter]):
+                pass
+    async with ActorSystem(two, actors=[Counter]) as alone:  # once it left: fine
+        assert await alone.ref(Counter, "c").ask(1) == 1
+
+
 # -- routing and ownership --------------------------------------------------------------------
 
 
