@@ -140,8 +140,9 @@ class Hosting:
             await self.serving.wait()
             try:
                 claim = await system.store.claim(stream, self.member.id)
-            except NotAlive:
-                continue  # the membership is being renewed: ``serving`` waits for it
+            except NotAlive as exc:
+                self.not_alive(exc)
+                continue  # ``serving`` waits for the new membership
             cell = system.cells.get(key)
             if cell is not None and not cell.closing:
                 return cell  # activated by another path meanwhile (and claimed again: see below)
@@ -220,7 +221,8 @@ class Hosting:
             try:
                 claims = await system.store.claim_due(self.member.id, prefixes=prefixes,
                                                       limit=room, slack=2 * cluster.poll_seconds)
-            except NotAlive:
+            except NotAlive as exc:
+                self.not_alive(exc)
                 continue
             except EventStoreError as exc:
                 log.warning("claiming due work failed (%r); it may have claimed actors it does "
@@ -250,6 +252,13 @@ class Hosting:
         except EventStoreError as exc:
             log.warning("giving up unknown actors failed (%r); their lease ends with this "
                         "member's", exc)
+
+    def not_alive(self, exc: NotAlive) -> None:
+        """A claim found this member not alive: it lost its membership (its heartbeat thread
+        may not know yet); stop serving until it has rejoined."""
+        if exc.member == self.member.id:
+            self.serving = trio.Event()
+            self.member.lose(exc.member, "a claim found it not alive")
 
     def fenced(self, member: str) -> None:
         """A write under ``member`` was fenced: if that is this member's current id, the store
