@@ -35,7 +35,7 @@ from eventstore import (
     NewEvent,
     WrongExpectedVersion,
 )
-from eventstore._model import encoded_new_event
+from eventstore._validate import json_text
 
 from ._errors import ActorError, ActorStopped, RecoveryError
 from ._events import ScopeCommitted, markable
@@ -182,7 +182,8 @@ class Journal:
                 wake_at = wake
             fence = self.fence
             if fence is not None:
-                batch = [stamped(new, fence) for new in batch]
+                text = stamp_text(fence)
+                batch = [stamped(new, fence, text) for new in batch]
             if acknowledge or outgoing or wake_at is not KEEP or fence is not None:
                 append = self.store.append(
                     self.stream, batch, expected_version=self.state.version,
@@ -438,12 +439,21 @@ async def recover_into(state: ActorState, store: EventStore, stream: str, *, sna
     return used
 
 
-def stamped(new: NewEvent, fence: Fence) -> NewEvent:
-    """``new`` with the member and epoch it is committed under in its metadata."""
-    metadata = {**new.metadata, "member": fence.member, "epoch": fence.epoch}
-    if new.data_json is None:
-        return NewEvent(new.type, new.data, metadata, new.id)
-    return encoded_new_event(new.type, new.data, metadata, new.id, new.data_json)
+def stamped(new: NewEvent, fence: Fence, text: str) -> NewEvent:
+    """``new`` with the member and epoch it is committed under in its metadata (``text``: that
+    metadata as JSON, for an event that has no other)."""
+    if new.metadata:
+        return NewEvent(new.type, new.data, {**new.metadata, "member": fence.member,
+                                             "epoch": fence.epoch}, new.id)
+    event = NewEvent(new.type, new.data, {"member": fence.member, "epoch": fence.epoch}, new.id)
+    object.__setattr__(event, "data_json", new.data_json)
+    object.__setattr__(event, "metadata_json", text)
+    return event
+
+
+def stamp_text(fence: Fence) -> str:
+    """The metadata JSON of an event stamped with ``fence`` and nothing else."""
+    return json_text({"member": fence.member, "epoch": fence.epoch})
 
 
 def _earlier(new: float | None, old: float | None) -> bool:

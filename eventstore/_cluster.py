@@ -34,12 +34,25 @@ MAX_MEMBER_LENGTH = 100
 MemberState = Literal["alive", "dead", "left"]
 
 
+def _member_field(_: object, attribute: attrs.Attribute[str], value: object) -> None:
+    member_id(value, f"fence.{attribute.name}")
+
+
+def _epoch_field(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgument(f"fence.epoch must be an int >= 1, got {value!r}")
+
+
 @attrs.frozen
 class Fence:
-    """What a fenced write proves: its member still owns the stream, under this epoch."""
+    """What a fenced write proves: its member still owns the stream, under this epoch.
 
-    member: str
-    epoch: int
+    Raises:
+        InvalidArgument: a member id or an epoch that no claim gives.
+    """
+
+    member: str = attrs.field(validator=_member_field)
+    epoch: int = attrs.field(validator=_epoch_field)
 
 
 @attrs.frozen

@@ -69,6 +69,9 @@ class NewEvent:
     encodes and checks once, at emit); None for an event built by hand, which ``append``
     encodes. Not an argument, so ``attrs.evolve`` drops it and the changed event is encoded
     again."""
+    metadata_json: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    """``metadata`` as JSON text, when whoever made the event encoded it already (a cluster
+    member stamps the same member and epoch on every event); None: ``append`` encodes it."""
 
 
 def encoded_new_event(type: str, data: Any, metadata: dict[str, Any], id: uuid.UUID | None,

@@ -88,6 +88,7 @@ class Statements:
     def __init__(self, s: str) -> None:
         self.schema = s
         columns = "version, position, type, data, metadata, id, recorded_at"
+        live = LIVE.format(m="m")
         self.create_schema = [
             f"CREATE SCHEMA IF NOT EXISTS {s}",
             f"""CREATE TABLE IF NOT EXISTS {s}.schema_version (
@@ -132,14 +133,19 @@ class Statements:
         # accepted ones (ok) get consecutive positions in batch order.
         append = f"""
             WITH req AS (
-                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::int[])
-                    AS r(idx, stream, expected, n)
+                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[], %b::int[], %b::text[],
+                                     %b::bigint[])
+                    AS r(idx, stream, expected, n, fence_member, fence_epoch)
             ), ev AS (
                 SELECT * FROM unnest(%b::int[], %b::int[], %b::text[], %b::text[], %b::text[],
                                      %b::uuid[], %b::timestamptz[])
                     AS e(idx, rank, type, data, metadata, id, recorded_at)
             ){{inputs}}, cur AS (
-                SELECT req.*, {{fenced}} AS fenced, coalesce(greatest(
+                SELECT req.*, (req.fence_member IS NOT NULL AND NOT EXISTS (
+                    SELECT FROM {s}.owners o JOIN {s}.members m ON m.id = o.member
+                    WHERE o.stream = req.stream AND o.member = req.fence_member
+                        AND o.epoch = req.fence_epoch AND {live})) AS fenced,
+                    coalesce(greatest(
                     (SELECT max(version) FROM {s}.events WHERE stream = req.stream),
                     (SELECT version FROM {s}.deleted WHERE stream = req.stream)), 0) AS actual
                 FROM req
@@ -174,8 +180,7 @@ class Statements:
                    found.ids, found.streams, found.versions, found.positions, cur.fenced
             FROM cur LEFT JOIN ok USING (idx) LEFT JOIN found USING (idx)
         """
-        plain = append.replace("{inputs}", "").replace("{side}", "").replace(
-            "{count}", "").replace("{fenced}", "false")
+        plain = append.replace("{inputs}", "").replace("{side}", "").replace("{count}", "")
         # The same with each accepted append's side (see ``eventstore._work``), written by the
         # same statement: what it acknowledges (ack: its own stream's inbox rows by id), the
         # messages it enqueues (msg, in order, each skipped when its id waits in that inbox
@@ -194,15 +199,7 @@ class Statements:
             ), wk AS (
                 SELECT * FROM unnest(%b::int[], %b::bool[], %b::float8[])
                     AS w(idx, clear, wake_at)
-            ), fc AS (
-                SELECT * FROM unnest(%b::int[], %b::text[], %b::bigint[])
-                    AS f(idx, member, epoch)
-            )""").replace("{fenced}", f"""EXISTS (
-                    SELECT FROM fc WHERE fc.idx = req.idx AND NOT EXISTS (
-                        SELECT FROM {s}.owners o JOIN {s}.members m ON m.id = o.member
-                        WHERE o.stream = req.stream AND o.member = fc.member
-                            AND o.epoch = fc.epoch AND {LIVE.format(m="m")}))""").replace(
-            "{side}", f""", again AS (
+            )""").replace("{side}", f""", again AS (
                 SELECT ok.idx, ack.id FROM ok JOIN ack USING (idx)
                 WHERE EXISTS (SELECT FROM msg WHERE msg.idx = ack.idx
                               AND msg.stream = ok.stream AND msg.id = ack.id)
@@ -231,9 +228,10 @@ class Statements:
                 WHERE wk.idx = ok.idx AND wk.clear AND wake.stream = ok.stream
             )""").replace(
             "{count}", ", inbox_seq = inbox_seq + (SELECT count(*) FROM ok JOIN msg USING (idx))")
-        # A fenced append (fc: its member and epoch) passes only if that member owns the stream
-        # under that epoch and its lease holds, read after the position lock (which claims take
-        # too): a plain read that no claim can change before this transaction commits.
+        # A fenced append (its member and epoch; NULL for none) passes only if that member owns
+        # the stream under that epoch and its lease holds, read after the position lock (which
+        # claims take too): a plain read, by key, that no claim can change before this
+        # transaction commits.
         # Retries are rare: an accepted append's ids are not looked up, the unique constraint
         # on ids catches one stored already (an ANY retry, a clash), and then the batch is sent
         # again looking up every id.
@@ -410,8 +408,9 @@ def _migrate(conn: Conn, q: Statements, schema: str, server: str, version: int) 
 
 
 def with_side(batch: list[Request]) -> bool:
-    """Whether an append of ``batch`` has a side: then it takes the ``append_with_side`` SQL."""
-    return any(not side.empty for _, _, _, side in batch)
+    """Whether an append of ``batch`` writes inboxes or a wake time: then it takes the
+    ``append_with_side`` SQL (a fence alone does not need it)."""
+    return any(side.writes for _, _, _, side in batch)
 
 
 def append_rounds(batch: list[Request]) -> list[tuple[list[Any], ...]]:
@@ -453,6 +452,8 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
         [-1 if expected is ANY else -2 if expected is STREAM_EXISTS
          else 0 if expected is NO_STREAM else expected for _, (_, _, expected, _) in requests],
         [len(batch) for _, (_, batch, _, _) in requests],
+        [None if s.fence is None else s.fence.member for _, (_, _, _, s) in requests],
+        [None if s.fence is None else s.fence.epoch for _, (_, _, _, s) in requests],
         [idx for idx, _, _ in events],
         [rank for _, rank, _ in events],
         [event.type for _, _, event in events],
@@ -473,7 +474,6 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
         messages += [(idx, rank, target, message)
                      for rank, (target, message) in enumerate(first.values(), 1)]
     wakes = [(idx, s.wake_at) for idx, (_, _, _, s) in requests if s.wake_at is not KEEP]
-    fences = [(idx, s.fence) for idx, (_, _, _, s) in requests if s.fence is not None]
     return (*params,
             [idx for idx, _ in acks], [id for _, id in acks],
             [idx for idx, _, _, _ in messages], [rank for _, rank, _, _ in messages],
@@ -483,9 +483,7 @@ def _round(requests: list[tuple[int, Request]], side: bool) -> tuple[list[Any], 
             [message.metadata for _, _, _, message in messages],
             [message.id for _, _, _, message in messages],
             [idx for idx, _ in wakes], [at is None for _, at in wakes],
-            [0.0 if at is None else at for _, at in wakes],
-            [idx for idx, _ in fences], [fence.member for _, fence in fences],
-            [fence.epoch for _, fence in fences])
+            [0.0 if at is None else at for _, at in wakes])
 
 
 def append_outcomes(batch: list[Request], rows: list[tuple[Any, ...]]

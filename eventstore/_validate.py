@@ -348,7 +348,7 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
             seen.add(id)
         metadata, part = event.metadata, "metadata"
         try:
-            metadata_text = json_text(metadata) if metadata else "{}"
+            metadata_text = event.metadata_json or (json_text(metadata) if metadata else "{}")
             part = "data"
             data_text = event.data_json  # the codec's text, checked when it was made
             if data_text is None:

@@ -64,6 +64,11 @@ class Side:
     """The owner the append must still be (``eventstore._cluster``): else it writes nothing."""
 
     @property
+    def writes(self) -> bool:
+        """Whether it writes anything besides the events (a fence only checks)."""
+        return bool(self.acknowledge or self.enqueue or self.wake_at is not KEEP)
+
+    @property
     def empty(self) -> bool:
         return not self.acknowledge and not self.enqueue and self.wake_at is KEEP and \
             self.fence is None
