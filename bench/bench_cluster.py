@@ -75,6 +75,9 @@ QUICK = ("1, 2, 4 member processes, partitioned against uniform asks; fencing: c
 URL = os.environ.get("ACTORS_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 SENDERS = 100  # concurrent asking tasks per member, and actors per member
 SIZES = (1, 2, 4)
+FENCING_ASKS = 1000  # per sender and round, at scale 1 (--quick: a tenth)
+LOCAL_ASKS = 500  # per sender and round of the partitioned workload, shared by the members
+CROSSING_ASKS = 400  # the same for the uniform workload, whose turns cost more
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 REPLY_TIMEOUT = 120.0  # seconds a member may take to answer a command before the bench fails
@@ -141,8 +144,8 @@ async def serve(schema: str, index: int, members: int, clustered: bool) -> None:
             if workload == "partitioned":
                 plans = [[own[k]] * each for k in range(SENDERS)]
             else:
-                plans = [[random.Random(f"{index}-{k}-{each}").choice(everyone)
-                          for _ in range(each)] for k in range(SENDERS)]
+                draws = [random.Random(f"{index}-{k}") for k in range(SENDERS)]
+                plans = [[draw.choice(everyone) for _ in range(each)] for draw in draws]
             crossing = sum(ref not in mine for plan in plans for ref in plan) if (
                 workload == "uniform") else 0
             started = time.perf_counter()
@@ -354,7 +357,7 @@ def open_members(count: int, *, clustered: bool = True) -> Iterator[tuple[Member
 
 # -- the cases ------------------------------------------------------------------------------------
 
-def scaling(report: Report, size: int, each: int) -> None:
+def scaling(report: Report, size: int, local: int, crossing: int) -> None:
     """Uniform against partitioned asks on ``size`` members, in alternating rounds."""
     runs: dict[str, list[Figures]] = {"uniform": [], "partitioned": []}
     with open_members(size) as (members, meter):
@@ -362,6 +365,7 @@ def scaling(report: Report, size: int, each: int) -> None:
 
         def case(workload: str) -> Callable[[], float]:
             def work() -> float:
+                each = local if workload == "partitioned" else crossing
                 figures = members.run(workload, each, meter)
                 runs[workload].append(figures)
                 return figures.per_second
@@ -490,12 +494,13 @@ def run(report: Report, *, quick: bool = False) -> None:
         print(f"  {BENCHMARK}: skipped, no PostgreSQL server at {URL}: "
               f"{' '.join(str(exc).split())}")
         return
-    each = scaled(200)
+    # Asks per sender; the scaling rounds share a fixed total among the members.
+    local, crossing = scaled(LOCAL_ASKS), scaled(CROSSING_ASKS)
     print(f"  {BENCHMARK}: load average before: {Path('/proc/loadavg').read_text().strip()}",
           flush=True)
-    fencing(report, each)
+    fencing(report, scaled(FENCING_ASKS))
     for size in SIZES:
-        scaling(report, size, each)
+        scaling(report, size, max(1, local // size), max(1, crossing // size))
     ceiling(report, (16,) if quick else (1, 4, 16, 32), 1.0 if quick else 3.0)
     print(f"  {BENCHMARK}: load average after: {Path('/proc/loadavg').read_text().strip()}",
           flush=True)
@@ -504,6 +509,14 @@ def run(report: Report, *, quick: bool = False) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["member"]:
         schema, index, members, mode = sys.argv[2:6]
-        trio.run(serve, schema, int(index), int(members), mode == "clustered")
+        profiles = os.environ.get("BENCH_CLUSTER_PROFILE")  # a directory: cProfile each member
+        if profiles:
+            import cProfile
+
+            with cProfile.Profile() as profile:
+                trio.run(serve, schema, int(index), int(members), mode == "clustered")
+            profile.dump_stats(Path(profiles) / f"{mode}-{members}-{index}.prof")
+        else:
+            trio.run(serve, schema, int(index), int(members), mode == "clustered")
     else:
         sys.exit(f"usage: python -m bench {BENCHMARK} (this module runs members for it)")
