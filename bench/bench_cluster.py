@@ -3,45 +3,54 @@ the commit ceiling of the PostgreSQL primary, and what fencing costs a single me
 
 Every member is a real process (``python -m bench.bench_cluster member ...``) running an
 ``ActorSystem`` with ``cluster=actors.Cluster()`` (the defaults: a 6 s lease, a 1 s poll) on
-``PostgresEventStore``, driven over its stdin by this process. Each message is one turn of a
-``Counter`` actor that emits one event. A member's driver is ``SENDERS`` tasks, each asking one
-message after another (a closed loop: one outstanding ask per task), ``each`` asks per task.
+``PostgresEventStore``, driven line by line over its stdin by this process. Each message is one
+turn of a ``Counter`` actor that emits one event. A member's driver is ``SENDERS`` (100) tasks,
+each asking one message after another (a closed loop: one outstanding ask per task). The actors
+are claimed and recovered before the first round.
 
-- **partitioned**: member ``i`` owns actors ``p{i}-0..99`` (it claimed them first) and its
-  senders ask only those, one actor per sender: every ask is local.
+- **partitioned**: member ``i`` owns actors ``p{i}-0..99`` (it claimed them first) and each of
+  its senders asks one of them: every ask is local. ``LOCAL_ASKS`` asks per sender and round,
+  shared among the members (4 members: a quarter each), so a round is the same work at every
+  size.
 - **uniform**: ``100 x N`` actors ``u{t}``, ``u{t}`` claimed by member ``t mod N``; each ask
-  goes to an actor drawn at random (seeded) from all of them, so ``(N - 1) / N`` of the asks
-  cross members: stored in the owner's inbox, the owner woken by ``LISTEN/NOTIFY``, the reply
-  recorded in the owner's log (``Received`` + the event + ``ReplyRecorded``) and read back by
-  the asker's subscription to the global log. Before the rounds every member asks every actor
-  once, so the rounds find the owners known (``remote_ttl`` is 30 s; a longer run re-locates).
+  goes to an actor drawn at random (seeded per sender) from all of them, so about
+  ``(N - 1) / N`` of the asks cross members (the row says how many did): stored in the owner's
+  inbox, the owner woken by ``LISTEN/NOTIFY``, the reply recorded in the owner's log
+  (``Received`` + the event + ``ReplyRecorded``) and read back by the asker's subscription to
+  the global log. ``CROSSING_ASKS`` per sender and round, shared the same way. Before the
+  rounds every member asks every actor once, so that the rounds find the owners known
+  (``remote_ttl`` is 30 s; a longer run locates them again). With one member nothing crosses:
+  that row is the same member asking random actors rather than one each.
 
 The members of one size (1, 2 or 4) run the two workloads in alternating rounds; the row pairs
 uniform (ours) with partitioned (the peer), so the ratio is what crossing members costs. The
-sizes run one after another, not interleaved, so the rows of different sizes can see different
-load from other processes on the machine. Figures: turns per second of wall-clock time, from
-the parent's "go" to the last member's "done"; and turns per CPU-second, the CPU time (user +
-system, ``/proc/<pid>/stat``) of the member processes and of their PostgreSQL backends (found in
-``pg_stat_activity`` by ``application_name``), over the same span. Not counted: PostgreSQL's
-WAL writer, checkpointer and background writer.
+sizes run one after another, not interleaved, so rows of different sizes can see different load
+from other processes on the machine. Figures: turns per second of wall-clock time, from the
+command to the last member's "done"; and turns per CPU-second, the CPU time (user + system,
+``/proc/<pid>/stat``, all threads) of the member processes and of their PostgreSQL backends
+(found in ``pg_stat_activity`` by ``application_name``), over the same span. Not counted:
+PostgreSQL's WAL writer, checkpointer and background writer. A printed line per side gives its
+median and min-max, and how the CPU splits between members and backends.
 
 **Commit ceiling**: ``n`` threads of this process, each with its own psycopg connection in
 autocommit, insert one small row per transaction in a loop for a fixed time: commits per second
 of the server (``synchronous_commit`` as configured), and commits per CPU-second of this process
-and the backends. Python threads share the GIL, so at many connections the client is part of the
-limit: the figure is a floor of the server's ceiling on this machine, not its upper bound. Our
-turns share commits (group commit), so turns/s may exceed commits/s.
+and the backends. Python threads share the GIL, so at many connections the client is part of
+the limit: the figure is what one client process gets from this server on this machine, a floor
+of the server's ceiling. Our turns share commits (group commit), so turns/s may exceed it.
 
 **Fencing**: one clustered member (ours) against one member process running the same
 ``ActorSystem`` without ``cluster`` (the peer), each on its own schema of the same server, the
-partitioned workload, in alternating rounds. The clustered member also renews its lease on a
-thread, listens for inbox notifications and polls for due work once a second; the plain one
-does none of it.
+partitioned workload (``FENCING_ASKS`` per sender), in alternating rounds; judged on wall
+clock, ``>= 0.8x``. Besides the fenced append (the owner and epoch checked in the append
+statement, the epoch stamped into each event's metadata), the clustered member renews its lease
+on a thread, listens for inbox notifications and polls for due work once a second.
 
-``--quick``: 1, 2 and 4 members with few asks per round, the fencing pair and the ceiling at 16
-connections. Skips with a printed line when no server answers at ``ACTORS_TEST_POSTGRES_URL``
-(default: the local test database). Every member works in a schema of its own making, dropped
-afterwards.
+``--quick``: the same cases at a tenth of the asks and three rounds, the ceiling at 16
+connections only (under a minute on an idle 2-core machine). Skips with a printed line when no
+server answers at ``ACTORS_TEST_POSTGRES_URL`` (default: the local test database). Each group of
+members works in a schema of its own, dropped afterwards. ``BENCH_CLUSTER_PROFILE=DIR`` writes a
+cProfile of each member's main thread to ``DIR``.
 """
 
 from __future__ import annotations
@@ -126,8 +135,7 @@ async def serve(schema: str, index: int, members: int, clustered: bool) -> None:
                                          telemetry=None) as system:
         own = [system.ref(Counter, f"p{index}-{k}") for k in range(SENDERS)]
         everyone = [system.ref(Counter, f"u{t}") for t in range(SENDERS * members)]
-        mine = everyone[index::members]
-        for ref in own + mine:  # claimed here, before any other member addresses them
+        for ref in own + everyone[index::members]:  # claimed here, before others address them
             await ref.ask(None)
         say("ready")
         while True:
@@ -143,11 +151,12 @@ async def serve(schema: str, index: int, members: int, clustered: bool) -> None:
             workload, each = command[1], int(command[2])
             if workload == "partitioned":
                 plans = [[own[k]] * each for k in range(SENDERS)]
+                crossing = 0
             else:
                 draws = [random.Random(f"{index}-{k}") for k in range(SENDERS)]
-                plans = [[draw.choice(everyone) for _ in range(each)] for draw in draws]
-            crossing = sum(ref not in mine for plan in plans for ref in plan) if (
-                workload == "uniform") else 0
+                picks = [[draw.randrange(len(everyone)) for _ in range(each)] for draw in draws]
+                plans = [[everyone[t] for t in pick] for pick in picks]
+                crossing = sum(t % members != index for pick in picks for t in pick)
             started = time.perf_counter()
             with trio.fail_after(REPLY_TIMEOUT):
                 async with trio.open_nursery() as nursery:
@@ -311,8 +320,9 @@ class CpuMeter:
         """CPU seconds of the processes, and of the backends, between two snapshots; a backend
         that started between them counts whole."""
         self.lost += len(set(before[1]) - set(after[1]))
-        return tuple(sum(t - was.get(pid, 0.0) for pid, t in now.items())  # type: ignore[return-value]
-                     for was, now in zip(before, after, strict=True))
+        processes, backends = (sum(t - was.get(pid, 0.0) for pid, t in now.items())
+                               for was, now in zip(before, after, strict=True))
+        return processes, backends
 
     def close(self) -> None:
         self.conn.close()
@@ -363,7 +373,7 @@ def scaling(report: Report, size: int, local: int, crossing: int) -> None:
     with open_members(size) as (members, meter):
         members.command("warm", "warmed")
 
-        def case(workload: str) -> Callable[[], float]:
+        def side(workload: str) -> Callable[[], float]:
             def work() -> float:
                 each = local if workload == "partitioned" else crossing
                 figures = members.run(workload, each, meter)
@@ -371,11 +381,11 @@ def scaling(report: Report, size: int, local: int, crossing: int) -> None:
                 return figures.per_second
             return work
 
-        figures = rounds({name: case(name) for name in runs})
+        figures = rounds({name: side(name) for name in runs})
         lost = meter.lost
     uniform, partitioned = runs["uniform"], runs["partitioned"]
-    crossing = sum(f.crossing for f in uniform) / sum(f.turns for f in uniform)
-    case = f"{size} member{'s' * (size > 1)}, uniform ({crossing:.0%} cross)"
+    share = sum(f.crossing for f in uniform) / sum(f.turns for f in uniform)
+    case = f"{size} member{'s' * (size > 1)}, uniform ({share:.0%} cross)"
     peer = f"partitioned, {size} member{'s' * (size > 1)}"
     report.row(BENCHMARK, f"{case}, wall clock", Paired.of(figures, "uniform", "partitioned"),
                "turns/s", peer=peer)
@@ -392,15 +402,15 @@ def fencing(report: Report, each: int) -> None:
     """One clustered member against one plain ``ActorSystem``, partitioned asks."""
     runs: dict[str, list[Figures]] = {"clustered": [], "plain": []}
     with open_members(1) as (clustered, meter), open_members(1, clustered=False) as (plain, other):
-        def case(name: str, members: Members, meter: CpuMeter) -> Callable[[], float]:
+        def side(name: str, members: Members, meter: CpuMeter) -> Callable[[], float]:
             def work() -> float:
                 figures = members.run("partitioned", each, meter)
                 runs[name].append(figures)
                 return figures.per_second
             return work
 
-        figures = rounds({"clustered": case("clustered", clustered, meter),
-                          "plain": case("plain", plain, other)})
+        figures = rounds({"clustered": side("clustered", clustered, meter),
+                          "plain": side("plain", plain, other)})
     ours, peer = runs["clustered"], runs["plain"]
     case = f"fencing: 1 clustered member, {SENDERS} actors, 1 event per ask"
     report.row(BENCHMARK, f"{case}, wall clock", Paired.of(figures, "clustered", "plain"),
