@@ -6,6 +6,7 @@ No real benchmark runs here: the measured functions are fakes returning set figu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,57 @@ def test_send_bench_runs_quickly_and_checks_what_it_measures(
         assert bench_send.ours_transfers(files, 1, bench_send.Clocks()) > 0
     finally:
         files.remove()
+
+
+def test_cluster_bench_runs_members_as_processes_and_counts_their_cpu(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tiny sizes, one round: the members (real processes) answer every ask, the uniform
+    # workload crosses members, CPU is found for the members and their PostgreSQL backends,
+    # and every schema the bench made is dropped. The figures mean nothing at this size.
+    import psycopg
+
+    from bench import bench_cluster
+    from bench._harness import SETTINGS, Report
+
+    monkeypatch.setenv("ACTORS_TEST_POSTGRES_URL", postgres_url)  # for the member processes
+    monkeypatch.setattr(bench_cluster, "URL", postgres_url)
+    monkeypatch.setattr(SETTINGS, "repeats", 1)
+    made: list[str] = []
+    fresh = bench_cluster.fresh_schema
+
+    @contextmanager
+    def recorded() -> Iterator[str]:
+        with fresh() as name:
+            made.append(name)
+            yield name
+
+    monkeypatch.setattr(bench_cluster, "fresh_schema", recorded)
+    report = Report()
+    bench_cluster.fencing(report, 5)
+    bench_cluster.scaling(report, 2, 5, 5)
+
+    assert [row.case.rsplit(", ", 1)[1] for row in report.rows] == ["wall clock", "CPU time"] * 2
+    assert report.rows[0].target == ">= 0.8x"
+    assert report.rows[2].case.startswith("2 members, uniform (")
+    assert "(0% cross" not in report.rows[2].case
+    assert all(row.value > 0 and row.pair is not None and row.pair.peer_median > 0
+               for row in report.rows)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
+                            (made,)).fetchall()
+    assert len(made) == 3 and not left
+
+
+def test_cpu_seconds_reads_this_process() -> None:
+    import os
+    import time
+
+    from bench.bench_cluster import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    after = cpu_seconds(os.getpid())
+    assert before is not None and after is not None and after > before
+    assert cpu_seconds(2**22 + 1) is None  # above pid_max: no such process
