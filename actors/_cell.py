@@ -583,10 +583,11 @@ class Cell:
                 result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
                 result = await self.state.actor.receive(message)
-            handled = True
             if message_id is not None and not seen:
+                # A reply that cannot be recorded fails the turn like its handler would.
                 self._record_reply(message_id,
                                    result if inbound is None or inbound.reply else None)
+            handled = True
             if inbound is not None:
                 self._consume(turn, inbound)
             if journal.pending or journal.committing or turn.poisoned is not None or (

@@ -23,6 +23,7 @@ import attrs
 import trio
 
 from eventstore import EventStore, EventStoreError
+from eventstore._cluster import MAX_LEASE
 
 from ._clock import Clock
 from ._errors import InvalidActorArgument
@@ -33,10 +34,16 @@ log = logging.getLogger("actors")
 def _positive(name: str) -> Callable[[object, object, object], None]:
     def check(_: object, attribute: object, value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float) or \
-                not math.isfinite(value) or not value > 0:
-            raise InvalidActorArgument(f"Cluster({name}=...) must be a positive, finite number, "
-                                       f"got {value!r}")
+                not math.isfinite(value) or not 0 < value <= MAX_LEASE:
+            raise InvalidActorArgument(f"Cluster({name}=...) must be a number of seconds above "
+                                       f"0 and at most {MAX_LEASE:g} (a day), got {value!r}")
     return check
+
+
+def _flag(_: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidActorArgument(f"Cluster({attribute.name}=...) must be True or False, "
+                                   f"got {value!r}")
 
 
 def _count(_: object, attribute: attrs.Attribute[int], value: object) -> None:
@@ -68,7 +75,7 @@ class Cluster:
     """
 
     lease_seconds: float = attrs.field(default=6.0, validator=_positive("lease_seconds"))
-    hosting: bool = attrs.field(default=True, converter=bool)
+    hosting: bool = attrs.field(default=True, validator=_flag)
     heartbeat_seconds: float | None = None
     poll_seconds: float = attrs.field(default=1.0, validator=_positive("poll_seconds"))
     claim_batch: int = attrs.field(default=100, validator=_count)
@@ -91,26 +98,30 @@ class Cluster:
 
 
 class CorrectedClock:
-    """A member's clock: the wall clock corrected by its offset to the database's clock.
+    """A member's clock: the database's, read as the local monotonic clock plus an offset.
 
-    Each heartbeat measures the offset as the database time it returned minus the local time
-    after it came back: the true offset is at least that (the database read its clock before),
-    so the corrected clock never runs ahead of the database's, and a timer due at a database
-    time never fires early on any member, whatever its own clock says.
+    Each heartbeat measures the offset as the database time it returned minus the monotonic
+    time after it came back: the true offset is at least that (the database read its clock
+    before), so the corrected clock never runs ahead of the database's, and a timer due at a
+    database time never fires early on any member, whatever its own clock says. The monotonic
+    clock never jumps, so a step of the wall clock (an NTP correction, a manual change) moves
+    nothing. Until the first measurement it reads ``base``.
     """
 
     def __init__(self, base: Clock) -> None:
         self.base = base
-        self.offset = 0.0
+        self.offset: float | None = None
+        """Database time minus ``time.monotonic()``; None before the first measurement."""
 
     def time(self) -> float:
-        return self.base.time() + self.offset
+        offset = self.offset
+        return self.base.time() if offset is None else time.monotonic() + offset
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.time(), UTC)
 
     def __repr__(self) -> str:
-        return f"CorrectedClock({self.base!r}, offset={self.offset:+.6f})"
+        return f"CorrectedClock({self.base!r}, offset={self.offset!r})"
 
 
 def new_member_id() -> str:
@@ -157,7 +168,7 @@ class Membership:
         return not self.lost.is_set() and time.monotonic() < self._valid_until
 
     def _sample(self, db_time: float) -> None:
-        self._samples.append(db_time - time.time())
+        self._samples.append(db_time - time.monotonic())
         if self.clock is not None:
             self.clock.offset = max(self._samples)
 
@@ -204,8 +215,9 @@ class Membership:
         """Stop the heartbeat thread (waits for its current beat)."""
         self._stop.set()
         thread, self._thread = self._thread, None
-        if thread is not None:
-            await trio.to_thread.run_sync(thread.join, abandon_on_cancel=True)
+        if thread is not None:  # a beat that hangs is left behind (its member is dead anyway)
+            await trio.to_thread.run_sync(thread.join, self.cluster.lease_seconds,
+                                          abandon_on_cancel=True)
 
     async def leave(self) -> None:
         """Stop beating and leave: the store releases this member's actors at once."""

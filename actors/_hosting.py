@@ -82,6 +82,7 @@ class Hosting:
         self._due = trio.Event()
         self._released: dict[str, trio.Event] = {}
         self._projections: set[trio.CancelScope] = set()  # hosted projection runners
+        self._rejoining = trio.CancelScope()
 
     # -- finding an actor ------------------------------------------------------------------------
 
@@ -89,8 +90,9 @@ class Hosting:
         """Where a message to ``key`` goes now: a remote owner, or a routing under way."""
         remote = self.remotes.get(key)
         if remote is not None:
-            if remote.expires > trio.current_time() and remote.owner != self.member.id:
-                return remote
+            if remote.busy or (remote.expires > trio.current_time()
+                               and remote.owner != self.member.id):
+                return remote  # (with messages on their way, it stays: they keep their order)
             del self.remotes[key]
         routing = self.routing.get(key)
         if routing is None:
@@ -145,7 +147,11 @@ class Hosting:
                 continue  # ``serving`` waits for the new membership
             cell = system.cells.get(key)
             if cell is not None and not cell.closing:
-                return cell  # activated by another path meanwhile (and claimed again: see below)
+                # Activated meanwhile by a claim of due work: this claim came after it (claims
+                # are serialised) and raised the epoch, so the actor goes on under this one.
+                if claim.claimed:
+                    cell.journal.fence = claim.fence()
+                return cell
             if claim.claimed:
                 return self.start(key, claim)
             remote = Remote(system, stream, claim.owner)
@@ -268,7 +274,11 @@ class Hosting:
 
     async def keep_membership(self) -> None:
         """When the membership is lost: stop every actor (their writes are fenced already; their
-        waiting asks fail), then rejoin under a new member id."""
+        waiting asks fail), then rejoin under a new member id. Until ``leave``."""
+        with self._rejoining:
+            await self._keep_membership()
+
+    async def _keep_membership(self) -> None:
         system = self.system
         while True:
             await self.member.lost.wait()
@@ -293,6 +303,35 @@ class Hosting:
                     delay = min(2 * delay, self.cluster.lease_seconds)
             self.serving.set()
             self._due.set()
+
+    async def watch_lease(self) -> None:
+        """Stop serving once no heartbeat succeeded for a whole lease, even if the heartbeat
+        thread hangs (a half-open connection): the store may have declared this member dead."""
+        while True:
+            await trio.sleep(self.cluster.beat_every / 2)
+            if self.serving.is_set() and not self.member.lease_holds:
+                self.serving = trio.Event()
+                self.member.lose(self.member.id, "no heartbeat succeeded for a whole lease")
+
+    async def poke_owned(self) -> None:
+        """Every ten polls, look for messages waiting for the actors served here (a
+        notification may have been lost): the store's work index says which have some."""
+        system = self.system
+        while True:
+            await trio.sleep(10 * self.cluster.poll_seconds)
+            if not self.serving.is_set() or not system.cells:
+                continue
+            try:
+                work = await system.store.work()
+            except EventStoreError as exc:
+                log.warning("reading the work index failed (%r)", exc)
+                continue
+            for entry in work:
+                if entry.waiting:
+                    key = system.key_of(entry.stream)
+                    cell = None if key is None else system.cells.get(key)
+                    if cell is not None and not cell.closing:
+                        cell.poke()
 
     async def balance(self) -> None:
         """Above its fair share of the actors the live hosting members own, passivate idle
@@ -356,7 +395,9 @@ class Hosting:
                 continue  # the membership was lost: claim it again once rejoined
 
     async def leave(self) -> None:
-        """A clean exit: every actor has stopped and been released; leave the cluster."""
+        """A clean exit: every actor has stopped and been released; leave the cluster (and
+        rejoin no more)."""
+        self._rejoining.cancel()
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             try:
                 await self.member.leave()

@@ -121,6 +121,11 @@ class Remote:
     def can_inline(self) -> bool:
         return False
 
+    @property
+    def busy(self) -> bool:
+        """Whether messages to it are on their way to the inbox."""
+        return self._flushing
+
     def poke(self) -> None:
         """Its owner is woken by the store."""
 
@@ -151,7 +156,7 @@ class Remote:
         try:
             while self._queue:
                 batch, self._queue = self._queue, []
-                try:
+                try:  # (a resend in the same batch is stored once)
                     await store.enqueue(self.stream, [out.stored for out in batch])
                 except Exception as exc:
                     if any(out.done is None for out in batch):

@@ -120,6 +120,11 @@ class ActorSystem:
         """Host actors of ``cls`` (also done by ``actors=[...]``)."""
         check_actor_class(cls)
         kind = kind_of(cls)
+        if self.cluster is not None and "-" in kind:
+            raise InvalidActorArgument(
+                f"{cls.__qualname__}'s kind {kind!r} holds a '-': in a cluster, a member that "
+                "hosts another kind could take its streams (kind-id) for its own; set a `kind` "
+                "without '-'")
         other = self._classes.get(kind)
         if other is not None and other is not cls:
             raise InvalidActorArgument(f"{cls.__qualname__} and {other.__qualname__} share the "
@@ -167,8 +172,10 @@ class ActorSystem:
                 if hosting is not None:
                     hosting.replies = Replies(self.store, nursery)
                     nursery.start_soon(hosting.keep_membership)
+                    nursery.start_soon(hosting.watch_lease)
                     if hosting.cluster.hosting:
                         nursery.start_soon(hosting.claim_due_work)
+                        nursery.start_soon(hosting.poke_owned)
                         nursery.start_soon(hosting.balance)
                         self.store.watch_inboxes(hosting.inboxes_changed)
                 for runner in self._projections.values():

@@ -30,6 +30,10 @@ from ._errors import EventStoreError, InvalidArgument
 
 MAX_MEMBER_LENGTH = 100
 """The longest member id."""
+MAX_LEASE = 86_400.0
+"""The longest lease, in seconds (a day): a member silent for longer is surely gone."""
+MAX_EPOCH = 2**63 - 1
+"""The highest epoch a store keeps (a 64-bit integer)."""
 
 MemberState = Literal["alive", "dead", "left"]
 
@@ -39,8 +43,8 @@ def _member_field(_: object, attribute: attrs.Attribute[str], value: object) -> 
 
 
 def _epoch_field(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidArgument(f"fence.epoch must be an int >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_EPOCH:
+        raise InvalidArgument(f"fence.epoch must be an int from 1 to 2**63 - 1, got {value!r}")
 
 
 @attrs.frozen
@@ -165,9 +169,9 @@ def member_id(value: object, argument: str = "member") -> str:
 
 def lease(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or \
-            not math.isfinite(value) or not value > 0:
-        raise InvalidArgument(f"lease_seconds must be a positive, finite number of seconds, "
-                              f"got {value!r}")
+            not math.isfinite(value) or not 0 < value <= MAX_LEASE:
+        raise InvalidArgument(f"lease_seconds must be a number of seconds above 0 and at most "
+                              f"{MAX_LEASE:g} (a day), got {value!r}")
     return float(value)
 
 
@@ -211,12 +215,16 @@ class ClusterStore:
         self._check_open()
         name = member_id(member)
         seconds = lease(lease_seconds)
+        if not isinstance(hosting, bool):
+            raise InvalidArgument(f"hosting must be True or False, got {hosting!r}")
         if not isinstance(host, str) or len(host) > 200:
             raise InvalidArgument(f"host must be a string of at most 200 characters, "
                                   f"got {host!r}")
+        if host:
+            check.stream_name(host, "host")  # no NUL, no lone surrogate: every store keeps it
         if isinstance(pid, bool) or not isinstance(pid, int) or not 0 <= pid < 2**31:
             raise InvalidArgument(f"pid must be an int >= 0, got {pid!r}")
-        return await self._join(name, seconds, bool(hosting), host, pid)
+        return await self._join(name, seconds, hosting, host, pid)
 
     def heartbeat(self, member: str) -> Heartbeat:
         """A connection that renews ``member``'s lease: ``beat()`` blocks; call it from a
@@ -233,7 +241,8 @@ class ClusterStore:
     async def claim(self, stream: str, member: str) -> Claim:
         """Make ``member`` the owner of ``stream`` under a new epoch, unless another member
         that is alive owns it (then the claim fails: ``Claim.claimed`` is False, ``owner`` says
-        who). Members found dead on the way are declared dead. A checkpoint.
+        who). A member that owns it already keeps its epoch (a member serves one activation of
+        a stream at a time). Members found dead on the way are declared dead. A checkpoint.
 
         Raises:
             NotAlive: ``member`` itself is not alive; nothing was claimed.

@@ -75,13 +75,16 @@ def checked_enqueue(request: AppendRequest, waiting: set[tuple[str, bytes]],
 
     Messages leave no trace once consumed, so absence proves nothing: if every message is
     waiting in its inbox (``waiting`` holds the (stream, id) pairs found), the enqueue counts as
-    done, since a retry would skip them all; otherwise it is ``AppendOutcomeUnknown``.
+    done, since a retry would skip them all; otherwise, and for an append that enqueues nothing
+    (a fenced ``set_wake``), it is ``AppendOutcomeUnknown``.
     """
-    if all((target, message.id.bytes) in waiting for target, message in request.side.enqueue):
+    enqueued = request.side.enqueue
+    if enqueued and all((target, message.id.bytes) in waiting for target, message in enqueued):
         return AppendResult(0, 0)
     error = AppendOutcomeUnknown(
         request.stream, 0, f"{absent}; not every message of it is waiting in its inbox, and a "
-        "message that was stored may have been consumed since")
+        "message that was stored may have been consumed since" if enqueued else
+        f"{absent}; a wake time (or a fence) leaves nothing to look up")
     error.__cause__ = absent
     return error
 

@@ -46,12 +46,16 @@ class Statements:
             "WHERE id = %s AND state = 'alive') "
             f"UPDATE {s}.owners SET member = NULL WHERE member = %s")
         self.lock = f"SELECT position FROM {s}.global_position FOR UPDATE"
+        # A claim waits for a fenced offset save holding its row before it takes the position
+        # lock, so that it never holds up appends while it waits.
+        self.lock_owner = f"SELECT FROM {s}.owners WHERE stream = %(stream)s FOR UPDATE"
         me = f"SELECT FROM {s}.members AS m WHERE id = %(member)s AND {live_m}"
         reaped = (f"UPDATE {s}.members AS m SET state = 'dead', ended_at = clock_timestamp() "
                   f"WHERE state = 'alive' AND NOT ({live_m})")
         upsert = ("ON CONFLICT (stream) DO UPDATE SET member = excluded.member, "
                   "epoch = excluded.epoch, claimed_at = excluded.claimed_at")
-        # Declares dead whoever's lease ran out; claims unless another live member owns it.
+        # Declares dead whoever's lease ran out; claims unless another live member owns it (a
+        # member that owns it already keeps its epoch: it serves one activation at a time).
         self.claim = f"""
             WITH me AS ({me}), reaped AS ({reaped}), cur AS (
                 SELECT o.member, o.epoch, coalesce({live_m}, false) AS live
@@ -59,8 +63,9 @@ class Statements:
                 WHERE o.stream = %(stream)s
             ), claimed AS (
                 INSERT INTO {s}.owners (stream, member, epoch, claimed_at)
-                SELECT %(stream)s, %(member)s, coalesce((SELECT epoch FROM cur), 0) + 1,
-                       clock_timestamp()
+                SELECT %(stream)s, %(member)s, CASE WHEN (SELECT member FROM cur) = %(member)s
+                    THEN (SELECT epoch FROM cur) ELSE coalesce((SELECT epoch FROM cur), 0) + 1
+                    END, clock_timestamp()
                 WHERE EXISTS (SELECT FROM me)
                     AND NOT EXISTS (SELECT FROM cur WHERE live AND member <> %(member)s)
                 {upsert}
@@ -134,13 +139,15 @@ def leave(conn: Conn, q: Statements, member: str) -> None:
     conn.execute(q.leave, (member, member))
 
 
-def _locked(conn: Conn, q: Statements, statement: str, params: dict[str, Any]
-            ) -> list[tuple[Any, ...]]:
-    """Run ``statement`` in a transaction that takes the position lock first, in one round
-    trip (so a client paused half way cannot hold the lock)."""
+def _locked(conn: Conn, q: Statements, statement: str, params: dict[str, Any],
+            first: str | None = None) -> list[tuple[Any, ...]]:
+    """Run ``statement`` in a transaction that takes the position lock first (after ``first``),
+    in one round trip (so a client paused half way cannot hold the lock)."""
     with conn.pipeline():
         conn.execute("BEGIN")
         conn.execute(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT}'")
+        if first is not None:
+            conn.execute(first, params)
         conn.execute(q.lock)
         cursor = conn.execute(statement, params)
         conn.execute("COMMIT")
@@ -148,7 +155,8 @@ def _locked(conn: Conn, q: Statements, statement: str, params: dict[str, Any]
 
 
 def claim(conn: Conn, q: Statements, stream: str, member: str) -> Claim:
-    [(alive, epoch, owner)] = _locked(conn, q, q.claim, {"stream": stream, "member": member})
+    [(alive, epoch, owner)] = _locked(conn, q, q.claim, {"stream": stream, "member": member},
+                                      q.lock_owner)
     if not alive:
         raise NotAlive(member)
     if epoch is not None:

@@ -60,6 +60,20 @@ def parse_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+def _first_of_each_id(messages: Iterable[Any]) -> list[Any]:
+    """``messages`` without a later one whose id an earlier one has (what is not a NewEvent is
+    kept, for ``encode_events`` to refuse)."""
+    seen: set[object] = set()
+    kept = []
+    for message in messages:
+        id = message.id if isinstance(message, NewEvent) else None
+        if id is not None and id in seen:
+            continue
+        seen.add(id)
+        kept.append(message)
+    return kept
+
+
 def decode_row(stream: str, version: int, position: int, type: str, data: str | bytes,
                metadata: str | bytes, id: uuid.UUID | str | bytes,
                recorded_at: datetime) -> RecordedEvent:
@@ -172,6 +186,8 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
         """
         self._check_open()
         name = check.stream_name(stream)
+        if isinstance(messages, Iterable) and not isinstance(messages, NewEvent | str | bytes):
+            messages = _first_of_each_id(messages)  # a resend in the same batch: stored once
         encoded = distinct(check.encode_events(name, messages))
         await self._append(name, [], ANY, Side(enqueue=tuple((name, m) for m in encoded)))
 

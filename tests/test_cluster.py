@@ -214,7 +214,9 @@ async def test_a_stale_fence_fails_alone_in_a_group_commit(
     one, _ = pair
     await one.join("m1", lease_seconds=30)
     old = (await one.claim("s", "m1")).fence()
+    await one.release("s", old)
     new = (await one.claim("s", "m1")).fence()
+    assert (old.epoch, new.epoch) == (1, 2)
     results: dict[str, Any] = {}
 
     async def append(name: str, stream: str, fence: eventstore.Fence | None) -> None:
@@ -298,9 +300,10 @@ async def test_the_clock_offset_to_the_database_is_measured(
     async with member(one) as a:
         await trio.sleep(0.5)
         assert isinstance(a.clock, actors._cluster.CorrectedClock)
-        # One host: the true offset is 0, and the measured one a lower bound of it.
-        assert -0.05 < a.clock.offset <= 0.001
-        assert abs(a.clock.time() - await one.database_time()) < 0.1
+        assert a.clock.offset is not None
+        ours = a.clock.time()
+        theirs = await one.database_time()
+        assert ours <= theirs < ours + 0.1  # never ahead of the database's clock; close to it
 
 
 # -- projections --------------------------------------------------------------------------------
