@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 import attrs
+import trio
 
 from . import _validate as check
 from ._errors import EventStoreError, InvalidArgument
@@ -245,7 +246,10 @@ class ClusterStore:
         if isinstance(slack, bool) or not isinstance(slack, int | float) or \
                 not math.isfinite(slack) or slack < 0:
             raise InvalidArgument(f"slack must be a finite number of seconds >= 0, got {slack!r}")
-        if not kinds:
+        if not kinds:  # nothing to claim; still refused where there is no cluster
+            if not self.coordinates:
+                raise self._no_cluster()
+            await trio.lowlevel.checkpoint()
             return []
         return await self._claim_due(name, kinds, most, float(slack))
 
