@@ -281,8 +281,9 @@ class ClusterStore:
         """Call ``callback(streams)`` on trio's thread when another process stores messages in
         those streams' inboxes (None: it could not say which); None stops it. Whether this
         backend tells at all: PostgreSQL does (``LISTEN/NOTIFY``, best effort: notifications
-        are lost across reconnects, so keep polling too); SQLite does not (poll). Not a
-        checkpoint."""
+        are lost across reconnects, so keep polling too); SQLite does by looking at the inboxes
+        on a thread every ``poll_interval`` (it also tells of this process's own messages).
+        Not a checkpoint."""
         self._check_open()
         return self._watch_inboxes(callback)
 

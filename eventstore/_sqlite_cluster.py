@@ -5,7 +5,8 @@ the same one; a transaction reads it once and uses that value throughout. Claims
 ``BEGIN IMMEDIATE`` transaction: SQLite's write lock serialises them with every append of every
 process on the file, which is what makes the fence of an append (``fence_holds``, run in the
 append's own write transaction) a plain read. The functions here take a connection and run in the
-store's worker threads; ``SQLiteHeartbeat`` owns a connection of its own, for a thread of its own.
+store's worker threads; ``SQLiteHeartbeat`` owns a connection of its own, for a thread of its own,
+and so does ``InboxWatcher``, which polls the inboxes for the messages other processes store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+import trio
 
 from ._cluster import Claim, Fence, MemberInfo, MemberState, NotAlive, Ownership
 from ._errors import EventStoreError, InvalidArgument
@@ -225,3 +228,72 @@ class SQLiteHeartbeat:
             conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+# The highest inbox sequence number handed out (AUTOINCREMENT keeps it), and the inboxes that got
+# messages since a given one.
+INBOX_HIGH = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inbox'), 0)"
+INBOXES_SINCE = "SELECT DISTINCT stream FROM inbox WHERE seq > ?"
+
+
+class InboxWatcher:
+    """A thread that looks at the inboxes every ``interval`` seconds and tells ``callback``, on
+    trio's thread, which streams got messages since its last look (SQLite has no notifications:
+    this is ``watch_inboxes`` on SQLite). Messages stored and consumed between two looks are not
+    told: their owner consumed them. It stops with ``stop()``, or when trio's run ends.
+
+    Args:
+        connect: opens a connection to the store's file (in autocommit mode).
+        interval: seconds between looks.
+        callback: told the streams, a list of names.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], interval: float,
+                 callback: Callable[[list[str] | None], None]) -> None:
+        self.callback = callback
+        self._connect = connect
+        self._interval = interval
+        self._token = trio.lowlevel.current_trio_token()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="eventstore inbox watch",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _watch(self) -> None:
+        conn: sqlite3.Connection | None = None
+        seen: int | None = None
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if conn is None:
+                        conn = self._connect()
+                        conn.execute("PRAGMA query_only = 1")
+                    high: int = conn.execute(INBOX_HIGH).fetchone()[0]
+                    if seen is not None and high > seen:
+                        streams = [stream for (stream,) in
+                                   conn.execute(INBOXES_SINCE, (seen,)).fetchall()]
+                        if streams:
+                            self._token.run_sync_soon(self._tell, streams)
+                    seen = high
+                except sqlite3.Error:
+                    if conn is not None:
+                        conn.close()
+                    conn = None  # connect again at the next look; ``seen`` stays
+                except trio.RunFinishedError:
+                    return
+                self._stopping.wait(self._interval)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _tell(self, streams: list[str]) -> None:
+        if not self._stopping.is_set():
+            self.callback(streams)

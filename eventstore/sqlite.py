@@ -161,6 +161,7 @@ class SQLiteEventStore(EventStore):
         self._committer = GroupCommitter(self._write_batch, after_commit=self._notify_appended)
         self._versions: dict[str, int] = {}  # stream -> version last seen: a hint, checked
         self._rows_per_insert = ROWS_PER_INSERT
+        self._inbox_watcher: cluster.InboxWatcher | None = None  # see watch_inboxes
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({self.path!r}, synchronous={self.synchronous!r})"
@@ -469,6 +470,20 @@ class SQLiteEventStore(EventStore):
     async def _database_time(self) -> float:
         return await self._read(cluster.now)
 
+    def _watch_inboxes(self, callback: Callable[[list[str] | None], None] | None) -> bool:
+        watcher = self._inbox_watcher
+        if callback is None:
+            if watcher is not None:
+                watcher.stop()
+                self._inbox_watcher = None
+        elif watcher is not None:
+            watcher.callback = callback
+        elif not self._shut:
+            self._inbox_watcher = cluster.InboxWatcher(self._connection, self.poll_interval,
+                                                       callback)
+            self._inbox_watcher.start()
+        return True
+
     # -- closing ---------------------------------------------------------------------------------
 
     async def _aclose(self) -> None:
@@ -476,6 +491,10 @@ class SQLiteEventStore(EventStore):
         # writer's batch in flight, if any, which then commits or fails as a whole.
         with trio.CancelScope(shield=True):
             self._shut = True
+            watcher, self._inbox_watcher = self._inbox_watcher, None
+            if watcher is not None:
+                watcher.stop()
+                await trio.to_thread.run_sync(watcher.join)
             await self._reader.stop()  # after the reads queued so far, which then fail
             async with self._open_lock:
                 await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
