@@ -41,6 +41,7 @@ from ._conformance import events as events
 from ._conformance import versions
 from ._conformance_cluster import ClusterConformance
 from ._conformance_data import DataConformance
+from ._conformance_fences import FenceConformance
 from ._conformance_offsets import OffsetConformance
 from ._conformance_work import WorkConformance
 
@@ -48,7 +49,7 @@ __all__ = ["StoreConformance", "collect", "events"]
 
 
 class StoreConformance(DataConformance, WorkConformance, OffsetConformance,
-                       ClusterConformance):
+                       ClusterConformance, FenceConformance):
     """The contract every ``EventStore`` backend passes."""
 
     # -- replay bounds (after Akka's journal TCK) -----------------------------------------------
