@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 import attrs
+import trio
 
 from . import _validate as check
 from ._errors import EventStoreError, InvalidArgument
@@ -267,7 +268,10 @@ class ClusterStore:
         if isinstance(slack, bool) or not isinstance(slack, int | float) or \
                 not math.isfinite(slack) or slack < 0:
             raise InvalidArgument(f"slack must be a finite number of seconds >= 0, got {slack!r}")
-        if not kinds:
+        if not kinds:  # nothing to claim; still refused where there is no cluster
+            if not self.coordinates:
+                raise self._no_cluster()
+            await trio.lowlevel.checkpoint()
             return []
         return await self._claim_due(name, kinds, most, float(slack))
 
@@ -299,8 +303,9 @@ class ClusterStore:
         """Call ``callback(streams)`` on trio's thread when another process stores messages in
         those streams' inboxes (None: it could not say which); None stops it. Whether this
         backend tells at all: PostgreSQL does (``LISTEN/NOTIFY``, best effort: notifications
-        are lost across reconnects, so keep polling too); SQLite does not (poll). Not a
-        checkpoint."""
+        are lost across reconnects, so keep polling too); SQLite does by looking at the inboxes
+        on a thread every ``poll_interval`` (it also tells of this process's own messages).
+        Not a checkpoint."""
         self._check_open()
         return self._watch_inboxes(callback)
 

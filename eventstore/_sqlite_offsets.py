@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from ._cluster import Fence, Fenced
 from ._errors import EventStoreError, OffsetConflict
 from ._offsets import ConsumerOffset, Statement
+from ._sqlite_cluster import fence_holds
 from ._sqlite_schema import micros
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,19 +41,13 @@ def head(conn: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
-# The fence, under the write lock that claims take too: a plain read.
-_OWNED = ("SELECT 1 FROM owners o JOIN members m ON m.id = o.member "
-          "WHERE o.stream = ? AND o.member = ? AND o.epoch = ? AND m.state = 'alive' "
-          "AND m.heartbeat_at > (julianday('now') - 2440587.5) * 86400.0 - m.lease")
-
-
 def save(conn: sqlite3.Connection, name: str, position: int, expected: int | None, state: str,
          error: str | None, statements: list[Statement], fence: Fence | None = None) -> None:
     """One transaction: check ``fence`` and ``expected``, run ``statements``, store the
     offset."""
     conn.execute("BEGIN IMMEDIATE")
-    if fence is not None and conn.execute(_OWNED, (name, fence.member, fence.epoch)).fetchone() \
-            is None:
+    # Under the write lock that claims take too: the fence is a plain read.
+    if fence is not None and not fence_holds(conn, name, fence):
         raise Fenced(name, fence.member, fence.epoch)
     if expected is not None:
         row = conn.execute("SELECT position FROM offsets WHERE name = ?", (name,)).fetchone()

@@ -6,7 +6,10 @@ an event store. Opening a file creates the schema in a new one, upgrades an olde
 and refuses a newer one. A later format adds one entry to ``MIGRATIONS`` and bumps
 ``SCHEMA_VERSION``.
 
-Version 4 (this one) adds the consumer offsets (``offsets``: one row per consumer of the global
+Version 5 (this one) adds the cluster's tables (``members``: processes with their leases and
+heartbeats; ``owners``: which member owns a stream, under which epoch; see ``eventstore._cluster``
+and ``eventstore._sqlite_cluster``).
+Version 4 adds the consumer offsets (``offsets``: one row per consumer of the global
 log, such as a projection; see ``eventstore._offsets``).
 Version 3 adds the inboxes (``inbox``: messages waiting for a stream's owner, ``seq``
 increasing in commit order across all inboxes) and the work index (``wake``: a stream's wake
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 
 from ._errors import EventStoreError, SchemaError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema version this library writes; older files are upgraded, newer ones refused."""
 APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 
@@ -82,6 +85,31 @@ CREATE TABLE offsets (
     updated_at INTEGER NOT NULL CHECK (typeof(updated_at) = 'integer')
 ) WITHOUT ROWID"""
 
+# The cluster: its times are seconds since the epoch on the host's clock (every process on the
+# host shares it). A member is alive while state = 'alive' and its heartbeat is younger than its
+# lease. Owner rows are never deleted, so a stream's epoch never goes down; member is NULL once
+# released.
+MEMBERS = """
+CREATE TABLE members (
+    id           TEXT    PRIMARY KEY,
+    host         TEXT    NOT NULL,
+    pid          INTEGER NOT NULL,
+    hosting      INTEGER NOT NULL,
+    lease        REAL    NOT NULL,
+    state        TEXT    NOT NULL CHECK (state IN ('alive', 'dead', 'left')),
+    joined_at    REAL    NOT NULL,
+    heartbeat_at REAL    NOT NULL,
+    ended_at     REAL
+) WITHOUT ROWID"""
+OWNERS = """
+CREATE TABLE owners (
+    stream     TEXT    PRIMARY KEY,
+    member     TEXT,
+    epoch      INTEGER NOT NULL,
+    claimed_at REAL
+) WITHOUT ROWID"""
+OWNERS_INDEX = "CREATE INDEX owners_by_member ON owners (member)"
+
 SCHEMA = f"""{EVENTS.format(suffix="")};
 CREATE TABLE streams (
     stream  TEXT PRIMARY KEY,
@@ -98,6 +126,9 @@ CREATE TABLE deleted_ids (
 {INBOX_INDEX};
 {WAKE};
 {OFFSETS};
+{MEMBERS};
+{OWNERS};
+{OWNERS_INDEX};
 """
 """The current schema, as one script: what a new file gets."""
 
@@ -157,7 +188,10 @@ _V2_TO_V3: tuple[Step, ...] = (INBOX, INBOX_INDEX, WAKE)
 
 _V3_TO_V4: tuple[Step, ...] = (OFFSETS,)
 
-MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3, 3: _V3_TO_V4}
+_V4_TO_V5: tuple[Step, ...] = (MEMBERS, OWNERS, OWNERS_INDEX)
+
+MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3, 3: _V3_TO_V4,
+                                       4: _V4_TO_V5}
 """The steps that upgrade a file from each version to the next, run in one transaction."""
 
 

@@ -25,6 +25,13 @@ without events: if SQLite fails before its transaction's ``COMMIT`` is sent, not
 stored and it gets the error; if the ``COMMIT`` itself fails, its messages are looked up in their
 inboxes (``checked_enqueue``): all waiting means done, otherwise ``AppendOutcomeUnknown``, since a
 stored message may have been consumed since, leaving no trace.
+
+A fenced append (``Side.fence``: see ``eventstore._cluster``) always goes the careful way: in its
+savepoint, after the idempotent-retry check (a retry returns its first result even once the fence
+no longer holds) and before the expected-version check, its fence is read in the same write
+transaction (``_sqlite_cluster.fence_holds``); a fence that no longer holds fails that append alone
+with ``Fenced``, writing nothing of it. A fenced wake time alone (``set_wake(..., fence=)``) is an
+append without events or messages: if its ``COMMIT`` fails, its outcome is unknown.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ from typing import Any
 
 import attrs
 
+from ._cluster import Fenced
 from ._errors import AppendOutcomeUnknown, DuplicateEventId, EventStoreError, WrongExpectedVersion
 from ._group_commit import AppendRequest, checked_enqueue, checked_outcome
 from ._model import AppendResult, ExpectedVersion
+from ._sqlite_cluster import fence_holds
 from ._sqlite_schema import micros
 from ._validate import EncodedEvent, StoredAt, retried, version_matches
 from ._work import KEEP, NO_SIDE, Side
@@ -147,6 +156,9 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
     planned: dict[str, int] = {}
     for request in requests:
         stream, expected, count = request.stream, request.expected, len(request.events)
+        if request.side.fence is not None:  # its fence is checked on the careful way
+            careful.append(request)
+            continue
         if not count:  # an enqueue: a side alone
             if not plans[-1].takes(stream, request.side):
                 careful.append(request)
@@ -326,8 +338,17 @@ def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
         return unknown
     return [(request, checked_outcome(request, [ids.get(event.id.bytes)
                                                 for event in request.events], failure)
-             if request.events else checked_enqueue(request, messages, failure))
+             if request.events else checked_enqueue(request, messages, failure)
+             if request.side.enqueue else _unknown(request, failure))
             for request, ids, messages in zip(requests, found, waiting, strict=True)]
+
+
+def _unknown(request: AppendRequest, failure: EventStoreError) -> AppendOutcomeUnknown:
+    """The outcome of a wake time alone (a fenced ``set_wake``) whose ``COMMIT`` failed."""
+    error = AppendOutcomeUnknown(request.stream, 0, f"{failure}; the wake time may or may not "
+                                 "be stored")
+    error.__cause__ = failure
+    return error
 
 
 def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:
@@ -342,7 +363,8 @@ def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:
 
 def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
                 versions: dict[str, int], most: int, progress: _Progress) -> list[Outcome]:
-    """Write appends one by one in one transaction, each under a savepoint, each alone.
+    """Write appends one by one in one transaction, each under a savepoint, each alone: a
+    retry returns its first result; then a stale fence, then a wrong expected version, fail it.
 
     ``versions`` receives every stream version read or written, once the transaction commits:
     a version seen in a transaction that fails is no hint for the next batch.
@@ -361,6 +383,9 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
                             [found_ids.get(event.id.bytes) for event in request.events])
             if retry is not None:
                 outcome = retry  # stored already, side and all: nothing more to write
+            elif request.side.fence is not None and not fence_holds(conn, stream,
+                                                                    request.side.fence):
+                outcome = Fenced(stream, request.side.fence.member, request.side.fence.epoch)
             elif not version_matches(request.expected, actual):
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:

@@ -16,7 +16,9 @@ savepoint per append, the idempotent-retry and expected-version checks against t
 versions, so that each append succeeds or fails on its own. A batch whose appends also write
 inboxes or wake times (see ``eventstore._work``) is planned the same way, and its plan written in
 one transaction: the ``INSERT``, then a statement per kind of side write. The file's format and
-its upgrades live in ``_sqlite_schema``.
+its upgrades live in ``_sqlite_schema``. A fenced append always goes the careful way, where its
+fence is checked in its own savepoint; the cluster's members, owners and claims live in
+``_sqlite_cluster``.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from typing import Any, Self, TypeVar
 import msgspec
 import trio
 
+from . import _sqlite_cluster as cluster
 from . import _sqlite_offsets as offsets
 from . import _validate as check
-from ._cluster import Fence
+from ._cluster import Claim, Fence, Heartbeat, MemberInfo, Ownership
 from ._codec import Codec
 from ._errors import (
     DecodeError,
@@ -158,6 +161,7 @@ class SQLiteEventStore(EventStore):
         self._committer = GroupCommitter(self._write_batch, after_commit=self._notify_appended)
         self._versions: dict[str, int] = {}  # stream -> version last seen: a hint, checked
         self._rows_per_insert = ROWS_PER_INSERT
+        self._inbox_watcher: cluster.InboxWatcher | None = None  # see watch_inboxes
 
     def __repr__(self) -> str:
         return f"SQLiteEventStore({self.path!r}, synchronous={self.synchronous!r})"
@@ -433,6 +437,53 @@ class SQLiteEventStore(EventStore):
     async def _head_position(self) -> int:
         return await self._read(offsets.head)
 
+    # -- the cluster (see eventstore._cluster and _sqlite_cluster) --------------------------------
+
+    async def _join(self, member: str, lease_seconds: float, hosting: bool, host: str,
+                    pid: int) -> float:
+        return await self._write(lambda conn: cluster.join(conn, member, lease_seconds, hosting,
+                                                           host, pid))
+
+    def _heartbeat(self, member: str) -> Heartbeat:
+        return cluster.SQLiteHeartbeat(member, self._connection, store_error)
+
+    async def _leave(self, member: str) -> None:
+        await self._write(lambda conn: cluster.leave(conn, member))
+
+    async def _claim(self, stream: str, member: str) -> Claim:
+        return await self._write(lambda conn: cluster.claim(conn, stream, member))
+
+    async def _claim_due(self, member: str, prefixes: tuple[str, ...], limit: int,
+                         slack: float) -> list[Claim]:
+        return await self._write(lambda conn: cluster.claim_due(conn, member, prefixes, limit,
+                                                                slack))
+
+    async def _release(self, stream: str, fence: Fence) -> bool:
+        return await self._write(lambda conn: cluster.release(conn, stream, fence))
+
+    async def _members(self) -> list[MemberInfo]:
+        return await self._read(cluster.members)
+
+    async def _owners(self, member: str | None, streams: list[str] | None) -> list[Ownership]:
+        return await self._read(lambda conn: cluster.owners(conn, member, streams))
+
+    async def _database_time(self) -> float:
+        return await self._read(cluster.now)
+
+    def _watch_inboxes(self, callback: Callable[[list[str] | None], None] | None) -> bool:
+        watcher = self._inbox_watcher
+        if callback is None:
+            if watcher is not None:
+                watcher.stop()
+                self._inbox_watcher = None
+        elif watcher is not None:
+            watcher.callback = callback
+        elif not self._shut:
+            self._inbox_watcher = cluster.InboxWatcher(self._connection, self.poll_interval,
+                                                       callback)
+            self._inbox_watcher.start()
+        return True
+
     # -- closing ---------------------------------------------------------------------------------
 
     async def _aclose(self) -> None:
@@ -440,6 +491,10 @@ class SQLiteEventStore(EventStore):
         # writer's batch in flight, if any, which then commits or fails as a whole.
         with trio.CancelScope(shield=True):
             self._shut = True
+            watcher, self._inbox_watcher = self._inbox_watcher, None
+            if watcher is not None:
+                watcher.stop()
+                await trio.to_thread.run_sync(watcher.join)
             await self._reader.stop()  # after the reads queued so far, which then fail
             async with self._open_lock:
                 await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)

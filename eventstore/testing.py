@@ -10,7 +10,9 @@ empty store (and closes it afterwards)::
                 yield store
 
 Override ``corrupt_event`` and ``corrupt_snapshot`` to run the corruption cases; they are skipped
-otherwise. Needs pytest, pytest-trio (``trio_mode = true``) and hypothesis.
+otherwise. A store that cannot coordinate processes sets ``coordinates = False`` on its subclass:
+the cluster cases then check that it refuses every cluster call. Needs pytest, pytest-trio
+(``trio_mode = true``) and hypothesis.
 """
 
 from __future__ import annotations
@@ -37,14 +39,17 @@ from . import (
 from ._conformance import collect as collect
 from ._conformance import events as events
 from ._conformance import versions
+from ._conformance_cluster import ClusterConformance
 from ._conformance_data import DataConformance
+from ._conformance_fences import FenceConformance
 from ._conformance_offsets import OffsetConformance
 from ._conformance_work import WorkConformance
 
 __all__ = ["StoreConformance", "collect", "events"]
 
 
-class StoreConformance(DataConformance, WorkConformance, OffsetConformance):
+class StoreConformance(DataConformance, WorkConformance, OffsetConformance,
+                       ClusterConformance, FenceConformance):
     """The contract every ``EventStore`` backend passes."""
 
     # -- replay bounds (after Akka's journal TCK) -----------------------------------------------

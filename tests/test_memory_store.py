@@ -8,6 +8,8 @@ from eventstore.testing import StoreConformance
 
 
 class TestMemoryStore(StoreConformance):
+    coordinates = False  # it lives in one process: it refuses the cluster
+
     @pytest.fixture
     async def store(self) -> AsyncIterator[EventStore]:
         async with MemoryEventStore() as store:
