@@ -144,15 +144,21 @@ class Membership:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._valid_until = 0.0  # time.monotonic() before which the lease surely holds
+        self.left = False
 
     async def join(self) -> None:
-        """Join under a new id and start the heartbeat thread."""
-        self.id = new_member_id()
-        self.lost = trio.Event()
+        """Join under a new id and start the heartbeat thread (unless it left meanwhile)."""
+        member = new_member_id()
         started = time.monotonic()
-        db_time = await self.store.join(self.id, lease_seconds=self.cluster.lease_seconds,
+        db_time = await self.store.join(member, lease_seconds=self.cluster.lease_seconds,
                                         hosting=self.cluster.hosting,
                                         host=socket.gethostname()[:200], pid=os.getpid())
+        if self.left:  # it left while this join was on its way (a join is not cancellable)
+            with trio.CancelScope(shield=True):
+                await self.store.leave(member)
+            return
+        self.id = member
+        self.lost = trio.Event()
         self._sample(db_time)
         self._valid_until = started + self.cluster.lease_seconds
         self._stop = threading.Event()
@@ -220,7 +226,10 @@ class Membership:
                                           abandon_on_cancel=True)
 
     async def leave(self) -> None:
-        """Stop beating and leave: the store releases this member's actors at once."""
+        """Stop beating and leave: the store releases this member's actors at once. It joins
+        no more."""
+        self.left = True
         await self.stop_beating()
         if self.id:
+            log.info("member %s leaves the cluster", self.id)
             await self.store.leave(self.id)

@@ -210,10 +210,13 @@ class ClusterConformance(ClusterBase):
             await store.claim("s", "short")
         assert await store.claim("other", "long") == Claim("other", 1, "long")
 
-    async def test_claiming_an_owned_stream_again_is_a_new_epoch(self, store: EventStore) -> None:
+    async def test_claiming_an_owned_stream_again_keeps_its_epoch(self, store: EventStore
+                                                                   ) -> None:
         self.cluster(store)
         await store.join("m", lease_seconds=LONG)
-        assert [(await store.claim("s", "m")).epoch for _ in range(3)] == [1, 2, 3]
+        assert [(await store.claim("s", "m")).epoch for _ in range(3)] == [1, 1, 1]
+        assert await store.release("s", Fence("m", 1))
+        assert (await store.claim("s", "m")).epoch == 2  # released: a new activation
 
     async def test_epochs_never_go_down(self, store: EventStore) -> None:
         self.cluster(store)

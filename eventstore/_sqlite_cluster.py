@@ -39,8 +39,10 @@ RELEASE_ALL = "UPDATE owners SET member = NULL WHERE member = ?"
 OWNER = "SELECT member, epoch FROM owners WHERE stream = ?"
 # Once members found dead are declared dead, a live owner is one whose state is 'alive'.
 LIVE_OWNER = "SELECT 1 FROM members WHERE id = ? AND state = 'alive'"
+# A member that owns the stream already keeps its epoch (one activation at a time per member).
 TAKE = ("INSERT INTO owners (stream, member, epoch, claimed_at) VALUES (?1, ?2, 1, ?3) "
-        "ON CONFLICT (stream) DO UPDATE SET member = excluded.member, epoch = owners.epoch + 1, "
+        "ON CONFLICT (stream) DO UPDATE SET member = excluded.member, "
+        "epoch = owners.epoch + (owners.member IS NOT excluded.member), "
         "claimed_at = excluded.claimed_at")
 # Streams with due work (waiting messages count as a wake time of 0) under one of the prefixes
 # (?3, a JSON array), that no live member owns, earliest work first.
@@ -120,14 +122,15 @@ def _claimer(conn: sqlite3.Connection, member: str) -> float:
 
 
 def _take(conn: sqlite3.Connection, stream: str, member: str, at: float) -> Claim:
-    """Claim ``stream`` for ``member`` in the claim's transaction, unless a live member owns
-    it; another member, since ``member`` may claim a stream it owns (a new activation)."""
+    """Claim ``stream`` for ``member`` in the claim's transaction, unless another live member
+    owns it; a member that owns it already keeps its epoch."""
     row = conn.execute(OWNER, (stream,)).fetchone()
     if row is not None and row[0] is not None and row[0] != member and \
             conn.execute(LIVE_OWNER, (row[0],)).fetchone() is not None:
         return Claim(stream, None, row[0])
     conn.execute(TAKE, (stream, member, at))
-    return Claim(stream, 1 if row is None else row[1] + 1, member)
+    epoch = 1 if row is None else row[1] if row[0] == member else row[1] + 1
+    return Claim(stream, epoch, member)
 
 
 def claim(conn: sqlite3.Connection, stream: str, member: str) -> Claim:

@@ -51,16 +51,19 @@ def test_two_processes_racing_claims_never_store_a_stale_fence(tmp_path: Path) -
         assert child.returncode == 0, errors
     logs = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in ("one", "two")}
 
-    # Every successful claim got a fresh epoch: per stream, the epochs handed out are 1, 2, ...
-    # with none twice, across both processes, and the owner row holds the newest.
-    claimed: dict[str, list[int]] = collections.defaultdict(list)
-    for log in logs.values():
+    # Every successful claim got a fresh epoch, or kept the one its member held already: per
+    # stream, the epochs handed out are 1, 2, ... with none skipped, each of one member, and
+    # the owner row holds the newest.
+    claimed: dict[str, dict[int, set[str]]] = collections.defaultdict(
+        lambda: collections.defaultdict(set))
+    for name, log in logs.items():
         for stream, epoch in log["claims"]:
-            claimed[stream].append(epoch)
+            claimed[stream][epoch].add(name)
     owners = dict(rows(db, "SELECT stream, epoch FROM owners"))
     assert set(owners) == set(claimed)
     for stream, epochs in claimed.items():
         assert sorted(epochs) == list(range(1, len(epochs) + 1)), stream
+        assert all(len(names) == 1 for names in epochs.values()), stream
         assert owners[stream] == len(epochs)
     pairs = {(name, stream, epoch) for name, log in logs.items()
              for stream, epoch in log["claims"]}
