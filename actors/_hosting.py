@@ -144,7 +144,16 @@ class Hosting:
                 continue  # the membership is being renewed: ``serving`` waits for it
             cell = system.cells.get(key)
             if cell is not None and not cell.closing:
-                return cell  # activated by another path meanwhile (and claimed again: see below)
+                # Started meanwhile by a claim of due work, which this claim (of this member,
+                # from itself) has just superseded: the cell goes on under the newer epoch, or
+                # its next commit would be fenced and the actor stranded, owned by a live member
+                # that no longer serves it. Nobody else can have written in between (and
+                # if someone had, the commit's expected version would stop the cell).
+                fence = cell.journal.fence
+                if claim.claimed and fence is not None and fence.member == claim.owner and \
+                        fence.epoch < claim.fence().epoch:
+                    cell.journal.fence = claim.fence()
+                return cell
             if claim.claimed:
                 return self.start(key, claim)
             remote = Remote(system, stream, claim.owner)
