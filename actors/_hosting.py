@@ -176,10 +176,12 @@ class Hosting:
             self._due.set()  # room for more
 
     async def release(self, cell: Cell) -> None:
-        """After ``cell`` stopped: give its actor up (unless it lost it), so that any member can
-        claim it when it next has work."""
+        """After ``cell`` stopped: give its actor up, so that any member can claim it when it
+        next has work. Also when it stopped broken (a lost race, a commit of unknown outcome):
+        kept, the ownership of a live member that no longer serves the actor would strand it.
+        The release is fenced: it does nothing if the cell had lost the actor already."""
         fence = cell.journal.fence
-        if fence is None or cell.journal.broken is not None:
+        if fence is None:
             return
         done = self._released[cell.stream] = trio.Event()
         try:

@@ -1,4 +1,4 @@
-"""A member's claims of one actor by two paths: never an actor stranded.
+"""A member's claims of one actor by two paths, and an actor that stops broken: never stranded.
 
 An actor owned by a live member is served by that member only (nobody else may claim it), so a
 member must never keep the ownership of an actor it does not serve. Both tests run one member
@@ -15,7 +15,7 @@ import trio
 
 import actors
 import eventstore
-from eventstore import EventStore
+from eventstore import EventStore, NewEvent
 
 pytestmark = pytest.mark.postgres
 
@@ -67,3 +67,22 @@ async def test_a_cell_started_during_a_claim_goes_on_under_the_newer_epoch(
         [event] = [e async for e in store.read("Counter-c1") if e.type.endswith("Added")]
         assert event.metadata["epoch"] == 2
 
+
+async def test_an_actor_that_stops_broken_is_released(postgres_store: EventStore) -> None:
+    store = postgres_store
+    async with actors.ActorSystem(store, actors=[Counter], cluster=CLUSTER) as system:
+        ref = system.ref(Counter, "c1")
+        with trio.fail_after(5):
+            assert await ref.ask(1) == 1
+        [owner] = await store.owners(streams=["Counter-c1"])
+        assert owner.member == system.member
+        # Another writer under the same fence: the actor loses a version race and stops.
+        await store.append("Counter-c1", [NewEvent("tests.cluster_hosting.Added", {"n": 1})],
+                           fence=eventstore.Fence(system.member, owner.epoch))
+        with pytest.raises(actors.ActorStopped), trio.fail_after(5):
+            await ref.ask(1)
+        with trio.fail_after(5):
+            while (await store.owners(streams=["Counter-c1"]))[0].member is not None:
+                await trio.sleep(0.02)  # released: the next message gets it claimed again
+        with trio.fail_after(5):
+            assert await ref.ask(1) == 3
