@@ -106,7 +106,6 @@ class Member:
         self.name = name
         self.app = f"member-{name}"
         self.id: str | None = None
-        self.ids: list[str] = []
         self.joined = threading.Event()
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
         self.stderr = logs / f"{name}-{time.monotonic_ns()}.log"
@@ -127,7 +126,6 @@ class Member:
             if "member" in fields and "recovering" not in fields:
                 if fields["member"] is not None:
                     self.id = fields["member"]
-                    self.ids.append(self.id)
                     self.joined.set()
             else:
                 self.lines.put(fields)
