@@ -147,9 +147,14 @@ class Hosting:
                 continue  # ``serving`` waits for the new membership
             cell = system.cells.get(key)
             if cell is not None and not cell.closing:
-                # Activated meanwhile by a claim of due work: this claim came after it (claims
-                # are serialised) and raised the epoch, so the actor goes on under this one.
-                if claim.claimed:
+                # Started meanwhile by a claim of due work. A claim by the owner keeps its
+                # epoch; should a store raise it anyway, the cell goes on under the newer one,
+                # or its next commit would be fenced and the actor stranded, owned by a live
+                # member that no longer serves it. Nobody else can have written in between (and
+                # if someone had, the commit's expected version would stop the cell).
+                fence = cell.journal.fence
+                if claim.claimed and fence is not None and fence.member == claim.owner and \
+                        fence.epoch < claim.fence().epoch:
                     cell.journal.fence = claim.fence()
                 return cell
             if claim.claimed:
@@ -174,10 +179,12 @@ class Hosting:
             self._due.set()  # room for more
 
     async def release(self, cell: Cell) -> None:
-        """After ``cell`` stopped: give its actor up (unless it lost it), so that any member can
-        claim it when it next has work."""
+        """After ``cell`` stopped: give its actor up, so that any member can claim it when it
+        next has work. Also when it stopped broken (a lost race, a commit of unknown outcome):
+        kept, the ownership of a live member that no longer serves the actor would strand it.
+        The release is fenced: it does nothing if the cell had lost the actor already."""
         fence = cell.journal.fence
-        if fence is None or cell.journal.broken is not None:
+        if fence is None:
             return
         done = self._released[cell.stream] = trio.Event()
         try:

@@ -21,7 +21,8 @@ class Listener:
     """A thread that ``LISTEN``s on the store's channel and wakes local subscribers.
 
     It reconnects after a lost connection (subscribers keep polling meanwhile) and wakes them
-    after each (re)connect, since an event may have been committed while nobody listened.
+    after each (re)connect, since an event may have been committed while nobody listened; for
+    the same reason it tells ``inboxes`` then that any inbox may have messages (None).
     """
 
     def __init__(self, connect: Callable[[], Conn], channel: str, token: str,
@@ -60,6 +61,9 @@ class Listener:
                 with self._connect() as conn:
                     conn.execute(listen)
                     self._signal()
+                    # Whatever was notified while nobody listened is lost: every inbox may have
+                    # a message now.
+                    self._tell_inboxes(None)
                     while not self._stopping.is_set():
                         for note in conn.notifies(timeout=1.0):
                             if self._stopping.is_set():
@@ -73,10 +77,10 @@ class Listener:
             except (psycopg.Error, EventStoreError):
                 self._stopping.wait(self._retry_after)
 
-    def _tell_inboxes(self, targets: str) -> None:
-        streams: list[str] | None = None
+    def _tell_inboxes(self, targets: str | None) -> None:
+        streams: list[str] | None = None  # unknown which
         with contextlib.suppress(ValueError):
-            found = json.loads(targets)
+            found = None if targets is None else json.loads(targets)
             if isinstance(found, list) and all(isinstance(name, str) for name in found):
                 streams = found
         hook = self.inboxes
