@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import select
-import threading
 from collections.abc import Callable
 
 import psycopg
@@ -15,9 +14,10 @@ from psycopg import sql
 
 from ._errors import EventStoreError
 from ._postgres_sql import Conn
+from ._watcher import Watcher
 
 
-class Listener:
+class Listener(Watcher):
     """A thread that ``LISTEN``s on the store's channel and wakes local subscribers.
 
     It reconnects after a lost connection (subscribers keep polling meanwhile) and wakes them
@@ -35,19 +35,7 @@ class Listener:
         self.inboxes = inboxes
         """Told of the inboxes another process stored messages in (None: unknown which)."""
         self._retry_after = retry_after
-        self._trio_token = trio.lowlevel.current_trio_token()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._listen, name=f"LISTEN {channel}",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def join(self) -> None:
-        self._thread.join()
+        super().__init__(self._listen, f"LISTEN {channel}")
 
     def wake_up(self, conn: Conn) -> None:
         """Send a notification (with our own token, so it wakes no one) to end the wait at once."""
@@ -56,7 +44,7 @@ class Listener:
 
     def _listen(self) -> None:
         listen = sql.SQL("LISTEN {}").format(sql.Identifier(self._channel))
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             try:
                 with self._connect() as conn:
                     conn.execute(listen)
@@ -64,9 +52,9 @@ class Listener:
                     # Whatever was notified while nobody listened is lost: every inbox may have
                     # a message now.
                     self._tell_inboxes(None)
-                    while not self._stopping.is_set():
+                    while not self.stopping.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            if self._stopping.is_set():
+                            if self.stopping.is_set():
                                 break
                             token, _, targets = note.payload.partition(" ")
                             if token != self._token:
@@ -75,7 +63,7 @@ class Listener:
                                     self._tell_inboxes(targets)
                         self._signal(ignore)  # stops the thread if trio.run has ended
             except (psycopg.Error, EventStoreError):
-                self._stopping.wait(self._retry_after)
+                self.stopping.wait(self._retry_after)
 
     def _tell_inboxes(self, targets: str | None) -> None:
         streams: list[str] | None = None  # unknown which
@@ -86,15 +74,15 @@ class Listener:
         hook = self.inboxes
         if hook is not None:
             try:
-                self._trio_token.run_sync_soon(hook, streams)
+                self.trio_token.run_sync_soon(hook, streams)
             except trio.RunFinishedError:
-                self._stopping.set()
+                self.stopping.set()
 
     def _signal(self, callback: Callable[[], None] | None = None) -> None:
         try:
-            self._trio_token.run_sync_soon(callback or self._wake)
+            self.trio_token.run_sync_soon(callback or self._wake)
         except trio.RunFinishedError:
-            self._stopping.set()
+            self.stopping.set()
 
 
 def aborted(conn: Conn) -> bool:

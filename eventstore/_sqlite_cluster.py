@@ -22,6 +22,7 @@ import trio
 
 from ._cluster import Claim, Fence, MemberInfo, MemberState, NotAlive, Ownership
 from ._errors import EventStoreError, InvalidArgument
+from ._watcher import Watcher
 
 NOW = "(julianday('now') - 2440587.5) * 86400.0"
 """The host's clock in SQL: seconds since the Unix epoch (to the millisecond)."""
@@ -239,7 +240,7 @@ INBOX_HIGH = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inb
 INBOXES_SINCE = "SELECT DISTINCT stream FROM inbox WHERE seq > ?"
 
 
-class InboxWatcher:
+class InboxWatcher(Watcher):
     """A thread that looks at the inboxes every ``interval`` seconds and tells ``callback``, on
     trio's thread, which streams got messages since its last look (SQLite has no notifications:
     this is ``watch_inboxes`` on SQLite). Messages stored and consumed between two looks are not
@@ -256,25 +257,13 @@ class InboxWatcher:
         self.callback = callback
         self._connect = connect
         self._interval = interval
-        self._token = trio.lowlevel.current_trio_token()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="eventstore inbox watch",
-                                        daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def join(self) -> None:
-        self._thread.join()
+        super().__init__(self._watch, "eventstore inbox watch")
 
     def _watch(self) -> None:
         conn: sqlite3.Connection | None = None
         seen: int | None = None
         try:
-            while not self._stopping.is_set():
+            while not self.stopping.is_set():
                 try:
                     if conn is None:
                         conn = self._connect()
@@ -284,7 +273,7 @@ class InboxWatcher:
                         streams = [stream for (stream,) in
                                    conn.execute(INBOXES_SINCE, (seen,)).fetchall()]
                         if streams:
-                            self._token.run_sync_soon(self._tell, streams)
+                            self.trio_token.run_sync_soon(self._tell, streams)
                     seen = high
                 except sqlite3.Error:
                     if conn is not None:
@@ -292,11 +281,11 @@ class InboxWatcher:
                     conn = None  # connect again at the next look; ``seen`` stays
                 except trio.RunFinishedError:
                     return
-                self._stopping.wait(self._interval)
+                self.stopping.wait(self._interval)
         finally:
             if conn is not None:
                 conn.close()
 
     def _tell(self, streams: list[str]) -> None:
-        if not self._stopping.is_set():
+        if not self.stopping.is_set():
             self.callback(streams)
