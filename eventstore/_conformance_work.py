@@ -55,6 +55,20 @@ class WorkConformance(ConformanceBase):
         assert await waiting(store, "a") == [1, 3]
         assert await waiting(store, "b") == [4]
 
+    async def test_enqueue_returns_the_sequence_number_it_stored_at(
+            self, store: EventStore) -> None:
+        id = uuid.uuid4()
+        first = await store.enqueue("a", [message(1), message(2, id)])
+        again = await store.enqueue("a", [message(3, id)])  # waiting already: skipped
+        other = await store.enqueue("b", [message(4)])
+        got = await collect(store.read_inbox("a"))
+        assert again == 0
+        if store.reports_inbox_seq:
+            assert first == got[-1].position
+            assert other == (await collect(store.read_inbox("b")))[0].position > first
+        else:
+            assert first == other == 0
+
     async def test_inbox_pages(self, store: EventStore) -> None:
         count = store.page_size * 2 + 3
         await store.enqueue("a", [message(n) for n in range(count)])

@@ -116,6 +116,10 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
 
     codec: Codec
     page_size: int
+    reports_inbox_seq: bool = False
+    """Whether ``enqueue`` returns the sequence number it stored a message at. A backend that
+    does sets it, and its ``_append`` of an enqueue (no events) returns that number, or 0 for a
+    message skipped, as the position of its ``AppendResult``."""
     poll_interval: float
     _reader: ReaderThread | None = None
     """The thread a backend reads on, if it reads ahead: ``read`` and ``read_all`` then fetch
@@ -176,20 +180,28 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
 
     # -- inboxes and the work index -----------------------------------------------------------
 
-    async def enqueue(self, stream: str, messages: Iterable[NewEvent]) -> None:
+    async def enqueue(self, stream: str, messages: Iterable[NewEvent]) -> int:
         """Store ``messages`` in ``stream``'s inbox, in order, atomically: all or none.
 
         A message whose id is already waiting in that inbox is skipped, so a retry is safe
         (a consumed message is no longer waiting: de-duplicating beyond that is the consumer's
         job). Messages are validated like events. A checkpoint; if cancelled midway, the
         messages may or may not be stored, and retrying is safe.
+
+        Returns:
+            The sequence number the last message got in the inbox (as ``read_inbox`` gives it)
+            if this call stored it and the backend says (``reports_inbox_seq``); else 0: it was
+            skipped, or the backend does not say. A consumer that is handed a message with its
+            sequence number need not read it back.
         """
         self._check_open()
         name = check.stream_name(stream)
         if isinstance(messages, Iterable) and not isinstance(messages, NewEvent | str | bytes):
             messages = _first_of_each_id(messages)  # a resend in the same batch: stored once
         encoded = distinct(check.encode_events(name, messages))
-        await self._append(name, [], ANY, Side(enqueue=tuple((name, m) for m in encoded)))
+        result = await self._append(name, [], ANY,
+                                    Side(enqueue=tuple((name, m) for m in encoded)))
+        return result.position if encoded and self.reports_inbox_seq else 0
 
     def read_inbox(self, stream: str, *, after: int = 0,
                    limit: int | None = None) -> AsyncGenerator[RecordedEvent, None]:
