@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import trio
 
-from eventstore import EventStore, NewEvent, RecordedEvent
+from eventstore import Enqueued, EventStore, NewEvent, RecordedEvent
 
 from . import _registry as registry
 from ._actor import Actor
@@ -702,17 +702,21 @@ class Cell:
         if count == _PULL:
             self.poke()  # more may wait: after these (the loop takes pulled messages first)
 
-    def take(self, stored: NewEvent, seq: int) -> bool:
-        """Queue a message its sender has just stored in the inbox at ``seq`` (``ref.send``),
-        without reading it back: whether it did. Not a checkpoint.
+    def take(self, stored: NewEvent, where: Enqueued) -> bool:
+        """Queue a message its sender has just stored in the inbox (``ref.send``), without
+        reading it back: whether it did. Not a checkpoint.
 
         The inbox stays the message's durable copy: its turn consumes it as if it had been
         read (``Received``, and the message deleted in the turn's commit), and a read of the
-        inbox skips it. Only when no look at the inbox is due or under way (a poke, a read
-        again after a failed commit), so that it cannot overtake a message of the same sender
-        stored before it, and only in a running, unfenced actor; otherwise the sender pokes.
+        inbox skips it. Only when the message that waited before it in the inbox (if any) has
+        been read or handed over already, so that it overtakes nothing (a message stored by
+        another process, a dead letter retried), when no look at the inbox is due or under way,
+        and only in a running, unfenced actor; otherwise the sender pokes, and it is read.
         """
+        seq, previous = where.seq, where.previous
         taken = self._taken
+        if previous > self._inbox_seen and (taken is None or previous not in taken):
+            return False  # something before it may wait unread: read, in order
         if self._poked or self._pulling or seq <= self._inbox_seen or self.closing or \
                 self._stopping or not self.ready.is_set() or self.stopped.is_set() or \
                 self.mailbox.closed or \

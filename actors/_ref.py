@@ -119,9 +119,9 @@ class ActorRef:
         if isinstance(cell, Remote):  # in order with this member's tells to it
             await cell.send(stored)
             return
-        seq = await self.store.enqueue(self.stream, [stored])
+        where = await self.store.enqueue(self.stream, [stored])
         # Handed to the running actor, it need not read it back; else it looks in its inbox.
-        if not (seq and cell.take(stored, seq)):
+        if not (where.seq and cell.take(stored, where)):
             self._poke()
 
     async def _target(self) -> Cell | Remote:

@@ -67,8 +67,10 @@ ENQUEUE = ("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) VA
 # The same, giving back the sequence number of each message it stored (SQLite 3.35 and later).
 ENQUEUE_RETURNING = ENQUEUE + " RETURNING stream, id, seq"
 RETURNING = sqlite3.sqlite_version_info >= (3, 35)
-Seqs = dict[tuple[str, bytes], int]
-"""The sequence numbers of the messages a transaction stored, by (inbox, id)."""
+PREVIOUS = "SELECT max(seq) FROM inbox WHERE stream = ? AND seq < ?"
+Seqs = dict[tuple[str, bytes], tuple[int, int]]
+"""The sequence numbers of the messages a transaction stored, by (inbox, id), each with the one
+of the message waiting before it in that inbox (0: none)."""
 ACKNOWLEDGE = "DELETE FROM inbox WHERE stream = ? AND id IN ({})"
 # Messages by (stream, id) pairs, each found through the unique index (a row value IN a VALUES
 # list would scan the table).
@@ -225,8 +227,8 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
                 if request.events:
                     outcomes.append((request, AppendResult(version, position)))
                     versions[request.stream] = version
-                else:  # an enqueue: its last message's sequence number, 0 if skipped
-                    outcomes.append((request, AppendResult(0, enqueued_seq(request, seqs))))
+                else:  # an enqueue: where its last message waits (see ``enqueued``)
+                    outcomes.append((request, enqueued(request, seqs)))
         if careful:
             outcomes += _write_each(conn, careful, recorded_at, versions, most, progress)
     except sqlite3.Error as exc:
@@ -401,10 +403,9 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
                 position = _insert(conn, request, actual, recorded_at, most) if (
                     request.events) else 0
                 _write_side(conn, stream, request.side, recorded_at, most, seqs)
-                if not request.events:  # an enqueue: its last message's sequence number
-                    position = enqueued_seq(request, seqs)
                 seen[stream] = actual + len(request.events)
-                outcome = AppendResult(actual + len(request.events), position)
+                outcome = AppendResult(actual + len(request.events), position) if (
+                    request.events) else enqueued(request, seqs)
         except sqlite3.Error as exc:
             if not refused(exc):
                 raise
@@ -468,16 +469,19 @@ def _enqueue(conn: sqlite3.Connection, messages: list[tuple[str, EncodedEvent]],
         cursor = conn.execute(_values(sql, MESSAGE_WIDTH, len(values) // MESSAGE_WIDTH), values)
         if RETURNING:
             for target, id, seq in cursor.fetchall():
-                seqs[(target, id)] = seq
+                [(previous,)] = conn.execute(PREVIOUS, (target, seq)).fetchall()
+                seqs[(target, id)] = (seq, previous or 0)
 
 
-def enqueued_seq(request: AppendRequest, seqs: Seqs) -> int:
-    """The sequence number of the last message an enqueue stored, or 0 if it was skipped (its id
-    waited already) or SQLite is too old to say."""
+def enqueued(request: AppendRequest, seqs: Seqs) -> AppendResult:
+    """The outcome of an enqueue (an append without events): the sequence number of its last
+    message as the position (0 if it was skipped, its id waiting already, or SQLite is too old
+    to say), and the one of the message waiting before it as the version."""
     if not request.side.enqueue:
-        return 0
+        return AppendResult(0, 0)
     target, message = request.side.enqueue[-1]
-    return seqs.get((target, message.id.bytes), 0)
+    seq, previous = seqs.get((target, message.id.bytes), (0, 0))
+    return AppendResult(previous, seq)
 
 
 @functools.lru_cache(maxsize=64)

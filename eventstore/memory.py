@@ -78,10 +78,11 @@ class MemoryEventStore(EventStore):
             for id in side.acknowledge:
                 inbox.pop(id, None)
         now = datetime.now(UTC)
-        seq = 0  # of the last message enqueued, if stored
+        seq = previous = 0  # of the last message enqueued, if stored; of the one before it
         for target, message in side.enqueue:
             inbox = self._inboxes.setdefault(target, {})
             if message.id.bytes not in inbox:
+                previous = next(reversed(inbox.values())).position if inbox else 0
                 self._sequence += 1
                 seq = self._sequence
                 inbox[message.id.bytes] = _Row(target, self._sequence, self._sequence, message,
@@ -91,7 +92,8 @@ class MemoryEventStore(EventStore):
         if side.wake_at is not KEEP:
             self._set_wake_now(stream, side.wake_at)
         if not events:
-            return AppendResult(actual, seq if side.enqueue else self._position)
+            return AppendResult(previous, seq) if side.enqueue else \
+                AppendResult(actual, self._position)
         if state is None:
             state = self._streams[stream] = _Stream()
         for event in events:
