@@ -589,14 +589,13 @@ class Codec:
                 f"metadata key {SCHEMA_VERSION!r} is reserved for the codec, which sets it from "
                 "the class's schema version; rename the key"
             )
+        if extra:
+            check.to_json(extra, f"metadata of a {name!r} event")
         if version != 1:
             extra[SCHEMA_VERSION] = version
-        # The JSON texts travel with the event, so the store does not encode them again.
-        event = encoded_new_event(name, data, extra, id, text)
-        if extra:
-            object.__setattr__(event, "metadata_json",
-                               check.to_json(extra, f"metadata of a {name!r} event"))
-        return event
+        # The JSON text travels with the event, so the store does not encode it again. (Not
+        # the metadata's: a caller may add to it before the append, as a remote ask does.)
+        return encoded_new_event(name, data, extra, id, text)
 
     @staticmethod
     def _unstructure_checked(unstructure: Callable[[Any], Any], obj: Any,

@@ -70,9 +70,8 @@ class NewEvent:
     encodes. Not an argument, so ``attrs.evolve`` drops it and the changed event is encoded
     again."""
     metadata_json: str | None = attrs.field(default=None, init=False, eq=False, repr=False)
-    """``metadata`` as JSON text, when whoever made the event encoded it already (``Codec.
-    new_event`` checks it so; a cluster member stamps the same member and epoch on every
-    event); None: ``append`` encodes it. Dropped by ``attrs.evolve``, like ``data_json``."""
+    """``metadata`` as JSON text, when whoever made the event encoded it already (a cluster
+    member stamps the same member and epoch on every event); None: ``append`` encodes it."""
 
 
 def encoded_new_event(type: str, data: Any, metadata: dict[str, Any], id: uuid.UUID | None,
