@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import msgspec
 import trio
 
 from eventstore import Enqueued, EventStore, NewEvent, RecordedEvent
@@ -59,6 +60,7 @@ from ._timers import EventSourcedNotifier
 from ._turn import Turn, current_turn, track_branches
 
 log = logging.getLogger("actors")
+_decode_json = msgspec.json.Decoder().decode
 
 TurnHook = Callable[["Cell"], Awaitable[None]]
 """Called after every turn's commit (the test kit's always-replay check)."""
@@ -724,7 +726,9 @@ class Cell:
                 (taken is not None and (seq in taken or len(taken) >= _PULL)):
             return False
         metadata = stored.metadata
-        data = stored.data if stored.data_json is None else json.loads(stored.data_json)
+        # Decoded from its stored text, as a read would: nothing shared with the sender's object.
+        text = stored.data_json
+        data = json.loads(json.dumps(stored.data)) if text is None else _decode_json(text)
         try:
             message = decode_message(self.codec, RecordedEvent(
                 self.stream, seq, seq, stored.type, data, metadata, stored.id,
