@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import logging
 import math
 import threading
 import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import msgspec
 import trio
 
-from eventstore import EventStore
+from eventstore import Enqueued, EventStore, NewEvent, RecordedEvent
 
 from . import _registry as registry
 from ._actor import Actor
@@ -57,6 +60,7 @@ from ._timers import EventSourcedNotifier
 from ._turn import Turn, current_turn, track_branches
 
 log = logging.getLogger("actors")
+_decode_json = msgspec.json.Decoder().decode
 
 TurnHook = Callable[["Cell"], Awaitable[None]]
 """Called after every turn's commit (the test kit's always-replay check)."""
@@ -97,11 +101,14 @@ class Cell:
         "_notify_failures",
         "_poked",
         "_pulled",
+        "_pulling",
+        "_rereads",
         "_retry_at",
         "_sleeps",
         "_stale_wake",
         "_startup_error",
         "_stopping",
+        "_taken",
         "_trio_thread",
         "_warned_stale",
         "actor_id",
@@ -176,7 +183,10 @@ class Cell:
         self._inline: _Inline | None = None  # a turn running on an asker's task
         self._pulled: deque[Envelope] | None = None  # inbox messages read, in order
         self._inbox_seen = 0  # the newest inbox sequence read (-1: set aside, read no more)
-        self._poked = False  # a look at the inbox is queued in the mailbox
+        self._poked = False  # a look at the inbox is queued in the mailbox (or due)
+        self._pulling = False  # a read of the inbox is under way
+        self._rereads = 0  # how often the inbox was read again from its start, or set aside
+        self._taken: set[int] | None = None  # inbox messages handed over by ``take``, unread
         self._trio_thread = threading.get_ident()
 
     # -- the runtime's view, for Actor's properties ---------------------------------------------
@@ -463,6 +473,9 @@ class Cell:
                     log.warning("%s: reading its inbox failed (%r); trying again", self.name,
                                 exc)
                     await self._reread_inbox()
+            elif envelope[4] is not None and envelope[4].handed is not None and \
+                    envelope[4].handed != self._rereads:
+                pass  # handed over, then read again (or set aside) since: it waits there
             else:
                 await self._deliver(envelope)
                 self._stale_wake = None  # a message may have changed on_notify's mind
@@ -648,6 +661,15 @@ class Cell:
         self._poked = False
         if self._inbox_seen < 0:
             return  # set aside by a stop: all of it waits for the next activation
+        before = None if self._taken is None else set(self._taken)
+        self._pulling = True
+        try:
+            await self._read_inbox(before)
+        finally:
+            self._pulling = False
+
+    async def _read_inbox(self, before: set[int] | None) -> None:
+        """``_pull``'s read; ``before``: the messages handed over (``take``) before it."""
         codec = self.codec
         count = 0
         async with contextlib.aclosing(self.store.read_inbox(
@@ -655,6 +677,9 @@ class Cell:
             async for stored in messages:
                 count += 1
                 self._inbox_seen = stored.position
+                taken = self._taken  # (``take`` may hand messages over meanwhile)
+                if taken is not None and stored.position in taken:
+                    continue  # handed over by its sender (``take``): queued already
                 inbound = Inbound(stored.id, stored.position, stored.type, stored.data,
                                   reply=stored.metadata.get(REPLY) is True)
                 message_id = stored.metadata.get("message_id")
@@ -667,8 +692,57 @@ class Cell:
                     self._pulled = deque()  # none for an actor whose inbox is empty
                 self._pulled.append((message, message_id, None,
                                      stored.metadata.get("trace"), inbound))
+        taken = self._taken
+        if before and taken is not None:
+            # A message handed over before this read is either read now (and never again: the
+            # next read starts after it) or consumed and gone: forget it. One read in full
+            # may have stopped short of some.
+            taken -= before if count < _PULL else {seq for seq in before
+                                                   if seq <= self._inbox_seen}
+            if not taken:
+                self._taken = None
         if count == _PULL:
             self.poke()  # more may wait: after these (the loop takes pulled messages first)
+
+    def take(self, stored: NewEvent, where: Enqueued) -> bool:
+        """Queue a message its sender has just stored in the inbox (``ref.send``), without
+        reading it back: whether it did. Not a checkpoint.
+
+        The inbox stays the message's durable copy: its turn consumes it as if it had been
+        read (``Received``, and the message deleted in the turn's commit), and a read of the
+        inbox skips it. Only when the message that waited before it in the inbox (if any) has
+        been read or handed over already, so that it overtakes nothing (a message stored by
+        another process, a dead letter retried), when no look at the inbox is due or under way,
+        and only in a running, unfenced actor; otherwise the sender pokes, and it is read.
+        """
+        seq, previous = where.seq, where.previous
+        taken = self._taken
+        if previous > self._inbox_seen and (taken is None or previous not in taken):
+            return False  # something before it may wait unread: read, in order
+        if self._poked or self._pulling or seq <= self._inbox_seen or self.closing or \
+                self._stopping or not self.ready.is_set() or self.stopped.is_set() or \
+                self.mailbox.closed or \
+                self.journal.fence is not None or \
+                (taken is not None and (seq in taken or len(taken) >= _PULL)):
+            return False
+        metadata = stored.metadata
+        # Decoded from its stored text, as a read would: nothing shared with the sender's object.
+        text = stored.data_json
+        data = json.loads(json.dumps(stored.data)) if text is None else _decode_json(text)
+        try:
+            message = decode_message(self.codec, RecordedEvent(
+                self.stream, seq, seq, stored.type, data, metadata, stored.id,
+                datetime.now(UTC)))
+        except Exception:
+            return False  # read back, it becomes a dead letter
+        if taken is None:
+            taken = self._taken = set()
+        taken.add(seq)
+        # In the mailbox: after what was queued before it, as the poke it replaces would be.
+        self.mailbox.put((message, metadata.get("message_id"), None, metadata.get("trace"),
+                          Inbound(stored.id, seq, stored.type, data,
+                                  reply=metadata.get(REPLY) is True, handed=self._rereads)))
+        return True
 
     async def _reread_inbox(self) -> None:
         """Read the inbox again from its start, after a commit that consumed messages failed:
@@ -676,11 +750,15 @@ class Cell:
         after a backoff that grows while such commits keep failing."""
         if self._pulled is not None:
             self._pulled.clear()
+        self._taken = None  # read again too, if still waiting
+        self._rereads += 1
         self._inbox_seen = min(self._inbox_seen, 0)  # (a stop's set-aside stays)
         self._commit_failures += 1
+        self._poked = True  # a look is due: no hand-over (``take``) may overtake what waits
         with contextlib.suppress(SleepInterrupted):
             await self.sleep_until(trio.current_time() + _RETRY.backoff(
                 self._commit_failures), clock=False)
+        self._poked = False
         self.poke()
 
     def _consume(self, turn: Turn, inbound: Inbound) -> None:
@@ -733,6 +811,7 @@ class Cell:
         next activation)."""
         if self._pulled:
             self._pulled.clear()
+        self._rereads += 1
         self._inbox_seen = -1  # and no more reading in this activation
 
     async def _dead_letter(self, inbound: Inbound, message_id: str | None,
@@ -961,6 +1040,7 @@ class Cell:
             self.telemetry is None and \
             (not self.has_run or self.state.run_done) and not len(self.state.notifier) and \
             not self.sync_receive and not journal.pending and not journal.committing and \
+            not self._pulled and \
             journal.broken is None and current_turn.get() is None and \
             trio.current_effective_deadline() == math.inf
 

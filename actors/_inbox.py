@@ -34,6 +34,9 @@ class Inbound:
     attempts: int = 0
     reply: bool = False
     """Its sender waits for its reply (a remote ask): the reply is recorded in the log."""
+    handed: int | None = None
+    """Handed over by its sender (``Cell.take``), not read from the inbox: how often the inbox
+    had been read again from its start then (a later read again makes this copy stale)."""
 
 
 REPLY = "reply"

@@ -119,8 +119,10 @@ class ActorRef:
         if isinstance(cell, Remote):  # in order with this member's tells to it
             await cell.send(stored)
             return
-        await self.store.enqueue(self.stream, [stored])
-        self._poke()
+        where = await self.store.enqueue(self.stream, [stored])
+        # Handed to the running actor, it need not read it back; else it looks in its inbox.
+        if not (where.seq and cell.take(stored, where)):
+            self._poke()
 
     async def _target(self) -> Cell | Remote:
         """The running cell, or (in a cluster) the remote owner, once known."""

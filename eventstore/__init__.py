@@ -34,6 +34,7 @@ from ._store import EventStore as EventStore
 from ._validate import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
 from ._validate import MAX_TYPE_LENGTH as MAX_TYPE_LENGTH
 from ._work import KEEP as KEEP
+from ._work import Enqueued as Enqueued
 from ._work import WorkEntry as WorkEntry
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "ConsumerOffset",
     "DecodeError",
     "DuplicateEventId",
+    "Enqueued",
     "EventStore",
     "EventStoreError",
     "Expected",

@@ -593,7 +593,8 @@ class Codec:
             check.to_json(extra, f"metadata of a {name!r} event")
         if version != 1:
             extra[SCHEMA_VERSION] = version
-        # The JSON text travels with the event, so the store does not encode it again.
+        # The JSON text travels with the event, so the store does not encode it again. (Not
+        # the metadata's: a caller may add to it before the append, as a remote ask does.)
         return encoded_new_event(name, data, extra, id, text)
 
     @staticmethod

@@ -9,6 +9,7 @@ import trio
 
 from . import (
     NO_STREAM,
+    Enqueued,
     EventStore,
     InvalidArgument,
     NewEvent,
@@ -54,6 +55,25 @@ class WorkConformance(ConformanceBase):
         await store.enqueue("b", [message(4, id)])  # another inbox: its own
         assert await waiting(store, "a") == [1, 3]
         assert await waiting(store, "b") == [4]
+
+    async def test_enqueue_says_where_the_message_waits(self, store: EventStore) -> None:
+        id = uuid.uuid4()
+        first = await store.enqueue("a", [message(1), message(2, id)])
+        again = await store.enqueue("a", [message(3, id)])  # waiting already: skipped
+        other = await store.enqueue("b", [message(4)])
+        after = await store.enqueue("a", [message(5)])
+        got = await collect(store.read_inbox("a"))
+        assert again == Enqueued(0, 0)
+        if store.reports_inbox_seq:
+            assert first == Enqueued(got[1].position, got[0].position)
+            assert other == Enqueued((await collect(store.read_inbox("b")))[0].position, 0)
+            assert other.seq > first.seq
+            assert after == Enqueued(got[2].position, got[1].position)
+            await store.append("a", events(1), acknowledge=[m.id for m in got])
+            alone = await store.enqueue("a", [message(6)])
+            assert alone.seq > after.seq and alone.previous == 0
+        else:
+            assert first == other == after == Enqueued(0, 0)
 
     async def test_inbox_pages(self, store: EventStore) -> None:
         count = store.page_size * 2 + 3

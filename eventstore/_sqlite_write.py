@@ -64,6 +64,13 @@ MESSAGE_WIDTH = 6  # values per row of ENQUEUE
 # A message whose id is waiting in that inbox already is skipped (so is a repeat in one statement).
 ENQUEUE = ("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) VALUES {} "
            "ON CONFLICT (stream, id) DO NOTHING")
+# The same, giving back the sequence number of each message it stored (SQLite 3.35 and later).
+ENQUEUE_RETURNING = ENQUEUE + " RETURNING stream, id, seq"
+RETURNING = sqlite3.sqlite_version_info >= (3, 35)
+PREVIOUS = "SELECT max(seq) FROM inbox WHERE stream = ? AND seq < ?"
+Seqs = dict[tuple[str, bytes], tuple[int, int]]
+"""The sequence numbers of the messages a transaction stored, by (inbox, id), each with the one
+of the message waiting before it in that inbox (0: none)."""
 ACKNOWLEDGE = "DELETE FROM inbox WHERE stream = ? AND id IN ({})"
 # Messages by (stream, id) pairs, each found through the unique index (a row value IN a VALUES
 # list would scan the table).
@@ -208,7 +215,8 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
     progress = _Progress()
     try:
         for plan in plans:
-            last = (_write_side_plan(conn, plan, recorded_at, most, progress) if plan.side
+            seqs: Seqs = {}
+            last = (_write_side_plan(conn, plan, recorded_at, most, progress, seqs) if plan.side
                     else _write_plan(conn, plan))
             if last is None:
                 careful.extend(plan.requests)
@@ -216,9 +224,11 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
             position = last - plan.rows
             for request, version in zip(plan.requests, plan.versions, strict=True):
                 position += len(request.events)
-                outcomes.append((request, AppendResult(version, position)))
                 if request.events:
+                    outcomes.append((request, AppendResult(version, position)))
                     versions[request.stream] = version
+                else:  # an enqueue: where its last message waits (see ``enqueued``)
+                    outcomes.append((request, enqueued(request, seqs)))
         if careful:
             outcomes += _write_each(conn, careful, recorded_at, versions, most, progress)
     except sqlite3.Error as exc:
@@ -264,7 +274,7 @@ def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
 
 
 def _write_side_plan(conn: sqlite3.Connection, plan: _Plan, recorded_at: int, most: int,
-                     progress: _Progress) -> int | None:
+                     progress: _Progress, seqs: Seqs) -> int | None:
     """Write a plan whose appends carry sides in one transaction: its events with one statement
     (as ``_write_plan``), then every acknowledgement, every enqueued message and the wake times,
     each kind with a statement (see ``_Plan.takes``); its last position (0 without events), or
@@ -280,7 +290,7 @@ def _write_side_plan(conn: sqlite3.Connection, plan: _Plan, recorded_at: int, mo
             conn.execute(_values(ACKNOWLEDGE_PAIRS, 2, len(chunk) // 2), chunk)
         messages = [(target, message) for request in plan.requests
                     for target, message in request.side.enqueue]
-        _enqueue(conn, messages, recorded_at, most)
+        _enqueue(conn, messages, recorded_at, most, seqs)
         wakes = {request.stream: request.side.wake_at for request in plan.requests
                  if request.side.wake_at is not KEEP}  # the last one of each stream
         cleared = [stream for stream, at in wakes.items() if at is None]
@@ -389,11 +399,13 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
             elif not version_matches(request.expected, actual):
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:
+                seqs: Seqs = {}
                 position = _insert(conn, request, actual, recorded_at, most) if (
                     request.events) else 0
-                _write_side(conn, stream, request.side, recorded_at, most)
+                _write_side(conn, stream, request.side, recorded_at, most, seqs)
                 seen[stream] = actual + len(request.events)
-                outcome = AppendResult(actual + len(request.events), position)
+                outcome = AppendResult(actual + len(request.events), position) if (
+                    request.events) else enqueued(request, seqs)
         except sqlite3.Error as exc:
             if not refused(exc):
                 raise
@@ -429,7 +441,7 @@ def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, reco
 
 
 def _write_side(conn: sqlite3.Connection, stream: str, side: Side, recorded_at: int,
-                most: int) -> None:
+                most: int, seqs: Seqs) -> None:
     """Write what an append of ``stream`` carries besides its events: acknowledgements first
     (a message consumed and sent again in one append is stored again), then the messages it
     enqueues (in order), then its wake time."""
@@ -437,7 +449,7 @@ def _write_side(conn: sqlite3.Connection, stream: str, side: Side, recorded_at: 
         for start in range(0, len(side.acknowledge), ID_CHUNK):
             chunk = side.acknowledge[start:start + ID_CHUNK]
             conn.execute(ACKNOWLEDGE.format(", ".join("?" * len(chunk))), (stream, *chunk))
-    _enqueue(conn, list(side.enqueue), recorded_at, most)
+    _enqueue(conn, list(side.enqueue), recorded_at, most, seqs)
     if side.wake_at is None:
         conn.execute(CLEAR_WAKE, (stream,))
     elif side.wake_at is not KEEP:
@@ -445,14 +457,31 @@ def _write_side(conn: sqlite3.Connection, stream: str, side: Side, recorded_at: 
 
 
 def _enqueue(conn: sqlite3.Connection, messages: list[tuple[str, EncodedEvent]],
-             recorded_at: int, most: int) -> None:
-    """Store (inbox, message) pairs in order, each skipped if its id waits in that inbox."""
+             recorded_at: int, most: int, seqs: Seqs) -> None:
+    """Store (inbox, message) pairs in order, each skipped if its id waits in that inbox; the
+    sequence number of each one stored goes into ``seqs``."""
+    sql = ENQUEUE_RETURNING if RETURNING else ENQUEUE
     for start in range(0, len(messages), most):
         values: list[object] = []
         for target, message in messages[start:start + most]:
             values += (target, message.id.bytes, message.type, message.data, message.metadata,
                        recorded_at)
-        conn.execute(_values(ENQUEUE, MESSAGE_WIDTH, len(values) // MESSAGE_WIDTH), values)
+        cursor = conn.execute(_values(sql, MESSAGE_WIDTH, len(values) // MESSAGE_WIDTH), values)
+        if RETURNING:
+            for target, id, seq in cursor.fetchall():
+                [(previous,)] = conn.execute(PREVIOUS, (target, seq)).fetchall()
+                seqs[(target, id)] = (seq, previous or 0)
+
+
+def enqueued(request: AppendRequest, seqs: Seqs) -> AppendResult:
+    """The outcome of an enqueue (an append without events): the sequence number of its last
+    message as the position (0 if it was skipped, its id waiting already, or SQLite is too old
+    to say), and the one of the message waiting before it as the version."""
+    if not request.side.enqueue:
+        return AppendResult(0, 0)
+    target, message = request.side.enqueue[-1]
+    seq, previous = seqs.get((target, message.id.bytes), (0, 0))
+    return AppendResult(previous, seq)
 
 
 @functools.lru_cache(maxsize=64)

@@ -38,7 +38,18 @@ from ._offsets import OffsetStore
 from ._reader import Pending, ReaderThread
 from ._rows import RowPage
 from ._validate import EncodedEvent
-from ._work import KEEP, NO_SIDE, Side, WakeAt, WorkEntry, distinct, side, wake_time
+from ._work import (
+    KEEP,
+    NO_SIDE,
+    NOT_REPORTED,
+    Enqueued,
+    Side,
+    WakeAt,
+    WorkEntry,
+    distinct,
+    side,
+    wake_time,
+)
 
 P = TypeVar("P", bound=Sized)
 
@@ -116,6 +127,11 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
 
     codec: Codec
     page_size: int
+    reports_inbox_seq: bool = False
+    """Whether ``enqueue`` says where it stored a message (``Enqueued``). A backend that does
+    sets it, and its ``_append`` of an enqueue (no events) returns the last message's sequence
+    number (0 if skipped) as the position of its ``AppendResult``, and the sequence number of
+    the message waiting before it in that inbox (0: none) as its version."""
     poll_interval: float
     _reader: ReaderThread | None = None
     """The thread a backend reads on, if it reads ahead: ``read`` and ``read_all`` then fetch
@@ -176,20 +192,29 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
 
     # -- inboxes and the work index -----------------------------------------------------------
 
-    async def enqueue(self, stream: str, messages: Iterable[NewEvent]) -> None:
+    async def enqueue(self, stream: str, messages: Iterable[NewEvent]) -> Enqueued:
         """Store ``messages`` in ``stream``'s inbox, in order, atomically: all or none.
 
         A message whose id is already waiting in that inbox is skipped, so a retry is safe
         (a consumed message is no longer waiting: de-duplicating beyond that is the consumer's
         job). Messages are validated like events. A checkpoint; if cancelled midway, the
         messages may or may not be stored, and retrying is safe.
+
+        Returns:
+            Where the last message waits (``Enqueued``): its sequence number and the one of the
+            message waiting before it, if this call stored it and the backend says
+            (``reports_inbox_seq``); else ``Enqueued(0, 0)``.
         """
         self._check_open()
         name = check.stream_name(stream)
         if isinstance(messages, Iterable) and not isinstance(messages, NewEvent | str | bytes):
             messages = _first_of_each_id(messages)  # a resend in the same batch: stored once
         encoded = distinct(check.encode_events(name, messages))
-        await self._append(name, [], ANY, Side(enqueue=tuple((name, m) for m in encoded)))
+        result = await self._append(name, [], ANY,
+                                    Side(enqueue=tuple((name, m) for m in encoded)))
+        if not (encoded and self.reports_inbox_seq and result.position):
+            return NOT_REPORTED
+        return Enqueued(result.position, result.version)
 
     def read_inbox(self, stream: str, *, after: int = 0,
                    limit: int | None = None) -> AsyncGenerator[RecordedEvent, None]:

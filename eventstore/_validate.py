@@ -219,10 +219,47 @@ def _reads_back(value: Any, raw: bytes) -> bool:
         if (_LEAVES.issuperset(kinds) and _STR.issuperset(map(type, value))
                 and (float not in kinds or b"null" not in raw)):
             return True
+    # Nested dicts and lists of those leaves (a message inside a ``Received``, say) are known
+    # good the same way, walked in Python: cheaper than decoding the text to compare.
+    plain = _plain(value, 0)
+    if plain == _PLAIN or (plain == _PLAIN_FLOAT and b"null" not in raw):
+        return True
     try:
         return bool(_decode_msgspec(raw) == value)
     except Exception:  # a value whose == fails is for the stdlib path to judge
         return False
+
+
+_NOT_PLAIN, _PLAIN, _PLAIN_FLOAT = 0, 1, 2
+_DEEPEST = 32  # deeper values are compared the slow way
+
+
+def _plain(value: Any, depth: int) -> int:
+    """Whether ``value`` holds only dicts with str keys, lists and ``_LEAVES``; and a float?"""
+    kind = type(value)
+    if kind is dict:
+        if not _STR.issuperset(map(type, value)):
+            return _NOT_PLAIN
+        items: Any = value.values()
+    elif kind is list:
+        items = value
+    elif kind in _LEAVES:
+        return _PLAIN_FLOAT if kind is float else _PLAIN
+    else:
+        return _NOT_PLAIN
+    if depth >= _DEEPEST:
+        return _NOT_PLAIN
+    found = _PLAIN
+    for item in items:
+        kind = type(item)
+        if kind is float:
+            found = _PLAIN_FLOAT
+        elif kind not in _LEAVES:
+            inner = _plain(item, depth + 1)
+            if inner == _NOT_PLAIN:
+                return _NOT_PLAIN
+            found = max(found, inner)
+    return found
 
 
 def _stdlib_text(value: Any) -> str:

@@ -52,6 +52,22 @@ class WorkEntry:
 
 
 @attrs.frozen
+class Enqueued:
+    """Where ``EventStore.enqueue`` stored the last of its messages, if the backend says."""
+
+    seq: int
+    """Its sequence number in the inbox (as ``read_inbox`` gives it); 0 if this call did not
+    store it (its id was waiting already) or the backend does not say (PostgreSQL)."""
+    previous: int
+    """The sequence number of the message waiting just before it in that inbox when it was
+    stored (0: none). A consumer that has seen that one (and so all before it) may take the
+    message as it is, without reading the inbox."""
+
+
+NOT_REPORTED: Final = Enqueued(0, 0)
+
+
+@attrs.frozen
 class Side:
     """What an append writes besides its events, in the same transaction."""
 

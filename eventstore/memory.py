@@ -45,6 +45,8 @@ class MemoryEventStore(EventStore):
     is a checkpoint first, then runs to its end without one, so a page, say, is read whole.
     """
 
+    reports_inbox_seq = True
+
     def __init__(self, *, codec: Codec | None = None, page_size: int = 500,
                  poll_interval: float = 0.5) -> None:
         super().__init__(codec=codec, page_size=page_size, poll_interval=poll_interval)
@@ -76,16 +78,22 @@ class MemoryEventStore(EventStore):
             for id in side.acknowledge:
                 inbox.pop(id, None)
         now = datetime.now(UTC)
+        seq = previous = 0  # of the last message enqueued, if stored; of the one before it
         for target, message in side.enqueue:
             inbox = self._inboxes.setdefault(target, {})
             if message.id.bytes not in inbox:
+                previous = next(reversed(inbox.values())).position if inbox else 0
                 self._sequence += 1
+                seq = self._sequence
                 inbox[message.id.bytes] = _Row(target, self._sequence, self._sequence, message,
                                                now)
+            else:
+                seq = 0
         if side.wake_at is not KEEP:
             self._set_wake_now(stream, side.wake_at)
         if not events:
-            return AppendResult(actual, self._position)
+            return AppendResult(previous, seq) if side.enqueue else \
+                AppendResult(actual, self._position)
         if state is None:
             state = self._streams[stream] = _Stream()
         for event in events:

@@ -65,6 +65,7 @@ from ._sqlite_schema import micros, prepare
 from ._sqlite_write import (
     CLEAR_WAKE,
     EVENT_WIDTH,
+    RETURNING,
     ROWS_PER_INSERT,
     SET_WAKE,
     STORED_VERSION,
@@ -127,6 +128,8 @@ class SQLiteEventStore(EventStore):
     Raises:
         InvalidArgument: an argument is out of range or of the wrong type.
     """
+
+    reports_inbox_seq = RETURNING  # SQLite 3.35 and later
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                  codec: Codec | None = None, page_size: int = 500, poll_interval: float = 0.5,

@@ -68,6 +68,11 @@ def test_new_event_carries_the_text_the_store_writes() -> None:
     assert msgspec.json.decode(event.data_json) == event.data
     [encoded] = encode_events("s", [event])
     assert encoded.data is event.data_json  # not encoded again
+    # Its metadata is encoded at append: a caller may add to it first (a remote ask does).
+    tagged = codec.new_event(Inner("a", [1.5]), metadata={"message_id": "m-1"})
+    tagged.metadata["reply"] = True
+    [encoded] = encode_events("s", [tagged])
+    assert msgspec.json.decode(encoded.metadata) == {"message_id": "m-1", "reply": True}
 
 
 def test_a_hand_built_event_is_encoded_at_append_and_equals_the_codecs() -> None:
@@ -303,6 +308,12 @@ async def test_a_read_after_aclose_fails_without_starting_a_thread(tmp_path: Pat
     ({"xs": [1.0, float("nan")]}, False),
     ({"xs": [float("inf")], "n": 1}, False),
     ({"xs": ["a", "\udc80"]}, False),
+    # Nested dicts (a message inside a Received): the same fast path, the same refusals.
+    ({"seq": 1, "data": {"a": [1, {"b": 2.5}], "c": "d"}}, True),
+    ({"data": {"a": None, "f": 1.5}}, True),
+    ({"data": {"a": {"b": float("nan")}}}, False),
+    ({"data": {"x": {2: "a"}}}, False),
+    ({"data": {"s": "\ud800"}}, False),
 ])
 def test_lists_of_leaves_take_the_fast_path_without_losing_a_refusal(value: Any,
                                                                      stored: bool) -> None:

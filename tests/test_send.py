@@ -366,3 +366,43 @@ async def test_a_long_inbox_is_read_in_bounded_batches_in_order(
                 await trio.sleep(0.01)
         assert await system.ref(Tally, "t").ask("state") == [("a", n) for n in range(30)]
     assert await inbox_of(store, "Tally-t") == []
+
+
+async def test_a_sent_message_is_handed_to_its_running_actor_without_a_read(
+        any_store: EventStore) -> None:
+    from actors._inbox import encode_message
+
+    reads: list[int] = []
+    read_inbox = any_store.read_inbox
+
+    def counted(stream: str, **options: Any) -> Any:
+        reads.append(options.get("after", 0))
+        return read_inbox(stream, **options)
+
+    any_store.read_inbox = counted  # type: ignore[method-assign]
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        await ref.ask("start")
+        started = len(reads)
+        for n in range(5):
+            await ref.send(Add("a", n), message_id=f"m-{n}")
+        await ref.send(Add("a", 0), message_id="m-0")  # a resend, after it was consumed
+        assert await ref.ask("state") == [("a", n) for n in range(5)]
+        if any_store.reports_inbox_seq:
+            assert len(reads) == started  # handed over: none read back
+        # Stored by another way (no hand-over): read, and the handed ones never read twice.
+        await any_store.enqueue("Tally-t", [encode_message(any_store.codec, "Tally-t",
+                                                           Add("b", 9), None, None)])
+        await ref.send(Add("a", 5))
+        system.ref(Tally, "t")._poke()
+        with trio.fail_after(10):
+            while len(Tally.runs) < 8:
+                await trio.sleep(0.01)
+        seen = await ref.ask("state")
+    assert sorted(seen) == sorted([("a", n) for n in range(6)] + [("b", 9)])
+    assert [n for s, n in seen if s == "a"] == list(range(6))
+    assert Tally.runs.count(Add("a", 0)) == 1
+    log = await log_of(any_store, "Tally-t")
+    seqs = [e.seq for e in log if isinstance(e, Received) and e.data is not None]
+    assert len(seqs) == len(set(seqs)) == 7
+    assert await inbox_of(any_store, "Tally-t") == []
