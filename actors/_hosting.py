@@ -259,7 +259,7 @@ class Hosting:
             owned = await self.system.store.owners(member=self.member.id)
             for row in owned:
                 key = self.system.key_of(row.stream)
-                if key is None or key not in self.system.cells:
+                if key is None or (key not in self.system.cells and key not in self.routing):
                     assert row.member is not None
                     await self.system.store.release(row.stream, Fence(row.member, row.epoch))
         except EventStoreError as exc:
