@@ -357,6 +357,8 @@ class ActorSystem:
             if previous is not None:
                 await previous.stopped.wait()  # passivating: let it commit before recovering
             await cell.serve()
+        except ActorStopped as exc:  # a lost race, an unknown outcome, a fence: said once
+            log.warning("%s stopped: %s", cell.name, exc.reason)
         except Exception:
             log.exception("%s stopped with an error", cell.name)
         finally:
