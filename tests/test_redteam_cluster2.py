@@ -128,7 +128,8 @@ async def test_tells_from_one_member_keep_their_order_when_the_owner_leaves(
             with trio.fail_after(15):
                 while (seen := await ref.ask("seen")) != expected and len(seen) < n + 1:
                     await trio.sleep(0.05)
-            assert seen == expected, (len(seen), [(i, v) for i, v in enumerate(seen) if v != i][:3], [(i, v) for i, v in enumerate(seen) if v != i][-3:])
+            wrong = [(i, v) for i, v in enumerate(seen) if v != i]
+            assert seen == expected, (len(seen), wrong[:3], wrong[-3:])
 
 
 # -- the corrected clock --
@@ -248,3 +249,29 @@ async def test_a_late_claim_of_due_work_leaves_the_actor_served_here_alone(
             assert await a.ref(Sum, "q").ask(1) == 7
             assert sql(path, "SELECT member FROM owners WHERE stream = 'sum2-q'") == [(first,)]
             assert a.member == first
+
+
+# -- rejoin against leaving --
+
+
+async def test_a_member_that_stops_while_rejoining_leaves_no_live_member_behind(
+        tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    async with SQLiteEventStore(path) as store:
+        join = store.join
+        joining = trio.Event()
+
+        async def slow_join(*args: Any, **kwargs: Any) -> Any:
+            at = await join(*args, **kwargs)
+            joining.set()
+            # A slow reply, not cancellable (as the stores' own joins): written, not yet back.
+            await trio.to_thread.run_sync(time.sleep, 0.3)
+            return at
+
+        async with member(store) as system:
+            store.join = slow_join  # type: ignore[method-assign]
+            sql(path, "UPDATE members SET state = 'dead' WHERE id = ?", system.member)
+            with trio.fail_after(5):
+                await joining.wait()
+        # Left at once (not a lease later): its actors are free for others.
+        assert sql(path, "SELECT id, state FROM members WHERE state = 'alive'") == []
