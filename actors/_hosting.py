@@ -164,9 +164,11 @@ class Hosting:
             return remote
 
     def start(self, key: Key, claim: Claim) -> Cell:
-        """Serve ``key`` here, under ``claim``."""
-        cell = self.system.start_cell(key, claim.fence())
-        self.remotes.pop(key, None)
+        """Serve ``key`` here, under ``claim``; after the messages this member was still
+        storing for its former owner, which it then reads first from its inbox."""
+        remote = self.remotes.pop(key, None)
+        cell = self.system.start_cell(key, claim.fence(),
+                                      None if remote is None else remote.drained)
         self.recovering += 1
         self.system.background(self._recovered, cell)
         return cell
@@ -244,9 +246,12 @@ class Hosting:
                 continue
             for claim in claims:
                 key = system.key_of(claim.stream)
-                if key is None or key in system.cells:
-                    # Not ours to serve, or still stopping here: give it back.
-                    await system.store.release(claim.stream, claim.fence())
+                here = None if key is None else system.cells.get(key)
+                if key is None or here is not None:
+                    # Not ours to serve, or served (or stopping) here already: give it back,
+                    # unless it is the very ownership the cell here runs under.
+                    if here is None or here.journal.fence != claim.fence():
+                        await system.store.release(claim.stream, claim.fence())
                     continue
                 self.start(key, claim)
             if len(claims) == room:
@@ -270,8 +275,14 @@ class Hosting:
         """A claim found this member not alive: it lost its membership (its heartbeat thread
         may not know yet); stop serving until it has rejoined."""
         if exc.member == self.member.id:
-            self.serving = trio.Event()
+            self._stop_serving()
             self.member.lose(exc.member, "a claim found it not alive")
+
+    def _stop_serving(self) -> None:
+        """Make ``serving`` unset until the rejoin sets it: a new event only if the current one
+        is set (whoever waits on an unset one is woken by the rejoin)."""
+        if self.serving.is_set():
+            self.serving = trio.Event()
 
     def fenced(self, member: str) -> None:
         """A write under ``member`` was fenced: if that is this member's current id, the store
@@ -289,7 +300,7 @@ class Hosting:
         system = self.system
         while True:
             await self.member.lost.wait()
-            self.serving = trio.Event()
+            self._stop_serving()
             for scope in self._projections:
                 scope.cancel()
             cells = list(system.cells.values())
@@ -317,7 +328,7 @@ class Hosting:
         while True:
             await trio.sleep(self.cluster.beat_every / 2)
             if self.serving.is_set() and not self.member.lease_holds:
-                self.serving = trio.Event()
+                self._stop_serving()
                 self.member.lose(self.member.id, "no heartbeat succeeded for a whole lease")
 
     async def poke_owned(self) -> None:

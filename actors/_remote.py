@@ -117,6 +117,8 @@ class Remote:
         self.expires = trio.current_time() + system.remote_ttl
         self._queue: list[_Out] = []
         self._flushing = False
+        self._drained = trio.Event()
+        self._drained.set()
 
     def can_inline(self) -> bool:
         return False
@@ -145,10 +147,15 @@ class Remote:
         if out.error is not None:
             raise out.error
 
+    async def drained(self) -> None:
+        """Wait until no message of this member is on its way to the inbox."""
+        await self._drained.wait()
+
     def _put(self, out: _Out) -> None:
         self._queue.append(out)
         if not self._flushing:
             self._flushing = True
+            self._drained = trio.Event()
             self.system.background(self._flush)
 
     async def _flush(self) -> None:
@@ -170,6 +177,7 @@ class Remote:
                         out.done.set()
         finally:
             self._flushing = False
+            self._drained.set()
 
     async def ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
         """Store ``message`` with a request for its reply, and wait for the reply recorded in

@@ -327,15 +327,18 @@ class ActorSystem:
         if self._hosting is not None:
             self._hosting.fenced(member)
 
-    def start_cell(self, key: tuple[str, str], fence: Fence) -> Cell:
-        """Serve ``key`` here under ``fence`` (a claim of this member)."""
-        cell = self._activate_nowait(key)
+    def start_cell(self, key: tuple[str, str], fence: Fence,
+                   after: Callable[[], Awaitable[object]] | None = None) -> Cell:
+        """Serve ``key`` here under ``fence`` (a claim of this member), once ``after()``
+        returns."""
+        cell = self._activate_nowait(key, after)
         cell.journal.fence = fence
         return cell
 
     # -- activation ------------------------------------------------------------------------------
 
-    def _activate_nowait(self, key: tuple[str, str]) -> Cell:
+    def _activate_nowait(self, key: tuple[str, str],
+                         after: Callable[[], Awaitable[object]] | None = None) -> Cell:
         if self._nursery is None or self._closing:
             raise ActorStopped(f"{key[0]}({key[1]!r})", "its ActorSystem is not running")
         cls = self._classes[key[0]]
@@ -349,13 +352,16 @@ class ActorSystem:
         cell.system = self
         cell.journal.indexed = self._index.wake.get(cell.stream)
         self._cells[key] = cell
-        self._nursery.start_soon(self._serve, key, cell, previous)
+        self._nursery.start_soon(self._serve, key, cell, previous, after)
         return cell
 
-    async def _serve(self, key: tuple[str, str], cell: Cell, previous: Cell | None) -> None:
+    async def _serve(self, key: tuple[str, str], cell: Cell, previous: Cell | None,
+                     after: Callable[[], Awaitable[object]] | None = None) -> None:
         try:
             if previous is not None:
                 await previous.stopped.wait()  # passivating: let it commit before recovering
+            if after is not None:
+                await after()
             await cell.serve()
         except ActorStopped as exc:  # a lost race, an unknown outcome, a fence: said once
             log.warning("%s stopped: %s", cell.name, exc.reason)

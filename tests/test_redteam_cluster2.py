@@ -2,7 +2,9 @@
 rejoin against its leaving, the corrected clock, a kept ``Remote``, ``poke_owned``, SQLite's
 inbox watcher, a claim by the owner, ``send``'s hand-over), attacked from the outside.
 
-Tests marked ``xfail(strict=True)`` show a defect: they fail now and pass once it is fixed.
+The three defects it found (a rejoin that left an ask waiting, tells overtaking a busy remote
+writer after an owner change, a late claim of due work giving up a served actor) are fixed;
+their tests pass.
 The others pin down promises that hold.
 """
 
@@ -75,8 +77,6 @@ def sql(path: Path, statement: str, *params: Any) -> list[tuple[Any, ...]]:
 # -- rejoin: a claim that finds the member dead --
 
 
-@pytest.mark.xfail(strict=True, reason="a locate whose claim raised NotAlive waits on a serving "
-                   "event that keep_membership replaces: the ask hangs after the rejoin")
 async def test_an_ask_whose_claim_finds_the_member_dead_is_served_after_the_rejoin(
         tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
@@ -93,8 +93,6 @@ async def test_an_ask_whose_claim_finds_the_member_dead_is_served_after_the_rejo
 # -- a member's tells keep their order across an owner change --
 
 
-@pytest.mark.xfail(strict=True, reason="Hosting.start drops a busy Remote: tells told after a "
-                   "member claims the actor overtake the ones the Remote still writes")
 async def test_tells_from_one_member_keep_their_order_when_the_owner_leaves(
         tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
@@ -222,9 +220,6 @@ async def test_a_message_whose_notification_was_lost_is_served_within_ten_polls(
 # -- a claim by the owner keeps its epoch --
 
 
-@pytest.mark.xfail(strict=True, reason="claim_due_work releases a claim it finds already served "
-                   "here: the owner keeps its epoch, so the release drops the running actor's "
-                   "ownership (its next commit is fenced, the member rejoins)")
 async def test_a_late_claim_of_due_work_leaves_the_actor_served_here_alone(
         tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
