@@ -82,6 +82,7 @@ class Hosting:
         self._due = trio.Event()
         self._released: dict[str, trio.Event] = {}
         self._projections: set[trio.CancelScope] = set()  # hosted projection runners
+        self._projection_names: set[str] = set()  # their owner rows: not actors
         self._rejoining = trio.CancelScope()
 
     # -- finding an actor ------------------------------------------------------------------------
@@ -147,15 +148,8 @@ class Hosting:
                 continue  # ``serving`` waits for the new membership
             cell = system.cells.get(key)
             if cell is not None and not cell.closing:
-                # Started meanwhile by a claim of due work. A claim by the owner keeps its
-                # epoch; should a store raise it anyway, the cell goes on under the newer one,
-                # or its next commit would be fenced and the actor stranded, owned by a live
-                # member that no longer serves it. Nobody else can have written in between (and
-                # if someone had, the commit's expected version would stop the cell).
-                fence = cell.journal.fence
-                if claim.claimed and fence is not None and fence.member == claim.owner and \
-                        fence.epoch < claim.fence().epoch:
-                    cell.journal.fence = claim.fence()
+                # Started meanwhile by a claim of due work: a claim by the owner keeps its epoch
+                # (the store's promise), so the cell's fence is this claim's.
                 return cell
             if claim.claimed:
                 return self.start(key, claim)
@@ -211,13 +205,17 @@ class Hosting:
             return
         for stream in streams:
             key = system.key_of(stream)
-            if key is None:
-                continue
-            here = system.cells.get(key)
-            if here is not None and not here.closing:
-                here.poke()
-            elif key not in self.remotes:
+            if key is not None and not self._poke_here(stream) and key not in self.remotes:
                 self._due.set()
+
+    def _poke_here(self, stream: str) -> bool:
+        """Tell the actor of ``stream`` that its inbox has messages, if it is served here."""
+        key = self.system.key_of(stream)
+        cell = None if key is None else self.system.cells.get(key)
+        if cell is None or cell.closing:
+            return False
+        cell.poke()
+        return True
 
     async def claim_due_work(self) -> None:
         """Claim, in bounded batches, work that no live member serves: messages waiting for an
@@ -263,6 +261,8 @@ class Hosting:
         try:
             owned = await self.system.store.owners(member=self.member.id)
             for row in owned:
+                if row.stream in self._projection_names:
+                    continue  # a projection this member runs
                 key = self.system.key_of(row.stream)
                 if key is None or (key not in self.system.cells and key not in self.routing):
                     assert row.member is not None
@@ -346,10 +346,7 @@ class Hosting:
                 continue
             for entry in work:
                 if entry.waiting:
-                    key = system.key_of(entry.stream)
-                    cell = None if key is None else system.cells.get(key)
-                    if cell is not None and not cell.closing:
-                        cell.poke()
+                    self._poke_here(entry.stream)
 
     async def balance(self) -> None:
         """Above its fair share of the actors the live hosting members own, passivate idle
@@ -385,6 +382,7 @@ class Hosting:
         stream = runner.name
         if not self.cluster.hosting:
             return
+        self._projection_names.add(stream)
         while True:
             await self.serving.wait()
             try:

@@ -113,7 +113,9 @@ class ActorRef:
             self._send_with(turn, message, message_id)
             await trio.lowlevel.checkpoint()
             return
-        cell = await self._target()
+        cell = self._resolve()
+        if not isinstance(cell, Cell):
+            cell = await self._elsewhere(cell)
         trace = None if cell.telemetry is None else cell.telemetry.carrier()
         stored = encode_message(self.store.codec, self.stream, message, message_id, trace)
         if isinstance(cell, Remote):  # in order with this member's tells to it
@@ -124,12 +126,10 @@ class ActorRef:
         if not (where.seq and cell.take(stored, where)):
             self._poke()
 
-    async def _target(self) -> Cell | Remote:
-        """The running cell, or (in a cluster) the remote owner, once known."""
-        target = self._resolve()
-        if isinstance(target, Routing):
-            return await target.ready()
-        return target
+    @staticmethod
+    async def _elsewhere(target: Remote | Routing) -> Cell | Remote:
+        """In a cluster: the running cell or the remote owner, once the routing knows."""
+        return await target.ready() if isinstance(target, Routing) else target
 
     def _send_with(self, turn: Turn, message: Any, message_id: str | None) -> None:
         cell = turn.cell
@@ -185,9 +185,11 @@ class ActorRef:
         return await durable_ask(turn, self.stream, send, message_id)
 
     async def _ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
-        cell = await self._target()
-        if isinstance(cell, Remote):
-            return await cell.ask(message, timeout, message_id)
+        cell = self._resolve()
+        if not isinstance(cell, Cell):  # in a cluster, not served here (yet)
+            cell = await self._elsewhere(cell)
+            if isinstance(cell, Remote):
+                return await cell.ask(message, timeout, message_id)
         if message_id is None and timeout is None and cell.can_inline():
             return await cell.ask_inline(message)
         reply = Reply()

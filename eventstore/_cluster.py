@@ -176,18 +176,14 @@ def lease(value: object) -> float:
     return float(value)
 
 
-def fence(value: object) -> Fence | None:
-    if value is None:
-        return None
-    if not isinstance(value, Fence):
-        raise InvalidArgument(f"fence must be an eventstore.Fence or None, got {value!r}")
-    member_id(value.member, "fence.member")
-    if isinstance(value.epoch, bool) or not isinstance(value.epoch, int) or value.epoch < 1:
-        raise InvalidArgument(f"fence.epoch must be an int >= 1, got {value.epoch!r}")
-    return value
+def checked_fence(value: object) -> Fence | None:
+    """``value`` if it is a Fence (checked when it was made) or None."""
+    if value is None or isinstance(value, Fence):
+        return value
+    raise InvalidArgument(f"fence must be an eventstore.Fence or None, got {value!r}")
 
 
-def prefixes(value: object) -> tuple[str, ...]:
+def checked_prefixes(value: object) -> tuple[str, ...]:
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise InvalidArgument(f"prefixes must be a list of stream-name prefixes, got {value!r}")
     found = []
@@ -263,7 +259,7 @@ class ClusterStore:
         """
         self._check_open()
         name = member_id(member)
-        kinds = _prefixes(prefixes)
+        kinds = checked_prefixes(prefixes)
         most = check.whole(limit, "limit", minimum=1)
         if isinstance(slack, bool) or not isinstance(slack, int | float) or \
                 not math.isfinite(slack) or slack < 0:
@@ -280,7 +276,7 @@ class ClusterStore:
         A checkpoint."""
         self._check_open()
         name = check.stream_name(stream)
-        checked = _fence(fence)
+        checked = checked_fence(fence)
         if checked is None:
             raise InvalidArgument("fence must be an eventstore.Fence, got None")
         return await self._release(name, checked)
@@ -357,10 +353,6 @@ class ClusterStore:
     def coordinates(self) -> bool:
         """Whether this store can coordinate a cluster (membership, claims, fences)."""
         return type(self)._join is not ClusterStore._join
-
-
-_prefixes = prefixes
-_fence = fence
 
 
 def _streams(value: object) -> list[str]:

@@ -16,8 +16,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from . import _validate as check
-from ._cluster import Fence
-from ._cluster import fence as checked_fence
+from ._cluster import Fence, checked_fence
 from ._errors import EventStoreError, InvalidArgument
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any]

@@ -348,17 +348,8 @@ def _checked(conn: sqlite3.Connection, requests: list[AppendRequest],
         return unknown
     return [(request, checked_outcome(request, [ids.get(event.id.bytes)
                                                 for event in request.events], failure)
-             if request.events else checked_enqueue(request, messages, failure)
-             if request.side.enqueue else _unknown(request, failure))
+             if request.events else checked_enqueue(request, messages, failure))
             for request, ids, messages in zip(requests, found, waiting, strict=True)]
-
-
-def _unknown(request: AppendRequest, failure: EventStoreError) -> AppendOutcomeUnknown:
-    """The outcome of a wake time alone (a fenced ``set_wake``) whose ``COMMIT`` failed."""
-    error = AppendOutcomeUnknown(request.stream, 0, f"{failure}; the wake time may or may not "
-                                 "be stored")
-    error.__cause__ = failure
-    return error
 
 
 def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:

@@ -21,8 +21,7 @@ import msgspec
 import trio
 
 from . import _validate as check
-from ._cluster import ClusterStore, Fence
-from ._cluster import fence as checked_fence
+from ._cluster import ClusterStore, Fence, checked_fence
 from ._codec import Codec
 from ._errors import DecodeError, InvalidArgument, StoreClosed
 from ._model import (
@@ -69,20 +68,6 @@ def parse_json(text: str | bytes) -> Any:
         return decode_json(text)
     except ValueError:  # msgspec.DecodeError is one
         return json.loads(text)
-
-
-def _first_of_each_id(messages: Iterable[Any]) -> list[Any]:
-    """``messages`` without a later one whose id an earlier one has (what is not a NewEvent is
-    kept, for ``encode_events`` to refuse)."""
-    seen: set[object] = set()
-    kept = []
-    for message in messages:
-        id = message.id if isinstance(message, NewEvent) else None
-        if id is not None and id in seen:
-            continue
-        seen.add(id)
-        kept.append(message)
-    return kept
 
 
 def decode_row(stream: str, version: int, position: int, type: str, data: str | bytes,
@@ -208,8 +193,8 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
         self._check_open()
         name = check.stream_name(stream)
         if isinstance(messages, Iterable) and not isinstance(messages, NewEvent | str | bytes):
-            messages = _first_of_each_id(messages)  # a resend in the same batch: stored once
-        encoded = distinct(check.encode_events(name, messages))
+            messages = distinct(messages)  # (else encode_events says what is wrong)
+        encoded = check.encode_events(name, messages)
         result = await self._append(name, [], ANY,
                                     Side(enqueue=tuple((name, m) for m in encoded)))
         if not (encoded and self.reports_inbox_seq and result.position):

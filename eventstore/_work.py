@@ -15,13 +15,13 @@ import enum
 import math
 import uuid
 from collections.abc import Iterable
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import attrs
 
-from ._cluster import Fence
-from ._cluster import fence as checked_fence
+from ._cluster import Fence, checked_fence
 from ._errors import InvalidArgument
+from ._model import NewEvent
 from ._validate import EncodedEvent, encode_events, stream_name
 
 
@@ -139,12 +139,15 @@ def side(acknowledge: object, enqueue: object, wake_at: object, fence: object = 
                 KEEP if wake_at is KEEP else wake_time(wake_at), checked_fence(fence))
 
 
-def distinct(messages: list[EncodedEvent]) -> list[EncodedEvent]:
-    """``messages`` without a later one whose id an earlier one has."""
+def distinct(messages: Iterable[Any]) -> list[Any]:
+    """``messages`` without a later one whose id an earlier one has (a resend in one batch is
+    stored once); what is not a ``NewEvent`` is kept, for ``encode_events`` to refuse."""
     seen: set[uuid.UUID] = set()
     kept = []
     for message in messages:
-        if message.id not in seen:
+        if isinstance(message, NewEvent):
+            if message.id in seen:
+                continue
             seen.add(message.id)
-            kept.append(message)
+        kept.append(message)
     return kept
