@@ -46,6 +46,7 @@ from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
 from ._harness import SETTINGS, Files, Paired, Report, rounds, scaled
+from ._raw import type_ids
 
 BENCHMARK = "actors"
 QUICK = ("tell and ask, 1 actor, against Pykka; 1 event per command, 100 actors on SQLite, "
@@ -348,7 +349,8 @@ def raw_ceiling(path: Path, total: int, batch: int = 100) -> float:
     conn.executescript(SCHEMA)
     now = micros(datetime.now(UTC))
     data = json.dumps({"amount": 1})
-    rows = [(n + 1, f"Counter-c{n % 100}", n // 100 + 1, "bench.Added", data, "{}",
+    kind = type_ids(conn, ["bench.Added"])["bench.Added"]
+    rows = [(n + 1, f"Counter-c{n % 100}", n // 100 + 1, kind, data, None,
              uuid.uuid4().bytes, now) for n in range(total)]
     started = time.perf_counter()
     for start in range(0, total, batch):

@@ -64,6 +64,7 @@ from eventstore._sqlite_schema import micros
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
 from ._harness import Files, Paired, Report, measure, rounds, scaled
+from ._raw import type_ids
 
 BENCHMARK = "send"
 QUICK = "send by 100 senders to 100 actors on SQLite FULL, against raw sqlite3 executemany"
@@ -159,6 +160,7 @@ def raw_ceiling(files: Files, total: int, clocks: Clocks, batch: int = 100) -> f
     conn.execute("PRAGMA synchronous = FULL")
     conn.executescript(SCHEMA)
     now = micros(datetime.now(UTC))
+    kinds = type_ids(conn, ["actors.Received", "bench.send.Added", "actors.ReplyRecorded"])
     inbox, events, consumed = [], [], []
     for n in range(total):
         stream, sender, message_id = f"BenchCounter-c{n % 100}", f"s{n % 100}", f"s{n % 100}-{n}"
@@ -169,13 +171,13 @@ def raw_ceiling(files: Files, total: int, clocks: Clocks, batch: int = 100) -> f
                       json.dumps({"message_id": message_id}), now))
         consumed.append((stream, id))
         events += [
-            (stream, version + 1, "actors.Received", json.dumps(
+            (stream, version + 1, kinds["actors.Received"], json.dumps(
                 {"seq": n + 1, "message_id": message_id, "type": "bench.send.Add",
-                 "data": message}), "{}", uuid.uuid4().bytes, now),
-            (stream, version + 2, "bench.send.Added", json.dumps(message), "{}",
+                 "data": message}), None, uuid.uuid4().bytes, now),
+            (stream, version + 2, kinds["bench.send.Added"], json.dumps(message), None,
              uuid.uuid4().bytes, now),
-            (stream, version + 3, "actors.ReplyRecorded", json.dumps(
-                {"message_id": message_id, "value": n, "at": time.time()}), "{}",
+            (stream, version + 3, kinds["actors.ReplyRecorded"], json.dumps(
+                {"message_id": message_id, "value": n, "at": time.time()}), None,
              uuid.uuid4().bytes, now)]
     timer = Timer()
     for start in range(0, total, batch):

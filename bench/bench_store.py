@@ -27,6 +27,7 @@ from eventstore._sqlite_schema import micros
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
 from ._harness import Files, Paired, Report, measure, rounds, scaled
+from ._raw import type_ids
 
 BENCHMARK = "store"
 QUICK = "100 concurrent appenders on SQLite FULL, against raw sqlite3 executemany"
@@ -124,8 +125,9 @@ def raw_ceiling(files: Files, total: int, batch: int = 100) -> float:
     conn.execute("PRAGMA synchronous = FULL")
     conn.executescript(SCHEMA)
     now = micros(datetime.now(UTC))
-    rows = [(f"s{n % 100}", n // 100 + 1, "Deposited", json.dumps(attrs.asdict(deposit(n))),
-             "{}", uuid.uuid4().bytes, now) for n in range(total)]
+    kind = type_ids(conn, ["Deposited"])["Deposited"]
+    rows = [(f"s{n % 100}", n // 100 + 1, kind, json.dumps(attrs.asdict(deposit(n))),
+             None, uuid.uuid4().bytes, now) for n in range(total)]
     started = time.perf_counter()
     for start in range(0, total, batch):
         conn.execute("BEGIN IMMEDIATE")

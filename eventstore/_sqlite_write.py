@@ -7,8 +7,9 @@ deleted one), made once per statement; a failed check writes nothing. One statem
 worker thread then spends the whole commit inside SQLite, without the GIL, instead of waiting for
 the GIL again after each of several statements while trio runs the callers. A stream's stored
 version is its newest event's, or the ``streams`` table's floor if higher (kept by deletions), so
-an append writes no other table. What the plan cannot vouch for, or what SQLite refuses, is
-written the careful way: one ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the
+an append writes no other table. What the plan cannot vouch for, or what SQLite refuses (an
+event type whose name the file does not hold yet: see ``INSERT_EVENT``), is written the careful
+way: one ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the
 idempotent-retry and expected-version checks against the stored ids and versions. A row SQLite
 refuses fails its own append alone. When SQLite fails otherwise (a full disk, an I/O error), the
 appends not yet committed are looked up by their event ids before they are reported: an error then
@@ -58,8 +59,16 @@ ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter 
 ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
 EVENT_WIDTH = 7  # values per row of INSERT_EVENT
 
-INSERT_EVENT = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
-                "VALUES {}")
+# A row's values are as an append gives them: its type a name, its metadata JSON text. The
+# statements store the type as the id of its name in ``types``, and no metadata (``{}``) as
+# NULL. A name not yet in ``types`` makes the type NULL, which NOT NULL refuses: the careful way
+# then adds the name (ADD_TYPES) in the append's own savepoint, before its events.
+STORED_COLUMNS = ("(SELECT id FROM types WHERE name = rows.type), data, "
+                  "nullif(metadata, '{{}}'), id, recorded_at")
+INSERT_EVENT = ("WITH rows (stream, version, type, data, metadata, id, recorded_at) AS "
+                "(VALUES {}) INSERT INTO events (stream, version, type, data, metadata, id, "
+                "recorded_at) SELECT stream, version, " + STORED_COLUMNS + " FROM rows")
+ADD_TYPES = "INSERT INTO types (name) VALUES {} ON CONFLICT (name) DO NOTHING"
 MESSAGE_WIDTH = 6  # values per row of ENQUEUE
 # A message whose id is waiting in that inbox already is skipped (so is a repeat in one statement).
 ENQUEUE = ("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) VALUES {} "
@@ -97,7 +106,7 @@ INSERT_PLAN = (
     "SELECT 1 FROM (SELECT stream, min(version) - 1 AS base FROM rows GROUP BY stream) AS plan "
     "WHERE base <> " + STORED_VERSION.format("plan.stream") + ") "
     "AND NOT EXISTS (SELECT 1 FROM deleted_ids WHERE id IN (SELECT id FROM rows))"
-    ") THEN version END, type, data, metadata, id, recorded_at FROM rows")
+    ") THEN version END, " + STORED_COLUMNS + " FROM rows")
 
 # SQLite's primary result codes for a row it will not take: a constraint (a stored id, a
 # taken version), a value over SQLITE_LIMIT_LENGTH, a datatype mismatch, a bad parameter.
@@ -261,7 +270,8 @@ def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
 
     Nothing is written when a stream's stored version is not the one the plan starts from
     (another writer moved it on, or the store's hint was stale), when an event id belongs to a
-    deleted event, or when SQLite refuses a row (a stored id, a value too big).
+    deleted event, or when SQLite refuses a row (a stored id, a value too big, a type name
+    new to the file).
     """
     try:
         last = conn.execute(_values(INSERT_PLAN, EVENT_WIDTH, plan.rows), plan.values).lastrowid
@@ -416,8 +426,13 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
 
 def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: int,
             most: int) -> int:
-    """Insert the request's events after ``version``; the last one's position."""
+    """Insert the request's events after ``version`` (and their type names the file lacks);
+    the last one's position."""
     events = request.events
+    names = list({event.type: None for event in events})
+    for start in range(0, len(names), ID_CHUNK):
+        chunk = names[start:start + ID_CHUNK]
+        conn.execute(_values(ADD_TYPES, 1, len(chunk)), chunk)
     last = None
     for start in range(0, len(events), most):
         values: list[object] = []

@@ -88,13 +88,18 @@ VERSIONS_REMEMBERED = 65_536  # streams whose version the writer keeps in mind
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 LAST_VERSION = "SELECT " + STORED_VERSION.format("?1")
-READ_STREAM = ("SELECT version, position, type, data, metadata, id, recorded_at "
-               "FROM events WHERE stream = ? AND version >= ? AND version <= ? "
+# An event's type name comes from ``types`` (a LEFT JOIN keeps events as the outer loop, in the
+# index's order, and a row whose type id has no name: its decoding then fails, naming it).
+# Metadata is NULL when there is none.
+ROW_COLUMNS = ("version, position, types.name, data, metadata, events.id, recorded_at "
+               "FROM events LEFT JOIN types ON types.id = events.type")
+READ_STREAM = ("SELECT " + ROW_COLUMNS + " WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
-READ_ALL = ("SELECT stream, version, position, type, data, metadata, id, recorded_at "
-            "FROM events WHERE position > ? {types}ORDER BY position LIMIT ?")
+READ_ALL = ("SELECT stream, " + ROW_COLUMNS + " WHERE position > ? {types}"
+            "ORDER BY position LIMIT ?")
+TYPES_IN = "AND events.type IN (SELECT id FROM types WHERE name IN ({})) "
 # A message's sequence number is both its version and its position.
-READ_INBOX = ("SELECT seq, seq, type, data, metadata, id, recorded_at FROM inbox "
+READ_INBOX = ("SELECT seq, seq, type, data, nullif(metadata, '{}'), id, recorded_at FROM inbox "
               "WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?")
 # Every stream with a wake time or waiting messages: the wake table's rows and the inbox's
 # counts per stream (counted on its (stream, id) index, not the table).
@@ -527,7 +532,7 @@ def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers
         sql, args = READ_ALL.format(types=""), (after, size)
     else:
         marks = ", ".join("?" * len(types))
-        sql, args = READ_ALL.format(types=f"AND type IN ({marks}) "), (after, *types, size)
+        sql, args = READ_ALL.format(types=TYPES_IN.format(marks)), (after, *types, size)
     return lambda conn: _decode(((row[0], row[1:]) for row in conn.execute(sql, args).fetchall()),
                                 typed)
 
@@ -560,7 +565,7 @@ def _typed_events(rows: list[Row], typed: Typers) -> list[Any]:
     append = events.append
     for _, _, kind, data, metadata, id, at in rows:
         event = None
-        if (metadata == "{}" and type(id) is bytes and len(id) == 16 and type(at) is int
+        if (metadata is None and type(id) is bytes and len(id) == 16 and type(at) is int
                 and earliest <= at <= latest):
             to_class = typer(kind)
             if to_class is not None:
@@ -584,7 +589,7 @@ class _Rows(RowPage):
     def decode(self, row: Row, codec: Codec) -> tuple[Any, RecordedEvent | Held]:
         _, _, kind, data, metadata, id, at = row
         to_class = codec.typed_decoders.get(kind)
-        if (to_class is not None and metadata == "{}" and type(id) is bytes and len(id) == 16
+        if (to_class is not None and metadata is None and type(id) is bytes and len(id) == 16
                 and type(at) is int and _EARLIEST <= at <= _LATEST):
             try:
                 return to_class(data), (self.build, self.stream, row)
@@ -614,11 +619,11 @@ def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEven
 
     The fast path parses JSON with msgspec, shares one datetime per commit, keeps each id's 16
     bytes for the event to make a UUID of when it is read, and builds events without their
-    constructor's checks. An event of schema version 1 (no metadata) whose type has a decoder in
-    ``typed`` (``Codec.typed_decoders``) is decoded straight into its class; its data dict is
-    built only if someone reads it. Any row the fast path does not accept (JSON msgspec refuses,
-    an id that is not 16 bytes, ...) goes through ``decode_row``, which decodes it the slow way
-    or raises ``DecodeError`` naming its stream and version.
+    constructor's checks. An event of schema version 1 (no metadata: NULL) whose type has a
+    decoder in ``typed`` (``Codec.typed_decoders``) is decoded straight into its class; its data
+    dict is built only if someone reads it. Any row the fast path does not accept (JSON msgspec
+    refuses, an id that is not 16 bytes, no type name, ...) goes through ``decode_row``, which
+    decodes it the slow way or raises ``DecodeError`` naming its stream and version.
     """
     decode, make, typer = decode_json, recorded_event, typed.get
     moments: dict[str, datetime] = {}
@@ -629,9 +634,9 @@ def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEven
         if moment is None:
             moment = moments[text] = _moment(text, stream, version)
         try:
-            if type(id) is not bytes or len(id) != 16:
+            if type(id) is not bytes or len(id) != 16 or kind is None:
                 raise ValueError
-            if metadata == "{}":
+            if metadata is None:
                 extra: dict[str, Any] = {}
                 to_class = typer(kind)
                 if to_class is not None:
@@ -648,5 +653,17 @@ def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEven
                     raise ValueError
             append(make(stream, version, position, kind, value, extra, id, moment))
         except (ValueError, TypeError):
-            append(decode_row(stream, version, position, kind, data, metadata, id, moment))
+            append(_decode_row(stream, version, position, kind, data, metadata, id, moment))
     return page
+
+
+def _decode_row(stream: str, version: int, position: int, kind: str | None, data: str | bytes,
+                metadata: str | bytes | None, id: bytes, moment: datetime) -> RecordedEvent:
+    """``decode_row`` for a stored row: a NULL type name (its id names no row of ``types``)
+    fails as corrupt, and NULL metadata is none."""
+    if kind is None:
+        raise DecodeError("its type id names no event type of the types table: the file was "
+                          "changed outside this library; restore it from a backup",
+                          stream=stream, version=version)
+    return decode_row(stream, version, position, kind, data,
+                      "{}" if metadata is None else metadata, id, moment)

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_v5 import sqlite_to_v5
 
 import eventstore._sqlite_schema as schema
 from eventstore import NewEvent, SchemaError, WorkEntry
@@ -14,6 +15,7 @@ from eventstore.sqlite import SQLiteEventStore
 
 def sqlite_to_v4(path: Path) -> None:
     """Turn a file back into format 4, as the v4 store wrote it: no cluster tables."""
+    sqlite_to_v5(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("DROP TABLE owners")  # and its index
@@ -26,7 +28,9 @@ def sqlite_to_v4(path: Path) -> None:
 def tables(path: Path) -> list[tuple[str, str]]:
     conn = sqlite3.connect(path)
     try:
-        return sorted(conn.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        # A table rebuilt by an upgrade reads as renamed ("events_v6" -> "events").
+        return sorted((name, sql.replace('"', "")) for name, sql in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
     finally:
         conn.close()
 
@@ -69,7 +73,7 @@ async def test_a_v4_sqlite_file_gets_the_cluster_tables(tmp_path: Path) -> None:
     async with SQLiteEventStore(tmp_path / "new.db"):
         pass
     assert tables(path) == tables(tmp_path / "new.db")
-    assert user_version(path) == schema.SCHEMA_VERSION == 5
+    assert user_version(path) == schema.SCHEMA_VERSION
 
 
 async def test_a_v4_upgrade_that_fails_changes_nothing(

@@ -42,8 +42,8 @@ def fold(db: Path) -> dict[str, tuple[int, int, int]]:
     try:
         model: dict[str, tuple[int, int, int]] = {}
         for data, position in conn.execute(
-                "SELECT data, position FROM events WHERE type = 'projector.Deposited' "
-                "ORDER BY position"):
+                "SELECT data, position FROM events JOIN types ON types.id = events.type "
+                "WHERE types.name = 'projector.Deposited' ORDER BY position"):
             event = json.loads(data)
             balance, count, _ = model.get(event["account"], (0, 0, 0))
             model[event["account"]] = (balance + event["amount"], count + 1, position)

@@ -34,15 +34,17 @@ def cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 def stored(db: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT type, data FROM events WHERE stream = ? ORDER BY version",
+        return conn.execute("SELECT types.name, data FROM events JOIN types "
+                            "ON types.id = events.type WHERE stream = ? ORDER BY version",
                             (STREAM,)).fetchall()
 
 
 def make_legacy(db: Path, module: str) -> None:
     """Rewrite ``db`` as the script wrote it before default names were portable."""
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE events SET type = replace(type, ?, '__main__:'), "
-                     "data = replace(data, ?, '\"__main__:')", (f"{module}:", f'"{module}:'))
+        conn.execute("UPDATE types SET name = replace(name, ?, '__main__:')", (f"{module}:",))
+        conn.execute("UPDATE events SET data = replace(data, ?, '\"__main__:')",
+                     (f'"{module}:',))
 
 
 @pytest.fixture
