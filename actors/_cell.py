@@ -98,6 +98,7 @@ class Cell:
         "_held",
         "_inbox_seen",
         "_inline",
+        "_lean",
         "_notify_failures",
         "_poked",
         "_pulled",
@@ -162,6 +163,9 @@ class Cell:
         self.idle_timeout = idle_timeout
         self.has_run = overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
+        # Plain messages' turns run back to back in the loop (``_serve_plain``): nothing per
+        # turn watches them (no span, no hook) and the handler is a coroutine.
+        self._lean = not self.sync_receive and telemetry is None and turn_hook is None
         self.mailbox = Mailbox()
         self.state = ActorState(cls, actor_id, self.codec, emit_system=self.emit_system,
                                 runtime=self)
@@ -473,6 +477,8 @@ class Cell:
                     log.warning("%s: reading its inbox failed (%r); trying again", self.name,
                                 exc)
                     await self._reread_inbox()
+            elif envelope[4] is None and envelope[1] is None and self._lean:
+                await self._serve_plain(envelope)
             elif envelope[4] is not None and envelope[4].handed is not None and \
                     envelope[4].handed != self._rereads:
                 pass  # handed over, then read again (or set aside) since: it waits there
@@ -605,36 +611,23 @@ class Cell:
                 self._consume(turn, inbound)
             if journal.pending or journal.committing or turn.poisoned is not None or (
                     message_id is not None and self._recorded(turn)):
-                # More messages wait: end the turn without a commit; the drained backlog
-                # commits at once. (A turn that left nothing to commit just answers.)
-                hold = (len(self.mailbox) > 0 or bool(self._pulled)) and \
-                    len(self._held) < _BACKLOG
-                if hold:
-                    self._hold(turn)
-                else:
+                hold = self._hold_if_more(turn)
+                if not hold:
                     await self._end_turn(turn)
             elif self.turn_hook is not None:
                 await self._after_turn()
         except BaseException as exc:
             if span is not None:
                 span.fail(exc)
-            if not (isinstance(exc, Exception) or _interrupted(exc)):
-                if reply is not None:  # cancelled mid-turn: the asker must not wait forever
-                    reply.fail(ActorStopped(self.name,
-                                            "it was cancelled during this message's turn"))
+            if not await self._turn_failed(turn, reply, exc):
                 raise
-            await self._abort(turn)
-            self._after_failure(exc)
             if inbound is not None:
                 if _interrupted(exc):
                     self._set_inbox_aside()  # cut by a stop: it resumes at the next activation
                 else:
                     await self._redeliver(envelope, exc, handled=handled)
-            elif reply is not None:
-                reply.fail(self._told(exc))
-            elif not _interrupted(exc):
-                log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
-                          message, exc_info=exc)
+            else:
+                self._report_failure(message, reply, exc)
             return
         finally:
             if span is not None:
@@ -646,6 +639,84 @@ class Cell:
             self._held.append((reply, result))
         elif reply is not None:
             reply.succeed(result)
+
+    async def _serve_plain(self, envelope: Envelope) -> None:
+        """Run plain messages (no message id, not from the inbox) as ``_deliver`` would, one
+        turn each, back to back while the backlog has more of them: no coroutine, trace span or
+        turn hook per message (``_lean``), and a turn that leaves nothing to commit just answers.
+
+        Returns at any other item (left in the mailbox for the loop), when the backlog is drained
+        or its share before a schedule point is served, when the held turns must commit, and
+        when the actor closes.
+        """
+        mailbox = self.mailbox
+        journal = self.journal
+        held = self._held
+        receive = self.state.actor.receive
+        while True:
+            message, _, reply, _, _ = envelope
+            turn = Turn(self)
+            token = current_turn.set(turn)
+            self._current_reply = reply
+            hold = False
+            try:
+                result = await receive(message)
+                if journal.pending or journal.committing or turn.poisoned is not None:
+                    hold = self._hold_if_more(turn)
+                    if not hold:
+                        await self._end_turn(turn)
+            except BaseException as exc:
+                if not await self._turn_failed(turn, reply, exc):
+                    raise
+                self._report_failure(message, reply, exc)
+                self._stale_wake = None
+                return
+            finally:
+                turn.finished = True
+                current_turn.reset(token)
+                self._current_reply = None
+            if hold:
+                held.append((reply, result))
+            elif reply is not None:
+                reply.succeed(result)
+            self._stale_wake = None  # a message may have changed on_notify's mind
+            if self.closing or self._pulled or len(held) >= _BACKLOG:
+                return
+            envelope = mailbox.get_nowait()
+            if envelope is EMPTY:
+                return
+            if envelope[1] is not None or envelope[4] is not None or envelope[0] is _STOP or \
+                    envelope[0] is _INBOX:
+                mailbox.put_back(envelope)
+                return
+
+    def _hold_if_more(self, turn: Turn) -> bool:
+        """End a turn that left something to commit without a commit while more messages wait
+        (``_hold``): the drained backlog commits at once. Whether it did."""
+        if (len(self.mailbox) > 0 or bool(self._pulled)) and len(self._held) < _BACKLOG:
+            self._hold(turn)
+            return True
+        return False
+
+    async def _turn_failed(self, turn: Turn, reply: Reply | None, error: BaseException) -> bool:
+        """A message's turn raised ``error``: drop what it emitted (stopping if it must).
+        False for a cancellation, which the caller raises on; the asker is told the actor
+        stopped, it must not wait forever."""
+        if not (isinstance(error, Exception) or _interrupted(error)):
+            if reply is not None:
+                reply.fail(ActorStopped(self.name, "it was cancelled during this message's turn"))
+            return False
+        await self._abort(turn)
+        self._after_failure(error)
+        return True
+
+    def _report_failure(self, message: Any, reply: Reply | None, error: BaseException) -> None:
+        """Tell the asker of a failed turn (a message not from the inbox), or log it."""
+        if reply is not None:
+            reply.fail(self._told(error))
+        elif not _interrupted(error):
+            log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
+                      message, exc_info=error)
 
     # -- the inbox -------------------------------------------------------------------------------
 
