@@ -73,6 +73,11 @@ _INBOX: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
 _AGAIN: Any = object()
+_TIMERS = (NotificationScheduled, NotificationCancelled)
+_MATCHED = (NotificationScheduled, MessageSent)
+"""System events a re-executing scope matches against what it committed, as ``emit`` does."""
+_EVENT_CLASSES: set[type] = set()
+"""Classes ``emit`` has accepted events of (attrs classes, not the runtime's): checked once."""
 _BACKLOG = 64
 """The most message turns of a backlog that share one commit."""
 _PULL = 1000
@@ -218,45 +223,64 @@ class Cell:
         turn = current_turn.get()
         return turn if turn is not None and turn.cell is self else None
 
-    def _turn(self, what: str) -> Turn:
-        turn = self.turn_or_none()
-        if turn is None:
-            raise NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, run, "
-                            "on_start or on_notify)")
-        if turn.root.finished:
-            raise NotInTurn(f"{what}: the turn of {self.name} this task belongs to has ended; a "
-                            "task that outlives its turn cannot change the actor")
+    def _turn(self, what: str | type) -> Turn:
+        """The turn this task executes, for ``what`` (a call, or the class of an event)."""
+        turn = current_turn.get()
+        if turn is None or turn.cell is not self or turn.root.finished:
+            raise self._outside(turn, what)
         return turn
+
+    def _outside(self, turn: Turn | None, what: str | type) -> NotInTurn:
+        """Why ``what`` is refused: no turn of this actor, or ``turn`` has ended."""
+        if not isinstance(what, str):
+            what = what.__name__
+        if turn is None or turn.cell is not self:
+            return NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, "
+                             "run, on_start or on_notify)")
+        return NotInTurn(f"{what}: the turn of {self.name} this task belongs to has ended; a "
+                         "task that outlives its turn cannot change the actor")
 
     def emit(self, events: Iterable[Any]) -> None:
         if threading.get_ident() != self._trio_thread:
             # A plain-def handler: change the state on trio's thread, one change at a time.
             return trio.from_thread.run_sync(self.emit, events)
-        turn = self._turn("emit()")
-        batch = list(events)
+        turn = current_turn.get()
+        if turn is None or turn.cell is not self:
+            raise self._outside(turn, "emit()")
+        root = turn.root
+        if root.finished:
+            raise self._outside(turn, "emit()")
+        batch = tuple(events)
         for event in batch:
-            if not attrs.has(type(event)) or isinstance(event, type):
-                raise InvalidActorType(f"{self.name} emitted {event!r}: events must be instances "
-                                       "of attrs classes (@attrs.frozen)")
-            if isinstance(event, SystemEvent):
-                raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
+            if type(event) not in _EVENT_CLASSES:
+                self._check_event(event)
+        codec = self.codec
         if self.telemetry is None:
-            encoded = [self.codec.new_event(event) for event in batch]
+            encoded = [codec.new_event(event) for event in batch]
         else:  # the turn's trace context goes into each event's metadata
             trace = self.telemetry.carrier()
-            encoded = [self.codec.new_event(event, metadata=trace) for event in batch]
-        root = turn.root
-        replaying = self._recorded(turn)
+            encoded = [codec.new_event(event, metadata=trace) for event in batch]
+        replaying = root._scope is not None and self._recorded(turn)
         pending = self.journal.pending
+        apply = self.state.actor.apply
         for event, new in zip(batch, encoded, strict=True):
             if replaying and self._committed_before(turn, event):
                 continue
             pending.append(Pending(new, event, root, turn, turn.calls))
             try:
-                self.state.actor.apply(event)
+                apply(event)
             except BaseException as exc:
                 root.poisoned = exc  # the state may be half-changed: the turn must fail
                 raise
+
+    def _check_event(self, event: Any) -> None:
+        """Refuse what is not a user's event; remember the class of one that is."""
+        if not attrs.has(type(event)) or isinstance(event, type):
+            raise InvalidActorType(f"{self.name} emitted {event!r}: events must be instances "
+                                   "of attrs classes (@attrs.frozen)")
+        if isinstance(event, SystemEvent):
+            raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
+        _EVENT_CLASSES.add(type(event))
 
     def _recorded(self, turn: Turn) -> bool:
         """Whether ``turn``'s scope has a record: it runs again, or has committed mid-way."""
@@ -296,15 +320,14 @@ class Cell:
     def emit_system(self, event: SystemEvent, side: Any = None) -> None:
         if threading.get_ident() != self._trio_thread:
             return trio.from_thread.run_sync(self.emit_system, event, side)
-        turn = self._turn(f"{type(event).__name__}")
-        timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if isinstance(event, NotificationScheduled | MessageSent) and \
-                self._recorded(turn) and self._committed_before(turn, event):
+        turn = self._turn(type(event))
+        if isinstance(event, _MATCHED) and self._recorded(turn) and \
+                self._committed_before(turn, event):
             return  # scheduled (sent) the first time this scope ran
         self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
                                             turn.calls, side))
         self.state.fold(event)
-        if timer:
+        if isinstance(event, _TIMERS):
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
 
     async def commit(self) -> None:
