@@ -320,11 +320,16 @@ class Cell:
     def emit_system(self, event: SystemEvent, side: Any = None) -> None:
         if threading.get_ident() != self._trio_thread:
             return trio.from_thread.run_sync(self.emit_system, event, side)
-        turn = self._turn(type(event))
+        turn = current_turn.get()
+        if turn is None or turn.cell is not self:
+            raise self._outside(turn, type(event))
+        root = turn.root
+        if root.finished:
+            raise self._outside(turn, type(event))
         if isinstance(event, _MATCHED) and self._recorded(turn) and \
                 self._committed_before(turn, event):
             return  # scheduled (sent) the first time this scope ran
-        self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
+        self.journal.pending.append(Pending(self.codec.new_event(event), event, root, turn,
                                             turn.calls, side))
         self.state.fold(event)
         if isinstance(event, _TIMERS):
