@@ -73,6 +73,11 @@ _INBOX: Any = object()
 _WAKE: Any = object()
 _IDLE: Any = object()
 _AGAIN: Any = object()
+_TIMERS = (NotificationScheduled, NotificationCancelled)
+_MATCHED = (NotificationScheduled, MessageSent)
+"""System events a re-executing scope matches against what it committed, as ``emit`` does."""
+_EVENT_CLASSES: set[type] = set()
+"""Classes ``emit`` has accepted events of (attrs classes, not the runtime's): checked once."""
 _BACKLOG = 64
 """The most message turns of a backlog that share one commit."""
 _PULL = 1000
@@ -98,6 +103,7 @@ class Cell:
         "_held",
         "_inbox_seen",
         "_inline",
+        "_lean",
         "_notify_failures",
         "_poked",
         "_pulled",
@@ -162,6 +168,9 @@ class Cell:
         self.idle_timeout = idle_timeout
         self.has_run = overrides(cls, "run")
         self.sync_receive = not inspect.iscoroutinefunction(cls.receive)
+        # Plain messages' turns run back to back in the loop (``_serve_plain``): nothing per
+        # turn watches them (no span, no hook) and the handler is a coroutine.
+        self._lean = not self.sync_receive and telemetry is None and turn_hook is None
         self.mailbox = Mailbox()
         self.state = ActorState(cls, actor_id, self.codec, emit_system=self.emit_system,
                                 runtime=self)
@@ -214,45 +223,64 @@ class Cell:
         turn = current_turn.get()
         return turn if turn is not None and turn.cell is self else None
 
-    def _turn(self, what: str) -> Turn:
-        turn = self.turn_or_none()
-        if turn is None:
-            raise NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, run, "
-                            "on_start or on_notify)")
-        if turn.root.finished:
-            raise NotInTurn(f"{what}: the turn of {self.name} this task belongs to has ended; a "
-                            "task that outlives its turn cannot change the actor")
+    def _turn(self, what: str | type) -> Turn:
+        """The turn this task executes, for ``what`` (a call, or the class of an event)."""
+        turn = current_turn.get()
+        if turn is None or turn.cell is not self or turn.root.finished:
+            raise self._outside(turn, what)
         return turn
+
+    def _outside(self, turn: Turn | None, what: str | type) -> NotInTurn:
+        """Why ``what`` is refused: no turn of this actor, or ``turn`` has ended."""
+        if not isinstance(what, str):
+            what = what.__name__
+        if turn is None or turn.cell is not self:
+            return NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, "
+                             "run, on_start or on_notify)")
+        return NotInTurn(f"{what}: the turn of {self.name} this task belongs to has ended; a "
+                         "task that outlives its turn cannot change the actor")
 
     def emit(self, events: Iterable[Any]) -> None:
         if threading.get_ident() != self._trio_thread:
             # A plain-def handler: change the state on trio's thread, one change at a time.
             return trio.from_thread.run_sync(self.emit, events)
-        turn = self._turn("emit()")
-        batch = list(events)
+        turn = current_turn.get()
+        if turn is None or turn.cell is not self:
+            raise self._outside(turn, "emit()")
+        root = turn.root
+        if root.finished:
+            raise self._outside(turn, "emit()")
+        batch = tuple(events)
         for event in batch:
-            if not attrs.has(type(event)) or isinstance(event, type):
-                raise InvalidActorType(f"{self.name} emitted {event!r}: events must be instances "
-                                       "of attrs classes (@attrs.frozen)")
-            if isinstance(event, SystemEvent):
-                raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
+            if type(event) not in _EVENT_CLASSES:
+                self._check_event(event)
+        codec = self.codec
         if self.telemetry is None:
-            encoded = [self.codec.new_event(event) for event in batch]
+            encoded = [codec.new_event(event) for event in batch]
         else:  # the turn's trace context goes into each event's metadata
             trace = self.telemetry.carrier()
-            encoded = [self.codec.new_event(event, metadata=trace) for event in batch]
-        root = turn.root
-        replaying = self._recorded(turn)
+            encoded = [codec.new_event(event, metadata=trace) for event in batch]
+        replaying = root._scope is not None and self._recorded(turn)
         pending = self.journal.pending
+        apply = self.state.actor.apply
         for event, new in zip(batch, encoded, strict=True):
             if replaying and self._committed_before(turn, event):
                 continue
             pending.append(Pending(new, event, root, turn, turn.calls))
             try:
-                self.state.actor.apply(event)
+                apply(event)
             except BaseException as exc:
                 root.poisoned = exc  # the state may be half-changed: the turn must fail
                 raise
+
+    def _check_event(self, event: Any) -> None:
+        """Refuse what is not a user's event; remember the class of one that is."""
+        if not attrs.has(type(event)) or isinstance(event, type):
+            raise InvalidActorType(f"{self.name} emitted {event!r}: events must be instances "
+                                   "of attrs classes (@attrs.frozen)")
+        if isinstance(event, SystemEvent):
+            raise InvalidActorType(f"{type(event).__name__} is written by the runtime only")
+        _EVENT_CLASSES.add(type(event))
 
     def _recorded(self, turn: Turn) -> bool:
         """Whether ``turn``'s scope has a record: it runs again, or has committed mid-way."""
@@ -292,15 +320,19 @@ class Cell:
     def emit_system(self, event: SystemEvent, side: Any = None) -> None:
         if threading.get_ident() != self._trio_thread:
             return trio.from_thread.run_sync(self.emit_system, event, side)
-        turn = self._turn(f"{type(event).__name__}")
-        timer = isinstance(event, NotificationScheduled | NotificationCancelled)
-        if isinstance(event, NotificationScheduled | MessageSent) and \
-                self._recorded(turn) and self._committed_before(turn, event):
+        turn = current_turn.get()
+        if turn is None or turn.cell is not self:
+            raise self._outside(turn, type(event))
+        root = turn.root
+        if root.finished:
+            raise self._outside(turn, type(event))
+        if isinstance(event, _MATCHED) and self._recorded(turn) and \
+                self._committed_before(turn, event):
             return  # scheduled (sent) the first time this scope ran
-        self.journal.pending.append(Pending(self.codec.new_event(event), event, turn.root, turn,
+        self.journal.pending.append(Pending(self.codec.new_event(event), event, root, turn,
                                             turn.calls, side))
         self.state.fold(event)
-        if timer:
+        if isinstance(event, _TIMERS):
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
 
     async def commit(self) -> None:
@@ -473,6 +505,8 @@ class Cell:
                     log.warning("%s: reading its inbox failed (%r); trying again", self.name,
                                 exc)
                     await self._reread_inbox()
+            elif envelope[4] is None and envelope[1] is None and self._lean:
+                await self._serve_plain(envelope)
             elif envelope[4] is not None and envelope[4].handed is not None and \
                     envelope[4].handed != self._rereads:
                 pass  # handed over, then read again (or set aside) since: it waits there
@@ -605,36 +639,23 @@ class Cell:
                 self._consume(turn, inbound)
             if journal.pending or journal.committing or turn.poisoned is not None or (
                     message_id is not None and self._recorded(turn)):
-                # More messages wait: end the turn without a commit; the drained backlog
-                # commits at once. (A turn that left nothing to commit just answers.)
-                hold = (len(self.mailbox) > 0 or bool(self._pulled)) and \
-                    len(self._held) < _BACKLOG
-                if hold:
-                    self._hold(turn)
-                else:
+                hold = self._hold_if_more(turn)
+                if not hold:
                     await self._end_turn(turn)
             elif self.turn_hook is not None:
                 await self._after_turn()
         except BaseException as exc:
             if span is not None:
                 span.fail(exc)
-            if not (isinstance(exc, Exception) or _interrupted(exc)):
-                if reply is not None:  # cancelled mid-turn: the asker must not wait forever
-                    reply.fail(ActorStopped(self.name,
-                                            "it was cancelled during this message's turn"))
+            if not await self._turn_failed(turn, reply, exc):
                 raise
-            await self._abort(turn)
-            self._after_failure(exc)
             if inbound is not None:
                 if _interrupted(exc):
                     self._set_inbox_aside()  # cut by a stop: it resumes at the next activation
                 else:
                     await self._redeliver(envelope, exc, handled=handled)
-            elif reply is not None:
-                reply.fail(self._told(exc))
-            elif not _interrupted(exc):
-                log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
-                          message, exc_info=exc)
+            else:
+                self._report_failure(message, reply, exc)
             return
         finally:
             if span is not None:
@@ -646,6 +667,84 @@ class Cell:
             self._held.append((reply, result))
         elif reply is not None:
             reply.succeed(result)
+
+    async def _serve_plain(self, envelope: Envelope) -> None:
+        """Run plain messages (no message id, not from the inbox) as ``_deliver`` would, one
+        turn each, back to back while the backlog has more of them: no coroutine, trace span or
+        turn hook per message (``_lean``), and a turn that leaves nothing to commit just answers.
+
+        Returns at any other item (left in the mailbox for the loop), when the backlog is drained
+        or its share before a schedule point is served, when the held turns must commit, and
+        when the actor closes.
+        """
+        mailbox = self.mailbox
+        journal = self.journal
+        held = self._held
+        receive = self.state.actor.receive
+        while True:
+            message, _, reply, _, _ = envelope
+            turn = Turn(self)
+            token = current_turn.set(turn)
+            self._current_reply = reply
+            hold = False
+            try:
+                result = await receive(message)
+                if journal.pending or journal.committing or turn.poisoned is not None:
+                    hold = self._hold_if_more(turn)
+                    if not hold:
+                        await self._end_turn(turn)
+            except BaseException as exc:
+                if not await self._turn_failed(turn, reply, exc):
+                    raise
+                self._report_failure(message, reply, exc)
+                self._stale_wake = None
+                return
+            finally:
+                turn.finished = True
+                current_turn.reset(token)
+                self._current_reply = None
+            if hold:
+                held.append((reply, result))
+            elif reply is not None:
+                reply.succeed(result)
+            self._stale_wake = None  # a message may have changed on_notify's mind
+            if self.closing or self._pulled or len(held) >= _BACKLOG:
+                return
+            envelope = mailbox.get_nowait()
+            if envelope is EMPTY:
+                return
+            if envelope[1] is not None or envelope[4] is not None or envelope[0] is _STOP or \
+                    envelope[0] is _INBOX:
+                mailbox.put_back(envelope)
+                return
+
+    def _hold_if_more(self, turn: Turn) -> bool:
+        """End a turn that left something to commit without a commit while more messages wait
+        (``_hold``): the drained backlog commits at once. Whether it did."""
+        if (len(self.mailbox) > 0 or bool(self._pulled)) and len(self._held) < _BACKLOG:
+            self._hold(turn)
+            return True
+        return False
+
+    async def _turn_failed(self, turn: Turn, reply: Reply | None, error: BaseException) -> bool:
+        """A message's turn raised ``error``: drop what it emitted (stopping if it must).
+        False for a cancellation, which the caller raises on; the asker is told the actor
+        stopped, it must not wait forever."""
+        if not (isinstance(error, Exception) or _interrupted(error)):
+            if reply is not None:
+                reply.fail(ActorStopped(self.name, "it was cancelled during this message's turn"))
+            return False
+        await self._abort(turn)
+        self._after_failure(error)
+        return True
+
+    def _report_failure(self, message: Any, reply: Reply | None, error: BaseException) -> None:
+        """Tell the asker of a failed turn (a message not from the inbox), or log it."""
+        if reply is not None:
+            reply.fail(self._told(error))
+        elif not _interrupted(error):
+            log.error("%s failed on %r (told, so nobody is waiting for it)", self.name,
+                      message, exc_info=error)
 
     # -- the inbox -------------------------------------------------------------------------------
 

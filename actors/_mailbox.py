@@ -103,6 +103,12 @@ class Mailbox:
             return queue.popleft()
         return EMPTY
 
+    def put_back(self, item: Any) -> None:
+        """Return ``item``, just taken with ``get_nowait``, to the head of the queue."""
+        assert self._queue is not None
+        self._queue.appendleft(item)
+        self._drained -= 1
+
     async def get(self, deadline: float = math.inf) -> Any | None:
         """The next item, or None if ``deadline`` (trio time) passes first or ``nudge`` was
         called. A checkpoint, though a backlog is served ``_DRAIN`` items per scheduling pass."""

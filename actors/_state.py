@@ -47,6 +47,11 @@ def _not_live(event: SystemEvent) -> None:
                     "schedule timers")
 
 
+_RECORDED = (TimeObserved, SleepStarted, StepRecorded, PatchMarked, CallReplied, ScopeCompleted)
+"""The system events of the durable-call record. (Tuples: ``A | B`` builds a union per call.)"""
+_TIMERS = (NotificationScheduled, NotificationFired, NotificationCancelled)
+
+
 class ActorState:
     """An actor's state as its log folds to: fields, durable-call record, timers, ``run()``.
 
@@ -104,10 +109,9 @@ class ActorState:
                 self._marks = None
         if not isinstance(event, SystemEvent):
             self.actor.apply(event)
-        elif isinstance(event, TimeObserved | SleepStarted | StepRecorded | PatchMarked
-                        | CallReplied | ScopeCompleted):
+        elif isinstance(event, _RECORDED):
             self.record.apply(event)
-        elif isinstance(event, NotificationScheduled | NotificationFired | NotificationCancelled):
+        elif isinstance(event, _TIMERS):
             self.notifier.fold(event)
         elif isinstance(event, ReplyRecorded):
             self.replies.fold(event)

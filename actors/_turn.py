@@ -34,8 +34,8 @@ class Turn:
     turn's own task): pending events, commits and failures belong to the root.
     """
 
-    __slots__ = ("_scope", "branch", "calls", "cell", "children", "cursors", "finished",
-                 "message_id", "poisoned", "root", "sends")
+    __slots__ = ("_parent_root", "_scope", "branch", "calls", "cell", "children", "cursors",
+                 "finished", "message_id", "poisoned", "sends")
 
     def __init__(self, cell: Cell, *, scope: str | None = None,
                  message_id: str | None = None, parent: Turn | None = None) -> None:
@@ -49,9 +49,17 @@ class Turn:
         self.children = 0
         self.cursors: dict[int, int] | None = None  # made when a re-execution matches
         self.branch: tuple[int, ...] = ()
-        self.root: Turn = self if parent is None else parent.root
+        # None for a root turn: no reference to itself, so a turn is freed as soon as it is
+        # dropped, not by a pass of the cyclic garbage collector (one turn per message).
+        self._parent_root = None if parent is None else parent.root
         self.poisoned: BaseException | None = None
         self.finished = False  # ended or failed: a task that outlives it cannot emit into it
+
+    @property
+    def root(self) -> Turn:
+        """The turn this branch belongs to (itself, for the turn's own task)."""
+        root = self._parent_root
+        return self if root is None else root
 
     @property
     def scope(self) -> str:

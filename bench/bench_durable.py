@@ -4,9 +4,10 @@ Everything runs on SQLite files in a temporary directory, ours in WAL mode with
 ``synchronous=FULL`` (the store's default). Cases:
 
 - **time.aio() per message turn**, in one actor and spread over 100 actors: each turn calls
-  ``await durable.time.aio()`` once, so its commit appends ``TimeObserved`` and
-  ``ScopeCompleted``. The peer is the same actors emitting one plain event per turn instead:
-  one commit per turn either way; the target: 100 actors at least 0.9x the plain event's rate.
+  ``await durable.time.aio()`` once, so it emits ``TimeObserved`` (a message without an id
+  needs no ``ScopeCompleted``). The peer is the same actors emitting one plain, fieldless event
+  per turn instead: one event per turn either way, and a backlog's turns share a commit; the
+  target: 100 actors at least 0.9x the plain event's rate.
 - **sleep(0) round trips** in one actor's ``run()``, as the issue names them. A sleep of zero
   seconds returns at once and records nothing, in our runtime as in DBOS (``DBOS.sleep`` returns
   before recording when ``seconds <= 0``): this row measures the call path only.

@@ -16,6 +16,7 @@ import trio.testing
 
 import actors
 import eventstore
+from actors._mailbox import Reply
 from eventstore.memory import MemoryEventStore
 
 
@@ -147,3 +148,25 @@ async def test_backlogs_of_any_length_commit_everything_once(n: int) -> None:
         nursery.cancel_scope.cancel()
     assert await values(store) == list(range(1, n + 1))
     assert len(store.appends) <= n // 64 + 2
+
+
+async def test_a_mixed_backlog_runs_in_order_and_stops_where_the_stop_was_queued() -> None:
+    # Plain messages run back to back in the loop; one with an id, an ask or a stop among them
+    # goes the general way, in its place.
+    store = CountingStore()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "s", store=store)
+        cell = ref._resolve()
+        asked = Reply()
+        for k in range(1, 70):
+            ref.tell(k, message_id=f"m{k}" if k % 10 == 0 else None)
+            if k == 65:
+                cell.tell(1000, None, asked)  # an ask, queued in its place
+        ref.tell("boom")
+        ref.tell(7)
+        await ref.stop()
+        with pytest.raises(actors.ActorStopped):
+            await ref.ask(5)
+    added = [store.codec.decode(r) async for r in store.read("Sum-s")]
+    assert [e.n for e in added if isinstance(e, Added)] == [*range(1, 66), 1000, *range(66, 70), 7]
+    assert asked.value == sum(range(1, 66)) + 1000
