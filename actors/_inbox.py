@@ -8,14 +8,18 @@ the message deleted from the inbox in the same transaction), so its effects happ
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import msgspec
 
 from eventstore import Codec, NewEvent, RecordedEvent
+from eventstore._model import encoded_new_event
 
 from ._errors import InvalidActorArgument
+from ._events import Received
 
 if TYPE_CHECKING:
     from ._turn import Turn
@@ -37,6 +41,9 @@ class Inbound:
     handed: int | None = None
     """Handed over by its sender (``Cell.take``), not read from the inbox: how often the inbox
     had been read again from its start then (a later read again makes this copy stale)."""
+    text: str | None = None
+    """``data`` as the JSON text it was stored as, when known (a message handed over): the
+    turn's ``Received`` carries it as it is rather than encoding ``data`` again."""
 
 
 REPLY = "reply"
@@ -45,6 +52,29 @@ REPLY = "reply"
 VALUE = "actors.Value"
 """The type of an inbox entry that holds a plain value (not an attrs instance): its data is the
 codec's tagged encoding of the value."""
+
+
+_RECEIVED = "actors.Received"
+_encode_json = msgspec.json.Encoder().encode
+
+
+def encode_received(codec: Codec, event: Received, text: str | None,
+                    id: uuid.UUID | None = None) -> NewEvent:
+    """``event`` as a new event, with its message's data spliced in as ``text`` (the JSON text
+    the message was stored as, which the store checked then) instead of encoded again; by the
+    codec when ``text`` is None. ``id``: the event's id (a fresh one by default)."""
+    at = event.replied_at
+    if text is None or event.data is None or (at is not None and not math.isfinite(at)):
+        return codec.new_event(event, id=id)
+    head: dict[str, Any] = {"seq": event.seq, "message_id": event.message_id,
+                            "type": event.type}
+    if at is not None:
+        head["replied_at"] = at
+        head["events"] = event.events
+    # msgspec writes the str, int and finite float fields exactly as the codec would.
+    encoded = f'{_encode_json(head)[:-1].decode()},"data":{text}}}'
+    head["data"] = event.data
+    return encoded_new_event(_RECEIVED, head, {}, id, encoded)
 
 
 def decode_message(codec: Codec, stored: RecordedEvent) -> Any:
