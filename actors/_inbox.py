@@ -8,6 +8,7 @@ the message deleted from the inbox in the same transaction), so its effects happ
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
     from ._turn import Turn
 
 _NAMESPACE = uuid.UUID("6f1d2a52-3c1e-4f0a-9a55-8d1c2b7e4a10")
+_PREFIX = _NAMESPACE.bytes
+_sha1 = hashlib.sha1
+_new = object.__new__
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN = uuid.SafeUUID.unknown
+_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits
+_VERSION_5 = (0x8000 << 48) | (5 << 76)
 
 
 @attrs.define(eq=False, slots=True)
@@ -89,7 +98,13 @@ def inbox_id(stream: str, message_id: str | None) -> uuid.UUID | None:
     so a resend while the first is still waiting is stored once. None: a fresh id."""
     if message_id is None:
         return None
-    return uuid.uuid5(_NAMESPACE, f"{stream}\x00{message_id}")
+    # uuid.uuid5(_NAMESPACE, f"{stream}\0{message_id}"), without UUID.__init__'s checks (a
+    # send's cost): the SHA-1 digest's first 16 bytes, with the variant and version 5 set.
+    digest = _sha1(_PREFIX + f"{stream}\x00{message_id}".encode()).digest()
+    value: uuid.UUID = _new(uuid.UUID)
+    _set_int(value, (int.from_bytes(digest[:16]) & _CLEAR) | _VERSION_5)
+    _set_safe(value, _UNKNOWN)
+    return value
 
 
 def sent_id(turn: Turn) -> str:

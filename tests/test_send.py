@@ -440,3 +440,17 @@ async def test_a_reply_recorded_the_older_way_still_answers_a_resend(
         await ref.send(Add("a", 1), message_id="m-1")
         assert await ref.ask("state") == [("a", 1)]
     assert Tally.runs == ["state"]
+
+
+@pytest.mark.parametrize(("stream", "message_id"), [
+    ("Tally-t", "m-1"), ("Tally-é", "\u2603" * 40), ("a", "b\x00c")])
+def test_a_message_ids_inbox_id_is_its_uuid5(stream: str, message_id: str) -> None:
+    import uuid
+
+    from actors._inbox import _NAMESPACE, inbox_id
+
+    made = inbox_id(stream, message_id)
+    expected = uuid.uuid5(_NAMESPACE, f"{stream}\x00{message_id}")
+    assert made == expected and str(made) == str(expected) and hash(made) == hash(expected)
+    assert made.version == 5 and made.is_safe == expected.is_safe
+    assert inbox_id(stream, None) is None
