@@ -24,7 +24,8 @@ import attrs
 import msgspec
 import trio
 
-from eventstore import Enqueued, EventStore, NewEvent, RecordedEvent
+from eventstore import Enqueued, EventStore, NewEvent
+from eventstore._model import recorded_event
 
 from . import _registry as registry
 from ._actor import Actor
@@ -739,7 +740,7 @@ class Cell:
         text = stored.data_json
         data = json.loads(json.dumps(stored.data)) if text is None else _decode_json(text)
         try:
-            message = decode_message(self.codec, RecordedEvent(
+            message = decode_message(self.codec, recorded_event(
                 self.stream, seq, seq, stored.type, data, metadata, stored.id,
                 datetime.now(UTC)))
         except Exception:
