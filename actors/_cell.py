@@ -8,6 +8,7 @@ recovery and snapshots in the ``Journal``. The cell runs turns one at a time fro
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -23,7 +24,8 @@ import attrs
 import msgspec
 import trio
 
-from eventstore import Enqueued, EventStore, NewEvent, RecordedEvent
+from eventstore import Enqueued, EventStore, NewEvent
+from eventstore._model import recorded_event
 
 from . import _registry as registry
 from ._actor import Actor
@@ -49,7 +51,7 @@ from ._events import (
     ScopeCompleted,
     SystemEvent,
 )
-from ._inbox import REPLY, Inbound, decode_message, encode_message, sent_id
+from ._inbox import REPLY, Inbound, decode_message, encode_message, encode_received, sent_id
 from ._journal import Journal, Outgoing, Pending, WorkHook
 from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
 from ._shield import cancel_status, run_shielded_when_suspended
@@ -317,9 +319,12 @@ class Cell:
                 else f"no such event {after}", f"emit({event!r})")
         return False
 
-    def emit_system(self, event: SystemEvent, side: Any = None) -> None:
+    def emit_system(self, event: SystemEvent, side: Any = None, *,
+                    new: NewEvent | None = None) -> None:
+        """Emit a runtime event in the current turn; ``new``: its encoding, if made already."""
         if threading.get_ident() != self._trio_thread:
-            return trio.from_thread.run_sync(self.emit_system, event, side)
+            return trio.from_thread.run_sync(functools.partial(self.emit_system, event, side,
+                                                               new=new))
         turn = current_turn.get()
         if turn is None or turn.cell is not self:
             raise self._outside(turn, type(event))
@@ -329,8 +334,8 @@ class Cell:
         if isinstance(event, _MATCHED) and self._recorded(turn) and \
                 self._committed_before(turn, event):
             return  # scheduled (sent) the first time this scope ran
-        self.journal.pending.append(Pending(self.codec.new_event(event), event, root, turn,
-                                            turn.calls, side))
+        self.journal.pending.append(Pending(self.codec.new_event(event) if new is None else new,
+                                            event, root, turn, turn.calls, side))
         self.state.fold(event)
         if isinstance(event, _TIMERS):
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
@@ -620,8 +625,10 @@ class Cell:
         try:
             if inbound is not None and not self._recorded(turn):
                 # (A scope with a record committed before, Received first: it resumes.)
-                self.emit_system(Received(inbound.seq, message_id, inbound.type,
-                                          None if seen else inbound.data))
+                received = Received(inbound.seq, message_id, inbound.type,
+                                    None if seen else inbound.data)
+                self.emit_system(received, new=encode_received(self.codec, received,
+                                                               inbound.text))
             if seen:
                 result = None  # a resent durable message, processed already: consume it only
                 if inbound is not None and inbound.reply:  # a remote asker waits for it
@@ -630,7 +637,10 @@ class Cell:
                 result = await trio.to_thread.run_sync(self.state.actor.receive, message)
             else:
                 result = await self.state.actor.receive(message)
-            if message_id is not None and not seen:
+            # A send's reply (None) goes into its Received, if the turn commits at once.
+            fused = inbound is not None and message_id is not None and not seen and \
+                not inbound.reply and self._fuse_reply(turn, inbound, message_id)
+            if message_id is not None and not seen and not fused:
                 # A reply that cannot be recorded fails the turn like its handler would.
                 self._record_reply(message_id,
                                    result if inbound is None or inbound.reply else None)
@@ -829,7 +839,7 @@ class Cell:
         text = stored.data_json
         data = json.loads(json.dumps(stored.data)) if text is None else _decode_json(text)
         try:
-            message = decode_message(self.codec, RecordedEvent(
+            message = decode_message(self.codec, recorded_event(
                 self.stream, seq, seq, stored.type, data, metadata, stored.id,
                 datetime.now(UTC)))
         except Exception:
@@ -840,7 +850,8 @@ class Cell:
         # In the mailbox: after what was queued before it, as the poke it replaces would be.
         self.mailbox.put((message, metadata.get("message_id"), None, metadata.get("trace"),
                           Inbound(stored.id, seq, stored.type, data,
-                                  reply=metadata.get(REPLY) is True, handed=self._rereads)))
+                                  reply=metadata.get(REPLY) is True, handed=self._rereads,
+                                  text=text)))
         return True
 
     async def _reread_inbox(self) -> None:
@@ -859,6 +870,31 @@ class Cell:
                 self._commit_failures), clock=False)
         self._poked = False
         self.poke()
+
+    def _fuse_reply(self, turn: Turn, inbound: Inbound, message_id: str) -> bool:
+        """Record a send's reply (None) in its turn's ``Received``, in place of a
+        ``ReplyRecorded``: whether it could. Only while that ``Received`` waits for the turn's
+        one commit (no commit point came between), and only for a turn without a durable-call
+        record (whose end is its ``ScopeCompleted``); the ``Received`` then also counts the
+        turn's events after it, so that ``check`` knows where the turn ends."""
+        if self._recorded(turn):
+            return False
+        pending = self.journal.pending
+        for n in range(len(pending) - 1, -1, -1):
+            item = pending[n]
+            event = item.event
+            if item.turn is turn and isinstance(event, Received) and item.side is None and \
+                    event.seq == inbound.seq:
+                break
+        else:
+            return False  # committed at a commit point of the turn
+        events = sum(1 for later in pending[n + 1:] if later.turn is turn)
+        fused = Received(event.seq, message_id, event.type, event.data, self.clock.time(),
+                         events)
+        new = encode_received(self.codec, fused, inbound.text, item.new.id)
+        item.event, item.new = fused, new
+        self.state.fold(fused)  # the reply, for a resend of the id
+        return True
 
     def _consume(self, turn: Turn, inbound: Inbound) -> None:
         """At the end of a durable message's turn: its final commit deletes the message from

@@ -52,7 +52,8 @@ def _received(data: dict[str, Any], codec: Codec) -> str:
     if data.get("data") is None and data.get("message_id") is not None:
         return (f"received #{data['seq']} {data['type']} again{_id(data['message_id'])}: "
                 "processed before, consumed without running")
-    return f"received #{data['seq']} {_message(data, codec)}{_id(data.get('message_id'))}"
+    replied = "" if data.get("replied_at") is None else ", replied None"
+    return f"received #{data['seq']} {_message(data, codec)}{_id(data.get('message_id'))}{replied}"
 
 
 def _consumed(data: dict[str, Any], codec: Codec) -> str:

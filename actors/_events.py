@@ -95,12 +95,20 @@ class Received(SystemEvent):
     ``type`` and ``data`` are the message as stored (None for a resent ``message_id`` the actor
     had processed already: then nothing else runs). Committed with the turn's events, in the
     transaction that deletes the message from the inbox.
+
+    ``replied_at`` is set when the message has an id, no one waits for its reply (a ``send``),
+    and its whole turn was committed in this event's commit: its reply (None) counts as recorded
+    at that epoch, in place of a ``ReplyRecorded``, and the turn's own events are the ``events``
+    that follow this one in the log. (Older logs hold a ``ReplyRecorded`` after the turn's
+    events instead; both read the same.)
     """
 
     seq: int
     message_id: str | None
     type: str
     data: Any = None
+    replied_at: float | None = None
+    events: int = 0
 
 
 @event_type("actors.Consumed")

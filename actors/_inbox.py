@@ -8,19 +8,32 @@ the message deleted from the inbox in the same transaction), so its effects happ
 
 from __future__ import annotations
 
+import hashlib
+import math
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import msgspec
 
 from eventstore import Codec, NewEvent, RecordedEvent
+from eventstore._model import encoded_new_event
 
 from ._errors import InvalidActorArgument
+from ._events import Received
 
 if TYPE_CHECKING:
     from ._turn import Turn
 
 _NAMESPACE = uuid.UUID("6f1d2a52-3c1e-4f0a-9a55-8d1c2b7e4a10")
+_PREFIX = _NAMESPACE.bytes
+_sha1 = hashlib.sha1
+_new = object.__new__
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN = uuid.SafeUUID.unknown
+_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits
+_VERSION_5 = (0x8000 << 48) | (5 << 76)
 
 
 @attrs.define(eq=False, slots=True)
@@ -37,6 +50,9 @@ class Inbound:
     handed: int | None = None
     """Handed over by its sender (``Cell.take``), not read from the inbox: how often the inbox
     had been read again from its start then (a later read again makes this copy stale)."""
+    text: str | None = None
+    """``data`` as the JSON text it was stored as, when known (a message handed over): the
+    turn's ``Received`` carries it as it is rather than encoding ``data`` again."""
 
 
 REPLY = "reply"
@@ -45,6 +61,29 @@ REPLY = "reply"
 VALUE = "actors.Value"
 """The type of an inbox entry that holds a plain value (not an attrs instance): its data is the
 codec's tagged encoding of the value."""
+
+
+_RECEIVED = "actors.Received"
+_encode_json = msgspec.json.Encoder().encode
+
+
+def encode_received(codec: Codec, event: Received, text: str | None,
+                    id: uuid.UUID | None = None) -> NewEvent:
+    """``event`` as a new event, with its message's data spliced in as ``text`` (the JSON text
+    the message was stored as, which the store checked then) instead of encoded again; by the
+    codec when ``text`` is None. ``id``: the event's id (a fresh one by default)."""
+    at = event.replied_at
+    if text is None or event.data is None or (at is not None and not math.isfinite(at)):
+        return codec.new_event(event, id=id)
+    head: dict[str, Any] = {"seq": event.seq, "message_id": event.message_id,
+                            "type": event.type}
+    if at is not None:
+        head["replied_at"] = at
+        head["events"] = event.events
+    # msgspec writes the str, int and finite float fields exactly as the codec would.
+    encoded = f'{_encode_json(head)[:-1].decode()},"data":{text}}}'
+    head["data"] = event.data
+    return encoded_new_event(_RECEIVED, head, {}, id, encoded)
 
 
 def decode_message(codec: Codec, stored: RecordedEvent) -> Any:
@@ -59,7 +98,13 @@ def inbox_id(stream: str, message_id: str | None) -> uuid.UUID | None:
     so a resend while the first is still waiting is stored once. None: a fresh id."""
     if message_id is None:
         return None
-    return uuid.uuid5(_NAMESPACE, f"{stream}\x00{message_id}")
+    # uuid.uuid5(_NAMESPACE, f"{stream}\0{message_id}"), without UUID.__init__'s checks (a
+    # send's cost): the SHA-1 digest's first 16 bytes, with the variant and version 5 set.
+    digest = _sha1(_PREFIX + f"{stream}\x00{message_id}".encode()).digest()
+    value: uuid.UUID = _new(uuid.UUID)
+    _set_int(value, (int.from_bytes(digest[:16]) & _CLEAR) | _VERSION_5)
+    _set_safe(value, _UNKNOWN)
+    return value
 
 
 def sent_id(turn: Turn) -> str:

@@ -1,9 +1,10 @@
 """Recorded replies: what each message with an id answered, for a window of durable time.
 
-A turn of a message sent with a ``message_id`` records its reply (``ReplyRecorded``) with its
-events; a resend of that id gets the recorded reply and runs nothing. The ids are remembered for
-the actor class's ``remember_replies`` seconds of durable time, counted from the reply's record,
-and forgotten as later replies are recorded: a projection of the log, kept in snapshots.
+A turn of a message sent with a ``message_id`` records its reply (``ReplyRecorded``, or, for a
+``send`` whose turn commits at once, the turn's ``Received``) with its events; a resend of that id
+gets the recorded reply and runs nothing. The ids are remembered for the actor class's
+``remember_replies`` seconds of durable time, counted from the reply's record, and forgotten as
+later replies are recorded: a projection of the log, kept in snapshots.
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ class Replies:
 
     def fold(self, event: ReplyRecorded) -> None:
         """Remember a reply, and forget the ones recorded more than ``window`` before it."""
+        self.record(event.message_id, event.value, event.at)
+
+    def record(self, message_id: str, value: Any, at: float) -> None:
+        """Remember ``value`` (encoded) as the reply to ``message_id``, recorded at epoch
+        ``at`` (a ``ReplyRecorded``, or a ``Received`` that carries its send's reply)."""
         by_id = self._by_id
-        by_id.pop(event.message_id, None)  # a resend after the window: the new reply, last
-        by_id[event.message_id] = (event.at, event.value)
-        horizon = event.at - self.window
+        by_id.pop(message_id, None)  # a resend after the window: the new reply, last
+        by_id[message_id] = (at, value)
+        horizon = at - self.window
         while by_id:
             oldest = next(iter(by_id))
             if by_id[oldest][0] >= horizon:

@@ -3,10 +3,12 @@
 A message sent with ``ref.send`` is recorded in the receiver's log: its turn begins with
 ``Received(seq, message_id, type, data)``, followed by what the turn emitted, its durable calls
 and, at its end, ``ReplyRecorded`` (a message with an id) or ``ScopeCompleted`` (a scope with
-durable calls). ``MessageTurn`` gathers those events as the log is walked; ``rerun`` then calls
-``receive(message)`` on a copy of the state before ``Received``, in a cell that commits into a
-sandbox, answering the turn's durable calls (time, sleeps, steps, calls to other actors) from
-the log without running them, and compares what it emits with what the log holds.
+durable calls); a send with an id whose turn committed at once has its reply in ``Received``, which
+counts the turn's events instead. ``MessageTurn`` gathers those events as the log is walked;
+``rerun`` then calls ``receive(message)`` on a copy of the state before ``Received``, in a cell
+that commits into a sandbox, answering the turn's durable calls (time, sleeps, steps, calls to
+other actors) from the log without running them, and compares what it emits with what the log
+holds.
 """
 
 from __future__ import annotations
@@ -63,8 +65,9 @@ _SKIPPED = (ScopeCommitted, ScopeCompleted, ReplyRecorded, Consumed)
 class MessageTurn:
     """A recorded message turn being gathered from the log: the state before it and its events.
 
-    ``ended`` says the log holds the turn's end (``ReplyRecorded`` of its id, or
-    ``ScopeCompleted`` of its scope): then its events are exactly those gathered.
+    ``ended`` says the log holds the turn's end (``ReplyRecorded`` of its id, ``ScopeCompleted``
+    of its scope, or the last of the events a ``Received`` that carries its send's reply
+    counts): then its events are exactly those gathered.
     """
 
     state: ActorState
@@ -77,8 +80,9 @@ class MessageTurn:
 
     def take(self, recorded: RecordedEvent, event: Any) -> bool:
         """Whether ``event`` (the next of the log) belongs to this turn; False ends it."""
-        if isinstance(event, Received | DeadLettered | NotificationFired | RunCompleted):
-            return False
+        if self.ended or isinstance(event, Received | DeadLettered | NotificationFired |
+                                    RunCompleted):
+            return False  # (ended already: a Received that counts no events after it)
         scope = getattr(event, "scope", None)
         if isinstance(event, (*_ANSWERED, PatchMarked, ScopeCommitted, ScopeCompleted)):
             if self.scope is None and isinstance(scope, str) and scope.startswith("msg:"):
@@ -87,7 +91,9 @@ class MessageTurn:
                 return False  # another scope's (run(), a wake-up): this turn is over
             self.scoped = True
         self.events.append((recorded, event))
-        if isinstance(event, ScopeCompleted) or (
+        if self.received.replied_at is not None:
+            self.ended = len(self.events) >= self.received.events
+        elif isinstance(event, ScopeCompleted) or (
                 isinstance(event, ReplyRecorded) and
                 event.message_id == self.received.message_id) or (
                 isinstance(event, Consumed) and event.seq == self.received.seq):
@@ -107,7 +113,9 @@ def begin(state: ActorState, recorded: RecordedEvent, received: Received,
     scope = None if received.message_id is None else f"msg:{received.message_id}"
     if scope is None and isinstance(marker, ScopeCommitted) and marker.scope.startswith("msg:"):
         scope = marker.scope
-    return MessageTurn(copy, received, recorded, scope)
+    # A Received that carries its send's reply counts the turn's events: none may end it.
+    return MessageTurn(copy, received, recorded, scope,
+                       ended=received.replied_at is not None and received.events == 0)
 
 
 class _TurnRecord(DurableRecord):

@@ -25,6 +25,7 @@ from ._events import (
     NotificationFired,
     NotificationScheduled,
     PatchMarked,
+    Received,
     ReplyRecorded,
     RunCompleted,
     ScopeCommitted,
@@ -115,6 +116,9 @@ class ActorState:
             self.notifier.fold(event)
         elif isinstance(event, ReplyRecorded):
             self.replies.fold(event)
+        elif isinstance(event, Received):
+            if event.replied_at is not None and event.message_id is not None:
+                self.replies.record(event.message_id, None, event.replied_at)  # a send's
         elif isinstance(event, RunCompleted):
             self.run_done = True
         elif isinstance(event, ScopeCommitted):

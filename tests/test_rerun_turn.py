@@ -140,6 +140,57 @@ async def test_a_turn_that_sleeps_and_turns_followed_by_unrecorded_ones(
     assert hi is not None and hi.version == 9 and '"what": "hi"' in hi.reason
 
 
+@attrs.define
+class NapperQuiet(Napper):
+    kind = "Napper"
+
+    async def receive(self, message: Any) -> Any:
+        return await super().receive("state" if message == "one" else message)
+
+
+@attrs.define
+class NapperLoud(Napper):
+    kind = "Napper"
+
+    async def receive(self, message: Any) -> Any:
+        notes = await super().receive(message)
+        if message == "one":
+            self.emit(Noted("extra"))
+        return notes
+
+
+async def test_a_send_whose_received_holds_its_reply_ends_where_it_counts() -> None:
+    store = eventstore.memory.MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Napper]) as system:
+        ref = system.ref(Napper, "n")
+        await ref.send("one", message_id="one-1")
+        await ref.send("quiet", message_id="q-1")
+        await ref.ask("asked")  # not recorded: its event follows the send's turn, unmarked
+    types = [r.type async for r in store.read("Napper-n")]
+    assert "actors.ReplyRecorded" not in types
+    result = await replay.check(store, Napper, "n")
+    assert result.ok and result.turns == 2, result.divergence
+    # The turn's end is known (its Received counts one event): the code that no longer emits
+    # it, or emits one more, diverges; the ask's event after it is not taken for the turn's.
+    quiet = (await replay.check(store, NapperQuiet, "n")).divergence
+    assert quiet is not None and quiet.version == 2 and "also emitted" in quiet.reason
+    loud = (await replay.check(store, NapperLoud, "n")).divergence
+    assert loud is not None and "which the log does not hold" in loud.reason
+
+
+async def test_a_turn_recorded_with_reply_recorded_is_re_run_as_before() -> None:
+    store = eventstore.memory.MemoryEventStore()
+    codec = store.codec
+    await store.append("Napper-n", [
+        codec.new_event(actors.Received(1, "one-1", "actors.Value", "one")),
+        codec.new_event(Noted("one")),
+        codec.new_event(actors.ReplyRecorded("one-1", None, 1.0)),
+        codec.new_event(Noted("asked"))])
+    assert (await replay.check(store, Napper, "n")).ok
+    quiet = (await replay.check(store, NapperQuiet, "n")).divergence
+    assert quiet is not None and quiet.version == 2
+
+
 async def test_a_plain_def_receive_is_re_run_on_a_thread(
         autojump_clock: trio.testing.MockClock) -> None:
     store = eventstore.memory.MemoryEventStore()

@@ -406,3 +406,51 @@ async def test_a_sent_message_is_handed_to_its_running_actor_without_a_read(
     seqs = [e.seq for e in log if isinstance(e, Received) and e.data is not None]
     assert len(seqs) == len(set(seqs)) == 7
     assert await inbox_of(any_store, "Tally-t") == []
+
+
+async def test_a_sends_reply_is_recorded_in_its_received_and_survives_a_restart(
+        any_store: EventStore) -> None:
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        await ref.send(Add("a", 1), message_id="m-1")
+        await ref.ask("sync")
+    log = await log_of(any_store, "Tally-t")
+    assert not [e for e in log if isinstance(e, actors.ReplyRecorded)]  # one event fewer
+    [received] = [e for e in log if isinstance(e, Received)]
+    assert received.message_id == "m-1" and received.replied_at is not None
+    assert received.events == 1  # its turn's Added follows it
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        await ref.send(Add("a", 1), message_id="m-1")  # recovered from the log: runs nothing
+        assert await ref.ask("state") == [("a", 1)]
+    assert Tally.runs.count(Add("a", 1)) == 1
+
+
+async def test_a_reply_recorded_the_older_way_still_answers_a_resend(
+        any_store: EventStore) -> None:
+    # A log written before a send's reply went into its Received: Received, the turn's
+    # events, then ReplyRecorded.
+    codec = any_store.codec
+    await any_store.append("Tally-t", [
+        codec.new_event(Received(1, "m-1", "tests.send.Add", {"sender": "a", "n": 1})),
+        codec.new_event(Added("a", 1)),
+        codec.new_event(actors.ReplyRecorded("m-1", None, 1.0))])
+    async with actors.ActorSystem(any_store, actors=[Tally]) as system:
+        ref = system.ref(Tally, "t")
+        await ref.send(Add("a", 1), message_id="m-1")
+        assert await ref.ask("state") == [("a", 1)]
+    assert Tally.runs == ["state"]
+
+
+@pytest.mark.parametrize(("stream", "message_id"), [
+    ("Tally-t", "m-1"), ("Tally-é", "\u2603" * 40), ("a", "b\x00c")])
+def test_a_message_ids_inbox_id_is_its_uuid5(stream: str, message_id: str) -> None:
+    import uuid
+
+    from actors._inbox import _NAMESPACE, inbox_id
+
+    made = inbox_id(stream, message_id)
+    expected = uuid.uuid5(_NAMESPACE, f"{stream}\x00{message_id}")
+    assert made == expected and str(made) == str(expected) and hash(made) == hash(expected)
+    assert made.version == 5 and made.is_safe == expected.is_safe
+    assert inbox_id(stream, None) is None
