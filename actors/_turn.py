@@ -34,8 +34,8 @@ class Turn:
     turn's own task): pending events, commits and failures belong to the root.
     """
 
-    __slots__ = ("_scope", "branch", "calls", "cell", "children", "cursors", "finished",
-                 "message_id", "poisoned", "root", "sends")
+    __slots__ = ("_root", "_scope", "branch", "calls", "cell", "children", "cursors", "finished",
+                 "message_id", "poisoned", "sends")
 
     def __init__(self, cell: Cell, *, scope: str | None = None,
                  message_id: str | None = None, parent: Turn | None = None) -> None:
@@ -49,9 +49,16 @@ class Turn:
         self.children = 0
         self.cursors: dict[int, int] | None = None  # made when a re-execution matches
         self.branch: tuple[int, ...] = ()
-        self.root: Turn = self if parent is None else parent.root
+        # None for the turn's own task: a turn referring to itself would be a reference cycle,
+        # garbage that only the cyclic collector frees (its pauses delay timers).
+        self._root: Turn | None = None if parent is None else parent.root
         self.poisoned: BaseException | None = None
         self.finished = False  # ended or failed: a task that outlives it cannot emit into it
+
+    @property
+    def root(self) -> Turn:
+        """The turn this branch belongs to (itself for the turn's own task)."""
+        return self if self._root is None else self._root
 
     @property
     def scope(self) -> str:
