@@ -96,6 +96,7 @@ class ActorSystem:
             self._hosting = Hosting(self, cluster, Membership(store, cluster, corrected))
         self.idle_timeout = idle_timeout
         self._classes: dict[str, type[Actor]] = {}
+        self._longest_first: list[str] = []  # the kinds, for key_of: "a-b" before "a"
         for cls in actors:
             self.register(cls)
         self._projections: dict[str, ProjectionRunner] = {}
@@ -129,7 +130,9 @@ class ActorSystem:
         if other is not None and other is not cls:
             raise InvalidActorArgument(f"{cls.__qualname__} and {other.__qualname__} share the "
                                        f"kind {kind!r}; set a distinct `kind` on one of them")
-        self._classes[kind] = cls
+        if other is None:
+            self._classes[kind] = cls
+            self._longest_first = sorted(self._classes, key=len, reverse=True)
 
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as stack:
@@ -393,7 +396,7 @@ class ActorSystem:
 
     def key_of(self, stream: str) -> tuple[str, str] | None:
         """The (kind, actor id) of an actor's stream, if this system hosts its kind."""
-        for kind in sorted(self._classes, key=len, reverse=True):
+        for kind in self._longest_first:
             if stream.startswith(kind) and stream[len(kind):len(kind) + 1] == "-":
                 return kind, stream[len(kind) + 1:]
         return None
