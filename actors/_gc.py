@@ -9,10 +9,11 @@ timer lateness. So the policy freezes the heap once the system has started, and 
 what survives each young collection: older generations stay empty, and every pause is a young
 collection's (about a millisecond with CPython's threshold of 700).
 
-Frozen objects are still freed by reference counting (the runtime's objects hold no reference
-cycles, so a passivated actor is freed at once), but a cycle that becomes garbage once frozen is
-only found by a full collection. ``keep`` watches for that: when the frozen heap has doubled
-since its last look, it collects everything once and freezes the rest again.
+Frozen objects are still freed by reference counting (an actor passivated by a system outside a
+cluster, and every turn, holds no reference cycle, so it is freed at once), but a cycle that
+becomes garbage once frozen is only found by a full collection. ``keep`` watches for that:
+when the frozen heap has doubled since its last look, it collects everything once and freezes
+the rest again.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class GCPolicy:
     """The collector settings an ``ActorSystem`` applies while it runs (process-wide).
 
     Attributes:
-        freeze: ``gc.freeze()`` once the system has started: objects alive then (loaded code,
-            re-activated actors) are never scanned again. Undone when the system stops.
+        freeze: ``gc.freeze()`` once the system has started (also done with
+            ``freeze_survivors``): objects alive then (loaded code, re-activated actors) are
+            never scanned again. Undone when the system stops.
         freeze_survivors: after each collection, freeze what it left alive (see the module's
             docstring), so no collection walks more than the young generation; the system
             then collects in full once each time the frozen heap doubles. Undone when the
