@@ -52,6 +52,7 @@ from ._events import (
     SystemEvent,
 )
 from ._inbox import REPLY, Inbound, decode_message, encode_message, encode_received, sent_id
+from ._index import WAKE_AHEAD
 from ._journal import Journal, Outgoing, Pending, WorkHook
 from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
 from ._shield import cancel_status, run_shielded_when_suspended
@@ -601,11 +602,12 @@ class Cell:
             not self._pulled and self._inline is None and self._can_passivate()
 
     def _can_passivate(self) -> bool:
-        # Not with a notification due: the system skips the index entry of an active actor, and
-        # would not wake it for due tokens it left unconsumed.
+        # Not with a notification due within WAKE_AHEAD: the system skips the index entry of an
+        # active actor from then on (it activates actors that early), and would not wake it for
+        # due tokens it left unconsumed.
         at = self.notifier.next_at()
         return not self.journal.pending and (not self.has_run or self.state.run_done) and \
-            (at is None or at.timestamp() > self.clock.time())
+            (at is None or at.timestamp() > self.clock.time() + WAKE_AHEAD)
 
     async def _deliver(self, envelope: Envelope) -> None:
         message, message_id, reply, trace, inbound = envelope
@@ -1223,6 +1225,18 @@ class Cell:
         self._stopping = True
         for scope in list(self._sleeps or ()):
             scope.cancel()
+
+    def dismantle(self) -> None:
+        """Let go of the stopped cell's state and journal, once its system is done with it.
+
+        They refer back to the cell (the actor to its runtime, the journal to its cell): such
+        reference cycles would outlive a passivated actor until CPython's cyclic collector
+        walks them, and its pauses delay timers. Without them, reference counting frees them
+        at once. A stopped cell still answers what a ref asks of it (``closing``, ``stopped``,
+        ``stop_error``).
+        """
+        assert self.stopped.is_set()
+        del self.state, self.journal
 
     def resolve(self) -> Cell:
         """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""

@@ -1,19 +1,31 @@
 """``GCPolicy``: how an ``ActorSystem`` tunes CPython's garbage collector while it runs.
 
-With thousands of actors, a full (generation 2) collection walks every long-lived object and
-stalls trio's loop for tens of milliseconds, which shows up as timer lateness. Freezing the heap
-once the system has started moves what is alive then out of the collector's way, and a higher
-generation-0 threshold makes young collections, and the full ones they lead to, rarer.
+A collection stops trio's loop for as long as it takes to walk the generation it collects: a
+young one walks the objects allocated since the last, a full one every object that is not
+frozen. With thousands of actors activated and passivated every second, what survives a young
+collection (actors in memory for ``idle_timeout``, their turns) is promoted, and the full
+collections that follow walk all of it: tens to hundreds of milliseconds, which shows up as
+timer lateness. So the policy freezes the heap once the system has started, and then freezes
+what survives each young collection: older generations stay empty, and every pause is a young
+collection's (about a millisecond with CPython's threshold of 700).
+
+Frozen objects are still freed by reference counting (an actor passivated by a system outside a
+cluster, and every turn, holds no reference cycle, so it is freed at once), but a cycle that
+becomes garbage once frozen is only found by a full collection. ``keep`` watches for that:
+when the heap has doubled since its last look, it collects everything once and freezes the
+rest again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import attrs
+import trio
 
 from ._errors import InvalidActorArgument
 
@@ -25,19 +37,35 @@ def _threshold(_: object, attribute: Any, value: Any) -> None:
                                    f"got {value!r}")
 
 
+def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    """A ``gc.callbacks`` hook: once a collection is over, what it left alive is frozen."""
+    if phase == "stop":
+        gc.freeze()
+
+
 @attrs.frozen
 class GCPolicy:
     """The collector settings an ``ActorSystem`` applies while it runs (process-wide).
 
     Attributes:
-        freeze: ``gc.freeze()`` once the system has started: objects alive then (loaded code,
-            re-activated actors) are never scanned again. Undone when the system stops.
+        freeze: ``gc.freeze()`` once the system has started (also done with
+            ``freeze_survivors``): objects alive then (loaded code, re-activated actors) are
+            never scanned again. Undone when the system stops.
+        freeze_survivors: after each collection, freeze what it left alive (see the module's
+            docstring), so no collection walks more than the young generation; the system
+            then collects in full once each time the heap doubles. Undone when the
+            system stops.
         gen0_threshold: allocations between young collections while the system runs (CPython's
-            default is 700); None keeps the current setting.
+            default is 700, and a young collection's pause grows with it); None keeps the
+            current setting.
     """
 
     freeze: bool = True
-    gen0_threshold: int | None = attrs.field(default=50_000, validator=_threshold)
+    freeze_survivors: bool = True
+    gen0_threshold: int | None = attrs.field(default=None, validator=_threshold)
+
+    check_seconds = 10.0
+    """How often ``keep`` looks at the size of the heap."""
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -45,14 +73,35 @@ class GCPolicy:
         before = gc.get_threshold()
         if self.gen0_threshold is not None:
             gc.set_threshold(self.gen0_threshold, *before[1:])
+        if self.freeze_survivors:
+            gc.callbacks.append(_freeze_survivors)
         try:
             yield
         finally:
+            if self.freeze_survivors:
+                gc.callbacks.remove(_freeze_survivors)
             gc.set_threshold(*before)
-            if self.freeze:
+            if self.freeze or self.freeze_survivors:
                 gc.unfreeze()
 
     def freeze_now(self) -> None:
         """Freeze the heap as it is now, if the policy says so."""
-        if self.freeze:
+        if self.freeze or self.freeze_survivors:
             gc.freeze()
+
+    async def keep(self) -> None:
+        """With ``freeze_survivors``, collect in full whenever the heap has doubled since the
+        last look (garbage that became so once frozen, or a heap that grew), then freeze the
+        rest again. Runs until cancelled."""
+        if not self.freeze_survivors:
+            await trio.sleep_forever()
+        # The heap's size in allocated blocks: counted as they come and go, so reading it is
+        # free, where gc.get_freeze_count() walks every frozen object (tens of ms).
+        size = sys.getallocatedblocks()
+        while True:
+            await trio.sleep(self.check_seconds)
+            if sys.getallocatedblocks() > 2 * size:
+                gc.unfreeze()
+                gc.collect()
+                gc.freeze()
+                size = sys.getallocatedblocks()

@@ -16,6 +16,11 @@ from eventstore import EventStore
 
 from ._events import WorkIndexed
 
+WAKE_AHEAD = 0.25
+"""Seconds before an actor's deadline at which a system activates it, so that its recovery (a
+read of its log and its inbox, queued behind other activations and commits) is over by then and
+its own timer fires it on time. An actor is not passivated this close to its next timer."""
+
 
 class WorkIndex:
     """``stream -> wake_at`` (epoch s; 0 for now) for every actor with work, and its heap."""

@@ -28,7 +28,7 @@ from ._errors import (
 )
 from ._gc import GCPolicy
 from ._hosting import Hosting, Routing, Target
-from ._index import WorkIndex
+from ._index import WAKE_AHEAD, WorkIndex
 from ._projection import Projection
 from ._projection_run import ProjectionRunner
 from ._ref import ActorRef, binder
@@ -96,6 +96,7 @@ class ActorSystem:
             self._hosting = Hosting(self, cluster, Membership(store, cluster, corrected))
         self.idle_timeout = idle_timeout
         self._classes: dict[str, type[Actor]] = {}
+        self._longest_first: list[str] = []  # the kinds, for key_of: "a-b" before "a"
         for cls in actors:
             self.register(cls)
         self._projections: dict[str, ProjectionRunner] = {}
@@ -129,7 +130,9 @@ class ActorSystem:
         if other is not None and other is not cls:
             raise InvalidActorArgument(f"{cls.__qualname__} and {other.__qualname__} share the "
                                        f"kind {kind!r}; set a distinct `kind` on one of them")
-        self._classes[kind] = cls
+        if other is None:
+            self._classes[kind] = cls
+            self._longest_first = sorted(self._classes, key=len, reverse=True)
 
     async def __aenter__(self) -> Self:
         async with contextlib.AsyncExitStack() as stack:
@@ -169,6 +172,8 @@ class ActorSystem:
                 runtime_nurseries.add(nursery)
                 self._nursery = nursery
                 nursery.start_soon(self._wake_due_actors)
+                if self.gc is not None:
+                    nursery.start_soon(self.gc.keep)
                 if hosting is not None:
                     hosting.replies = Replies(self.store, nursery)
                     nursery.start_soon(hosting.keep_membership)
@@ -372,6 +377,8 @@ class ActorSystem:
                 await self._hosting.release(cell)
             if self._cells.get(key) is cell:
                 del self._cells[key]
+            if cell.stopped.is_set() and self._hosting is None:
+                cell.dismantle()  # nothing reaches its state any more: free it at once
 
     async def _activate(self, kind: str, actor_id: str) -> Cell:
         key = (kind, actor_id)
@@ -389,13 +396,14 @@ class ActorSystem:
 
     def key_of(self, stream: str) -> tuple[str, str] | None:
         """The (kind, actor id) of an actor's stream, if this system hosts its kind."""
-        for kind in sorted(self._classes, key=len, reverse=True):
+        for kind in self._longest_first:
             if stream.startswith(kind) and stream[len(kind):len(kind) + 1] == "-":
                 return kind, stream[len(kind) + 1:]
         return None
 
     async def _wake_due_actors(self) -> None:
-        """Activate passivated (or not yet started) actors whose work is due."""
+        """Activate passivated (or not yet started) actors whose work is due, or whose timer is
+        due within ``WAKE_AHEAD``: the activated actor's own timer fires it at the instant."""
         while True:
             self._index_changed = trio.Event()
             entry = self._index.next_due()
@@ -403,7 +411,7 @@ class ActorSystem:
                 await self._index_changed.wait()
                 continue
             wake_at, stream = entry
-            delay = wake_at - self.clock.time()
+            delay = wake_at - WAKE_AHEAD - self.clock.time()
             if delay > 0:
                 with trio.move_on_after(delay):
                     await self._index_changed.wait()

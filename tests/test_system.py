@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import gc
+import sys
+import weakref
+from datetime import timedelta
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -12,6 +16,9 @@ import trio.testing
 import actors
 import eventstore
 from actors import durable
+from actors._actor_class import kind_of
+from actors._gc import _freeze_survivors
+from actors._turn import Turn
 from eventstore.memory import MemoryEventStore
 
 
@@ -219,18 +226,77 @@ async def test_a_restarted_system_resumes_unfinished_runs(
 
 
 async def test_a_gc_policy_applies_while_the_system_runs_and_is_undone_after() -> None:
-    import gc
-
     before = gc.get_threshold()
     store = MemoryEventStore()
     async with actors.ActorSystem(store, actors=[Counter],
                                   gc=actors.GCPolicy(gen0_threshold=12_345)) as system:
         assert gc.get_threshold()[0] == 12_345
         assert gc.get_freeze_count() > 0
+        assert _freeze_survivors in gc.callbacks
+        survivor = Counter()
+        assert any(o is survivor for o in gc.get_objects(0))
+        gc.collect(0)
+        assert not any(o is survivor for o in gc.get_objects())  # frozen: it was left alive
         await system.ref(Counter, "a").ask(1)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+    assert _freeze_survivors not in gc.callbacks
     with pytest.raises(actors.InvalidActorArgument, match="gen0_threshold"):
         actors.GCPolicy(gen0_threshold=0)
     with pytest.raises(actors.InvalidActorType, match="GCPolicy"):
         actors.ActorSystem(store, gc=True)  # type: ignore[arg-type]
+
+
+async def test_the_gc_policy_collects_in_full_when_the_heap_doubles(
+        autojump_clock: trio.testing.MockClock) -> None:
+    policy = actors.GCPolicy()
+    with policy.applied():
+        gc.collect()
+        policy.freeze_now()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(policy.keep)
+            await trio.testing.wait_all_tasks_blocked()
+            cycles = [Cycle() for _ in range(sys.getallocatedblocks())]  # the heap doubles
+            gc.freeze()  # they were alive when frozen: only a full collection finds them now
+            gone = weakref.ref(cycles[0])
+            del cycles
+            assert gone() is not None
+            await trio.sleep(policy.check_seconds + 1)
+            assert gone() is None
+            nursery.cancel_scope.cancel()
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+@attrs.define
+class Holder(actors.Actor):
+    async def receive(self, message: Any) -> None:
+        self.notifier.notify_at(await durable.now.aio() + timedelta(hours=1), message)
+
+
+async def test_a_passivated_actor_is_freed_without_the_cyclic_collector(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # No reference cycle keeps a passivated actor's objects: reference counting frees them at
+    # once, so the collector's pauses do not grow with passivations (timer lateness).
+    gc.collect()
+    gc.disable()
+    try:
+        async with actors.ActorSystem(MemoryEventStore(), actors=[Holder],
+                                      clock=actors.VirtualClock(), idle_timeout=1) as system:
+            await system.ref(Holder, "h").ask("token")
+            actor = weakref.ref(system.cells[kind_of(Holder), "h"].actor)
+            await trio.sleep(2)
+            assert system.active == 0
+            assert actor() is None
+    finally:
+        gc.enable()
+
+
+def test_a_turn_refers_to_itself_through_no_reference_cycle() -> None:
+    turn = Turn(cast(Any, None), scope="notify:0")
+    branch = turn.child()
+    assert turn.root is turn and branch.root is turn and branch.scope == "notify:0"
+    assert turn not in gc.get_referents(turn)  # else only the cyclic collector frees it

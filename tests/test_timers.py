@@ -503,6 +503,26 @@ async def test_a_passivated_actor_is_activated_at_its_deadline(
     assert await fired_seqs(store, ref.stream) == [0, 1]
 
 
+async def test_a_passivated_actor_is_activated_ahead_of_its_timer_which_fires_on_time(
+        autojump_clock: trio.testing.MockClock, store: MemoryEventStore) -> None:
+    from actors._index import WAKE_AHEAD
+
+    clock = actors.VirtualClock()
+    async with actors.ActorSystem(store, actors=[Timers], clock=clock,
+                                  idle_timeout=WAKE_AHEAD / 10) as system:
+        await system.ref(Timers, "e").ask(Schedule(HOUR, "on time"))
+        await trio.sleep(1)
+        assert system.active == 0
+        await trio.sleep(HOUR.total_seconds() - 1 - WAKE_AHEAD * 1.5)
+        assert system.active == 0
+        await trio.sleep(WAKE_AHEAD)  # recovered ahead; its idle_timeout does not passivate it
+        assert system.active == 1 and "e" not in FIRED
+        await trio.sleep(WAKE_AHEAD)
+        assert FIRED["e"] == [("on time", START + HOUR)]  # at the instant: never early
+        await trio.sleep(1)
+        assert system.active == 0
+
+
 async def test_a_restarted_system_fires_timers_of_actors_never_touched(
         autojump_clock: trio.testing.MockClock, store: MemoryEventStore) -> None:
     clock = actors.VirtualClock()
