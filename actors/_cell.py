@@ -1238,6 +1238,13 @@ class Cell:
         assert self.stopped.is_set()
         del self.state, self.journal
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only once ``dismantle`` removed them: a stale actor object was used.
+        if name in ("state", "journal"):
+            raise ActorStopped(self.name, f"{self.stop_reason or 'it was stopped'}; this actor "
+                               "object belongs to that activation: use a ref to reach the actor")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def resolve(self) -> Cell:
         """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""
         if self.stopped.is_set():

@@ -295,6 +295,19 @@ async def test_a_passivated_actor_is_freed_without_the_cyclic_collector(
         gc.enable()
 
 
+async def test_a_passivated_actors_stale_object_says_to_use_a_ref(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Holder],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        await system.ref(Holder, "h").ask("token")
+        stale = system.cells[kind_of(Holder), "h"].actor
+        await trio.sleep(2)
+        assert system.active == 0
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            stale.notifier  # noqa: B018
+        assert stale.id == "h"
+
+
 def test_a_turn_refers_to_itself_through_no_reference_cycle() -> None:
     turn = Turn(cast(Any, None), scope="notify:0")
     branch = turn.child()
