@@ -1,0 +1,305 @@
+"""Red-team tests of the performance changes merged on ``integ``.
+
+The back-to-back turns of plain messages (``Cell._serve_plain``), a send's reply fused into its
+``Received``, activation ahead of a timer (``WAKE_AHEAD``), ``Cell.dismantle``, ``GCPolicy`` and
+SQLite format 6 (the ``types`` table). Each test injects its fault for real (a failing turn, a
+failing commit, a stop, a restart, a second store on the same file) and checks a promise from the
+outside: the log, the replies, the state after recovery. A test marked ``xfail(strict=True)``
+shows a defect; its reason says what goes wrong.
+"""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import actors
+import eventstore
+from actors import durable
+from eventstore import NewEvent
+from eventstore.memory import MemoryEventStore
+from eventstore.sqlite import SQLiteEventStore
+
+START = actors.VirtualClock.DEFAULT_START
+HOUR = timedelta(hours=1)
+
+
+@eventstore.event_type("tests.redteam_perf.Added")
+@attrs.frozen
+class Added:
+    n: int
+
+
+class Flaky(MemoryEventStore):
+    """Fails its appends while ``failing`` is set (nothing written), counts the others."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.appends: list[int] = []
+
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
+        if self.failing:
+            await trio.lowlevel.checkpoint()
+            raise eventstore.EventStoreError("the disk is gone")
+        self.appends.append(len(events))
+        return await super()._append(stream, events, expected, side)
+
+
+@attrs.define
+class Sum(actors.Actor):
+    """Adds what it is told; a string message fails its turn after emitting."""
+
+    kind = "RtpSum"
+    gate: ClassVar[trio.Event | None] = None
+    total: int = 0
+    order: list[int] = attrs.Factory(list)
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+        self.order.append(event.n)
+
+    async def receive(self, message: Any) -> Any:
+        if message == "boom":
+            self.emit(Added(1000))
+            raise RuntimeError("boom")
+        if message == "total":
+            return self.total
+        if message == "gate":
+            assert Sum.gate is not None
+            await Sum.gate.wait()  # the messages queued meanwhile form a backlog
+            return None
+        if isinstance(message, int):
+            self.emit(Added(message))
+        return self.total
+
+
+async def logged(store: eventstore.EventStore, stream: str) -> list[Any]:
+    return [store.codec.decode(r) async for r in store.read(stream)]
+
+
+async def added(store: eventstore.EventStore, stream: str) -> list[int]:
+    return [e.n for e in await logged(store, stream) if isinstance(e, Added)]
+
+
+# -- 1. plain messages back to back ---------------------------------------------------------------
+
+
+async def test_a_mixed_backlog_keeps_the_senders_order() -> None:
+    # Tells, asks, asks with a message id (not plain: put back at the head) and a stop, queued
+    # before the actor runs: the log holds them in the order they were queued, the stop last.
+    store = MemoryEventStore()
+    answers: dict[int, Any] = {}
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "mix", store=store)
+
+        async def ask(n: int, message_id: str | None) -> None:
+            answers[n] = await ref.ask(n, message_id=message_id) if message_id else \
+                await ref.ask(n)
+
+        Sum.gate = trio.Event()
+        ref.tell("gate")
+        async with trio.open_nursery() as askers:
+            for n in range(1, 31):
+                if n % 5 == 0:
+                    askers.start_soon(ask, n, f"id-{n}")
+                elif n % 3 == 0:
+                    askers.start_soon(ask, n, None)
+                else:
+                    ref.tell(n)
+                await trio.testing.wait_all_tasks_blocked()  # queued in this order
+            Sum.gate.set()
+        await ref.stop()
+    assert await added(store, ref.stream) == list(range(1, 31))
+    assert answers == {n: sum(range(1, n + 1)) for n in answers}
+
+
+async def test_a_failing_turn_mid_backlog_drops_its_events_only_later_turns_see_earlier() -> None:
+    store = Flaky()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "f", store=store)
+        results: dict[Any, Any] = {}
+
+        async def ask(message: Any) -> None:
+            try:
+                results[message] = await ref.ask(message)
+            except Exception as exc:
+                results[message] = type(exc).__name__
+
+        Sum.gate = trio.Event()
+        ref.tell("gate")
+        async with trio.open_nursery() as askers:
+            for message in (1, 2, "boom", 4, "total"):
+                askers.start_soon(ask, message)
+                await trio.testing.wait_all_tasks_blocked()
+            Sum.gate.set()
+        nursery.cancel_scope.cancel()
+    assert results == {1: 1, 2: 3, "boom": "RuntimeError", 4: 7, "total": 7}
+    assert await added(store, "RtpSum-f") == [1, 2, 4]
+
+
+async def test_a_failing_commit_of_a_plain_backlog_fails_every_asker_and_writes_nothing() -> None:
+    store = Flaky()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "c", store=store)
+        await ref.ask(5)
+        store.failing = True
+        results: list[Any] = []
+
+        async def ask(n: int) -> None:
+            try:
+                results.append(await ref.ask(n))
+            except Exception as exc:
+                results.append(exc)
+
+        async with trio.open_nursery() as askers:
+            for n in range(1, 8):
+                askers.start_soon(ask, n)
+                ref.tell(100)
+        assert len(results) == 7 and all(isinstance(r, Exception) for r in results)
+        store.failing = False
+        assert await ref.ask("total") == 5
+        await ref.ask(1)
+        nursery.cancel_scope.cancel()
+    assert await added(store, "RtpSum-c") == [5, 1]
+
+
+async def test_a_cancelled_asker_in_a_backlog_does_not_lose_the_others() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "x", store=store)
+        got: list[Any] = []
+
+        async def ask(n: int) -> None:
+            got.append(await ref.ask(n))
+
+        async with trio.open_nursery() as askers:
+            with trio.CancelScope() as cut:
+                askers.start_soon(ask, 1)
+                await trio.lowlevel.checkpoint()
+            async with trio.open_nursery() as victims:
+                victims.start_soon(ask, 2)
+                await trio.lowlevel.checkpoint()
+                victims.cancel_scope.cancel()  # its asker goes; its message was queued
+            askers.start_soon(ask, 3)
+            del cut
+        assert await ref.ask("total") == sum(await added(store, ref.stream))
+        nursery.cancel_scope.cancel()
+    assert 1 in await added(store, "RtpSum-x") and 3 in await added(store, "RtpSum-x")
+
+
+@attrs.define
+class Asker(actors.Actor):
+    """Awaits another actor's ask in its turn (its handler suspends mid-backlog)."""
+
+    kind = "RtpAsker"
+    total: int = 0
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+
+    async def receive(self, message: Any) -> Any:
+        other, n = message
+        value = await other.ask(n)
+        self.emit(Added(value))
+        return self.total
+
+
+async def test_handlers_that_suspend_mid_backlog_keep_their_order() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        summer = await actors.spawn(nursery, Sum, "s", store=store)
+        ref = await actors.spawn(nursery, Asker, "a", store=store)
+        for n in range(1, 11):
+            ref.tell((summer, n))
+        assert await ref.ask((summer, 0)) == sum(sum(range(1, k + 1)) for k in range(1, 11)) + 55
+        nursery.cancel_scope.cancel()
+    assert await added(store, "RtpSum-s") == list(range(1, 11)) + [0]
+
+
+@attrs.define
+class Sleeper(actors.Actor):
+    kind = "RtpSleeper"
+    total: int = 0
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+
+    async def receive(self, message: Any) -> Any:
+        if message == "nap":
+            await durable.sleep.aio(timedelta(seconds=5))
+        elif isinstance(message, int):
+            self.emit(Added(message))
+        return self.total
+
+
+async def test_a_durable_sleep_in_a_plain_backlog_is_refused_or_kept_in_order(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    clock = actors.VirtualClock()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sleeper, "z", store=store, clock=clock)
+        outcomes: list[Any] = []
+
+        async def ask(message: Any) -> None:
+            try:
+                outcomes.append((message, await ref.ask(message)))
+            except Exception as exc:
+                outcomes.append((message, type(exc).__name__))
+
+        async with trio.open_nursery() as askers:
+            for message in (1, "nap", 2):
+                askers.start_soon(ask, message)
+                await trio.lowlevel.checkpoint()
+        assert await ref.ask("total") == 3
+        nursery.cancel_scope.cancel()
+    assert [m for m, _ in outcomes] == [1, "nap", 2]
+    assert outcomes[2] == (2, 3)
+    assert await added(store, "RtpSleeper-z") == [1, 2]
+
+
+@attrs.define
+class SyncSum(Sum):
+    kind = "RtpSyncSum"
+
+    def receive(self, message: Any) -> Any:  # type: ignore[override]
+        if isinstance(message, int):
+            self.emit(Added(message))
+        return self.total
+
+
+async def test_a_plain_def_handler_backlog_keeps_order_and_commits() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, SyncSum, "y", store=store)
+        for n in range(1, 21):
+            ref.tell(n)
+        assert await ref.ask(0) == 210
+        nursery.cancel_scope.cancel()
+    assert await added(store, "RtpSyncSum-y") == [*range(1, 21), 0]
+
+
+async def test_a_turn_hook_sees_every_committed_backlog_turn() -> None:
+    store = MemoryEventStore()
+    seen: list[int] = []
+
+    async def hook(cell: Any) -> None:
+        seen.append(cell.state.actor.total)
+
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "h", store=store, turn_hook=hook)
+        for n in range(1, 11):
+            ref.tell(n)
+        assert await ref.ask(0) == 55
+        nursery.cancel_scope.cancel()
+    assert seen and seen[-1] == 55
+    assert await added(store, "RtpSum-h") == [*range(1, 11), 0]
