@@ -23,7 +23,9 @@ import trio.testing
 
 import actors
 import eventstore
-from actors import durable
+import time
+
+from actors import durable, replay
 from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore
@@ -303,3 +305,135 @@ async def test_a_turn_hook_sees_every_committed_backlog_turn() -> None:
         nursery.cancel_scope.cancel()
     assert seen and seen[-1] == 55
     assert await added(store, "RtpSum-h") == [*range(1, 11), 0]
+
+
+# -- 2. a send's reply in its Received ----------------------------------------------------------
+
+
+@attrs.define
+class Sink(actors.Actor):
+    """Adds what it is sent; ``("fail", n, k)`` fails its first k deliveries; ``("flush", n)``
+    and ``("nap", n)`` commit mid-turn (a flush, a durable sleep) before emitting."""
+
+    kind = "RtpSink"
+    supervision = actors.Restart(initial_backoff=0.01, max_backoff=0.01)
+    max_deliveries: ClassVar[int] = 5
+    runs: ClassVar[list[Any]] = []
+    failures: ClassVar[dict[int, int]] = {}
+    total: int = 0
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+
+    async def receive(self, message: Any) -> Any:
+        Sink.runs.append(message)
+        match message:
+            case ("fail", n, k):
+                if Sink.failures.get(n, 0) < k:
+                    Sink.failures[n] = Sink.failures.get(n, 0) + 1
+                    self.emit(Added(10_000))
+                    raise RuntimeError(f"fails {n}")
+                self.emit(Added(n))
+            case ("flush", n):
+                self.emit(Added(n))
+                await self.flush()
+                self.emit(Added(n))
+            case ("nap", n):
+                await durable.sleep.aio(0.01)
+                self.emit(Added(n))
+            case ("two", n):
+                self.emit(Added(n), Added(n))
+            case int(n):
+                self.emit(Added(n))
+        return self.total
+
+
+@attrs.define
+class SinkOneMore(Sink):
+    """The same actor whose code now emits one more event for an int: ``check`` must see it."""
+
+    async def receive(self, message: Any) -> Any:
+        result = await super().receive(message)
+        if isinstance(message, int):
+            self.emit(Added(0))
+        return result
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sink() -> None:
+    Sink.runs = []
+    Sink.failures = {}
+    Sum.gate = None
+
+
+async def _settle(system: actors.ActorSystem, ref: actors.ActorRef) -> None:
+    with trio.fail_after(10):
+        while [r async for r in system.store.read_inbox(ref.stream)]:
+            await trio.sleep(0.01)
+    await ref.ask("total")
+
+
+@pytest.mark.parametrize("message", [7, ("flush", 7), ("nap", 7), ("two", 7), ("fail", 7, 2)],
+                         ids=["plain", "flush", "sleep", "two", "fail-then-ok"])
+async def test_a_resent_send_after_a_restart_runs_once_and_checks_clean(
+        tmp_path: Path, message: Any) -> None:
+    path = tmp_path / "e.db"
+    async with SQLiteEventStore(path) as store:
+        async with actors.ActorSystem(store, actors=[Sink]) as system:
+            ref = system.ref(Sink, "d")
+            await ref.send(message, message_id="m-1")
+            await ref.send(1, message_id="m-2")
+            await _settle(system, ref)
+            first = await added(store, ref.stream)
+        async with actors.ActorSystem(store, actors=[Sink]) as system:
+            ref = system.ref(Sink, "d")
+            await ref.send(message, message_id="m-1")  # a resend after the restart
+            await ref.send(1, message_id="m-2")
+            await _settle(system, ref)
+        assert await added(store, ref.stream) == first
+        assert [m for m in Sink.runs if m == message][-1:] == [message]
+        assert Sink.runs.count(1) == 1
+        result = await replay.check(store, Sink, "d")
+        assert result.ok, result.divergence
+
+
+async def test_check_sees_one_more_event_in_a_fused_send_turn() -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Sink]) as system:
+        ref = system.ref(Sink, "o")
+        for n in range(1, 6):
+            await ref.send(n, message_id=f"m-{n}")
+        await _settle(system, ref)
+    assert (await replay.check(store, Sink, "o")).ok
+    assert not (await replay.check(store, SinkOneMore, "o")).ok
+
+
+async def test_check_reads_a_log_with_the_old_reply_form_and_the_new() -> None:
+    # An older release wrote each send's reply as a ReplyRecorded after the turn's events; a log
+    # that spans the upgrade holds both forms. Both must check clean and dedup a resend.
+    first = MemoryEventStore()
+    async with actors.ActorSystem(first, actors=[Sink]) as system:
+        ref = system.ref(Sink, "mixed")
+        await ref.send(3, message_id="old-1")
+        await _settle(system, ref)
+    stream = ref.stream
+    store = MemoryEventStore()
+    codec = store.codec
+    old: list[Any] = []
+    for event in await logged(first, stream):
+        if isinstance(event, actors.Received) and event.replied_at is not None:
+            assert event.events == 1
+            reply = actors.ReplyRecorded(event.message_id, None, event.replied_at)
+            event = actors.Received(0, event.message_id, event.type, event.data)
+        old.append(event)
+    old.append(reply)
+    await store.append(stream, [codec.new_event(e) for e in old])
+    async with actors.ActorSystem(store, actors=[Sink]) as system:
+        ref = system.ref(Sink, "mixed")
+        await ref.send(4, message_id="new-1")
+        await ref.send(3, message_id="old-1")  # processed under the old form: not again
+        await _settle(system, ref)
+        assert await ref.ask("total") == 7
+    assert await added(store, stream) == [3, 4]
+    result = await replay.check(store, Sink, "mixed")
+    assert result.ok, result.divergence
