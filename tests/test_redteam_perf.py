@@ -23,8 +23,6 @@ import trio.testing
 
 import actors
 import eventstore
-import time
-
 from actors import durable, replay
 from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
@@ -225,7 +223,7 @@ async def test_handlers_that_suspend_mid_backlog_keep_their_order() -> None:
             ref.tell((summer, n))
         assert await ref.ask((summer, 0)) == sum(sum(range(1, k + 1)) for k in range(1, 11)) + 55
         nursery.cancel_scope.cancel()
-    assert await added(store, "RtpSum-s") == list(range(1, 11)) + [0]
+    assert await added(store, "RtpSum-s") == [*range(1, 11), 0]
 
 
 @attrs.define
@@ -238,7 +236,7 @@ class Sleeper(actors.Actor):
 
     async def receive(self, message: Any) -> Any:
         if message == "nap":
-            await durable.sleep.aio(timedelta(seconds=5))
+            await durable.sleep.aio(5)
         elif isinstance(message, int):
             self.emit(Added(message))
         return self.total
@@ -273,7 +271,7 @@ async def test_a_durable_sleep_in_a_plain_backlog_is_refused_or_kept_in_order(
 class SyncSum(Sum):
     kind = "RtpSyncSum"
 
-    def receive(self, message: Any) -> Any:  # type: ignore[override]
+    def receive(self, message: Any) -> Any:
         if isinstance(message, int):
             self.emit(Added(message))
         return self.total
@@ -423,6 +421,7 @@ async def test_check_reads_a_log_with_the_old_reply_form_and_the_new() -> None:
     for event in await logged(first, stream):
         if isinstance(event, actors.Received) and event.replied_at is not None:
             assert event.events == 1
+            assert event.message_id is not None
             reply = actors.ReplyRecorded(event.message_id, None, event.replied_at)
             event = actors.Received(0, event.message_id, event.type, event.data)
         old.append(event)
@@ -463,6 +462,9 @@ class Alarm(actors.Actor):
                 return self.notifier.cancel(token)
             case "self":
                 return self
+            case "gate":
+                assert Sum.gate is not None
+                await Sum.gate.wait()
         return self.notifier.pending()
 
     async def on_notify(self) -> None:
@@ -560,7 +562,8 @@ async def test_a_system_stopped_in_the_window_ahead_fires_the_timer_once_after_r
         assert system.active == 0
     assert [token for _, token, _ in FIRED] == ["once"]
     never_early({"once": t0 + 100})
-    fired = [e for e in await logged(store, "RtpAlarm-w") if isinstance(e, actors.NotificationFired)]
+    fired = [e for e in await logged(store, "RtpAlarm-w")
+             if isinstance(e, actors.NotificationFired)]
     assert len(fired) == 1
 
 
@@ -671,3 +674,195 @@ async def test_two_systems_with_policies_stopped_out_of_order_restore_the_collec
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(second)
     assert _collector() == before
+
+
+# -- 4. SQLite format 6: the types table ------------------------------------------------------
+
+
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_a_refused_append_with_a_new_name_leaves_no_name_and_spares_its_neighbours(
+        tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as store:
+        taken = NewEvent("Known", {"n": 0})
+        await store.append("a", [taken])
+        outcomes: dict[str, Any] = {}
+
+        async def append(stream: str, events: list[NewEvent]) -> None:
+            try:
+                outcomes[stream] = (await store.append(stream, events)).version
+            except Exception as exc:
+                outcomes[stream] = type(exc).__name__
+
+        async with trio.open_nursery() as nursery:  # one group commit
+            nursery.start_soon(append, "b", [NewEvent("Fresh1", {}), NewEvent("Fresh2", {})])
+            # Its second event reuses a stored id (in another stream): the append is refused.
+            nursery.start_soon(append, "c", [NewEvent("Doomed", {}),
+                                             NewEvent("Doomed2", {}, id=taken.id)])
+            nursery.start_soon(append, "d", [NewEvent("Fresh3", {}), NewEvent("Known", {})])
+        assert outcomes["b"] == 2 and outcomes["d"] == 2
+        assert isinstance(outcomes["c"], str)
+        assert [e.type async for e in store.read("c")] == []
+    names = {name for (name,) in _rows(path, "SELECT name FROM types")}
+    assert names == {"Known", "Fresh1", "Fresh2", "Fresh3"}
+
+
+async def test_many_new_names_in_one_group_commit_read_back_under_their_names(
+        tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as store:
+        async def append(k: int) -> None:
+            await store.append(f"s{k}", [NewEvent(f"T{k}-{i}", {"i": i}) for i in range(120)])
+
+        async with trio.open_nursery() as nursery:
+            for k in range(8):  # 960 names, over one IN list's chunk of 500
+                nursery.start_soon(append, k)
+        for k in range(8):
+            assert [e.type async for e in store.read(f"s{k}")] == \
+                [f"T{k}-{i}" for i in range(120)]
+        picked = sorted([(e.stream, e.type) async for e in store.read_all(types=["T3-7",
+                                                                                 "T5-119"])])
+        assert picked == [("s3", "T3-7"), ("s5", "T5-119")]
+    assert _rows(path, "SELECT count(*), count(DISTINCT name) FROM types") == [(960, 960)]
+
+
+async def test_a_types_filter_with_a_name_never_stored_reads_nothing_of_it(
+        tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "t.db") as store:
+        assert [e async for e in store.read_all(types=["Never"])] == []
+        await store.append("a", [NewEvent("Known", {}), NewEvent("Other", {})])
+        assert [e async for e in store.read_all(types=["Never"])] == []
+        assert [e.type async for e in store.read_all(types=["Never", "Known"])] == ["Known"]
+
+
+async def test_two_stores_on_one_file_add_the_same_new_names_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as one, SQLiteEventStore(path) as two:
+        await one.append("warm", [NewEvent("Old", {})])
+        assert [e.type async for e in two.read("warm")] == ["Old"]
+
+        async def writer(store: SQLiteEventStore, who: str) -> None:
+            for k in range(15):
+                await store.append(f"{who}{k}", [NewEvent(f"New{k}", {"who": who}),
+                                                 NewEvent(f"New{k + 1}", {}), NewEvent("Old", {})])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer, one, "x")
+            nursery.start_soon(writer, two, "y")
+        for store in (one, two):
+            for who in "xy":
+                for k in range(15):
+                    assert [e.type async for e in store.read(f"{who}{k}")] == \
+                        [f"New{k}", f"New{k + 1}", "Old"]
+            assert len([e async for e in store.read_all(types=["New3"])]) == 4
+    assert _rows(path, "SELECT count(*) FROM types") == [(17,)]
+
+
+_CHILD = """
+import sys, trio
+from eventstore import NewEvent
+from eventstore.sqlite import SQLiteEventStore
+
+async def main(path, who):
+    async with SQLiteEventStore(path) as store:
+        for k in range(20):
+            await store.append(f"{who}{k}", [NewEvent(f"P{k % 7}", {}), NewEvent(f"P{k}", {})])
+
+trio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+async def test_two_processes_add_the_same_new_names_at_once(tmp_path: Path) -> None:
+    import sys
+
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as store:
+        await store.append("warm", [NewEvent("Old", {})])
+    async with trio.open_nursery() as nursery:
+        for who in "pq":
+            nursery.start_soon(trio.run_process, [sys.executable, "-c", _CHILD, str(path), who])
+    async with SQLiteEventStore(path) as store:
+        for who in "pq":
+            for k in range(20):
+                assert [e.type async for e in store.read(f"{who}{k}")] == [f"P{k % 7}", f"P{k}"]
+    assert _rows(path, "SELECT count(*), count(DISTINCT name) FROM types") == [(21, 21)]
+
+
+async def test_a_v5_file_upgraded_while_an_old_connection_holds_it_open(tmp_path: Path) -> None:
+    from sqlite_v5 import sqlite_to_v5
+
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as store:
+        await store.append("a", [NewEvent("E1", {"n": 1}), NewEvent("E2", {}, {"m": 1})])
+    sqlite_to_v5(path)
+    old = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    try:
+        old.execute("BEGIN")
+        assert old.execute("SELECT type FROM events ORDER BY position").fetchall() == [
+            ("E1",), ("E2",)]  # a reader of format 5, mid-transaction
+        try:
+            async with SQLiteEventStore(path) as store:
+                upgraded = [(e.type, e.data, e.metadata) async for e in store.read("a")]
+        except Exception as exc:  # refused while it is read: must say so, and change nothing
+            upgraded = None
+            assert "lock" in str(exc).lower() or "busy" in str(exc).lower(), exc
+        old.execute("COMMIT")
+        if upgraded is None:
+            assert _rows(path, "SELECT type FROM events") == [("E1",), ("E2",)]
+            return
+        assert upgraded == [("E1", {"n": 1}, {}), ("E2", {}, {"m": 1})]
+        # The old release's writer cannot slip a type name in next to the ids.
+        with pytest.raises(sqlite3.Error):
+            old.execute("INSERT INTO events (stream, version, type, data, metadata, id, "
+                        "recorded_at) VALUES ('a', 3, 'E3', '{}', '{}', x'00', 1)")
+    finally:
+        old.close()
+    async with SQLiteEventStore(path) as store:
+        assert [e.type async for e in store.read("a")] == ["E1", "E2"]
+
+
+async def test_a_timer_due_mid_backlog_fires_once_after_it_never_early(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    clock = actors.VirtualClock()
+    async with actors.ActorSystem(store, actors=[Alarm], clock=clock, idle_timeout=5) as system:
+        ref = system.ref(Alarm, "m")
+        t0 = clock.time()
+        await ref.ask(At(1, "mid"))
+        Sum.gate = trio.Event()
+        ref.tell("gate")
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(100):
+            ref.tell(At(1000 + n, f"later{n}"))
+            ref.tell(("cancel", f"later{n}"))
+        await trio.sleep(2)  # the timer is due while the backlog waits
+        assert FIRED == []
+        Sum.gate.set()
+        await trio.sleep(1)
+        assert [token for _, token, _ in FIRED] == ["mid"]
+        assert await ref.ask("pending") == []
+        await trio.sleep(3000)
+        assert [token for _, token, _ in FIRED] == ["mid"]
+        assert system.active == 0
+    never_early({"mid": t0 + 1})
+
+
+async def test_tells_across_quick_passivations_are_all_kept(tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "p.db") as store:
+        async with actors.ActorSystem(store, actors=[Sum], idle_timeout=0.001) as system:
+            ref = system.ref(Sum, "q")
+            for burst in range(20):
+                for _ in range(10):
+                    ref.tell(1)
+                if burst % 3 == 0:
+                    assert await ref.ask(0) == sum(1 for _ in range(10 * (burst + 1)))
+                await trio.sleep(0.003)  # long enough to passivate between bursts
+            assert await ref.ask("total") == 200
+        assert sum(await added(store, "RtpSum-q")) == 200
