@@ -866,3 +866,90 @@ async def test_tells_across_quick_passivations_are_all_kept(tmp_path: Path) -> N
                 await trio.sleep(0.003)  # long enough to passivate between bursts
             assert await ref.ask("total") == 200
         assert sum(await added(store, "RtpSum-q")) == 200
+
+
+class FailNextCommits(MemoryEventStore):
+    """Fails the next ``fail`` appends that carry events (a turn's commit; never an enqueue)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail = 0
+
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
+        if events and self.fail and stream.startswith("RtpSink-"):
+            self.fail -= 1
+            await trio.lowlevel.checkpoint()
+            raise eventstore.EventStoreError("the disk is gone")
+        return await super()._append(stream, events, expected, side)
+
+
+async def test_fused_sends_whose_backlog_commit_fails_run_again_once_each() -> None:
+    store = FailNextCommits()
+    async with actors.ActorSystem(store, actors=[Sink]) as system:
+        ref = system.ref(Sink, "b")
+        await ref.ask(0)  # running
+        store.fail = 1
+        for n in range(1, 9):
+            await ref.send(n, message_id=f"m-{n}")
+        await _settle(system, ref)
+        for n in range(1, 9):  # resends: all recorded, none runs again
+            await ref.send(n, message_id=f"m-{n}")
+        await _settle(system, ref)
+        assert await ref.ask("total") == 36
+    assert sorted(await added(store, "RtpSink-b")) == [0, *range(1, 9)]
+    assert store.fail == 0
+    result = await replay.check(store, Sink, "b")
+    assert result.ok, result.divergence
+
+
+FAR = START.replace(year=2100)
+
+
+@attrs.define
+class Relay(actors.Actor):
+    """A send's turn that also schedules a timer and sends on: system events after Received."""
+
+    kind = "RtpRelay"
+    total: int = 0
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, int):
+            self.emit(Added(message))
+            self.notifier.notify_at(FAR, f"t{message}")  # no durable call: the reply fuses
+            await self.ref(Sink, "relayed").send(message, message_id=f"r-{message}")
+            self.emit(Added(message))
+        return self.total
+
+    async def on_notify(self) -> None:
+        self.notifier.due(await durable.now.aio())
+
+
+@attrs.define
+class RelayNoTimer(Relay):
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, int):
+            self.emit(Added(message))
+            await self.ref(Sink, "relayed").send(message, message_id=f"r-{message}")
+            self.emit(Added(message))
+        return self.total
+
+
+async def test_check_of_fused_sends_with_timers_and_sends_in_their_turns() -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Relay, Sink]) as system:
+        ref = system.ref(Relay, "x")
+        for n in range(1, 5):
+            await ref.send(n, message_id=f"m-{n}")
+        await _settle(system, ref)
+        await _settle(system, system.ref(Sink, "relayed"))
+        assert await system.ref(Sink, "relayed").ask("total") == 10
+    fused = [e for e in await logged(store, "RtpRelay-x")
+             if isinstance(e, actors.Received) and e.replied_at is not None]
+    assert len(fused) == 4 and all(e.events == 4 for e in fused)
+    result = await replay.check(store, Relay, "x")
+    assert result.ok, result.divergence
+    assert not (await replay.check(store, RelayNoTimer, "x")).ok
