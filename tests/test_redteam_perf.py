@@ -953,3 +953,61 @@ async def test_check_of_fused_sends_with_timers_and_sends_in_their_turns() -> No
     result = await replay.check(store, Relay, "x")
     assert result.ok, result.divergence
     assert not (await replay.check(store, RelayNoTimer, "x")).ok
+
+
+async def _backlog_outcome(telemetry: Any, hook: bool) -> tuple[Any, ...]:
+    store = MemoryEventStore()
+    results: dict[Any, Any] = {}
+
+    async def turn_hook(cell: Any) -> None:
+        pass
+
+    async with trio.open_nursery() as nursery:
+        if telemetry is None:
+            ref = await actors.spawn(nursery, Sum, "t", store=store,
+                                     turn_hook=turn_hook if hook else None)
+        else:
+            system = await nursery.start(_system_with, store, telemetry)
+            ref = system.ref(Sum, "t")
+        await ref.ask(0)
+
+        async def ask(message: Any) -> None:
+            try:
+                results[message] = await ref.ask(message)
+            except Exception as exc:
+                results[message] = type(exc).__name__
+
+        Sum.gate = trio.Event()
+        ref.tell("gate")
+        await trio.testing.wait_all_tasks_blocked()
+        async with trio.open_nursery() as askers:
+            for message in (1, 2, "boom", 4, "total", 5):
+                askers.start_soon(ask, message)
+                await trio.testing.wait_all_tasks_blocked()
+                ref.tell(10)
+            Sum.gate.set()
+        nursery.cancel_scope.cancel()
+    return results, await added(store, "RtpSum-t")
+
+
+async def _system_with(store: eventstore.EventStore, telemetry: Any,
+                       task_status: trio.TaskStatus[actors.ActorSystem]) -> None:
+    async with actors.ActorSystem(store, actors=[Sum], telemetry=telemetry) as system:
+        task_status.started(system)
+        await trio.sleep_forever()
+
+
+async def test_a_backlog_gives_the_same_log_and_answers_with_telemetry_or_a_hook() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from actors.otel import OpenTelemetry
+
+    lean = await _backlog_outcome(None, hook=False)
+    assert lean == ({1: 1, 2: 13, "boom": "RuntimeError", 4: 37, "total": 47, 5: 62},
+                    [0, 1, 10, 2, 10, 10, 4, 10, 10, 5, 10])
+    assert await _backlog_outcome(None, hook=True) == lean
+    provider = TracerProvider()
+    try:
+        assert await _backlog_outcome(OpenTelemetry(tracer_provider=provider), hook=False) == lean
+    finally:
+        provider.shutdown()
