@@ -1011,3 +1011,48 @@ async def test_a_backlog_gives_the_same_log_and_answers_with_telemetry_or_a_hook
         assert await _backlog_outcome(OpenTelemetry(tracer_provider=provider), hook=False) == lean
     finally:
         provider.shutdown()
+
+
+class SlowRecovery(MemoryEventStore):
+    """Reads an actor's log slowly while ``slow`` is set: its recovery outlasts the window
+    ahead, so messages reach it while it is being activated."""
+
+    slow = 0.0
+
+    async def _read_page(self, stream: str, first: int, last: int | None,
+                         size: int) -> Any:
+        if self.slow and stream.startswith("RtpAlarm-"):
+            await trio.sleep(self.slow)
+        return await super()._read_page(stream, first, last, size)
+
+
+@pytest.mark.parametrize("change", ["cancel", "later", "earlier"])
+async def test_a_timer_changed_while_its_actor_recovers_ahead_fires_once_never_early(
+        autojump_clock: trio.testing.MockClock, change: str) -> None:
+    store = SlowRecovery()
+    clock = actors.VirtualClock()
+    async with actors.ActorSystem(store, actors=[Alarm], clock=clock,
+                                  idle_timeout=0.05) as system:
+        ref = system.ref(Alarm, "c")
+        t0 = clock.time()
+        await ref.ask(At(100, "a"))
+        await trio.sleep(10)
+        assert system.active == 0
+        store.slow = 0.2
+        await trio.sleep(100 - 0.2 - (clock.time() - t0))  # mid-recovery, ahead of time
+        now = clock.time() - t0
+        expected: dict[str, float] = {}
+        if change == "cancel":
+            await ref.ask(("cancel", "a"))
+        elif change == "later":
+            await ref.ask(("cancel", "a"))
+            await ref.ask(At(100, "b"))
+            expected["b"] = t0 + now + 100
+        else:
+            await ref.ask(At(0.05, "b"))
+            expected = {"a": t0 + 100, "b": t0 + now + 0.05}
+        store.slow = 0.0
+        await trio.sleep(300)
+        assert sorted(token for _, token, _ in FIRED) == sorted(expected)
+        never_early(expected)
+        assert system.active == 0
