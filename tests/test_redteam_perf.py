@@ -77,7 +77,7 @@ class Sum(actors.Actor):
         if message == "gate":
             assert Sum.gate is not None
             await Sum.gate.wait()  # the messages queued meanwhile form a backlog
-            return None
+            return self.total
         if isinstance(message, int):
             self.emit(Added(message))
         return self.total
@@ -1056,3 +1056,26 @@ async def test_a_timer_changed_while_its_actor_recovers_ahead_fires_once_never_e
         assert sorted(token for _, token, _ in FIRED) == sorted(expected)
         never_early(expected)
         assert system.active == 0
+
+
+async def test_tells_that_come_during_an_inline_ask_run_after_it_in_order() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        summer = await actors.spawn(nursery, Sum, "slow", store=store)
+        ref = await actors.spawn(nursery, Asker, "i", store=store)
+        Sum.gate = trio.Event()
+        got: list[Any] = []
+
+        async def inline_ask() -> None:
+            got.append(await ref.ask((summer, "gate")))  # idle, no deadline: inline
+
+        nursery.start_soon(inline_ask)
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(1, 6):
+            ref.tell((summer, n))  # wait in the held mailbox
+        Sum.gate.set()
+        assert await ref.ask((summer, 0)) == 1 + 3 + 6 + 10 + 15 + 15
+        nursery.cancel_scope.cancel()
+    assert got == [0]
+    # The inline turn's event (the gate's answer, 0) comes first, then the tells' in order.
+    assert await added(store, "RtpAsker-i") == [0, 1, 3, 6, 10, 15, 15]
