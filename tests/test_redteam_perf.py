@@ -1079,3 +1079,45 @@ async def test_tells_that_come_during_an_inline_ask_run_after_it_in_order() -> N
     assert got == [0]
     # The inline turn's event (the gate's answer, 0) comes first, then the tells' in order.
     assert await added(store, "RtpAsker-i") == [0, 1, 3, 6, 10, 15, 15]
+
+
+_OPENER = """
+import sys, trio
+from eventstore import NewEvent
+from eventstore.sqlite import SQLiteEventStore
+
+async def main(path, who):
+    async with SQLiteEventStore(path) as store:
+        await store.append(who, [NewEvent("E1", {}), NewEvent(f"N-{who}", {})])
+        print(sorted({e.type async for e in store.read_all()}))
+
+trio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+async def test_two_processes_opening_a_v5_file_at_once_upgrade_it_once(tmp_path: Path) -> None:
+    import sys
+
+    from sqlite_v5 import sqlite_to_v5
+
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as store:
+        await store.append("a", [NewEvent("E1", {"n": 1}), NewEvent("E2", {}, {"m": 1})])
+    sqlite_to_v5(path)
+    outputs: dict[str, Any] = {}
+
+    async def open_in_process(who: str) -> None:
+        done = await trio.run_process([sys.executable, "-c", _OPENER, str(path), who],
+                                      capture_stdout=True, capture_stderr=True, check=False)
+        outputs[who] = (done.returncode, done.stderr.decode()[-300:])
+
+    async with trio.open_nursery() as nursery:
+        for who in ("p", "q", "r"):
+            nursery.start_soon(open_in_process, who)
+    assert {who: code for who, (code, _) in outputs.items()} == {"p": 0, "q": 0, "r": 0}, outputs
+    async with SQLiteEventStore(path) as store:
+        assert [(e.stream, e.type) async for e in store.read_all()][:2] == [("a", "E1"),
+                                                                             ("a", "E2")]
+        assert sorted([e.stream async for e in store.read_all(types=["E1"])]) == \
+            ["a", "p", "q", "r"]
+    assert _rows(path, "SELECT count(*), count(DISTINCT name) FROM types") == [(5, 5)]
