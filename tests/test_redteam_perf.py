@@ -1121,3 +1121,41 @@ async def test_two_processes_opening_a_v5_file_at_once_upgrade_it_once(tmp_path:
         assert sorted([e.stream async for e in store.read_all(types=["E1"])]) == \
             ["a", "p", "q", "r"]
     assert _rows(path, "SELECT count(*), count(DISTINCT name) FROM types") == [(5, 5)]
+
+
+@attrs.define
+class Fanout(actors.Actor):
+    """A send's turn that emits from tasks it starts (branches of the turn), no durable call."""
+
+    kind = "RtpFanout"
+    total: int = 0
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, int):
+            self.emit(Added(message))
+
+            async def part(k: int) -> None:
+                self.emit(Added(k))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(part, message * 10)
+            self.emit(Added(message))
+        return self.total
+
+
+async def test_check_of_a_fused_send_whose_turn_emits_from_a_task_it_started() -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Fanout]) as system:
+        ref = system.ref(Fanout, "f")
+        for n in range(1, 4):
+            await ref.send(n, message_id=f"m-{n}")
+        await _settle(system, ref)
+        assert await ref.ask("total") == 2 * 6 + 60
+    fused = [e for e in await logged(store, "RtpFanout-f")
+             if isinstance(e, actors.Received) and e.replied_at is not None]
+    assert [e.events for e in fused] == [3, 3, 3]
+    result = await replay.check(store, Fanout, "f")
+    assert result.ok, result.divergence
