@@ -1159,3 +1159,19 @@ async def test_check_of_a_fused_send_whose_turn_emits_from_a_task_it_started() -
     assert [e.events for e in fused] == [3, 3, 3]
     result = await replay.check(store, Fanout, "f")
     assert result.ok, result.divergence
+
+
+async def test_type_names_that_look_alike_or_like_numbers_keep_their_own_ids(
+        tmp_path: Path) -> None:
+    names = ["123", "1.0", "0123", "E", "e", " E", "E ", "\u00c9", "E\u0301", "x" * 200]
+    async with SQLiteEventStore(tmp_path / "t.db") as store:
+        await store.append("a", [NewEvent(name, {"i": i}) for i, name in enumerate(names)])
+        for i, name in enumerate(names):  # each alone, by the careful way and by the plan
+            await store.append(f"s{i}", [NewEvent(name, {})])
+        assert [e.type async for e in store.read("a")] == names
+        for i, name in enumerate(names):
+            assert [e.type async for e in store.read(f"s{i}")] == [name]
+            assert sorted([e.stream async for e in store.read_all(types=[name])]) == \
+                sorted(["a", f"s{i}"])
+    assert _rows(tmp_path / "t.db", "SELECT count(*), count(DISTINCT typeof(name)) "
+                 "FROM types") == [(len(names), 1)]
