@@ -1175,3 +1175,36 @@ async def test_type_names_that_look_alike_or_like_numbers_keep_their_own_ids(
                 sorted(["a", f"s{i}"])
     assert _rows(tmp_path / "t.db", "SELECT count(*), count(DISTINCT typeof(name)) "
                  "FROM types") == [(len(names), 1)]
+
+
+@attrs.define
+class ShortMemory(Sink):
+    kind = "RtpShort"
+    remember_replies: ClassVar[float] = 60.0
+    snapshot_every: ClassVar[int | None] = 2
+
+
+async def test_a_fused_reply_is_remembered_for_the_window_across_restarts_and_snapshots(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    clock = actors.VirtualClock()
+
+    async def send_and_settle(n: int, message_id: str) -> None:
+        async with actors.ActorSystem(store, actors=[ShortMemory], clock=clock) as system:
+            ref = system.ref(ShortMemory, "w")
+            await ref.send(n, message_id=message_id)
+            await _settle(system, ref)
+
+    await send_and_settle(1, "once")
+    await trio.sleep(30)
+    await send_and_settle(1, "once")  # within the window: not again
+    await send_and_settle(2, "other")
+    await trio.sleep(120)
+    await send_and_settle(3, "third")  # a reply recorded past the window forgets "once"
+    await send_and_settle(1, "once")  # so it is a new message
+    assert await added(store, "RtpShort-w") == [1, 2, 3, 1]
+    fused = [e for e in await logged(store, "RtpShort-w")
+             if isinstance(e, actors.Received) and e.replied_at is not None]
+    assert len(fused) == 4
+    result = await replay.check(store, ShortMemory, "w")
+    assert result.ok, result.divergence
