@@ -1208,3 +1208,39 @@ async def test_a_fused_reply_is_remembered_for_the_window_across_restarts_and_sn
     assert len(fused) == 4
     result = await replay.check(store, ShortMemory, "w")
     assert result.ok, result.divergence
+
+
+async def test_asks_queued_behind_a_stop_in_a_backlog_fail_and_none_hangs() -> None:
+    store = MemoryEventStore()
+    outcomes: dict[int, Any] = {}
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Sum, "st", store=store)
+        Sum.gate = trio.Event()
+        ref.tell("gate")
+        await trio.testing.wait_all_tasks_blocked()
+
+        async def ask(n: int, timeout: float | None = None) -> None:
+            try:
+                outcomes[n] = await ref.ask(n, timeout=timeout)
+            except Exception as exc:
+                outcomes[n] = type(exc).__name__
+
+        async with trio.open_nursery() as askers:
+            askers.start_soon(ask, 1)
+            await trio.testing.wait_all_tasks_blocked()
+            askers.start_soon(ask, 2, 0.001)  # gives up before its turn: it still runs
+            await trio.testing.wait_all_tasks_blocked()
+            await trio.sleep(0.01)
+            askers.start_soon(ask, 3)
+            await trio.testing.wait_all_tasks_blocked()
+            askers.start_soon(ref.stop)
+            await trio.testing.wait_all_tasks_blocked()
+            for n in (4, 5):
+                askers.start_soon(ask, n)
+            await trio.testing.wait_all_tasks_blocked()
+            Sum.gate.set()
+            askers.cancel_scope.deadline = trio.current_time() + 5  # none hangs
+        nursery.cancel_scope.cancel()
+    assert outcomes[1] == 1 and outcomes[2] == "AskTimeout" and outcomes[3] == 6
+    assert outcomes[4] == outcomes[5] == "ActorStopped"
+    assert await added(store, "RtpSum-st") == [1, 2, 3]
