@@ -1244,3 +1244,21 @@ async def test_asks_queued_behind_a_stop_in_a_backlog_fail_and_none_hangs() -> N
     assert outcomes[1] == 1 and outcomes[2] == "AskTimeout" and outcomes[3] == 6
     assert outcomes[4] == outcomes[5] == "ActorStopped"
     assert await added(store, "RtpSum-st") == [1, 2, 3]
+
+
+@pytest.mark.parametrize("stream, message_id", [
+    ("A-1", "m"), ("Kind-id", "é\u0301"), ("x" * 300, "y" * 5000), ("S-\U0001f600", "\x00"),
+    ("", "z"), ("S", "m\nnew line"),
+])
+def test_inbox_ids_are_still_uuid5_of_stream_and_message_id(stream: str,
+                                                             message_id: str) -> None:
+    # Messages stored by the previous release (uuid.uuid5) must meet their resends' ids.
+    import uuid
+
+    from actors._inbox import _NAMESPACE, inbox_id
+
+    fast = inbox_id(stream, message_id)
+    slow = uuid.uuid5(_NAMESPACE, f"{stream}\x00{message_id}")
+    assert fast == slow and fast is not None
+    assert (fast.version, fast.variant, str(fast), hash(fast), fast.bytes, fast.is_safe) == \
+        (slow.version, slow.variant, str(slow), hash(slow), slow.bytes, slow.is_safe)
