@@ -1262,3 +1262,44 @@ def test_inbox_ids_are_still_uuid5_of_stream_and_message_id(stream: str,
     assert fast == slow and fast is not None
     assert (fast.version, fast.variant, str(fast), hash(fast), fast.bytes, fast.is_safe) == \
         (slow.version, slow.variant, str(slow), hash(slow), slow.bytes, slow.is_safe)
+
+
+@eventstore.event_type("tests.redteam_perf.Odd")
+@attrs.frozen
+class Odd:
+    text: str
+    values: tuple[float, ...]
+
+
+@attrs.define
+class OddSink(actors.Actor):
+    kind = "RtpOdd"
+    seen: list[str] = attrs.Factory(list)
+
+    def apply(self, event: Odd) -> None:
+        self.seen.append(event.text)
+
+    async def receive(self, message: Any) -> Any:
+        if isinstance(message, Odd):
+            self.emit(message)
+        return list(self.seen)
+
+
+async def test_a_fused_received_keeps_odd_message_text_and_ids_exactly(tmp_path: Path) -> None:
+    odd = Odd('q"\\\u2028\U0001f600\x7f</x>é', (1e300, -0.0, 0.1, 5e-324))
+    message_id = 'ü\u2028"\\id'
+    async with SQLiteEventStore(tmp_path / "o.db") as store:
+        async with actors.ActorSystem(store, actors=[OddSink]) as system:
+            ref = system.ref(OddSink, "o")
+            await ref.send(odd, message_id=message_id)
+            await _settle(system, ref)
+        async with actors.ActorSystem(store, actors=[OddSink]) as system:
+            ref = system.ref(OddSink, "o")
+            await ref.send(odd, message_id=message_id)  # the same id: not again
+            await _settle(system, ref)
+            assert await ref.ask("seen") == [odd.text]
+        received = [e for e in await logged(store, "RtpOdd-o") if isinstance(e, actors.Received)]
+        assert received[0].message_id == message_id and received[0].replied_at is not None
+        assert [e for e in await logged(store, "RtpOdd-o") if isinstance(e, Odd)] == [odd]
+        result = await replay.check(store, OddSink, "o")  # re-runs it from Received's data
+        assert result.ok and result.turns >= 1, result.divergence
