@@ -1303,3 +1303,29 @@ async def test_a_fused_received_keeps_odd_message_text_and_ids_exactly(tmp_path:
         assert [e for e in await logged(store, "RtpOdd-o") if isinstance(e, Odd)] == [odd]
         result = await replay.check(store, OddSink, "o")  # re-runs it from Received's data
         assert result.ok and result.turns >= 1, result.divergence
+
+
+async def test_a_retried_append_with_new_names_is_recognised_and_adds_nothing(
+        tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with SQLiteEventStore(path) as store:
+        batch = [NewEvent("R1", {"n": 1}), NewEvent("R2", {})]
+        first = await store.append("r", batch)
+        results: list[Any] = []
+
+        async def retry() -> None:
+            results.append(await store.append("r", batch))
+
+        async def neighbour() -> None:
+            results.append(await store.append("n", [NewEvent("R3", {})]))
+
+        async with trio.open_nursery() as nursery:  # in one group commit with a neighbour
+            nursery.start_soon(retry)
+            nursery.start_soon(neighbour)
+        assert first in results
+        # A stored id under a new name: a retry by its id (as on every store), no new name.
+        mixed = [NewEvent("R9", {}, id=batch[0].id)]
+        assert (await store.append("r", mixed)).version == 1
+        assert [e.type async for e in store.read("r")] == ["R1", "R2"]
+    assert sorted(name for (name,) in _rows(path, "SELECT name FROM types")) == \
+        ["R1", "R2", "R3"]
