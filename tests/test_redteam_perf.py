@@ -1329,3 +1329,30 @@ async def test_a_retried_append_with_new_names_is_recognised_and_adds_nothing(
         assert [e.type async for e in store.read("r")] == ["R1", "R2"]
     assert sorted(name for (name,) in _rows(path, "SELECT name FROM types")) == \
         ["R1", "R2", "R3"]
+
+
+@attrs.define
+class SnapAlarm(Alarm):
+    kind = "RtpSnapAlarm"
+    snapshot_every: ClassVar[int | None] = 1
+
+
+async def test_timers_of_a_snapshotting_actor_activated_ahead_fire_once_never_early(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    clock = actors.VirtualClock()
+    scheduled: dict[str, float] = {}
+    async with actors.ActorSystem(store, actors=[SnapAlarm], clock=clock,
+                                  idle_timeout=0.02) as system:
+        ref = system.ref(SnapAlarm, "s")
+        t0 = clock.time()
+        for n, delay in enumerate([0.1, 0.3, 0.31, 0.6, 5.0, 5.2, 5.24, 30.0]):
+            scheduled[f"t{n}"] = t0 + delay
+            await ref.ask(At(delay - (clock.time() - t0), f"t{n}"))
+        await trio.sleep(60)
+        assert system.active == 0
+    assert sorted(token for _, token, _ in FIRED) == sorted(scheduled)
+    never_early(scheduled)
+    fired = [seq for e in await logged(store, "RtpSnapAlarm-s")
+             if isinstance(e, actors.NotificationFired) for seq in e.seqs]
+    assert sorted(fired) == sorted(set(fired)) and len(fired) == len(scheduled)
