@@ -43,6 +43,29 @@ def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
         gc.freeze()
 
 
+_active: list[GCPolicy] = []
+"""The policies of the systems running in this process, oldest first."""
+_saved: list[tuple[tuple[int, ...], bool]] = []
+"""What the first of them found: the collector's thresholds, and whether anything was frozen."""
+
+
+def _enforce() -> None:
+    """Set the collector for the newest running policy, or back as it was once none runs."""
+    hooked = _freeze_survivors in gc.callbacks
+    policy = _active[-1] if _active else None
+    if policy is not None and policy.freeze_survivors and not hooked:
+        gc.callbacks.append(_freeze_survivors)
+    elif (policy is None or not policy.freeze_survivors) and hooked:
+        gc.callbacks.remove(_freeze_survivors)
+    (threshold, frozen_before), = _saved
+    if policy is not None and policy.gen0_threshold is not None:
+        gc.set_threshold(policy.gen0_threshold, *threshold[1:])
+    else:
+        gc.set_threshold(*threshold)
+    if policy is None and not frozen_before:
+        gc.unfreeze()
+
+
 @attrs.frozen
 class GCPolicy:
     """The collector settings an ``ActorSystem`` applies while it runs (process-wide).
@@ -69,20 +92,23 @@ class GCPolicy:
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
-        """Apply the policy for the duration of the block, then restore what was there."""
-        before = gc.get_threshold()
-        if self.gen0_threshold is not None:
-            gc.set_threshold(self.gen0_threshold, *before[1:])
-        if self.freeze_survivors:
-            gc.callbacks.append(_freeze_survivors)
+        """Apply the policy for the duration of the block, then restore what was there.
+
+        The collector is process-wide: with several systems running at once, the policy of the
+        one started last is in force; each stop puts back the policy of the newest system still
+        running, and the last stop puts back the collector as it was before the first start. A
+        heap frozen by the application before that start stays frozen.
+        """
+        if not _active:
+            _saved.clear()
+            _saved.append((gc.get_threshold(), gc.get_freeze_count() > 0))
+        _active.append(self)
+        _enforce()
         try:
             yield
         finally:
-            if self.freeze_survivors:
-                gc.callbacks.remove(_freeze_survivors)
-            gc.set_threshold(*before)
-            if self.freeze or self.freeze_survivors:
-                gc.unfreeze()
+            _active.remove(self)
+            _enforce()
 
     def freeze_now(self) -> None:
         """Freeze the heap as it is now, if the policy says so."""

@@ -90,6 +90,18 @@ class WorkIndex:
             heapq.heappop(heap)
         return None
 
+    def rearm(self, stream: str, *, after: float) -> bool:
+        """Put a stream's entry back on the heap if it is due after ``after``; whether it did.
+
+        An entry taken off for an activation ahead of its deadline must come back when that
+        activation ends before the deadline (a stop): nothing else would wake the actor.
+        """
+        wake_at = self.wake.get(stream)
+        if wake_at is None or wake_at <= after:
+            return False
+        heapq.heappush(self._heap, (wake_at, stream))
+        return True
+
     def pop(self, stream: str, wake_at: float) -> None:
         if self._heap and self._heap[0] == (wake_at, stream):
             heapq.heappop(self._heap)

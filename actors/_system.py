@@ -379,6 +379,10 @@ class ActorSystem:
                 del self._cells[key]
             if cell.stopped.is_set() and self._hosting is None:
                 cell.dismantle()  # nothing reaches its state any more: free it at once
+            if self._index.rearm(cell.stream, after=self.clock.time()):
+                # Activated ahead of its timer, then stopped before it fired: the entry the
+                # activation took off the heap goes back, so the timer still wakes it.
+                self._index_changed.set()
 
     async def _activate(self, kind: str, actor_id: str) -> Cell:
         key = (kind, actor_id)
