@@ -18,6 +18,7 @@ import msgspec
 
 from eventstore import Codec, NewEvent, RecordedEvent
 from eventstore._model import encoded_new_event
+from eventstore._validate import json_text
 
 from ._errors import InvalidActorArgument
 from ._events import Received
@@ -70,16 +71,24 @@ _encode_json = msgspec.json.Encoder().encode
 def encode_received(codec: Codec, event: Received, text: str | None,
                     id: uuid.UUID | None = None) -> NewEvent:
     """``event`` as a new event, with its message's data spliced in as ``text`` (the JSON text
-    the message was stored as, which the store checked then) instead of encoded again; by the
-    codec when ``text`` is None. ``id``: the event's id (a fresh one by default)."""
+    the message was stored as, which the store checked then) instead of encoded again, when
+    known. ``id``: the event's id (a fresh one by default).
+
+    Either way the event's data is the same: ``replied_at`` and ``events`` are left out unless
+    the reply is fused into it, as a log written before they existed has it, so a ``Received``
+    reads the same whichever way its message reached the actor.
+    """
     at = event.replied_at
-    if text is None or event.data is None or (at is not None and not math.isfinite(at)):
-        return codec.new_event(event, id=id)
+    if at is not None and not math.isfinite(at):
+        return codec.new_event(event, id=id)  # refused there, with the codec's error
     head: dict[str, Any] = {"seq": event.seq, "message_id": event.message_id,
                             "type": event.type}
     if at is not None:
         head["replied_at"] = at
         head["events"] = event.events
+    if text is None or event.data is None:
+        head["data"] = event.data  # a stored message's data: storable as it is
+        return encoded_new_event(_RECEIVED, head, {}, id, json_text(head))
     # msgspec writes the str, int and finite float fields exactly as the codec would.
     encoded = f'{_encode_json(head)[:-1].decode()},"data":{text}}}'
     head["data"] = event.data

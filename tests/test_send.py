@@ -454,3 +454,22 @@ def test_a_message_ids_inbox_id_is_its_uuid5(stream: str, message_id: str) -> No
     assert made == expected and str(made) == str(expected) and hash(made) == hash(expected)
     assert made.version == 5 and made.is_safe == expected.is_safe
     assert inbox_id(stream, None) is None
+
+
+@pytest.mark.parametrize("replied_at", [None, 1234.5])
+def test_a_received_reads_the_same_whichever_way_its_message_came(
+        replied_at: float | None) -> None:
+    # Handed over (the stored JSON text spliced in) or read back from the inbox (no text): the
+    # same data and the same text, so a log does not depend on the timing of a delivery.
+    import json
+
+    from actors._inbox import encode_received
+
+    codec = eventstore.Codec()
+    message = {"item": "tea", "qty": 2, "note": "é\u0000"}
+    event = Received(7, "order-1", "shop.Order", message, replied_at, 1 if replied_at else 0)
+    spliced = encode_received(codec, event, json.dumps(message, separators=(",", ":")))
+    read = encode_received(codec, event, None)
+    assert spliced.data == read.data
+    assert json.loads(spliced.data_json) == json.loads(read.data_json) == read.data
+    assert ("replied_at" in read.data) is (replied_at is not None)
