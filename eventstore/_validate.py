@@ -76,6 +76,10 @@ def stream_name(stream: object, argument: str = "stream") -> str:
     A stream name is a non-empty string of at most ``MAX_STREAM_LENGTH`` characters, without NUL
     characters or lone surrogates.
     """
+    # ASCII text holds no lone surrogate: the usual name passes here without the calls of _name
+    if (type(stream) is str and stream.isascii() and 0 < len(stream) <= MAX_STREAM_LENGTH
+            and "\x00" not in stream):
+        return stream
     return _name(stream, MAX_STREAM_LENGTH, argument)
 
 
