@@ -35,15 +35,38 @@ class AppendRequest:
     side: Side = NO_SIDE
     """What the append writes besides its events (inboxes, the work index), in its transaction."""
     result: AppendResult | BaseException | None = None
-    done: trio.Event = attrs.Factory(trio.Event)
     lead: bool = False
     """Handed the pen: its caller becomes the writer."""
     abandoned: bool = False
     """Its caller was cancelled and will never look at the result."""
+    _woken: bool = False
+    _waiter: trio.lowlevel.Task | None = None
+    """The caller's task while it waits in ``wait``: woken directly, which costs a fraction of
+    a ``trio.Event`` per append (every append waits once)."""
 
     def settle(self, result: AppendResult | BaseException) -> None:
         self.result = result
-        self.done.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake the caller: its request is settled, or it is handed the pen."""
+        self._woken = True
+        task, self._waiter = self._waiter, None
+        if task is not None:
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        """Return once ``wake`` was called (a checkpoint); ``trio.Event.wait``'s semantics."""
+        if self._woken:
+            await trio.lowlevel.checkpoint()
+            return
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 WriteBatch = Callable[[list[AppendRequest]], Awaitable[None]]
@@ -121,7 +144,7 @@ class GroupCommitter:
         self._queue.append(request)
         if self._writing:
             try:
-                await request.done.wait()
+                await request.wait()
             except BaseException:
                 self._abandon(request)
                 raise
@@ -189,7 +212,7 @@ class GroupCommitter:
         if self._queue:
             successor = self._queue[0]
             successor.lead = True
-            successor.done.set()
+            successor.wake()
         else:
             self._writing = False
 

@@ -182,9 +182,13 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
             plans[-1].requests.append(request)
             plans[-1].versions.append(0)
             continue
-        version = planned.get(stream, known.get(stream))
-        if isinstance(expected, int):
-            actual: int | None = expected if version is None or version == expected else None
+        version = planned.get(stream)
+        if version is None:
+            version = known.get(stream)
+        if expected is ExpectedVersion.ANY:
+            actual: int | None = 0 if version is None else version
+        elif isinstance(expected, int):
+            actual = expected if version is None or version == expected else None
         elif version is not None:
             actual = version if version_matches(expected, version) else None
         else:
@@ -199,10 +203,17 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         if request.side is not NO_SIDE and not plan.takes(stream, request.side):
             careful.append(request)
             continue
-        for n, event in enumerate(request.events, start=1):
-            plan.values += (stream, actual + n, event.type, event.data, event.metadata,
-                            event.id.bytes, recorded_at if event.recorded_at is None
-                            else micros(event.recorded_at))
+        values = plan.values
+        if count == 1:  # the usual append: spare it the loop
+            event = request.events[0]
+            at = event.recorded_at
+            values += (stream, actual + 1, event.type, event.data, event.metadata,
+                       event.id.bytes, recorded_at if at is None else micros(at))
+        else:
+            for n, event in enumerate(request.events, start=1):
+                values += (stream, actual + n, event.type, event.data, event.metadata,
+                           event.id.bytes, recorded_at if event.recorded_at is None
+                           else micros(event.recorded_at))
         planned[stream] = actual + count
         plan.requests.append(request)
         plan.versions.append(actual + count)

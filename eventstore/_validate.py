@@ -76,6 +76,10 @@ def stream_name(stream: object, argument: str = "stream") -> str:
     A stream name is a non-empty string of at most ``MAX_STREAM_LENGTH`` characters, without NUL
     characters or lone surrogates.
     """
+    # ASCII text holds no lone surrogate: the usual name passes here without the calls of _name
+    if (type(stream) is str and stream.isascii() and 0 < len(stream) <= MAX_STREAM_LENGTH
+            and "\x00" not in stream):
+        return stream
     return _name(stream, MAX_STREAM_LENGTH, argument)
 
 
@@ -356,11 +360,15 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
     Every backend appends through this, before a request joins a group commit, so a request with
     data some backend cannot store fails alone, the same way on every backend.
     """
-    if isinstance(events, NewEvent):
-        raise InvalidArgument("events must be a list of NewEvent; wrap a single event in a list")
-    if not isinstance(events, Iterable):
-        raise InvalidArgument(f"events must be a list of NewEvent, got {events!r}")
-    batch = list(events)
+    if type(events) is list:  # the usual argument: spare it the ABC check and the copy
+        batch: list[Any] = events
+    else:
+        if isinstance(events, NewEvent):
+            raise InvalidArgument(
+                "events must be a list of NewEvent; wrap a single event in a list")
+        if not isinstance(events, Iterable):
+            raise InvalidArgument(f"events must be a list of NewEvent, got {events!r}")
+        batch = list(events)
     if not batch:
         raise InvalidArgument(f"events for stream {stream!r} must hold at least one NewEvent")
     encoded = []
