@@ -33,8 +33,10 @@ class Statements:
     def __init__(self, s: str) -> None:
         live_m = LIVE.format(m="m")
         self.join = (
-            f"INSERT INTO {s}.members (id, host, pid, hosting, lease, state) "
-            "VALUES (%s, %s, %s, %s, %s, 'alive') ON CONFLICT (id) DO NOTHING "
+            # One clock reading for both times: two column defaults would each read the clock.
+            f"INSERT INTO {s}.members (id, host, pid, hosting, lease, state, joined_at, "
+            "heartbeat_at) SELECT %s, %s, %s, %s, %s, 'alive', t.now, t.now "
+            "FROM (SELECT clock_timestamp() AS now) AS t ON CONFLICT (id) DO NOTHING "
             "RETURNING extract(epoch FROM joined_at)")
         self.beat = (
             f"UPDATE {s}.members AS m SET heartbeat_at = clock_timestamp() "
