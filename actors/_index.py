@@ -30,6 +30,7 @@ class WorkIndex:
         self.legacy_stream = legacy_stream
         self.wake: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
+        self._taken: dict[str, float] = {}  # entries popped for an activation, until it ends
 
     async def load(self, *, migrate: bool = False) -> None:
         """Read the store's index (and a legacy index stream). A checkpoint.
@@ -91,17 +92,19 @@ class WorkIndex:
         return None
 
     def rearm(self, stream: str, *, after: float) -> bool:
-        """Put a stream's entry back on the heap if it is due after ``after``; whether it did.
+        """Put back the entry an activation took off the heap, if it is still the stream's and
+        due after ``after``; whether it did.
 
-        An entry taken off for an activation ahead of its deadline must come back when that
-        activation ends before the deadline (a stop): nothing else would wake the actor.
+        An activation ahead of its deadline that ends before it (a stop) must leave the entry
+        to wake the actor again; any other activation's entry is left off (or was replaced).
         """
-        wake_at = self.wake.get(stream)
-        if wake_at is None or wake_at <= after:
+        taken = self._taken.pop(stream, None)
+        if taken is None or self.wake.get(stream) != taken or taken <= after:
             return False
-        heapq.heappush(self._heap, (wake_at, stream))
+        heapq.heappush(self._heap, (taken, stream))
         return True
 
     def pop(self, stream: str, wake_at: float) -> None:
         if self._heap and self._heap[0] == (wake_at, stream):
             heapq.heappop(self._heap)
+            self._taken[stream] = wake_at
