@@ -105,7 +105,7 @@ class Member:
 
     def __init__(self, name: str, target: str, schema: str, logs: Path) -> None:
         self.name = name
-        self.app = f"member-{name}"
+        self.app = f"member-{name}-{schema}"  # a run of its own: terminate() spares the others
         self.id: str | None = None
         self.joined = threading.Event()
         self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
