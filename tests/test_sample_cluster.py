@@ -17,11 +17,12 @@ SAMPLES = Path(__file__).parent.parent / "samples"
 
 @pytest.mark.postgres
 def test_the_cluster_sample_survives_a_killed_member(postgres_url: str, tmp_path: Path) -> None:
-    # A session of its own: should the demo hang, its member processes are killed with it
-    # rather than left running (and holding connections) for the rest of the suite.
+    # SIGINT as a terminal gives it (pytest run as a background job has it ignored, and then the
+    # demo's members inherit that and never leave). A session of its own: should the demo hang,
+    # its members are killed with it rather than left running for the rest of the suite.
     with subprocess.Popen([sys.executable, str(SAMPLES / "cluster.py"), postgres_url],
                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, start_new_session=True) as demo:
+                          text=True, start_new_session=True, preexec_fn=default_sigint) as demo:
         try:
             out, err = demo.communicate(timeout=120)
         except subprocess.TimeoutExpired:
@@ -38,6 +39,10 @@ def test_the_cluster_sample_survives_a_killed_member(postgres_url: str, tmp_path
         assert f"{name}: {110 + n}\n" in out  # 10 + n, then 100: each deposit exactly once
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.postgres
 async def test_ctrl_c_on_a_member_leaves_the_cluster_and_exits_130(
         postgres_url: str, postgres_schema: str, tmp_path: Path) -> None:
@@ -48,8 +53,7 @@ def interrupt_a_member(postgres_url: str, postgres_schema: str, tmp_path: Path) 
     url = f"{postgres_url}?schema={postgres_schema}"
     with subprocess.Popen([sys.executable, str(SAMPLES / "cluster.py"), url, "member"],
                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
-                                                                      signal.SIG_DFL)) as child:
+                          text=True, preexec_fn=default_sigint) as child:
         assert child.stdout is not None
         assert child.stdout.readline().endswith(" ready\n")
         child.send_signal(signal.SIGINT)
