@@ -15,6 +15,11 @@ from eventstore import EventStore
 from eventstore.memory import MemoryEventStore
 from eventstore.sqlite import SQLiteEventStore
 
+# The suite starts many child Pythons (the CLI, samples, members killed on purpose). With
+# PYTHONDONTWRITEBYTECODE set in the environment, each would compile the library from source
+# again; let them write and reuse bytecode caches (in __pycache__, which git ignores).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
