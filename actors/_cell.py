@@ -16,6 +16,7 @@ import math
 import threading
 import warnings
 from collections import deque
+from sys import getrefcount
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -685,6 +686,11 @@ class Cell:
         turn each, back to back while the backlog has more of them: no coroutine, trace span or
         turn hook per message (``_lean``), and a turn that leaves nothing to commit just answers.
 
+        The context variable is set once for the backlog. A turn that nothing else refers to
+        once it ends (no task it started, no pending event, no caller that kept it: its
+        reference count says so) is renewed in place for the next message, which cannot tell
+        it from a new one; otherwise it is marked finished and a new ``Turn`` takes its place.
+
         Returns at any other item (left in the mailbox for the loop), when the backlog is drained
         or its share before a schedule point is served, when the held turns must commit, and
         when the actor closes.
@@ -693,42 +699,49 @@ class Cell:
         journal = self.journal
         held = self._held
         receive = self.state.actor.receive
-        while True:
-            message, _, reply, _, _ = envelope
-            turn = Turn(self)
-            token = current_turn.set(turn)
-            self._current_reply = reply
-            hold = False
-            try:
-                result = await receive(message)
-                if journal.pending or journal.committing or turn.poisoned is not None:
-                    hold = self._hold_if_more(turn)
-                    if not hold:
-                        await self._end_turn(turn)
-            except BaseException as exc:
-                if not await self._turn_failed(turn, reply, exc):
-                    raise
-                self._report_failure(message, reply, exc)
-                self._stale_wake = None
-                return
-            finally:
-                turn.finished = True
-                current_turn.reset(token)
-                self._current_reply = None
-            if hold:
-                held.append((reply, result))
-            elif reply is not None:
-                reply.succeed(result)
+        turn = Turn(self)
+        token = current_turn.set(turn)
+        alone = getrefcount(turn)  # this frame's and the context's references only
+        try:
+            while True:
+                message, _, reply, _, _ = envelope
+                self._current_reply = reply
+                try:
+                    result = await receive(message)
+                    hold = False
+                    if journal.pending or journal.committing or turn.poisoned is not None:
+                        hold = self._hold_if_more(turn)
+                        if not hold:
+                            await self._end_turn(turn)
+                except BaseException as exc:
+                    if not await self._turn_failed(turn, reply, exc):
+                        raise
+                    self._report_failure(message, reply, exc)
+                    return
+                if hold:
+                    held.append((reply, result))
+                elif reply is not None:
+                    reply.succeed(result)
+                if getrefcount(turn) == alone:
+                    turn.renew()
+                else:  # held, or kept by a task it started (or by the handler): it has ended
+                    turn.finished = True
+                    turn = Turn(self)
+                    current_turn.set(turn)
+                if self.closing or self._pulled or len(held) >= _BACKLOG:
+                    return
+                envelope = mailbox.get_nowait()
+                if envelope is EMPTY:
+                    return
+                if envelope[1] is not None or envelope[4] is not None or \
+                        envelope[0] is _STOP or envelope[0] is _INBOX:
+                    mailbox.put_back(envelope)
+                    return
+        finally:
+            turn.finished = True
+            current_turn.reset(token)
+            self._current_reply = None
             self._stale_wake = None  # a message may have changed on_notify's mind
-            if self.closing or self._pulled or len(held) >= _BACKLOG:
-                return
-            envelope = mailbox.get_nowait()
-            if envelope is EMPTY:
-                return
-            if envelope[1] is not None or envelope[4] is not None or envelope[0] is _STOP or \
-                    envelope[0] is _INBOX:
-                mailbox.put_back(envelope)
-                return
 
     def _hold_if_more(self, turn: Turn) -> bool:
         """End a turn that left something to commit without a commit while more messages wait
