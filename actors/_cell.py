@@ -16,9 +16,9 @@ import math
 import threading
 import warnings
 from collections import deque
-from sys import getrefcount
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from sys import getrefcount
 from typing import Any
 
 import attrs
