@@ -1249,14 +1249,9 @@ class Cell:
         ``stop_error``).
         """
         assert self.stopped.is_set()
-        del self.state, self.journal
-
-    def __getattr__(self, name: str) -> Any:
-        # Reached only once ``dismantle`` removed them: a stale actor object was used.
-        if name in ("state", "journal"):
-            raise ActorStopped(self.name, f"{self.stop_reason or 'it was stopped'}; this actor "
-                               "object belongs to that activation: use a ref to reach the actor")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        gone: Any = _Dismantled(self.name, f"{self.stop_reason or 'it was stopped'}; this actor "
+                                "object belongs to that activation: use a ref to reach the actor")
+        self.state = self.journal = gone
 
     def resolve(self) -> Cell:
         """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""
@@ -1284,6 +1279,21 @@ class Cell:
         for _, _, reply, _, _ in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
+
+
+class _Dismantled:
+    """A dismantled cell's state and journal: whatever a stale actor object reads of them
+    raises ``ActorStopped``. (Not a ``__getattr__`` on ``Cell``: a class with one loses
+    CPython's fast attribute reads, and the cell's are on every message's path.)"""
+
+    __slots__ = ("_name", "_reason")
+
+    def __init__(self, name: str, reason: str) -> None:
+        self._name = name
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        raise ActorStopped(self._name, self._reason)
 
 
 class _Inline:
