@@ -74,6 +74,9 @@ Envelope = tuple[Any, "str | None", "Reply | None", "Carrier | None", "Inbound |
 waits in the actor's inbox (a durable send)."""
 _STOP: Any = object()
 _INBOX: Any = object()
+_STOP_ENVELOPE: Envelope = (_STOP, _STOP, None, None, None)
+_INBOX_ENVELOPE: Envelope = (_INBOX, _INBOX, None, None, None)
+"""The loop's own items. Their id slot is set, so one test tells a plain message from all else."""
 _WAKE: Any = object()
 _IDLE: Any = object()
 _AGAIN: Any = object()
@@ -733,8 +736,7 @@ class Cell:
                 envelope = mailbox.get_nowait()
                 if envelope is EMPTY:
                     return
-                if envelope[1] is not None or envelope[4] is not None or \
-                        envelope[0] is _STOP or envelope[0] is _INBOX:
+                if envelope[1] is not None or envelope[4] is not None:  # (the loop's too)
                     mailbox.put_back(envelope)
                     return
         finally:
@@ -777,7 +779,7 @@ class Cell:
         """Look at the inbox soon: a message was stored there. Not a checkpoint."""
         if not self._poked and not self.mailbox.closed:
             self._poked = True
-            self.mailbox.put((_INBOX, None, None, None, None))
+            self.mailbox.put(_INBOX_ENVELOPE)
 
     async def _pull(self) -> None:
         """Queue the inbox messages stored since the last look, in order, up to ``_PULL`` of
@@ -1234,7 +1236,7 @@ class Cell:
     def request_stop(self) -> None:
         """Stop after the queued messages; durable sleeps in progress are cut short now."""
         with contextlib.suppress(MailboxClosed):
-            self.mailbox.put((_STOP, None, None, None, None))
+            self.mailbox.put(_STOP_ENVELOPE)
         self._stopping = True
         for scope in list(self._sleeps or ()):
             scope.cancel()
@@ -1255,7 +1257,7 @@ class Cell:
 
     def resolve(self) -> Cell:
         """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""
-        if self.stopped.is_set():
+        if self.closing and self.stopped.is_set():  # (stopped only once closing)
             raise ActorStopped(self.name, self.stop_reason)
         return self
 
