@@ -339,11 +339,23 @@ class Cell:
         if isinstance(event, _MATCHED) and self._recorded(turn) and \
                 self._committed_before(turn, event):
             return  # scheduled (sent) the first time this scope ran
+        self._add_system(root, turn, event, side, new)
+        if isinstance(event, _TIMERS):
+            self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
+
+    def emit_call(self, turn: Turn, event: SystemEvent, new: NewEvent | None) -> None:
+        """Emit the record of a durable call that ``turn`` makes, on trio's thread: what
+        ``emit_system`` does for an event that is neither matched again nor a timer's."""
+        root = turn.root
+        if root.finished:
+            raise self._outside(turn, type(event))
+        self._add_system(root, turn, event, None, new)
+
+    def _add_system(self, root: Turn, turn: Turn, event: SystemEvent, side: Any,
+                    new: NewEvent | None) -> None:
         self.journal.pending.append(Pending(self.codec.new_event(event) if new is None else new,
                                             event, root, turn, turn.calls, side))
         self.state.fold(event)
-        if isinstance(event, _TIMERS):
-            self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
 
     async def commit(self) -> None:
         """A commit point of the current turn (``flush()``, a durable sleep)."""

@@ -52,7 +52,7 @@ def _observed(scope: str, index: int, function: str, value: float,
     if type(value) is not float or not math.isfinite(value) or not scope.isascii():
         return None
     data = {"scope": scope, "index": index, "function": function, "value": value,
-            "branch": list(branch)}
+            "branch": [*branch]}
     return encoded_new_event(_OBSERVED, data, {}, None, _encode_json(data).decode())
 
 
@@ -62,8 +62,8 @@ def _observe(turn: Turn, function: str) -> float:
     if recorded is None:
         value = cell.clock.time()
         branch = turn.branch
-        cell.emit_system(TimeObserved(scope, index, function, value, branch),
-                         new=_observed(scope, index, function, value, branch))
+        cell.emit_call(turn, TimeObserved(scope, index, function, value, branch),
+                       _observed(scope, index, function, value, branch))
     elif not isinstance(recorded, TimeObserved) or recorded.function != function:
         raise NonDeterminismError(cell.name, scope, index, describe(recorded), f"{function}()")
     else:
