@@ -42,6 +42,8 @@ class Worker(actors.Actor):
     async def receive(self, message: Any) -> Any:
         if isinstance(message, trio.Nursery):  # a task that outlives this turn
             message.start_soon(self._late)
+        elif isinstance(message, tuple):  # one that reads durable time after the turn
+            message[0].start_soon(self._late_time)
         elif message == "child":  # a task that ends within the turn
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(trio.lowlevel.checkpoint)
@@ -57,6 +59,13 @@ class Worker(actors.Actor):
         elif isinstance(message, int):
             self.emit(Added(message))
         return self.total
+
+    async def _late_time(self) -> None:
+        await trio.sleep(1)
+        try:
+            await durable.time.aio()
+        except actors.NotInTurn as exc:
+            Worker.seen.append(exc)
 
     async def _late(self) -> None:
         await trio.sleep(1)
@@ -76,6 +85,8 @@ async def _run(messages: list[Any], store: MemoryEventStore | None = None) -> li
     async with trio.open_nursery() as nursery:
         ref = await actors.spawn(nursery, Worker, "w", store=store)
         for message in messages:
+            if message == "late time":
+                message = (nursery,)
             ref.tell(nursery if message is None else message)
         await ref.ask("scope")
         await trio.sleep(2)  # the late tasks try to emit
@@ -87,10 +98,11 @@ async def test_a_task_that_outlives_a_plain_turn_cannot_emit_into_it(
         autojump_clock: trio.testing.MockClock) -> None:
     # Each told turn starts a task that emits after the turn ended: refused every time, while
     # the turns after it run as usual.
-    log = await _run([None, "scope", None, 1])
+    log = await _run([None, "scope", None, 1, "late time", 2])
     refused = [s for s in Worker.seen if isinstance(s, actors.NotInTurn)]
-    assert len(refused) == 2
-    assert [e for e in log if isinstance(e, Added)] == [Added(1)]
+    assert len(refused) == 3
+    assert [e for e in log if isinstance(e, Added)] == [Added(1), Added(2)]
+    assert not [e for e in log if isinstance(e, TimeObserved)]
 
 
 async def test_a_kept_turn_is_not_renewed_under_its_keeper() -> None:
