@@ -11,7 +11,7 @@ from typing import Any
 import trio
 
 from ._events import CallReplied, PatchMarked, SleepStarted, StepRecorded, TimeObserved
-from ._turn import Turn, current_turn
+from ._turn import ONCE, Turn, current_turn
 
 
 def on_trio_thread() -> bool:
@@ -33,9 +33,11 @@ def current() -> Turn | None:
 
 def next_call(turn: Turn) -> tuple[str, int, Any]:
     """Count one more durable call of ``turn``: its scope, index and the record at that key."""
-    turn.calls += 1
+    calls = turn.calls = turn.calls + 1
     scope = turn.scope
-    return scope, turn.calls, turn.cell.state.record.get(scope, turn.calls, turn.branch)
+    if scope is ONCE:  # a message without an id: its calls are never kept for a replay
+        return scope, calls, None
+    return scope, calls, turn.cell.state.record.get(scope, calls, turn.branch)
 
 
 def describe(recorded: Any) -> str:

@@ -18,6 +18,7 @@ import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from sys import getrefcount
 from typing import Any
 
 import attrs
@@ -73,6 +74,9 @@ Envelope = tuple[Any, "str | None", "Reply | None", "Carrier | None", "Inbound |
 waits in the actor's inbox (a durable send)."""
 _STOP: Any = object()
 _INBOX: Any = object()
+_STOP_ENVELOPE: Envelope = (_STOP, _STOP, None, None, None)
+_INBOX_ENVELOPE: Envelope = (_INBOX, _INBOX, None, None, None)
+"""The loop's own items. Their id slot is set, so one test tells a plain message from all else."""
 _WAKE: Any = object()
 _IDLE: Any = object()
 _AGAIN: Any = object()
@@ -335,11 +339,23 @@ class Cell:
         if isinstance(event, _MATCHED) and self._recorded(turn) and \
                 self._committed_before(turn, event):
             return  # scheduled (sent) the first time this scope ran
+        self._add_system(root, turn, event, side, new)
+        if isinstance(event, _TIMERS):
+            self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
+
+    def emit_call(self, turn: Turn, event: SystemEvent, new: NewEvent | None) -> None:
+        """Emit the record of a durable call that ``turn`` makes, on trio's thread: what
+        ``emit_system`` does for an event that is neither matched again nor a timer's."""
+        root = turn.root
+        if root.finished:
+            raise self._outside(turn, type(event))
+        self._add_system(root, turn, event, None, new)
+
+    def _add_system(self, root: Turn, turn: Turn, event: SystemEvent, side: Any,
+                    new: NewEvent | None) -> None:
         self.journal.pending.append(Pending(self.codec.new_event(event) if new is None else new,
                                             event, root, turn, turn.calls, side))
         self.state.fold(event)
-        if isinstance(event, _TIMERS):
-            self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
 
     async def commit(self) -> None:
         """A commit point of the current turn (``flush()``, a durable sleep)."""
@@ -685,6 +701,11 @@ class Cell:
         turn each, back to back while the backlog has more of them: no coroutine, trace span or
         turn hook per message (``_lean``), and a turn that leaves nothing to commit just answers.
 
+        The context variable is set once for the backlog. A turn that nothing else refers to
+        once it ends (no task it started, no pending event, no caller that kept it: its
+        reference count says so) is renewed in place for the next message, which cannot tell
+        it from a new one; otherwise it is marked finished and a new ``Turn`` takes its place.
+
         Returns at any other item (left in the mailbox for the loop), when the backlog is drained
         or its share before a schedule point is served, when the held turns must commit, and
         when the actor closes.
@@ -693,42 +714,48 @@ class Cell:
         journal = self.journal
         held = self._held
         receive = self.state.actor.receive
-        while True:
-            message, _, reply, _, _ = envelope
-            turn = Turn(self)
-            token = current_turn.set(turn)
-            self._current_reply = reply
-            hold = False
-            try:
-                result = await receive(message)
-                if journal.pending or journal.committing or turn.poisoned is not None:
-                    hold = self._hold_if_more(turn)
-                    if not hold:
-                        await self._end_turn(turn)
-            except BaseException as exc:
-                if not await self._turn_failed(turn, reply, exc):
-                    raise
-                self._report_failure(message, reply, exc)
-                self._stale_wake = None
-                return
-            finally:
-                turn.finished = True
-                current_turn.reset(token)
-                self._current_reply = None
-            if hold:
-                held.append((reply, result))
-            elif reply is not None:
-                reply.succeed(result)
+        turn = Turn(self)
+        token = current_turn.set(turn)
+        alone = getrefcount(turn)  # this frame's and the context's references only
+        try:
+            while True:
+                message, _, reply, _, _ = envelope
+                self._current_reply = reply
+                try:
+                    result = await receive(message)
+                    hold = False
+                    if journal.pending or journal.committing or turn.poisoned is not None:
+                        hold = self._hold_if_more(turn)
+                        if not hold:
+                            await self._end_turn(turn)
+                except BaseException as exc:
+                    if not await self._turn_failed(turn, reply, exc):
+                        raise
+                    self._report_failure(message, reply, exc)
+                    return
+                if hold:
+                    held.append((reply, result))
+                elif reply is not None:
+                    reply.succeed(result)
+                if getrefcount(turn) == alone:
+                    turn.renew()
+                else:  # held, or kept by a task it started (or by the handler): it has ended
+                    turn.finished = True
+                    turn = Turn(self)
+                    current_turn.set(turn)
+                if self.closing or self._pulled or len(held) >= _BACKLOG:
+                    return
+                envelope = mailbox.get_nowait()
+                if envelope is EMPTY:
+                    return
+                if envelope[1] is not None or envelope[4] is not None:  # (the loop's too)
+                    mailbox.put_back(envelope)
+                    return
+        finally:
+            turn.finished = True
+            current_turn.reset(token)
+            self._current_reply = None
             self._stale_wake = None  # a message may have changed on_notify's mind
-            if self.closing or self._pulled or len(held) >= _BACKLOG:
-                return
-            envelope = mailbox.get_nowait()
-            if envelope is EMPTY:
-                return
-            if envelope[1] is not None or envelope[4] is not None or envelope[0] is _STOP or \
-                    envelope[0] is _INBOX:
-                mailbox.put_back(envelope)
-                return
 
     def _hold_if_more(self, turn: Turn) -> bool:
         """End a turn that left something to commit without a commit while more messages wait
@@ -764,7 +791,7 @@ class Cell:
         """Look at the inbox soon: a message was stored there. Not a checkpoint."""
         if not self._poked and not self.mailbox.closed:
             self._poked = True
-            self.mailbox.put((_INBOX, None, None, None, None))
+            self.mailbox.put(_INBOX_ENVELOPE)
 
     async def _pull(self) -> None:
         """Queue the inbox messages stored since the last look, in order, up to ``_PULL`` of
@@ -1221,7 +1248,7 @@ class Cell:
     def request_stop(self) -> None:
         """Stop after the queued messages; durable sleeps in progress are cut short now."""
         with contextlib.suppress(MailboxClosed):
-            self.mailbox.put((_STOP, None, None, None, None))
+            self.mailbox.put(_STOP_ENVELOPE)
         self._stopping = True
         for scope in list(self._sleeps or ()):
             scope.cancel()
@@ -1236,18 +1263,13 @@ class Cell:
         ``stop_error``).
         """
         assert self.stopped.is_set()
-        del self.state, self.journal
-
-    def __getattr__(self, name: str) -> Any:
-        # Reached only once ``dismantle`` removed them: a stale actor object was used.
-        if name in ("state", "journal"):
-            raise ActorStopped(self.name, f"{self.stop_reason or 'it was stopped'}; this actor "
-                               "object belongs to that activation: use a ref to reach the actor")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        gone: Any = _Dismantled(self.name, f"{self.stop_reason or 'it was stopped'}; this actor "
+                                "object belongs to that activation: use a ref to reach the actor")
+        self.state = self.journal = gone
 
     def resolve(self) -> Cell:
         """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""
-        if self.stopped.is_set():
+        if self.closing and self.stopped.is_set():  # (stopped only once closing)
             raise ActorStopped(self.name, self.stop_reason)
         return self
 
@@ -1271,6 +1293,21 @@ class Cell:
         for _, _, reply, _, _ in self.mailbox.close():
             if reply is not None:
                 reply.fail(error)
+
+
+class _Dismantled:
+    """A dismantled cell's state and journal: whatever a stale actor object reads of them
+    raises ``ActorStopped``. (Not a ``__getattr__`` on ``Cell``: a class with one loses
+    CPython's fast attribute reads, and the cell's are on every message's path.)"""
+
+    __slots__ = ("_name", "_reason")
+
+    def __init__(self, name: str, reason: str) -> None:
+        self._name = name
+        self._reason = reason
+
+    def __getattr__(self, name: str) -> Any:
+        raise ActorStopped(self._name, self._reason)
 
 
 class _Inline:

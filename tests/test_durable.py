@@ -801,3 +801,28 @@ async def test_the_system_reactivates_an_actor_sleeping_in_run(
     assert durable_calls(await log_of(store, "Napper-n")) == [
         TimeObserved("run", 1, "time", T0), SleepStarted("run", 2, T0, 3600.0),
         TimeObserved("run", 3, "time", T0 + 3600)]
+
+
+@pytest.mark.parametrize(("scope", "value", "branch"), [
+    ("once", 1767225600.123456, ()), ("run", 1e16, (2, 1)), ("msg:a\"b\\c\n", 5e-324, (1,)),
+    ("msg:é", 1767225600.5, ()), ("notify:3", 1767225600, ()), ("start", math.inf, ()),
+    ("once", math.nan, ()),
+])
+def test_time_observed_is_encoded_as_the_codec_would(scope: str, value: float,
+                                                     branch: tuple[int, ...]) -> None:
+    # durable.time writes its event's JSON text itself; it must read back as the codec's would,
+    # and what only the codec may judge (a value from a custom clock, odd text) goes to it.
+    from actors.durable import _observed
+
+    codec = MemoryEventStore().codec
+    new = _observed(scope, 7, "now", value, branch)
+    try:
+        expected = codec.new_event(TimeObserved(scope, 7, "now", value, branch))
+    except eventstore.SerializationError:
+        assert new is None
+        return
+    if new is None:
+        assert type(value) is not float or not scope.isascii()
+        return
+    assert (new.type, new.data, new.metadata, new.data_json) == (
+        expected.type, expected.data, expected.metadata, expected.data_json)
