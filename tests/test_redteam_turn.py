@@ -198,3 +198,254 @@ async def test_an_abandoned_thread_cannot_read_time_into_the_next_plain_turn(
     assert _said() == ["thread time refused"]
     assert not [e for e in log if isinstance(e, TimeObserved)]
     assert total == 1
+
+
+# -- a plain turn that fails, and the turns after it ------------------------------------------
+
+
+async def test_a_plain_turn_failing_after_emitting_leaves_the_rest_of_its_backlog_intact(
+        tmp_path: Path) -> None:
+    async with SQLiteEventStore(tmp_path / "e.db") as store:
+        log, total = await _backlog(
+            [("add", 1), ("time", 2), ("add", 2), ("add_fail", 30), ("total",), ("time", 1),
+             ("add_fail", 40), ("add_fail", 50), ("add", 4), ("total",)], store)
+        assert [e for e in log if isinstance(e, Added)] == [Added(1), Added(2), Added(4)]
+        # Each surviving turn counts its durable calls from 1: the failed ones left no trace.
+        assert [(e.scope, e.index) for e in log if isinstance(e, TimeObserved)] == [
+            ("once", 1), ("once", 2), ("once", 1)]
+        assert [s for s in Probe.seen if s[0] == "total"] == [
+            ("total", 3), ("total", 7), ("total", 7)]
+        assert total == 7
+        assert await _recovered_total(store) == 7
+
+
+async def test_an_ask_failing_after_emitting_in_a_backlog_gets_its_error_and_others_theirs(
+        ) -> None:
+    store = MemoryEventStore()
+    results: dict[int, Any] = {}
+
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Probe, "p", store=store)
+
+        async def asker(n: int, message: Any, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            try:
+                results[n] = await ref.ask(message)
+            except Exception as exc:  # noqa: BLE001
+                results[n] = type(exc).__name__
+
+        ref.tell(("add", 1))  # the asks queue behind it: one backlog
+        for n, message in enumerate([("add", 2), ("add_fail", 10), ("add", 3), ("add_fail", 5),
+                                     ("total",)]):
+            await nursery.start(asker, n, message)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert results == {0: 3, 1: "Boom", 2: 6, 3: "Boom", 4: 6}
+    assert [e for e in await _log(store, ref.stream) if isinstance(e, Added)] == [
+        Added(1), Added(2), Added(3)]
+
+
+# -- a backlog of everything: ids, asks, durable time, timers, a stop --------------------------
+
+
+@attrs.define
+class Mixed(actors.Actor):
+    kind = "RedMixed"
+    total: int = 0
+    fired: list[int] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        if isinstance(event, Added):
+            self.total += event.n
+        else:
+            self.fired.append(event.token)
+
+    async def receive(self, message: Any) -> Any:
+        op, n = message
+        if op == "add":
+            self.emit(Added(n))
+        elif op == "timed":
+            await durable.time.aio()
+            durable.now()
+            self.emit(Added(n))
+        elif op == "timer":
+            self.notifier.notify_at(await durable.now.aio() + __import__("datetime").timedelta(
+                seconds=n), n)
+        return self.total
+
+    async def on_notify(self) -> None:
+        for token in self.notifier.due(await durable.now.aio()):
+            self.emit(Fired(token))
+
+
+@eventstore.event_type("tests.redturn.Fired")
+@attrs.frozen
+class Fired:
+    token: int
+
+
+async def test_a_mixed_backlog_commits_in_order_and_recovers_to_the_same_state(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # (A memory store: with SQLite's worker threads the autojump clock jumps past a timer
+    # while a commit is in its thread, and the test would look before the wake-up ran.)
+    clock = actors.VirtualClock()
+    async with MemoryEventStore() as store:
+        replies: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            ref = await actors.spawn(nursery, Mixed, "m", store=store, clock=clock)
+
+            async def asker(key: str, message: Any, message_id: str | None = None, *,
+                            task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                            ) -> None:
+                task_status.started()
+                try:
+                    replies[key] = await ref.ask(message, message_id=message_id)
+                except Exception as exc:  # noqa: BLE001
+                    replies[key] = type(exc).__name__
+
+            ref.tell(("add", 1))
+            ref.tell(("timed", 2))
+            ref.tell(("timed", 3), message_id="id-a")
+            ref.tell(("timer", 5))
+            await nursery.start(asker, "ask1", ("timed", 4))
+            ref.tell(("add", 5))
+            ref.tell(("timed", 99), message_id="id-a")  # a resend: answered, not run
+            await nursery.start(asker, "ask2", ("timed", 6), "id-b")
+            ref.tell(("timer", 1))
+            ref.tell(("timed", 7))
+            await trio.sleep(10)  # both timers fire
+            ref.tell(("add", 8))
+            await nursery.start(asker, "ask3", ("add", 0))
+            stopped = trio.Event()
+
+            async def stop(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                           ) -> None:
+                task_status.started()
+                await ref.stop()
+                stopped.set()
+
+            await nursery.start(stop)
+            await nursery.start(asker, "ask4", ("add", 1000))  # queued behind the stop
+            await stopped.wait()
+            with pytest.raises(actors.ActorStopped):
+                ref.tell(("add", 1000))
+            nursery.cancel_scope.cancel()
+        assert replies == {"ask1": 10, "ask2": 21, "ask3": 36, "ask4": "ActorStopped"}
+        log = await _log(store, ref.stream)
+        assert [e.n for e in log if isinstance(e, Added)] == [1, 2, 3, 4, 5, 6, 7, 8, 0]
+        assert [e.token for e in log if isinstance(e, Fired)] == [1, 5]
+        observed = [(e.scope, e.index, e.function) for e in log if isinstance(e, TimeObserved)]
+        plain = [x for x in observed if x[0] == "once"]
+        # Each plain turn starts at index 1: time then now for "timed", now for "timer".
+        assert [x[1:] for x in plain] == [(1, "time"), (2, "now"), (1, "now"), (1, "time"),
+                                         (2, "now"), (1, "now"), (1, "time"), (2, "now")]
+        assert [x for x in observed if x[0].startswith("msg:")] == [
+            ("msg:id-a", 1, "time"), ("msg:id-a", 2, "now"),
+            ("msg:id-b", 1, "time"), ("msg:id-b", 2, "now")]
+        assert [e.scope for e in log if isinstance(e, ScopeCompleted)].count("msg:id-a") == 1
+        recovered = await replay.state_at(store, Mixed, "m")
+        assert (recovered.total, recovered.fired) == (36, [1, 5])
+        assert (await replay.check(store, Mixed, "m")).ok
+
+
+# -- a sequential model of tells, asks, ids, durable time and failures -------------------------
+
+
+_OPS = st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 9)),
+    st.tuples(st.just("add_fail"), st.integers(1, 9)),
+    st.tuples(st.just("time"), st.integers(1, 3)),
+    st.tuples(st.just("ask"), st.integers(1, 9)),
+    st.tuples(st.just("ask_fail"), st.integers(1, 9)),
+    st.tuples(st.just("tell_id"), st.integers(1, 9), st.sampled_from(["x", "y", "z"])),
+    st.tuples(st.just("yield")),
+    st.tuples(st.just("save_ctx")),
+)
+
+
+def _model(ops: list[tuple[Any, ...]]) -> tuple[list[int], list[tuple[str, int]], list[Any]]:
+    """What running ``ops`` one at a time commits: the Added values, the (scope, index) of
+    TimeObserved, the asks' replies."""
+    added: list[int] = []
+    observed: list[tuple[str, int]] = []
+    replies: list[Any] = []
+    done: set[str] = set()
+    for op in ops:
+        if op[0] in ("add", "ask"):
+            added.append(op[1])
+            if op[0] == "ask":
+                replies.append(sum(added))
+        elif op[0] == "ask_fail":
+            replies.append("Boom")
+        elif op[0] == "time":
+            observed += [("once", i) for i in range(1, op[1] + 1)]
+        elif op[0] == "tell_id" and op[2] not in done:
+            done.add(op[2])
+            added.append(op[1])
+            observed.append((f"msg:{op[2]}", 1))
+    return added, observed, replies
+
+
+async def _drive(ops: list[tuple[Any, ...]], store: MemoryEventStore) -> list[Any]:
+    replies: dict[int, Any] = {}
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Probe, "p", store=store)
+
+        async def asker(n: int, message: Any, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+            task_status.started()
+            try:
+                replies[n] = await ref.ask(message)
+            except Exception as exc:  # noqa: BLE001
+                replies[n] = type(exc).__name__
+
+        for n, op in enumerate(ops):
+            if op[0] == "yield":
+                await trio.sleep(0)
+            elif op[0] == "ask":
+                await nursery.start(asker, n, ("add", op[1]))
+            elif op[0] == "ask_fail":
+                await nursery.start(asker, n, ("add_fail", op[1]))
+            elif op[0] == "tell_id":
+                ref.tell(("add_time", op[1]), message_id=op[2])
+            else:
+                ref.tell(op)
+        await ref.ask(("total",))
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    return [replies[n] for n in sorted(replies)]
+
+
+_orig_receive = Probe.receive
+
+
+async def _receive_with_add_time(self: Probe, message: Any) -> Any:
+    if message[0] == "add_time":
+        self.emit(Added(message[1]))
+        await durable.time.aio()
+        return self.total
+    return await _orig_receive(self, message)
+
+
+Probe.receive = _receive_with_add_time  # type: ignore[method-assign]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_OPS, max_size=25))
+def test_any_interleaving_commits_what_running_the_messages_one_at_a_time_commits(
+        ops: list[tuple[Any, ...]]) -> None:
+    Probe.seen = []
+    Probe.saved = {}
+    store = MemoryEventStore()
+
+    async def main() -> tuple[list[Any], list[Any], int]:
+        replies = await _drive(ops, store)
+        return replies, await _log(store, "RedProbe-p"), await _recovered_total(store)
+
+    replies, log, recovered = trio.run(main)
+    added, observed, expected_replies = _model(ops)
+    assert [e.n for e in log if isinstance(e, Added)] == added
+    assert [(e.scope, e.index) for e in log if isinstance(e, TimeObserved)] == observed
+    assert replies == expected_replies
+    assert recovered == sum(added)
