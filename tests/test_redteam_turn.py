@@ -449,3 +449,133 @@ def test_any_interleaving_commits_what_running_the_messages_one_at_a_time_commit
     assert [(e.scope, e.index) for e in log if isinstance(e, TimeObserved)] == observed
     assert replies == expected_replies
     assert recovered == sum(added)
+
+
+# -- a stale actor object, after its activation was passivated ---------------------------------
+
+
+@attrs.define
+class Keeper(actors.Actor):
+    """Keeps its own object where the test (or its next activation) can reach it."""
+
+    kind = "RedKeeper"
+    kept: ClassVar[list[Any]] = []
+    total: int = 0
+
+    def apply(self, event: Added) -> None:
+        self.total += event.n
+
+    async def receive(self, message: Any) -> Any:
+        if message == "keep":
+            Keeper.kept.append(self)
+        elif message == "stale emit":  # the old object, inside a turn of the new activation
+            try:
+                Keeper.kept[0].emit(Added(50))
+            except Exception as exc:  # noqa: BLE001
+                return exc
+        elif message == "stale time":  # a durable call through nothing stale: must record
+            return await durable.time.aio()
+        else:
+            self.emit(Added(message))
+        return self.total
+
+
+async def _stale(system: actors.ActorSystem) -> Keeper:
+    Keeper.kept = []
+    ref = system.ref(Keeper, "k")
+    await ref.ask(5)
+    await ref.ask("keep")
+    await trio.sleep(2)
+    assert system.active == 0
+    stale: Keeper = Keeper.kept[0]
+    return stale
+
+
+_READS = {
+    "version": lambda a: a.version,
+    "notifier": lambda a: a.notifier,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_READS))
+async def test_a_stale_objects_runtime_reads_raise_actor_stopped_naming_the_fix(
+        autojump_clock: trio.testing.MockClock, name: str) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        stale = await _stale(system)
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            _READS[name](stale)
+
+
+async def test_a_stale_objects_id_and_ref_still_work_and_its_fields_keep_their_last_values(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        stale = await _stale(system)
+        assert stale.id == "k" and stale.total == 5
+        assert await stale.ref(Keeper, "k").ask(1) == 6  # a ref: the documented way back
+        assert stale.total == 5  # the new activation's state is another object
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT (also on main): emit() on a passivated activation's object raises NotInTurn "
+    "('only allowed inside a turn'), not ActorStopped naming the fix (use a ref)"))
+async def test_a_stale_objects_emit_outside_a_turn_raises_actor_stopped(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        stale = await _stale(system)
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            stale.emit(Added(1))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT (also on main): used inside a turn of the actor's new activation, the old object's "
+    "emit() says 'emit() is only allowed inside a turn of Keeper('k')' - while inside one - "
+    "instead of ActorStopped naming the fix"))
+async def test_a_stale_objects_emit_inside_the_new_activations_turn_raises_actor_stopped(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        await _stale(system)
+        error = await system.ref(Keeper, "k").ask("stale emit")
+        assert isinstance(error, actors.ActorStopped) and "use a ref" in str(error)
+        assert await system.ref(Keeper, "k").ask(0) == 5  # and nothing was emitted
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT (also on main): flush() on a passivated activation's object raises NotInTurn, "
+    "not ActorStopped naming the fix"))
+async def test_a_stale_objects_flush_raises_actor_stopped(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        stale = await _stale(system)
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            await stale.flush()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT (also on main): snapshot() on a passivated activation's object silently returns "
+    "its stale fields (restore() silently overwrites them) instead of ActorStopped"))
+async def test_a_stale_objects_snapshot_raises_actor_stopped(
+        autojump_clock: trio.testing.MockClock) -> None:
+    async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
+                                  clock=actors.VirtualClock(), idle_timeout=1) as system:
+        stale = await _stale(system)
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            stale.snapshot()
+
+
+async def test_a_ref_to_a_stopped_spawned_actor_raises_actor_stopped() -> None:
+    # Cell.resolve now tests closing before stopped: a stopped cell must still refuse.
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Keeper, "s", store=MemoryEventStore())
+        assert await ref.ask(3) == 3
+        await ref.stop()
+        with pytest.raises(actors.ActorStopped):
+            ref.tell(1)
+        with pytest.raises(actors.ActorStopped):
+            await ref.ask(1)
+        await ref.stop()  # does nothing
+        nursery.cancel_scope.cancel()
