@@ -579,3 +579,145 @@ async def test_a_ref_to_a_stopped_spawned_actor_raises_actor_stopped() -> None:
             await ref.ask(1)
         await ref.stop()  # does nothing
         nursery.cancel_scope.cancel()
+
+
+# -- durable time: run(), on_start, a plain-def handler, outside; crash, recovery, replay -----
+
+
+@eventstore.event_type("tests.redturn.Stamped")
+@attrs.frozen
+class Stamped:
+    where: str
+    value: float
+
+
+@attrs.define
+class Stamper(actors.Actor):
+    kind = "RedStamper"
+    started: ClassVar[list[float]] = []
+    stamps: list[tuple[str, float]] = attrs.Factory(list)
+
+    def apply(self, event: Stamped) -> None:
+        self.stamps.append((event.where, event.value))
+
+    async def on_start(self) -> None:
+        Stamper.started.append(await durable.time.aio())
+
+    async def run(self) -> None:
+        t1 = durable.time()  # plainly, on trio's thread
+        n1 = (await durable.now.aio()).timestamp()
+        await durable.sleep.aio(0.5)
+        t2 = await durable.time.aio()
+        self.emit(Stamped("run", t1), Stamped("run", n1), Stamped("run", t2))
+
+    def receive(self, message: str) -> tuple[float, float]:  # a worker thread
+        t = durable.time()
+        n = durable.now().timestamp()
+        self.emit(Stamped(message, t))
+        return t, n
+
+
+def _via_now(value: float) -> float:
+    """A recorded ``now()`` as the handler reads it back: a datetime holds microseconds."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value, UTC).timestamp()
+
+
+async def _until(store: eventstore.EventStore, stream: str, cls: type) -> None:
+    while not any(isinstance(e, cls) for e in await _log(store, stream)):
+        await trio.sleep(0.01)
+
+
+async def test_durable_time_replays_its_recorded_values_after_a_crash(tmp_path: Path) -> None:
+    from actors._events import RunCompleted, SleepStarted
+
+    Stamper.started = []
+    path = tmp_path / "e.db"
+    async with SQLiteEventStore(path) as store:
+        async with trio.open_nursery() as nursery:
+            ref = await actors.spawn(nursery, Stamper, "s", store=store)
+            await _until(store, ref.stream, SleepStarted)
+            nursery.cancel_scope.cancel()  # a crash mid-sleep
+        first = [e for e in await _log(store, ref.stream) if isinstance(e, TimeObserved)]
+        assert [(e.scope, e.index, e.function) for e in first] == [
+            ("start", 1, "time"), ("run", 1, "time"), ("run", 2, "now")]
+    async with SQLiteEventStore(path) as store:
+        async with trio.open_nursery() as nursery:
+            ref = await actors.spawn(nursery, Stamper, "s", store=store)
+            await _until(store, ref.stream, RunCompleted)
+            reply = await ref.ask("m", message_id="m-1")
+            assert await ref.ask("other", message_id="m-1") == reply  # the recorded reply
+            nursery.cancel_scope.cancel()
+        log = await _log(store, ref.stream)
+    observed = {(e.scope, e.index): e for e in log if isinstance(e, TimeObserved)}
+    assert observed[("run", 1)] == first[1] and observed[("run", 2)] == first[2]
+    stamps = [e for e in log if isinstance(e, Stamped)]
+    assert stamps == [Stamped("run", first[1].value), Stamped("run", _via_now(first[2].value)),
+                      Stamped("run", observed[("run", 4)].value),
+                      Stamped("m", observed[("msg:m-1", 1)].value)]
+    assert reply == (observed[("msg:m-1", 1)].value, _via_now(observed[("msg:m-1", 2)].value))
+    assert observed[("run", 4)].value >= first[1].value + 0.5
+    async with SQLiteEventStore(path) as store:
+        assert (await replay.check(store, Stamper, "s")).ok
+        versions = []
+        async for step in replay.steps(store, Stamper, "s"):
+            versions.append(step.version)
+            if isinstance(step.event, Stamped):
+                assert step.state.stamps[-1] == (step.event.where, step.event.value)
+        assert versions == list(range(1, len(log) + 1))
+        assert (await replay.state_at(store, Stamper, "s")).stamps == [
+            (s.where, s.value) for s in stamps]
+
+
+def test_durable_time_outside_an_actor_is_the_wall_clock() -> None:
+    import time as _time
+    from datetime import UTC, datetime
+
+    before = _time.time()
+    assert before <= durable.time() <= _time.time()
+    assert durable.now().tzinfo is UTC
+    assert abs(durable.now().timestamp() - datetime.now(UTC).timestamp()) < 5
+
+    async def main() -> tuple[float, Any]:
+        return await durable.time.aio(), await durable.now.aio()
+
+    value, now = trio.run(main)
+    assert before <= value <= _time.time() and now.tzinfo is UTC
+
+
+class _FloatSub(float):
+    pass
+
+
+class _OddClock:
+    """A custom clock whose readings are not plain floats: the codec must judge them."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def time(self) -> Any:
+        return self.value
+
+    def now(self) -> Any:
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(float(self.value), UTC)
+
+
+@pytest.mark.parametrize("value", [1767225600, _FloatSub(1767225600.25), 1767225600.5, -0.0])
+async def test_time_observed_from_any_clock_round_trips_through_sqlite(
+        tmp_path: Path, value: Any) -> None:
+    async with SQLiteEventStore(tmp_path / "e.db") as store:
+        async with trio.open_nursery() as nursery:
+            ref = await actors.spawn(nursery, Probe, "p", store=store, clock=_OddClock(value))
+            ref.tell(("time", 2))
+            await ref.ask(("total",))
+            nursery.cancel_scope.cancel()
+        rows = [r async for r in store.read(ref.stream)]
+        log = [store.codec.decode(r) for r in rows]
+    observed = [e for e in log if isinstance(e, TimeObserved)]
+    assert [(e.scope, e.index, e.value) for e in observed] == [
+        ("once", 1, float(value)), ("once", 2, float(value))]
+    assert all(r.metadata == {} for r in rows)
+    assert [s for s in Probe.seen if s[0] == "time"] == [("time", [value, value])]
