@@ -48,6 +48,8 @@ class Probe(actors.Actor):
     total: int = 0
 
     def apply(self, event: Added) -> None:
+        if event.n < 0:
+            raise ValueError("a poisoned event")
         self.total += event.n
 
     async def receive(self, message: Any) -> Any:
@@ -55,6 +57,16 @@ class Probe(actors.Actor):
         seen = Probe.seen
         if op == "add":
             self.emit(Added(args[0]))
+        elif op == "poison":  # apply raises; the handler swallows it: the turn must still fail
+            self.emit(Added(args[0]))
+            try:
+                self.emit(Added(-1))
+            except ValueError:
+                pass
+        elif op == "send":  # a tell to another actor: part of this turn, sent at its commit
+            self.ref(Probe, args[1]).tell(("add", args[0]))
+            if len(args) > 2:
+                raise Boom(args[0])
         elif op == "add_fail":  # emits, then fails: nothing of it may be committed
             self.emit(Added(args[0]))
             await durable.time.aio()
@@ -721,3 +733,69 @@ async def test_time_observed_from_any_clock_round_trips_through_sqlite(
         ("once", 1, float(value)), ("once", 2, float(value))]
     assert all(r.metadata == {} for r in rows)
     assert [s for s in Probe.seen if s[0] == "time"] == [("time", [value, value])]
+
+
+# -- poisoned turns, sends, and the same backlog watched by a hook or traced -------------------
+
+
+async def test_a_poisoned_plain_turn_fails_alone_and_the_next_one_is_clean() -> None:
+    store = MemoryEventStore()
+    log, total = await _backlog([("add", 1), ("poison", 20), ("time", 1), ("add", 2),
+                                 ("poison", 30), ("add", 4)], store)
+    assert [e for e in log if isinstance(e, Added)] == [Added(1), Added(2), Added(4)]
+    assert [(e.scope, e.index) for e in log if isinstance(e, TimeObserved)] == [("once", 1)]
+    assert total == 7 and await _recovered_total(store) == 7
+
+
+async def test_plain_turns_send_once_each_and_a_failed_turn_sends_nothing(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    async with actors.ActorSystem(store, actors=[Probe], clock=actors.VirtualClock()) as system:
+        p = system.ref(Probe, "p")
+        for message in [("send", 1, "q"), ("send", 10, "q", "fail"), ("send", 2, "q"),
+                        ("add", 5), ("send", 4, "q"), ("send", 20, "q", "fail"),
+                        ("send", 8, "q")]:
+            p.tell(message)
+        assert await p.ask(("total",)) == 5
+        await trio.sleep(1)
+        assert await system.ref(Probe, "q").ask(("total",)) == 15
+    q_log = await _log(store, "RedProbe-q")
+    assert [e for e in q_log if isinstance(e, Added)] == [Added(1), Added(2), Added(4), Added(8)]
+
+
+_HOOKED = [("add", 1), ("time", 2), ("add_fail", 3), ("save_ctx",), ("add", 2), ("time", 1),
+           ("poison", 7), ("add", 3)]
+
+
+def _shape(log: list[Any]) -> list[tuple[str, Any]]:
+    return [(type(e).__name__, attrs.asdict(e)) for e in log]
+
+
+async def test_the_lean_path_commits_what_a_turn_hook_or_telemetry_path_commits(
+        autojump_clock: trio.testing.MockClock) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from actors.otel import OpenTelemetry
+
+    hooked: list[int] = []
+
+    async def hook(cell: Any) -> None:
+        hooked.append(cell.version)
+
+    logs = []
+    for options in ({}, {"turn_hook": hook}):
+        Probe.seen = []
+        log, total = await _backlog(list(_HOOKED), clock=actors.VirtualClock(), **options)
+        logs.append((_shape(log), total, list(Probe.seen)))
+    for telemetry in (None, OpenTelemetry(tracer_provider=TracerProvider())):
+        Probe.seen = []
+        store = MemoryEventStore()
+        async with actors.ActorSystem(store, actors=[Probe], clock=actors.VirtualClock(),
+                                      telemetry=telemetry) as system:
+            ref = system.ref(Probe, "p")
+            for message in _HOOKED:
+                ref.tell(message)
+            total = await ref.ask(("total",))
+        logs.append((_shape(await _log(store, ref.stream)), total, list(Probe.seen)))
+    assert logs[0] == logs[1] == logs[2] == logs[3]
+    assert hooked  # the hook did watch
