@@ -63,6 +63,21 @@ class Probe(actors.Actor):
                 self.emit(Added(-1))
             except ValueError:
                 pass
+        elif op == "nap":  # a commit point (the sleep's), then more of the turn
+            self.emit(Added(args[0]))
+            await durable.sleep.aio(1)
+            await durable.time.aio()
+            if len(args) > 1:
+                raise Boom(args[0])  # what the commit point committed stays
+        elif op == "thread_time":  # durable time from a worker thread of an async handler
+            seen.append(("thread_time", await trio.to_thread.run_sync(durable.time)))
+        elif op == "once_then_fail":  # a message with an id: fails after a commit point once
+            value = await durable.time.aio()
+            await durable.sleep.aio(1)
+            if Probe.saved.setdefault("failed", 0) == 0:
+                Probe.saved["failed"] = 1
+                raise Boom(value)
+            return value
         elif op == "send":  # a tell to another actor: part of this turn, sent at its commit
             self.ref(Probe, args[1]).tell(("add", args[0]))
             if len(args) > 2:
@@ -237,7 +252,7 @@ async def test_an_ask_failing_after_emitting_in_a_backlog_gets_its_error_and_oth
     results: dict[int, Any] = {}
 
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Probe, "p", store=store)
+        ref = await actors.spawn(nursery, Probe, "p", store=store, clock=actors.VirtualClock())
 
         async def asker(n: int, message: Any, *,
                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -373,6 +388,9 @@ _OPS = st.one_of(
     st.tuples(st.just("tell_id"), st.integers(1, 9), st.sampled_from(["x", "y", "z"])),
     st.tuples(st.just("yield")),
     st.tuples(st.just("save_ctx")),
+    st.tuples(st.just("poison"), st.integers(1, 9)),
+    st.tuples(st.just("nap"), st.integers(1, 9)),
+    st.tuples(st.just("nap"), st.integers(1, 9), st.just("fail")),
 )
 
 
@@ -392,6 +410,10 @@ def _model(ops: list[tuple[Any, ...]]) -> tuple[list[int], list[tuple[str, int]]
             replies.append("Boom")
         elif op[0] == "time":
             observed += [("once", i) for i in range(1, op[1] + 1)]
+        elif op[0] == "nap":
+            added.append(op[1])  # committed by the sleep's commit point, even if it fails
+            if len(op) == 2:
+                observed.append(("once", 2))
         elif op[0] == "tell_id" and op[2] not in done:
             done.add(op[2])
             added.append(op[1])
@@ -402,7 +424,7 @@ def _model(ops: list[tuple[Any, ...]]) -> tuple[list[int], list[tuple[str, int]]
 async def _drive(ops: list[tuple[Any, ...]], store: MemoryEventStore) -> list[Any]:
     replies: dict[int, Any] = {}
     async with trio.open_nursery() as nursery:
-        ref = await actors.spawn(nursery, Probe, "p", store=store)
+        ref = await actors.spawn(nursery, Probe, "p", store=store, clock=actors.VirtualClock())
 
         async def asker(n: int, message: Any, *,
                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -443,7 +465,7 @@ async def _receive_with_add_time(self: Probe, message: Any) -> Any:
 Probe.receive = _receive_with_add_time  # type: ignore[method-assign]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_OPS, max_size=25))
 def test_any_interleaving_commits_what_running_the_messages_one_at_a_time_commits(
         ops: list[tuple[Any, ...]]) -> None:
@@ -455,7 +477,7 @@ def test_any_interleaving_commits_what_running_the_messages_one_at_a_time_commit
         replies = await _drive(ops, store)
         return replies, await _log(store, "RedProbe-p"), await _recovered_total(store)
 
-    replies, log, recovered = trio.run(main)
+    replies, log, recovered = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     added, observed, expected_replies = _model(ops)
     assert [e.n for e in log if isinstance(e, Added)] == added
     assert [(e.scope, e.index) for e in log if isinstance(e, TimeObserved)] == observed
@@ -799,3 +821,50 @@ async def test_the_lean_path_commits_what_a_turn_hook_or_telemetry_path_commits(
         logs.append((_shape(await _log(store, ref.stream)), total, list(Probe.seen)))
     assert logs[0] == logs[1] == logs[2] == logs[3]
     assert hooked  # the hook did watch
+
+
+async def test_durable_time_from_an_async_handlers_worker_thread_belongs_to_its_turn() -> None:
+    log, _ = await _backlog([("thread_time",), ("time", 1), ("thread_time",), ("add", 1)])
+    observed = [e for e in log if isinstance(e, TimeObserved)]
+    assert [(e.scope, e.index) for e in observed] == [("once", 1)] * 3
+    threaded = [s[1] for s in Probe.seen if s[0] == "thread_time"]
+    assert threaded == [observed[0].value, observed[2].value]
+
+
+async def test_a_message_with_an_id_resent_after_failing_past_a_commit_point_reads_its_time(
+        autojump_clock: trio.testing.MockClock) -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, Probe, "p", store=store, clock=actors.VirtualClock())
+        with pytest.raises(Boom) as failed:
+            await ref.ask(("once_then_fail",), message_id="k")
+        await trio.sleep(100)
+        again = await ref.ask(("once_then_fail",), message_id="k")
+        assert again == failed.value.args[0]  # the recorded reading, 101 s later
+        assert await ref.ask(("once_then_fail",), message_id="k") == again  # the reply
+        nursery.cancel_scope.cancel()
+    log = await _log(store, ref.stream)
+    assert [(e.scope, e.index) for e in log if isinstance(e, TimeObserved)] == [("msg:k", 1)]
+
+
+@attrs.define
+class SyncProbe(actors.Actor):
+    kind = "RedSyncProbe"
+
+    def receive(self, message: int) -> list[float]:  # a worker thread: no lean path
+        return [durable.time() for _ in range(message)]
+
+
+async def test_plain_def_told_turns_count_their_durable_calls_from_one_each() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        ref = await actors.spawn(nursery, SyncProbe, "s", store=store)
+        for n in (2, 1, 3):
+            ref.tell(n)
+        values = await ref.ask(2)
+        nursery.cancel_scope.cancel()
+    observed = [e for e in await _log(store, ref.stream) if isinstance(e, TimeObserved)]
+    assert [(e.scope, e.index) for e in observed] == [
+        ("once", 1), ("once", 2), ("once", 1), ("once", 1), ("once", 2), ("once", 3),
+        ("once", 1), ("once", 2)]
+    assert values == [e.value for e in observed[-2:]]
