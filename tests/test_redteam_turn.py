@@ -250,8 +250,7 @@ async def test_a_copied_context_of_an_ended_plain_turn_cannot_read_time_into_a_l
 
 async def test_a_system_task_in_the_turns_context_cannot_emit_into_the_next(
         autojump_clock: trio.testing.MockClock) -> None:
-    # (Held: trio sets a context variable of its own in the task's context, which copies the
-    # context's mapping, so the turn's reference count does see the task.)
+    # (Held: trio changes the task's copy of the context, and the turn's refcount sees it.)
     log, total = await _backlog([("system_task",), ("release", 1)])
     assert _said() == ["late emit refused", "late time refused"]
     assert [e for e in log if isinstance(e, Added)] == [Added(1)]
@@ -259,13 +258,39 @@ async def test_a_system_task_in_the_turns_context_cannot_emit_into_the_next(
     assert total == 1
 
 
+_APP_VARS = [contextvars.ContextVar(f"redturn_app_{n}") for n in range(64)]
+"""Context variables an application sets (logging, tracing, request ids): a few dozen."""
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT: a worker thread a plain turn abandoned (to_thread.run_sync(abandon_on_cancel=True) "
+    "under a timeout) keeps a copy of the turn's context. Trio sets a variable in that copy, "
+    "which copies only the HAMT path to that variable's key: whether the Turn's own entry is "
+    "copied (its refcount going up) depends on the hashes of the variables set. With a few "
+    "dozen variables in the context it is not, _serve_plain renews the Turn, and the thread's "
+    "later durable.time() is recorded into the next message's turn instead of NotInTurn (on "
+    "main: refused). Without extra variables it still happens at random (hash seed, other "
+    "variables set by libraries): this test failed 1 run in 12 before it set any"))
 async def test_an_abandoned_thread_cannot_read_time_into_the_next_plain_turn(
         autojump_clock: trio.testing.MockClock) -> None:
-    # (Held, for the same reason: to_thread sets a variable in the thread's copied context.)
-    log, total = await _backlog([("abandon",), ("release_thread", 1)])
-    assert _said() == ["thread time refused"]
-    assert not [e for e in log if isinstance(e, TimeObserved)]
-    assert total == 1
+    for var in _APP_VARS:
+        var.set(1)
+    for _ in range(3):
+        Probe.seen = []
+        log, total = await _backlog([("abandon",), ("release_thread", 1)])
+        assert _said() == ["thread time refused"]
+        assert not [e for e in log if isinstance(e, TimeObserved)]
+        assert total == 1
+
+
+async def test_a_system_task_in_the_turns_context_is_refused_whatever_the_context_holds(
+        autojump_clock: trio.testing.MockClock) -> None:
+    # Held (0 to 120 extra variables tried): trio's spawn makes the turn's refcount go up.
+    for var in _APP_VARS:
+        var.set(1)
+    log, _ = await _backlog([("system_task",), ("release", 1)])
+    assert _said() == ["late emit refused", "late time refused"]
+    assert [e for e in log if isinstance(e, Added)] == [Added(1)]
 
 
 # -- a plain turn that fails, and the turns after it ------------------------------------------
