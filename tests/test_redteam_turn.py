@@ -258,7 +258,8 @@ async def test_a_system_task_in_the_turns_context_cannot_emit_into_the_next(
     assert total == 1
 
 
-_APP_VARS = [contextvars.ContextVar(f"redturn_app_{n}") for n in range(64)]
+_APP_VARS: list[contextvars.ContextVar[int]] = [
+    contextvars.ContextVar(f"redturn_app_{n}") for n in range(64)]
 """Context variables an application sets (logging, tracing, request ids): a few dozen."""
 
 
