@@ -940,3 +940,21 @@ async def test_plain_turns_that_send_to_their_own_actor_run_each_sent_message_on
     assert sorted(e.n for e in log if isinstance(e, Added)) == [1, 2, 4, 8, 16]
     assert await _recovered_total(store) == 31
     assert (await replay.check(store, Probe, "p")).ok
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "DEFECT (also on main): in a cluster a stopped cell is never dismantled (_System._serve "
+    "dismantles only when _hosting is None), so a passivated activation's stale object reads "
+    "its old state silently (stale.version, stale.notifier) instead of ActorStopped"))
+async def test_a_stale_object_of_a_cluster_member_raises_actor_stopped(tmp_path: Path) -> None:
+    cluster = actors.Cluster(lease_seconds=2.0, poll_seconds=0.1, heartbeat_seconds=0.2)
+    async with SQLiteEventStore(tmp_path / "e.db") as store, actors.ActorSystem(
+            store, actors=[Keeper], cluster=cluster, idle_timeout=0.2) as system:
+        Keeper.kept = []
+        await system.ref(Keeper, "k").ask(5)
+        await system.ref(Keeper, "k").ask("keep")
+        with trio.fail_after(10):
+            while system.active:
+                await trio.sleep(0.05)
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            Keeper.kept[0].version  # noqa: B018
