@@ -274,12 +274,17 @@ _APP_VARS: list[contextvars.ContextVar[int]] = [
     "dozen variables in the context it is not, _serve_plain renews the Turn, and the thread's "
     "later durable.time() is recorded into the next message's turn instead of NotInTurn (on "
     "main: refused). Without extra variables it still happens at random (hash seed, other "
-    "variables set by libraries): this test failed 1 run in 12 before it set any"))
+    "variables set by libraries): this test failed 1 run in 12 before it set any; it makes "
+    "8 layouts, since one layout (hash seed) may hide it"))
 async def test_an_abandoned_thread_cannot_read_time_into_the_next_plain_turn(
         autojump_clock: trio.testing.MockClock) -> None:
     for var in _APP_VARS:
         var.set(1)
-    for _ in range(3):
+    for round_ in range(8):  # fresh variables each round: another layout of the mapping
+        for n in range(16):
+            var_: contextvars.ContextVar[int] = contextvars.ContextVar(
+                f"redturn_round_{round_}_{n}")
+            var_.set(n)
         Probe.seen = []
         log, total = await _backlog([("abandon",), ("release_thread", 1)])
         assert _said() == ["thread time refused"]
