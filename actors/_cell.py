@@ -18,7 +18,6 @@ import warnings
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from sys import getrefcount
 from typing import Any
 
 import attrs
@@ -701,10 +700,10 @@ class Cell:
         turn each, back to back while the backlog has more of them: no coroutine, trace span or
         turn hook per message (``_lean``), and a turn that leaves nothing to commit just answers.
 
-        The context variable is set once for the backlog. A turn that nothing else refers to
-        once it ends (no task it started, no pending event, no caller that kept it: its
-        reference count says so) is renewed in place for the next message, which cannot tell
-        it from a new one; otherwise it is marked finished and a new ``Turn`` takes its place.
+        The context variable is reset once for the backlog. Each message gets a new ``Turn``:
+        reusing an ended one whose reference count said nothing kept it was tried, and a
+        copied context (``contextvars.copy_context``, a thread's) keeps a turn without
+        counting (tests/test_redteam_turn.py).
 
         Returns at any other item (left in the mailbox for the loop), when the backlog is drained
         or its share before a schedule point is served, when the held turns must commit, and
@@ -716,7 +715,6 @@ class Cell:
         receive = self.state.actor.receive
         turn = Turn(self)
         token = current_turn.set(turn)
-        alone = getrefcount(turn)  # this frame's and the context's references only
         try:
             while True:
                 message, _, reply, _, _ = envelope
@@ -737,12 +735,6 @@ class Cell:
                     held.append((reply, result))
                 elif reply is not None:
                     reply.succeed(result)
-                if getrefcount(turn) == alone:
-                    turn.renew()
-                else:  # held, or kept by a task it started (or by the handler): it has ended
-                    turn.finished = True
-                    turn = Turn(self)
-                    current_turn.set(turn)
                 if self.closing or self._pulled or len(held) >= _BACKLOG:
                     return
                 envelope = mailbox.get_nowait()
@@ -751,6 +743,11 @@ class Cell:
                 if envelope[1] is not None or envelope[4] is not None:  # (the loop's too)
                     mailbox.put_back(envelope)
                     return
+                # A new turn for each message: whatever kept the last one (a task it started, a
+                # copied context, a thread) finds it finished and cannot emit into this one.
+                turn.finished = True
+                turn = Turn(self)
+                current_turn.set(turn)
         finally:
             turn.finished = True
             current_turn.reset(token)

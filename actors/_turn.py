@@ -75,14 +75,6 @@ class Turn:
         scope = self.root._scope
         return scope is not None and scope != ONCE
 
-    def renew(self) -> None:
-        """Make this ended root turn, which nothing else refers to, the next plain message's
-        (``Cell._serve_plain``): as a new ``Turn(cell)`` would be, without making one."""
-        self._scope = None
-        self.calls = self.sends = self.children = 0
-        self.cursors = None
-        self.poisoned = None
-
     def child(self) -> Turn:
         """The branch for the next task this branch starts."""
         self.children += 1

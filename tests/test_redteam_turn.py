@@ -198,14 +198,9 @@ async def _recovered_total(store: eventstore.EventStore) -> int:
     return actor.total
 
 
-# -- what holds an ended turn without its reference count saying so --------------------------
+# -- what holds an ended turn: a copied context, a thread, a task ---------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: a contextvars.copy_context() taken in a plain turn shares the context's HAMT, so "
-    "it adds no reference to the Turn; _serve_plain renews that Turn for the next message and "
-    "ctx.run(self.emit, ...) in a later turn of the same backlog is accepted into that turn "
-    "(committed) instead of NotInTurn ('the turn ... has ended'); on main it is refused"))
 async def test_a_copied_context_of_an_ended_plain_turn_cannot_emit_into_a_later_turn() -> None:
     log, total = await _backlog([("save_ctx",), ("ctx_emit", 100), ("add", 1)])
     assert Probe.seen[0] == "ctx emit refused"
@@ -213,10 +208,6 @@ async def test_a_copied_context_of_an_ended_plain_turn_cannot_emit_into_a_later_
     assert total == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: the same through a thread pool that carries the saved context to its thread "
-    "(executor.submit(ctx.run, work)): trio.from_thread.run_sync(self.emit, ...) from it is "
-    "accepted into the next plain turn of the backlog and committed; on main it is refused"))
 async def test_a_pool_thread_in_an_ended_plain_turns_context_cannot_emit_into_a_later_turn(
         ) -> None:
     log, total = await _backlog([("save_ctx",), ("ctx_pool", 100), ("add", 1)])
@@ -239,10 +230,6 @@ async def test_a_copied_context_used_within_its_own_turn_or_after_the_backlog_be
     assert not [e for e in await _log(store, ref.stream) if isinstance(e, Added)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: as with emit, durable.time() run in a context copied from an ended plain turn "
-    "records a TimeObserved into the next message's renewed turn (and takes its index 1) "
-    "instead of raising NotInTurn"))
 async def test_a_copied_context_of_an_ended_plain_turn_cannot_read_time_into_a_later_turn(
         ) -> None:
     log, _ = await _backlog([("save_ctx",), ("ctx_time",), ("time", 1)])
@@ -266,16 +253,6 @@ _APP_VARS: list[contextvars.ContextVar[int]] = [
 """Context variables an application sets (logging, tracing, request ids): a few dozen."""
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT: a worker thread a plain turn abandoned (to_thread.run_sync(abandon_on_cancel=True) "
-    "under a timeout) keeps a copy of the turn's context. Trio sets a variable in that copy, "
-    "which copies only the HAMT path to that variable's key: whether the Turn's own entry is "
-    "copied (its refcount going up) depends on the hashes of the variables set. With a few "
-    "dozen variables in the context it is not, _serve_plain renews the Turn, and the thread's "
-    "later durable.time() is recorded into the next message's turn instead of NotInTurn (on "
-    "main: refused). Without extra variables it still happens at random (hash seed, other "
-    "variables set by libraries): this test failed 1 run in 12 before it set any; it makes "
-    "8 layouts, since one layout (hash seed) may hide it"))
 async def test_an_abandoned_thread_cannot_read_time_into_the_next_plain_turn(
         autojump_clock: trio.testing.MockClock) -> None:
     for var in _APP_VARS:

@@ -1,5 +1,5 @@
-"""Turns of plain messages served back to back share one ``Turn`` object when nothing else holds
-it (``Cell._serve_plain``, ``Turn.renew``): each message still behaves as a turn of its own.
+"""Turns of plain messages served back to back (``Cell._serve_plain``, one context-variable
+reset per backlog): each message still behaves as a turn of its own.
 
 Every test queues a backlog of tells before the actor runs, so the lean path serves them.
 """
@@ -105,7 +105,7 @@ async def test_a_task_that_outlives_a_plain_turn_cannot_emit_into_it(
     assert not [e for e in log if isinstance(e, TimeObserved)]
 
 
-async def test_a_kept_turn_is_not_renewed_under_its_keeper() -> None:
+async def test_a_kept_turn_is_finished_under_its_keeper() -> None:
     # A handler that keeps its turn (a caller holding it) finds it finished, never reused.
     await _run(["keep", "scope", "keep", "scope"])
     kept = [s for s in Worker.seen if not isinstance(s, tuple)]
@@ -115,8 +115,7 @@ async def test_a_kept_turn_is_not_renewed_under_its_keeper() -> None:
 
 async def test_each_turn_of_a_backlog_starts_counting_afresh(
         autojump_clock: trio.testing.MockClock) -> None:
-    # A turn whose task ended within it is renewed: the next turn's first task is branch (1,)
-    # again, its scope and counts as new.
+    # The next turn's first task is branch (1,) again, its scope and counts as new.
     log = await _run(["child", "scope", "child", "timed child", "child", "timed child"])
     timed = [e for e in log if isinstance(e, TimeObserved)]
     assert [(e.scope, e.index, e.branch) for e in timed] == [("once", 1, (1,))] * 2
