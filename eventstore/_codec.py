@@ -314,6 +314,47 @@ def typed_decoder(cls: type,
         return None
 
 
+ArrayDecoder: TypeAlias = "tuple[str, tuple[str, ...], Callable[[str | bytes], Any]]"
+"""What decodes stored positional data into a plain class: the ``fields`` text of the class's
+init fields (as a store writes it), their names, and the decoder of the values' JSON array."""
+
+
+def typed_array_decoder(cls: type) -> ArrayDecoder | None:
+    """The decoder of a JSON array of ``cls``'s init field values, in order, into ``cls``.
+
+    For a class ``typed_decoder`` takes (every field plain, set by the generated ``__init__``):
+    msgspec decodes the array into a typed tuple, or refuses it as it would refuse the object.
+    A slotted class without ``__attrs_post_init__`` is built as msgspec builds it from an
+    object (its slots set, no ``__init__`` call); any other is called with the values.
+    """
+    fields = attrs.fields(cls)
+    keys = tuple(field.name for field in fields)
+    try:
+        values: Any = tuple.__class_getitem__(tuple(field.type for field in fields))
+        decode = msgspec.json.Decoder(values).decode
+    except (TypeError, ValueError):  # a type msgspec does not take after all
+        return None
+    return check.json_text(list(keys)), keys, _builder(cls, keys, decode)
+
+
+def _builder(cls: type, keys: tuple[str, ...],
+             decode: Callable[[str | bytes], Any]) -> Callable[[str | bytes], Any]:
+    slots: list[Any] = [getattr(cls, key, None) for key in keys]
+    if hasattr(cls, "__attrs_post_init__") or not all(
+            isinstance(slot, types.MemberDescriptorType) for slot in slots):
+        return lambda text: cls(*decode(text))
+    # Generated, as attrs generates ``__init__``: unpacking and one call per slot, no loop.
+    names = [f"v{n}" for n in range(len(keys))]
+    lines = [f"    {', '.join(names)}, = decode(text)" if names else "    decode(text)",
+             "    event = new(cls)",
+             *(f"    set{n}(event, v{n})" for n in range(len(keys))),
+             "    return event"]
+    scope: dict[str, Any] = {"decode": decode, "new": object.__new__, "cls": cls,
+                             **{f"set{n}": slot.__set__ for n, slot in enumerate(slots)}}
+    exec("def build(text):\n" + "\n".join(lines), scope)
+    return scope["build"]  # type: ignore[no-any-return]
+
+
 def _int_keyed(cls: Any) -> bool:
     """Whether ``cls`` is a ``dict[int, X]`` (or another mapping annotation with int keys)."""
     return get_origin(cls) in _MAPPINGS and get_args(cls)[:1] == (int,)
@@ -359,6 +400,7 @@ class Codec:
         self._decoders: dict[str, _Decoder] = {}
         self._typed: dict[str, Callable[[str | bytes], Any]] = {}
         self._typed_classes: dict[str, type] = {}
+        self._typed_arrays: dict[str, ArrayDecoder] = {}
         self._imported: dict[str, Any] = {}
         self._modules: dict[str, str] = {}
         self._values = ValueCodec(self._encode_attrs, self._load, self._import)
@@ -396,6 +438,7 @@ class Codec:
         self._decoders.clear()
         self._typed = {}  # new mappings: a page decoded with the old ones is told apart
         self._typed_classes = {}
+        self._typed_arrays = {}
 
     def alias_module(self, old: str, new: str) -> None:
         """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
@@ -427,6 +470,7 @@ class Codec:
         self._decoders.clear()
         self._typed = {}  # new mappings: a page decoded with the old ones is told apart
         self._typed_classes = {}
+        self._typed_arrays = {}
 
     def _aliased(self, name: str) -> str:
         """``name`` with its module replaced as ``alias_module`` says."""
@@ -533,6 +577,9 @@ class Codec:
         if info.version == 1 and (typed := typed_decoder(cls, self.converter)) is not None:
             self._typed[name] = typed
             self._typed_classes[name] = cls
+            arrays = typed_array_decoder(cls)
+            if arrays is not None:
+                self._typed_arrays[name] = arrays
         return decoder
 
     @property
@@ -547,6 +594,16 @@ class Codec:
         decodes into is the codec's class for that name.
         """
         return self._typed
+
+    @property
+    def typed_array_decoders(self) -> Mapping[str, ArrayDecoder]:
+        """The names of ``typed_decoders`` whose positional data (a JSON array of the values of
+        the class's init fields, in order) decodes straight into their class: for each, the
+        ``fields`` text that data is stored under, the field names, and the decoder.
+
+        Made and replaced with ``typed_decoders``.
+        """
+        return self._typed_arrays
 
     @property
     def typed_classes(self) -> Mapping[str, type]:
