@@ -11,8 +11,11 @@ file or ``-m`` module rather than ``__main__`` when it has one (see ``_script``)
 
 from __future__ import annotations
 
+import collections
 import copy
 import importlib
+import itertools
+import operator
 import types
 import typing
 import uuid
@@ -314,45 +317,61 @@ def typed_decoder(cls: type,
         return None
 
 
-ArrayDecoder: TypeAlias = "tuple[str, tuple[str, ...], Callable[[str | bytes], Any]]"
-"""What decodes stored positional data into a plain class: the ``fields`` text of the class's
-init fields (as a store writes it), their names, and the decoder of the values' JSON array."""
+class ArrayDecoder:
+    """Decodes stored positional data (a JSON array of the values of a plain class's init fields,
+    in order) into the class: one text (``decode``), or a page of them (``decode_many``).
+
+    msgspec decodes the array into a typed tuple, or refuses it as it would refuse the object. A
+    slotted class without ``__attrs_post_init__`` is built as msgspec builds one from an object:
+    its slots set, no ``__init__`` call; any other class is called with the values.
+    """
+
+    __slots__ = ("cls", "decode", "fields", "keys", "setters", "values")
+
+    def __init__(self, cls: type, keys: tuple[str, ...],
+                 values: Callable[[str | bytes], tuple[Any, ...]]) -> None:
+        self.cls = cls
+        self.keys = keys
+        """The init fields' names, in order."""
+        self.fields = check.json_text(list(keys))
+        """The ``fields`` text a store writes for data of these keys."""
+        self.values = values
+        slots: list[Any] = [getattr(cls, key, None) for key in keys]
+        self.setters: tuple[Callable[[Any, Any], None], ...] | None = None
+        if not hasattr(cls, "__attrs_post_init__") and all(
+                isinstance(slot, types.MemberDescriptorType) for slot in slots):
+            self.setters = tuple(slot.__set__ for slot in slots)
+        self.decode: Callable[[str | bytes], Any] = self._decode_one
+
+    def _decode_one(self, text: str | bytes) -> Any:
+        return self.decode_many((text,))[0]
+
+    def decode_many(self, texts: Iterable[str | bytes]) -> list[Any]:
+        """The instance of each text, built by C loops (``map``), not a Python call per text.
+
+        Raises:
+            msgspec.DecodeError: a text is not an array of values of the fields' types.
+        """
+        values = list(map(self.values, texts))
+        setters = self.setters
+        if setters is None:
+            return list(itertools.starmap(self.cls, values))
+        events: list[Any] = list(map(object.__new__, itertools.repeat(self.cls, len(values))))
+        for n, setter in enumerate(setters):
+            collections.deque(map(setter, events, map(operator.itemgetter(n), values)), 0)
+        return events
 
 
 def typed_array_decoder(cls: type) -> ArrayDecoder | None:
-    """The decoder of a JSON array of ``cls``'s init field values, in order, into ``cls``.
-
-    For a class ``typed_decoder`` takes (every field plain, set by the generated ``__init__``):
-    msgspec decodes the array into a typed tuple, or refuses it as it would refuse the object.
-    A slotted class without ``__attrs_post_init__`` is built as msgspec builds it from an
-    object (its slots set, no ``__init__`` call); any other is called with the values.
-    """
+    """The ``ArrayDecoder`` of ``cls``, a class ``typed_decoder`` takes (every field plain, set
+    by the generated ``__init__``), or None if msgspec does not take its fields' types."""
     fields = attrs.fields(cls)
-    keys = tuple(field.name for field in fields)
     try:
-        values: Any = tuple.__class_getitem__(tuple(field.type for field in fields))
-        decode = msgspec.json.Decoder(values).decode
+        kinds: Any = tuple.__class_getitem__(tuple(field.type for field in fields))
+        values = msgspec.json.Decoder(kinds).decode
     except (TypeError, ValueError):  # a type msgspec does not take after all
         return None
-    return check.json_text(list(keys)), keys, _builder(cls, keys, decode)
-
-
-def _builder(cls: type, keys: tuple[str, ...],
-             decode: Callable[[str | bytes], Any]) -> Callable[[str | bytes], Any]:
-    slots: list[Any] = [getattr(cls, key, None) for key in keys]
-    if hasattr(cls, "__attrs_post_init__") or not all(
-            isinstance(slot, types.MemberDescriptorType) for slot in slots):
-        return lambda text: cls(*decode(text))
-    # Generated, as attrs generates ``__init__``: unpacking and one call per slot, no loop.
-    names = [f"v{n}" for n in range(len(keys))]
-    lines = [f"    {', '.join(names)}, = decode(text)" if names else "    decode(text)",
-             "    event = new(cls)",
-             *(f"    set{n}(event, v{n})" for n in range(len(keys))),
-             "    return event"]
-    scope: dict[str, Any] = {"decode": decode, "new": object.__new__, "cls": cls,
-                             **{f"set{n}": slot.__set__ for n, slot in enumerate(slots)}}
-    exec("def build(text):\n" + "\n".join(lines), scope)
-    return scope["build"]  # type: ignore[no-any-return]
+    return ArrayDecoder(cls, tuple(field.name for field in fields), values)
 
 
 def _int_keyed(cls: Any) -> bool:
@@ -598,8 +617,8 @@ class Codec:
     @property
     def typed_array_decoders(self) -> Mapping[str, ArrayDecoder]:
         """The names of ``typed_decoders`` whose positional data (a JSON array of the values of
-        the class's init fields, in order) decodes straight into their class: for each, the
-        ``fields`` text that data is stored under, the field names, and the decoder.
+        the class's init fields, in order, stored under their ``fields`` text) decodes straight
+        into their class.
 
         Made and replaced with ``typed_decoders``.
         """

@@ -570,27 +570,53 @@ def _typed_events(rows: list[Row], typers: Typers) -> list[Any]:
 
     Only for a row that ``_decode``'s fast path takes as it is (no metadata, a 16-byte id, a
     recorded_at in range), so that its ``RecordedEvent``, built later, cannot fail. Data stored
-    positionally is decoded by the class's array decoder when its fields are the class's.
+    positionally under the fields of its class is decoded by the class's ``ArrayDecoder``, a
+    page's rows of a type at once.
     """
     typer, arrays, earliest, latest = typers[0].get, typers[1].get, _EARLIEST, _LATEST
     events: list[Any] = []
     append = events.append
-    for _, _, kind, data, metadata, id, at, fields in rows:
+    positional: dict[str, tuple[ArrayDecoder, list[int], list[Any]]] = {}  # by type name
+    for n, (_, _, kind, data, metadata, id, at, fields) in enumerate(rows):
         event = None
         if (metadata is None and type(id) is bytes and len(id) == 16 and type(at) is int
                 and earliest <= at <= latest):
             if fields is None:
                 to_class = typer(kind)
+                if to_class is not None:
+                    try:
+                        event = to_class(data)
+                    except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
+                        event = None
             else:
-                array = arrays(kind)
-                to_class = array[2] if array is not None and array[0] == fields else None
-            if to_class is not None:
-                try:
-                    event = to_class(data)
-                except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
-                    event = None
+                group = positional.get(kind)
+                if group is None:
+                    array = arrays(kind)
+                    if array is not None:
+                        group = positional[kind] = (array, [], [])
+                if group is not None and group[0].fields == fields:
+                    group[1].append(n)
+                    group[2].append(data)
         append(event)
+    for array, places, texts in positional.values():
+        for n, event in zip(places, _decode_many(array, texts), strict=True):
+            events[n] = event
     return events
+
+
+def _decode_many(array: ArrayDecoder, texts: list[Any]) -> list[Any]:
+    """``array.decode_many(texts)``; if it refuses some text, each text's event, or None."""
+    try:
+        return array.decode_many(texts)
+    except (msgspec.DecodeError, TypeError):
+        return [_decode_one(array, text) for text in texts]
+
+
+def _decode_one(array: ArrayDecoder, text: Any) -> Any:
+    try:
+        return array.decode(text)
+    except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
+        return None
 
 
 class _Rows(RowPage):
@@ -665,9 +691,9 @@ def _decode(rows: Iterable[tuple[str, Row]], typers: Typers) -> list[RecordedEve
                         value = decode(data)
                 else:
                     array = arrays(kind)
-                    if array is not None and array[0] == fields:
+                    if array is not None and array.fields == fields:
                         try:
-                            value = Typed(array[2](data), data, array[1])
+                            value = Typed(array.decode(data), data, array.keys)
                         except msgspec.ValidationError:
                             value = rebuild(fields, decode(data))
                     else:

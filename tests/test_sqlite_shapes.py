@@ -166,5 +166,6 @@ async def test_typed_reads_of_positional_data(tmp_path: Path) -> None:
                 ["src", "dst", "count"], ["dst", "src", "count"], ["src", "dst", "count"],
                 ["name", "extra"]]
             assert read[2].data == {"src": "e", "dst": "f", "count": "3"}
-        fields, keys, _ = codec.typed_array_decoders["Moved"]
+        array = codec.typed_array_decoders["Moved"]
+        fields, keys = array.fields, array.keys
         assert (fields, keys) == ('["src","dst","count"]', ("src", "dst", "count"))
