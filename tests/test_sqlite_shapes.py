@@ -12,6 +12,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import attrs
 import pytest
@@ -19,7 +20,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eventstore import EventStoreError, NewEvent
+from eventstore import EventStoreError, NewEvent, _sqlite_shapes
 from eventstore._sqlite_schema import MAX_SHAPES
 from eventstore.sqlite import SQLiteEventStore
 
@@ -50,7 +51,7 @@ def exact(value: Any) -> Any:
     return value
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["A", "B"]), data_dicts | json_values),
                 min_size=1, max_size=12))
 def test_any_data_reads_back_exactly(events: list[tuple[str, Any]]) -> None:
@@ -66,8 +67,10 @@ def test_any_data_reads_back_exactly(events: list[tuple[str, Any]]) -> None:
                     for _ in range(1 if n % 2 else 2)]
         assert read == expected + [(kind, exact(data)) for kind, data in events]
 
-    with tempfile.TemporaryDirectory() as directory:
-        trio.run(main, Path(directory) / "s.db")
+    for bound in (MAX_SHAPES, 1):  # and with most shapes past the bound: stored as objects
+        with tempfile.TemporaryDirectory() as directory, \
+                mock.patch.object(_sqlite_shapes, "MAX_SHAPES", bound):
+            trio.run(main, Path(directory) / "s.db")
 
 
 async def test_shapes_past_the_bound_are_stored_as_objects(tmp_path: Path) -> None:
