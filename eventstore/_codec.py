@@ -344,7 +344,14 @@ class ArrayDecoder:
         self.decode: Callable[[str | bytes], Any] = self._decode_one
 
     def _decode_one(self, text: str | bytes) -> Any:
-        return self.decode_many((text,))[0]
+        values = self.values(text)
+        setters = self.setters
+        if setters is None:
+            return self.cls(*values)
+        event: Any = object.__new__(self.cls)
+        for setter, value in zip(setters, values, strict=True):
+            setter(event, value)
+        return event
 
     def decode_many(self, texts: Iterable[str | bytes]) -> list[Any]:
         """The instance of each text, built by C loops (``map``), not a Python call per text.

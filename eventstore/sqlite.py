@@ -629,9 +629,18 @@ class _Rows(RowPage):
         return _decode(((stream, row),), _NO_TYPED)[0]
 
     def decode(self, row: Row, codec: Codec) -> tuple[Any, RecordedEvent | Held]:
-        [event] = _typed_events([row], _typers(codec))
-        if event is not None:
-            return event, (self.build, self.stream, row)
+        _, _, kind, data, metadata, id, at, fields = row
+        if fields is None:
+            to_class = codec.typed_decoders.get(kind)
+        else:
+            array = codec.typed_array_decoders.get(kind)
+            to_class = array.decode if array is not None and array.fields == fields else None
+        if (to_class is not None and metadata is None and type(id) is bytes and len(id) == 16
+                and type(at) is int and _EARLIEST <= at <= _LATEST):
+            try:
+                return to_class(data), (self.build, self.stream, row)
+            except (msgspec.DecodeError, TypeError):
+                pass
         recorded = self.build(self.stream, row)
         return codec.decode(recorded), recorded
 
