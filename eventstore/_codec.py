@@ -11,8 +11,11 @@ file or ``-m`` module rather than ``__main__`` when it has one (see ``_script``)
 
 from __future__ import annotations
 
+import collections
 import copy
 import importlib
+import itertools
+import operator
 import types
 import typing
 import uuid
@@ -314,6 +317,70 @@ def typed_decoder(cls: type,
         return None
 
 
+class ArrayDecoder:
+    """Decodes stored positional data (a JSON array of the values of a plain class's init fields,
+    in order) into the class: one text (``decode``), or a page of them (``decode_many``).
+
+    msgspec decodes the array into a typed tuple, or refuses it as it would refuse the object. A
+    slotted class without ``__attrs_post_init__`` is built as msgspec builds one from an object:
+    its slots set, no ``__init__`` call; any other class is called with the values.
+    """
+
+    __slots__ = ("cls", "decode", "fields", "keys", "setters", "values")
+
+    def __init__(self, cls: type, keys: tuple[str, ...],
+                 values: Callable[[str | bytes], tuple[Any, ...]]) -> None:
+        self.cls = cls
+        self.keys = keys
+        """The init fields' names, in order."""
+        self.fields = check.json_text(list(keys))
+        """The ``fields`` text a store writes for data of these keys."""
+        self.values = values
+        slots: list[Any] = [getattr(cls, key, None) for key in keys]
+        self.setters: tuple[Callable[[Any, Any], None], ...] | None = None
+        if not hasattr(cls, "__attrs_post_init__") and all(
+                isinstance(slot, types.MemberDescriptorType) for slot in slots):
+            self.setters = tuple(slot.__set__ for slot in slots)
+        self.decode: Callable[[str | bytes], Any] = self._decode_one
+
+    def _decode_one(self, text: str | bytes) -> Any:
+        values = self.values(text)
+        setters = self.setters
+        if setters is None:
+            return self.cls(*values)
+        event: Any = object.__new__(self.cls)
+        for setter, value in zip(setters, values, strict=True):
+            setter(event, value)
+        return event
+
+    def decode_many(self, texts: Iterable[str | bytes]) -> list[Any]:
+        """The instance of each text, built by C loops (``map``), not a Python call per text.
+
+        Raises:
+            msgspec.DecodeError: a text is not an array of values of the fields' types.
+        """
+        values = list(map(self.values, texts))
+        setters = self.setters
+        if setters is None:
+            return list(itertools.starmap(self.cls, values))
+        events: list[Any] = list(map(object.__new__, itertools.repeat(self.cls, len(values))))
+        for n, setter in enumerate(setters):
+            collections.deque(map(setter, events, map(operator.itemgetter(n), values)), 0)
+        return events
+
+
+def typed_array_decoder(cls: type) -> ArrayDecoder | None:
+    """The ``ArrayDecoder`` of ``cls``, a class ``typed_decoder`` takes (every field plain, set
+    by the generated ``__init__``), or None if msgspec does not take its fields' types."""
+    fields = attrs.fields(cls)
+    try:
+        kinds: Any = tuple.__class_getitem__(tuple(field.type for field in fields))
+        values = msgspec.json.Decoder(kinds).decode
+    except (TypeError, ValueError):  # a type msgspec does not take after all
+        return None
+    return ArrayDecoder(cls, tuple(field.name for field in fields), values)
+
+
 def _int_keyed(cls: Any) -> bool:
     """Whether ``cls`` is a ``dict[int, X]`` (or another mapping annotation with int keys)."""
     return get_origin(cls) in _MAPPINGS and get_args(cls)[:1] == (int,)
@@ -359,6 +426,7 @@ class Codec:
         self._decoders: dict[str, _Decoder] = {}
         self._typed: dict[str, Callable[[str | bytes], Any]] = {}
         self._typed_classes: dict[str, type] = {}
+        self._typed_arrays: dict[str, ArrayDecoder] = {}
         self._imported: dict[str, Any] = {}
         self._modules: dict[str, str] = {}
         self._values = ValueCodec(self._encode_attrs, self._load, self._import)
@@ -396,6 +464,7 @@ class Codec:
         self._decoders.clear()
         self._typed = {}  # new mappings: a page decoded with the old ones is told apart
         self._typed_classes = {}
+        self._typed_arrays = {}
 
     def alias_module(self, old: str, new: str) -> None:
         """Decode the ``old:QualName`` type names this codec meets as ``new:QualName``.
@@ -427,6 +496,7 @@ class Codec:
         self._decoders.clear()
         self._typed = {}  # new mappings: a page decoded with the old ones is told apart
         self._typed_classes = {}
+        self._typed_arrays = {}
 
     def _aliased(self, name: str) -> str:
         """``name`` with its module replaced as ``alias_module`` says."""
@@ -533,6 +603,9 @@ class Codec:
         if info.version == 1 and (typed := typed_decoder(cls, self.converter)) is not None:
             self._typed[name] = typed
             self._typed_classes[name] = cls
+            arrays = typed_array_decoder(cls)
+            if arrays is not None:
+                self._typed_arrays[name] = arrays
         return decoder
 
     @property
@@ -547,6 +620,16 @@ class Codec:
         decodes into is the codec's class for that name.
         """
         return self._typed
+
+    @property
+    def typed_array_decoders(self) -> Mapping[str, ArrayDecoder]:
+        """The names of ``typed_decoders`` whose positional data (a JSON array of the values of
+        the class's init fields, in order, stored under their ``fields`` text) decodes straight
+        into their class.
+
+        Made and replaced with ``typed_decoders``.
+        """
+        return self._typed_arrays
 
     @property
     def typed_classes(self) -> Mapping[str, type]:

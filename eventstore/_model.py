@@ -180,14 +180,17 @@ class Typed:
     The SQLite reader decodes the text of an event whose class allows it straight into the class
     (``Codec`` keeps those decoders) and keeps it here, in the ``RecordedEvent``'s ``data`` slot;
     ``Codec.decode`` then takes the event without building the data dict first. ``data`` is
-    parsed from ``text`` when it is first read.
+    parsed from ``text`` when it is first read: the object it holds, or with ``keys`` (data
+    stored positionally), the object of those keys and the values of the array it holds.
     """
 
-    __slots__ = ("event", "text")
+    __slots__ = ("event", "keys", "text")
 
-    def __init__(self, event: Any, text: str | bytes) -> None:
+    def __init__(self, event: Any, text: str | bytes,
+                 keys: tuple[str, ...] | None = None) -> None:
         self.event = event
         self.text = text
+        self.keys = keys
 
 
 def _lazy_data() -> Callable[[RecordedEvent], Any]:
@@ -205,7 +208,10 @@ def _lazy_data() -> Callable[[RecordedEvent], Any]:
     def read(event: RecordedEvent) -> Any:
         value = get(event)
         if type(value) is Typed:
+            keys = value.keys
             value = parse(value.text)
+            if keys is not None:
+                value = dict(zip(keys, value, strict=True))
             put(event, value)
         return value
 

@@ -6,7 +6,14 @@ an event store. Opening a file creates the schema in a new one, upgrades an olde
 and refuses a newer one. A later format adds one entry to ``MIGRATIONS`` and bumps
 ``SCHEMA_VERSION``.
 
-Version 6 (this one) stores each event's type as a small integer, the ``id`` of its name in the
+Version 7 (this one) stores an event's data, when it is a JSON object, as the JSON array of its
+top-level values: a ``types`` row is a *shape*, a type name and the JSON array of the data's keys
+in order (``fields``), or NULL ``fields`` for data stored as it is (a JSON object, or any other
+JSON value). A name has at most ``MAX_SHAPES`` shapes with fields; data of another shape is then
+stored as an object. About 28 bytes less per event on the bench's event (the keys). Its
+migration only rebuilds the small ``types`` table: every stored event keeps its object data, under
+its type's row, whose ``fields`` is NULL.
+Version 6 stores each event's type as a small integer, the ``id`` of its name in the
 ``types`` table (one row per name, never deleted nor renumbered; a name is added in the
 transaction of the first append that uses it), and an event without metadata with a NULL
 ``metadata``: about 30 bytes less per event, the whole of the type name and the ``{}``. Its
@@ -33,7 +40,10 @@ from datetime import UTC, datetime
 
 from ._errors import EventStoreError, SchemaError
 
-SCHEMA_VERSION = 6
+MAX_SHAPES = 16
+"""The most shapes with fields a type name gets; data of another shape is stored as an object."""
+
+SCHEMA_VERSION = 7
 """The schema version this library writes; older files are upgraded, newer ones refused."""
 APPLICATION_ID = 0x45565354  # "EVST": marks the file as an event store
 
@@ -67,12 +77,23 @@ CREATE TABLE events{suffix} (
     recorded_at INTEGER NOT NULL CHECK (typeof(recorded_at) = 'integer'),
     UNIQUE (stream, version)
 )"""
-# The event type names, each once; an id is never reused (a name is never deleted).
-TYPES = """
+# The event type names of version 6, each once; an id is never reused (a name is never deleted).
+TYPES_V6 = """
 CREATE TABLE types (
     id   INTEGER PRIMARY KEY,
     name TEXT    NOT NULL UNIQUE
 )"""
+# The shapes of stored events: a type name and the keys of data stored as the array of its values,
+# in order (JSON text), or NULL for data stored as it is; each (name, fields) once, the NULL one
+# too (its partial index). A row is never deleted nor renumbered.
+TYPES = """
+CREATE TABLE types{suffix} (
+    id     INTEGER PRIMARY KEY,
+    name   TEXT    NOT NULL,
+    fields TEXT,
+    UNIQUE (name, fields)
+)"""
+TYPES_OBJECT_INDEX = "CREATE UNIQUE INDEX types_object ON types (name) WHERE fields IS NULL"
 SNAPSHOTS = """
 CREATE TABLE snapshots{suffix} (
     stream      TEXT    NOT NULL,
@@ -137,7 +158,8 @@ CREATE TABLE owners (
 ) WITHOUT ROWID"""
 OWNERS_INDEX = "CREATE INDEX owners_by_member ON owners (member)"
 
-SCHEMA = f"""{TYPES};
+SCHEMA = f"""{TYPES.format(suffix="")};
+{TYPES_OBJECT_INDEX};
 {EVENTS.format(suffix="")};
 CREATE TABLE streams (
     stream  TEXT PRIMARY KEY,
@@ -236,15 +258,24 @@ def _copy_events_v6(conn: sqlite3.Connection) -> None:
 
 
 _V5_TO_V6: tuple[Step, ...] = (
-    TYPES,
+    TYPES_V6,
     EVENTS.format(suffix="_v6"),
     _copy_events_v6,
     "DROP TABLE events",
     "ALTER TABLE events_v6 RENAME TO events",
 )
 
+# Every id kept, each name's row holding its events' data as stored: fields NULL.
+_V6_TO_V7: tuple[Step, ...] = (
+    TYPES.format(suffix="_v7"),
+    "INSERT INTO types_v7 (id, name, fields) SELECT id, name, NULL FROM types ORDER BY id",
+    "DROP TABLE types",
+    "ALTER TABLE types_v7 RENAME TO types",
+    TYPES_OBJECT_INDEX,
+)
+
 MIGRATIONS: dict[int, tuple[Step, ...]] = {1: _V1_TO_V2, 2: _V2_TO_V3, 3: _V3_TO_V4,
-                                           4: _V4_TO_V5, 5: _V5_TO_V6}
+                                           4: _V4_TO_V5, 5: _V5_TO_V6, 6: _V6_TO_V7}
 """The steps that upgrade a file from each version to the next, run in one transaction."""
 
 

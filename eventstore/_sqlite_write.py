@@ -7,11 +7,11 @@ deleted one), made once per statement; a failed check writes nothing. One statem
 worker thread then spends the whole commit inside SQLite, without the GIL, instead of waiting for
 the GIL again after each of several statements while trio runs the callers. A stream's stored
 version is its newest event's, or the ``streams`` table's floor if higher (kept by deletions), so
-an append writes no other table. What the plan cannot vouch for, or what SQLite refuses (an
-event type whose name the file does not hold yet: see ``INSERT_EVENT``), is written the careful
-way: one ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the
-idempotent-retry and expected-version checks against the stored ids and versions. A row SQLite
-refuses fails its own append alone. When SQLite fails otherwise (a full disk, an I/O error), the
+an append writes no other table. What the plan cannot vouch for (an event of a shape the store
+does not know yet: see ``_sqlite_shapes``), or what SQLite refuses, is written the careful way:
+one ``BEGIN IMMEDIATE`` transaction and a savepoint per append, with the idempotent-retry and
+expected-version checks against the stored ids and versions. A row SQLite refuses fails its own
+append alone. When SQLite fails otherwise (a full disk, an I/O error), the
 appends not yet committed are looked up by their event ids before they are reported: an error then
 means that nothing of the append is stored. Everything here runs in the writer's worker thread.
 
@@ -52,6 +52,7 @@ from ._group_commit import AppendRequest, checked_enqueue, checked_outcome
 from ._model import AppendResult, ExpectedVersion
 from ._sqlite_cluster import fence_holds
 from ._sqlite_schema import micros
+from ._sqlite_shapes import Shape, ShapeBook, Stored, resolve, shape_of
 from ._validate import EncodedEvent, StoredAt, retried, version_matches
 from ._work import KEEP, NO_SIDE, Side
 
@@ -59,16 +60,12 @@ ID_CHUNK = 500  # values per IN (...) list, well under SQLite's bound-parameter 
 ROWS_PER_INSERT = 1000  # the most rows one INSERT statement takes (fewer on an old SQLite)
 EVENT_WIDTH = 7  # values per row of INSERT_EVENT
 
-# A row's values are as an append gives them: its type a name, its metadata JSON text. The
-# statements store the type as the id of its name in ``types``, and no metadata (``{}``) as
-# NULL. A name not yet in ``types`` makes the type NULL, which NOT NULL refuses: the careful way
-# then adds the name (ADD_TYPES) in the append's own savepoint, before its events.
-STORED_COLUMNS = ("(SELECT id FROM types WHERE name = rows.type), data, "
-                  "nullif(metadata, '{{}}'), id, recorded_at")
+# A row's values: its type the id of its shape in ``types`` (see ``_sqlite_shapes``), its data
+# the text that shape says, its metadata JSON text, stored NULL when there is none (``{}``).
+STORED_COLUMNS = "type, data, nullif(metadata, '{{}}'), id, recorded_at"
 INSERT_EVENT = ("WITH rows (stream, version, type, data, metadata, id, recorded_at) AS "
                 "(VALUES {}) INSERT INTO events (stream, version, type, data, metadata, id, "
                 "recorded_at) SELECT stream, version, " + STORED_COLUMNS + " FROM rows")
-ADD_TYPES = "INSERT INTO types (name) VALUES {} ON CONFLICT (name) DO NOTHING"
 MESSAGE_WIDTH = 6  # values per row of ENQUEUE
 # A message whose id is waiting in that inbox already is skipped (so is a repeat in one statement).
 ENQUEUE = ("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) VALUES {} "
@@ -157,15 +154,15 @@ class _Plan:
         return True
 
 
-def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at: int,
-                most: int) -> tuple[list[_Plan], list[AppendRequest]]:
+def plan_batch(requests: list[AppendRequest], known: dict[str, int], shapes: ShapeBook,
+               recorded_at: int, most: int) -> tuple[list[_Plan], list[AppendRequest]]:
     """Split ``requests`` into plans of at most ``most`` rows, and appends to write carefully.
 
     An append is planned on the version ``known`` gives its stream, or on the one its expected
     version names; it goes the careful way when it cannot be planned (``STREAM_EXISTS`` on an
-    unknown stream, more than ``most`` events, a side that clashes with the plan's: see
-    ``_Plan.takes``) or is likely to conflict. An ``enqueue`` (no events) is planned as it is:
-    it has no version to check.
+    unknown stream, more than ``most`` events, an event of a shape ``shapes`` does not know, a
+    side that clashes with the plan's: see ``_Plan.takes``) or is likely to conflict. An
+    ``enqueue`` (no events) is planned as it is: it has no version to check.
     """
     plans = [_Plan()]
     careful = []
@@ -196,6 +193,10 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         if actual is None or count > most:
             careful.append(request)
             continue
+        rows = _rows(request, actual, recorded_at, shapes)
+        if rows is None:  # a shape new to the store: the careful way finds or adds it
+            careful.append(request)
+            continue
         plan = plans[-1]
         if plan.rows + count > most:
             plan = _Plan()
@@ -203,26 +204,41 @@ def plan_batch(requests: list[AppendRequest], known: dict[str, int], recorded_at
         if request.side is not NO_SIDE and not plan.takes(stream, request.side):
             careful.append(request)
             continue
-        values = plan.values
-        if count == 1:  # the usual append: spare it the loop
-            event = request.events[0]
-            at = event.recorded_at
-            values += (stream, actual + 1, event.type, event.data, event.metadata,
-                       event.id.bytes, recorded_at if at is None else micros(at))
-        else:
-            for n, event in enumerate(request.events, start=1):
-                values += (stream, actual + n, event.type, event.data, event.metadata,
-                           event.id.bytes, recorded_at if event.recorded_at is None
-                           else micros(event.recorded_at))
+        plan.values += rows
         planned[stream] = actual + count
         plan.requests.append(request)
         plan.versions.append(actual + count)
     return [plan for plan in plans if plan.requests], careful
 
 
+def _rows(request: AppendRequest, version: int, recorded_at: int,
+          shapes: ShapeBook) -> list[object] | None:
+    """The values of ``request``'s rows after ``version``, or None: a shape ``shapes`` lacks."""
+    stream = request.stream
+    if len(request.events) == 1:  # the usual append: spare it the loop
+        event = request.events[0]
+        stored = shapes.stored(event)
+        if stored is None:
+            return None
+        at = event.recorded_at
+        return [stream, version + 1, stored[0], stored[1], event.metadata, event.id.bytes,
+                recorded_at if at is None else micros(at)]
+    values: list[object] = []
+    for n, event in enumerate(request.events, start=version + 1):
+        stored = shapes.stored(event)
+        if stored is None:
+            return None
+        values += (stream, n, stored[0], stored[1], event.metadata, event.id.bytes,
+                   recorded_at if event.recorded_at is None else micros(event.recorded_at))
+    return values
+
+
 def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[AppendRequest],
-                 recorded_at: int, most: int, path: str) -> tuple[list[Outcome], dict[str, int]]:
+                 recorded_at: int, most: int, path: str,
+                 shapes: ShapeBook) -> tuple[list[Outcome], dict[str, int]]:
     """Write the plans, then the careful appends; each append's outcome, and versions seen.
+
+    ``shapes`` learns the shapes the careful appends found or added, once they commit.
 
     Each plan is one transaction; a plan that is stale, or that SQLite refuses, wrote nothing,
     and its appends are written the careful way. If SQLite fails otherwise (a full disk, a lock
@@ -250,7 +266,8 @@ def commit_batch(conn: sqlite3.Connection, plans: list[_Plan], careful: list[App
                 else:  # an enqueue: where its last message waits (see ``enqueued``)
                     outcomes.append((request, enqueued(request, seqs)))
         if careful:
-            outcomes += _write_each(conn, careful, recorded_at, versions, most, progress)
+            outcomes += _write_each(conn, careful, recorded_at, versions, most, progress,
+                                    shapes)
     except sqlite3.Error as exc:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
@@ -281,8 +298,7 @@ def _write_plan(conn: sqlite3.Connection, plan: _Plan) -> int | None:
 
     Nothing is written when a stream's stored version is not the one the plan starts from
     (another writer moved it on, or the store's hint was stale), when an event id belongs to a
-    deleted event, or when SQLite refuses a row (a stored id, a value too big, a type name
-    new to the file).
+    deleted event, or when SQLite refuses a row (a stored id, a value too big).
     """
     try:
         last = conn.execute(_values(INSERT_PLAN, EVENT_WIDTH, plan.rows), plan.values).lastrowid
@@ -384,13 +400,16 @@ def _waiting(conn: sqlite3.Connection, side: Side) -> set[tuple[str, bytes]]:
 
 
 def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorded_at: int,
-                versions: dict[str, int], most: int, progress: _Progress) -> list[Outcome]:
+                versions: dict[str, int], most: int, progress: _Progress,
+                shapes: ShapeBook) -> list[Outcome]:
     """Write appends one by one in one transaction, each under a savepoint, each alone: a
     retry returns its first result; then a stale fence, then a wrong expected version, fail it.
 
-    ``versions`` receives every stream version read or written, once the transaction commits:
-    a version seen in a transaction that fails is no hint for the next batch.
+    ``versions`` receives every stream version read or written, and ``shapes`` every shape
+    found or added, once the transaction commits: what a transaction that fails saw is no hint
+    for the next batch (a shape it added is gone).
     """
+    staged: dict[Shape, Stored] = {}  # the shapes of the appends written so far
     conn.execute("BEGIN IMMEDIATE")
     seen = _stream_versions(conn, list({request.stream: None for request in requests}))
     outcomes: list[Outcome] = []
@@ -412,9 +431,11 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
                 outcome = WrongExpectedVersion(stream, request.expected, actual)
             else:
                 seqs: Seqs = {}
-                position = _insert(conn, request, actual, recorded_at, most) if (
-                    request.events) else 0
+                found = dict(staged)
+                position = _insert(conn, request, actual, recorded_at, most, shapes,
+                                   found) if request.events else 0
                 _write_side(conn, stream, request.side, recorded_at, most, seqs)
+                staged = found
                 seen[stream] = actual + len(request.events)
                 outcome = AppendResult(actual + len(request.events), position) if (
                     request.events) else enqueued(request, seqs)
@@ -432,23 +453,30 @@ def _write_each(conn: sqlite3.Connection, requests: list[AppendRequest], recorde
         outcomes.append((request, outcome))
     _commit(conn, requests, progress)
     versions.update(seen)
+    shapes.learn(staged)
     return outcomes
 
 
 def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, recorded_at: int,
-            most: int) -> int:
-    """Insert the request's events after ``version`` (and their type names the file lacks);
-    the last one's position."""
-    events = request.events
-    names = list({event.type: None for event in events})
-    for start in range(0, len(names), ID_CHUNK):
-        chunk = names[start:start + ID_CHUNK]
-        conn.execute(_values(ADD_TYPES, 1, len(chunk)), chunk)
+            most: int, shapes: ShapeBook, found: dict[Shape, Stored]) -> int:
+    """Insert the request's events after ``version``; the last one's position.
+
+    A shape neither ``shapes`` nor ``found`` (those of this transaction) holds is found or added
+    (``resolve``) and kept in ``found``.
+    """
     last = None
+    events = request.events
     for start in range(0, len(events), most):
         values: list[object] = []
         for n, event in enumerate(events[start:start + most], start=version + start + 1):
-            values += (request.stream, n, event.type, event.data, event.metadata,
+            stored = shapes.stored(event)
+            if stored is None:
+                shape = shape_of(event)
+                where = found.get(shape)
+                if where is None:
+                    where = found[shape] = resolve(conn, shape)
+                stored = where[0], event.values if where[1] and event.values else event.data
+            values += (request.stream, n, stored[0], stored[1], event.metadata,
                        event.id.bytes, recorded_at if event.recorded_at is None
                        else micros(event.recorded_at))
         last = conn.execute(_values(INSERT_EVENT, EVENT_WIDTH, len(values) // EVENT_WIDTH),

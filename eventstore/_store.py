@@ -117,6 +117,9 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
     sets it, and its ``_append`` of an enqueue (no events) returns the last message's sequence
     number (0 if skipped) as the position of its ``AppendResult``, and the sequence number of
     the message waiting before it in that inbox (0: none) as its version."""
+    positional_data: bool = False
+    """Whether ``_append`` wants each data dict's values as a JSON array too
+    (``EncodedEvent.values``): a backend that stores them so (SQLite) sets it."""
     poll_interval: float
     _reader: ReaderThread | None = None
     """The thread a backend reads on, if it reads ahead: ``read`` and ``read_all`` then fetch
@@ -169,7 +172,7 @@ class EventStore(OffsetStore, ClusterStore, abc.ABC):
         self._check_open()
         name = check.stream_name(stream)
         expected = check.expected_version(expected_version)
-        encoded = check.encode_events(name, events)
+        encoded = check.encode_events(name, events, positional=self.positional_data)
         if acknowledge == () and enqueue == () and wake_at is KEEP and fence is None:
             return await self._append(name, encoded, expected, NO_SIDE)
         return await self._append(name, encoded, expected,

@@ -26,6 +26,11 @@ class EncodedEvent:
     id: uuid.UUID
     recorded_at: datetime | None = None
     """The event's own recording time (a copied log's), or None for the append's."""
+    fields: tuple[str, ...] | None = attrs.field(default=None, kw_only=True)
+    """The keys of ``data`` in order, when it is a JSON object and the backend asked for its
+    positional form (``values``); else None."""
+    values: str | None = attrs.field(default=None, kw_only=True)
+    """The JSON array of ``data``'s values, in the order of ``fields``; else None."""
 
 
 MAX_STREAM_LENGTH: Final = 512
@@ -330,6 +335,17 @@ def _path_to(value: Any, bad: Callable[[Any, bool], bool]) -> Path:
     return ()
 
 
+def values_text(data: dict[str, Any]) -> str:
+    """The JSON array of the values of ``data``, a dict ``json_text`` took, as ``json_text``
+    writes it: reads back as the list of those values."""
+    values = list(data.values())
+    raw = _encode_msgspec(values)
+    kinds = set(map(type, values))  # the flat event, known good from its types (_reads_back)
+    if _LEAVES.issuperset(kinds) and (float not in kinds or b"null" not in raw):
+        return raw.decode()
+    return json_text(values)
+
+
 def to_json(value: Any, what: str) -> str:
     """``json_text(value)``, or a ``SerializationError`` that names ``what`` the value is.
 
@@ -354,11 +370,15 @@ def _event_type(kind: object, index: int) -> str:
     return name
 
 
-def encode_events(stream: str, events: object) -> list[EncodedEvent]:
+def encode_events(stream: str, events: object, *,
+                  positional: bool = False) -> list[EncodedEvent]:
     """Validate a batch and turn it into JSON text before anything is written.
 
     Every backend appends through this, before a request joins a group commit, so a request with
-    data some backend cannot store fails alone, the same way on every backend.
+    data some backend cannot store fails alone, the same way on every backend. ``positional``
+    (a backend that stores data objects as arrays, SQLite) adds each data dict's keys and the
+    text of its values (``EncodedEvent.fields`` and ``values``), made from the dict while it is
+    the one just checked.
     """
     if type(events) is list:  # the usual argument: spare it the ABC check and the copy
         batch: list[Any] = events
@@ -396,8 +416,10 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
             metadata_text = event.metadata_json or (json_text(metadata) if metadata else "{}")
             part = "data"
             data_text = event.data_json  # the codec's text, checked when it was made
+            data = event.data
             if data_text is None:
-                data_text = json_text(event.data)
+                data_text = json_text(data)
+            values = values_text(data) if positional and type(data) is dict else None
         except Unstorable as exc:
             raise SerializationError(
                 exc.message(f"events[{index}].{part}", f" (type {kind!r})")) from None
@@ -405,7 +427,11 @@ def encode_events(stream: str, events: object) -> list[EncodedEvent]:
         if at is not None and (not isinstance(at, datetime) or at.utcoffset() is None):
             raise InvalidArgument(f"events[{index}].recorded_at must be None or an aware "
                                   f"datetime, got {at!r}")
-        encoded.append(EncodedEvent(kind, data_text, metadata_text, id, at))
+        if values is not None:
+            encoded.append(EncodedEvent(kind, data_text, metadata_text, id, at,
+                                        fields=tuple(data), values=values))
+        else:
+            encoded.append(EncodedEvent(kind, data_text, metadata_text, id, at))
     return encoded
 
 

@@ -41,7 +41,7 @@ from . import _sqlite_cluster as cluster
 from . import _sqlite_offsets as offsets
 from . import _validate as check
 from ._cluster import Claim, Fence, Heartbeat, MemberInfo, Ownership
-from ._codec import Codec
+from ._codec import ArrayDecoder, Codec
 from ._errors import (
     DecodeError,
     EventStoreError,
@@ -62,6 +62,7 @@ from ._rows import Held, RowPage
 from ._sqlite_schema import SCHEMA as SCHEMA
 from ._sqlite_schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._sqlite_schema import micros, prepare
+from ._sqlite_shapes import ShapeBook, rebuild
 from ._sqlite_write import (
     CLEAR_WAKE,
     EVENT_WIDTH,
@@ -90,16 +91,18 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LAST_VERSION = "SELECT " + STORED_VERSION.format("?1")
 # An event's type name comes from ``types`` (a LEFT JOIN keeps events as the outer loop, in the
 # index's order, and a row whose type id has no name: its decoding then fails, naming it).
-# Metadata is NULL when there is none.
-ROW_COLUMNS = ("version, position, types.name, data, metadata, events.id, recorded_at "
-               "FROM events LEFT JOIN types ON types.id = events.type")
+# Metadata is NULL when there is none; a shape's fields, when its data is stored as the array of
+# the values of those keys (see ``_sqlite_shapes``).
+ROW_COLUMNS = ("version, position, types.name, data, metadata, events.id, recorded_at, "
+               "types.fields FROM events LEFT JOIN types ON types.id = events.type")
 READ_STREAM = ("SELECT " + ROW_COLUMNS + " WHERE stream = ? AND version >= ? AND version <= ? "
                "ORDER BY version LIMIT ?")
 READ_ALL = ("SELECT stream, " + ROW_COLUMNS + " WHERE position > ? {types}"
             "ORDER BY position LIMIT ?")
 TYPES_IN = "AND events.type IN (SELECT id FROM types WHERE name IN ({})) "
 # A message's sequence number is both its version and its position.
-READ_INBOX = ("SELECT seq, seq, type, data, nullif(metadata, '{}'), id, recorded_at FROM inbox "
+READ_INBOX = ("SELECT seq, seq, type, data, nullif(metadata, '{}'), id, recorded_at, NULL "
+              "FROM inbox "
               "WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?")
 # Every stream with a wake time or waiting messages: the wake table's rows and the inbox's
 # counts per stream (counted on its (stream, id) index, not the table).
@@ -135,6 +138,7 @@ class SQLiteEventStore(EventStore):
     """
 
     reports_inbox_seq = RETURNING  # SQLite 3.35 and later
+    positional_data = True  # data objects are stored as arrays of their values (format 7)
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                  codec: Codec | None = None, page_size: int = 500, poll_interval: float = 0.5,
@@ -168,6 +172,7 @@ class SQLiteEventStore(EventStore):
         self._write_limiter = trio.CapacityLimiter(1)
         self._committer = GroupCommitter(self._write_batch, after_commit=self._notify_appended)
         self._versions: dict[str, int] = {}  # stream -> version last seen: a hint, checked
+        self._shapes = ShapeBook()  # the file's shapes the writer knows committed
         self._rows_per_insert = ROWS_PER_INSERT
         self._inbox_watcher: cluster.InboxWatcher | None = None  # see watch_inboxes
 
@@ -301,10 +306,11 @@ class SQLiteEventStore(EventStore):
 
     async def _write_batch(self, requests: list[AppendRequest]) -> None:
         recorded_at = micros(datetime.now(UTC))
-        plans, careful = plan_batch(requests, self._versions, recorded_at, self._rows_per_insert)
+        plans, careful = plan_batch(requests, self._versions, self._shapes, recorded_at,
+                                    self._rows_per_insert)
         outcomes, versions = await self._write(
             lambda conn: commit_batch(conn, plans, careful, recorded_at,
-                                       self._rows_per_insert, self.path))
+                                       self._rows_per_insert, self.path, self._shapes))
         if len(self._versions) + len(versions) > VERSIONS_REMEMBERED:
             self._versions.clear()
         self._versions.update(versions)
@@ -316,19 +322,19 @@ class SQLiteEventStore(EventStore):
     async def _read_page(self, stream: str, first: int, last: int | None,
                          size: int) -> list[RecordedEvent]:
         return await self._read(_stream_page(stream, first, last, size,
-                                             self.codec.typed_decoders))
+                                             _typers(self.codec)))
 
     async def _read_all_page(self, after: int, size: int,
                              types: frozenset[str] | None) -> list[RecordedEvent]:
-        return await self._read(_all_page(after, size, types, self.codec.typed_decoders))
+        return await self._read(_all_page(after, size, types, _typers(self.codec)))
 
     def _page_read(self, stream: str, first: int, last: int | None, size: int) -> PageRead:
         return functools.partial(self._with_reader, _stream_page(stream, first, last, size,
-                                                                  self.codec.typed_decoders))
+                                                                  _typers(self.codec)))
 
     def _all_page_read(self, after: int, size: int, types: frozenset[str] | None) -> PageRead:
         return functools.partial(self._with_reader, _all_page(after, size, types,
-                                                               self.codec.typed_decoders))
+                                                               _typers(self.codec)))
 
     def _row_pages(self, stream: str, *, from_version: int = 1,
                    to_version: int | None = None) -> AsyncGenerator[RowPage, None]:
@@ -340,9 +346,9 @@ class SQLiteEventStore(EventStore):
         return self._pages(
             max(first, 1), last, None,
             lambda cursor, size: self._read(
-                _stream_rows(name, cursor, last, size, codec.typed_decoders)),
+                _stream_rows(name, cursor, last, size, _typers(codec))),
             lambda cursor, size: functools.partial(
-                self._with_reader, _stream_rows(name, cursor, last, size, codec.typed_decoders)),
+                self._with_reader, _stream_rows(name, cursor, last, size, _typers(codec))),
             lambda page: page.rows[-1][0] + 1)
 
     async def _last_version(self, stream: str) -> int:
@@ -378,9 +384,9 @@ class SQLiteEventStore(EventStore):
     async def _read_inbox_page(self, stream: str, after: int,
                                size: int) -> list[RecordedEvent]:
         args = (stream, after, size)
-        typed = self.codec.typed_decoders
+        typers = _typers(self.codec)
         return await self._read(lambda conn: _decode(
-            zip(itertools.repeat(stream), conn.execute(READ_INBOX, args).fetchall()), typed))
+            zip(itertools.repeat(stream), conn.execute(READ_INBOX, args).fetchall()), typers))
 
     async def _set_wake(self, stream: str, wake_at: float | None) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -514,18 +520,23 @@ class SQLiteEventStore(EventStore):
 
 
 Page = Callable[[sqlite3.Connection], list[RecordedEvent]]
-Typers = Mapping[str, Callable[[str | bytes], Any]]
+Typers = tuple[Mapping[str, Callable[[str | bytes], Any]], Mapping[str, ArrayDecoder]]
+"""A codec's ``typed_decoders`` and ``typed_array_decoders``, taken together."""
 
 
-def _stream_page(stream: str, first: int, last: int | None, size: int, typed: Typers) -> Page:
+def _typers(codec: Codec) -> Typers:
+    return codec.typed_decoders, codec.typed_array_decoders
+
+
+def _stream_page(stream: str, first: int, last: int | None, size: int, typers: Typers) -> Page:
     """Reads a page of ``stream`` on a reader connection."""
     args = (stream, first, LAST if last is None else last, size)
     # The stream's name is not read back: one str fewer to build per row.
     return lambda conn: _decode(zip(itertools.repeat(stream),
-                                    conn.execute(READ_STREAM, args).fetchall()), typed)
+                                    conn.execute(READ_STREAM, args).fetchall()), typers)
 
 
-def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers) -> Page:
+def _all_page(after: int, size: int, types: frozenset[str] | None, typers: Typers) -> Page:
     """Reads a page of every stream (of ``types``) on a reader connection."""
     args: tuple[object, ...]
     if types is None:
@@ -534,17 +545,17 @@ def _all_page(after: int, size: int, types: frozenset[str] | None, typed: Typers
         marks = ", ".join("?" * len(types))
         sql, args = READ_ALL.format(types=TYPES_IN.format(marks)), (after, *types, size)
     return lambda conn: _decode(((row[0], row[1:]) for row in conn.execute(sql, args).fetchall()),
-                                typed)
+                                typers)
 
 
 def _stream_rows(stream: str, first: int, last: int | None, size: int,
-                 typed: Typers) -> Callable[[sqlite3.Connection], RowPage]:
+                 typers: Typers) -> Callable[[sqlite3.Connection], RowPage]:
     """Reads a page of ``stream`` as a ``RowPage`` on a reader connection."""
     args = (stream, first, LAST if last is None else last, size)
 
     def read(conn: sqlite3.Connection) -> RowPage:
         rows = conn.execute(READ_STREAM, args).fetchall()
-        return _Rows(stream, rows, _typed_events(rows, typed), typed)
+        return _Rows(stream, rows, _typed_events(rows, typers), typers[0])
 
     return read
 
@@ -554,27 +565,58 @@ _EARLIEST = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // timedelta(microsecond
 _LATEST = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(microseconds=1)
 
 
-def _typed_events(rows: list[Row], typed: Typers) -> list[Any]:
+def _typed_events(rows: list[Row], typers: Typers) -> list[Any]:
     """The event of each row as its class's typed decoder decodes it, or None.
 
     Only for a row that ``_decode``'s fast path takes as it is (no metadata, a 16-byte id, a
-    recorded_at in range), so that its ``RecordedEvent``, built later, cannot fail.
+    recorded_at in range), so that its ``RecordedEvent``, built later, cannot fail. Data stored
+    positionally under the fields of its class is decoded by the class's ``ArrayDecoder``, a
+    page's rows of a type at once.
     """
-    typer, earliest, latest = typed.get, _EARLIEST, _LATEST
+    typer, arrays, earliest, latest = typers[0].get, typers[1].get, _EARLIEST, _LATEST
     events: list[Any] = []
     append = events.append
-    for _, _, kind, data, metadata, id, at in rows:
+    positional: dict[str, tuple[ArrayDecoder, list[int], list[Any]]] = {}  # by type name
+    for n, (_, _, kind, data, metadata, id, at, fields) in enumerate(rows):
         event = None
         if (metadata is None and type(id) is bytes and len(id) == 16 and type(at) is int
                 and earliest <= at <= latest):
-            to_class = typer(kind)
-            if to_class is not None:
-                try:
-                    event = to_class(data)
-                except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
-                    event = None
+            if fields is None:
+                to_class = typer(kind)
+                if to_class is not None:
+                    try:
+                        event = to_class(data)
+                    except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
+                        event = None
+            else:
+                group = positional.get(kind)
+                if group is None:
+                    array = arrays(kind)
+                    if array is not None:
+                        group = positional[kind] = (array, [], [])
+                if group is not None and group[0].fields == fields:
+                    group[1].append(n)
+                    group[2].append(data)
         append(event)
+    for array, places, texts in positional.values():
+        for n, event in zip(places, _decode_many(array, texts), strict=True):
+            events[n] = event
     return events
+
+
+def _decode_many(array: ArrayDecoder, texts: list[Any]) -> list[Any]:
+    """``array.decode_many(texts)``; if it refuses some text, each text's event, or None."""
+    try:
+        return array.decode_many(texts)
+    except (msgspec.DecodeError, TypeError):
+        return [_decode_one(array, text) for text in texts]
+
+
+def _decode_one(array: ArrayDecoder, text: Any) -> Any:
+    try:
+        return array.decode(text)
+    except (msgspec.DecodeError, TypeError):  # refused: decoded the usual way
+        return None
 
 
 class _Rows(RowPage):
@@ -587,8 +629,12 @@ class _Rows(RowPage):
         return _decode(((stream, row),), _NO_TYPED)[0]
 
     def decode(self, row: Row, codec: Codec) -> tuple[Any, RecordedEvent | Held]:
-        _, _, kind, data, metadata, id, at = row
-        to_class = codec.typed_decoders.get(kind)
+        _, _, kind, data, metadata, id, at, fields = row
+        if fields is None:
+            to_class = codec.typed_decoders.get(kind)
+        else:
+            array = codec.typed_array_decoders.get(kind)
+            to_class = array.decode if array is not None and array.fields == fields else None
         if (to_class is not None and metadata is None and type(id) is bytes and len(id) == 16
                 and type(at) is int and _EARLIEST <= at <= _LATEST):
             try:
@@ -599,7 +645,7 @@ class _Rows(RowPage):
         return codec.decode(recorded), recorded
 
 
-_NO_TYPED: Typers = {}
+_NO_TYPED: Typers = ({}, {})
 
 
 def _moment(stored: int, stream: str | None = None, version: int | None = None) -> datetime:
@@ -614,22 +660,26 @@ def _moment(stored: int, stream: str | None = None, version: int | None = None) 
                           stream=stream, version=version) from None
 
 
-def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEvent]:
-    """(stream, (version, position, type, data, metadata, id, recorded_at)) rows as events.
+def _decode(rows: Iterable[tuple[str, Row]], typers: Typers) -> list[RecordedEvent]:
+    """(stream, (version, position, type, data, metadata, id, recorded_at, fields)) rows as
+    events.
 
     The fast path parses JSON with msgspec, shares one datetime per commit, keeps each id's 16
     bytes for the event to make a UUID of when it is read, and builds events without their
     constructor's checks. An event of schema version 1 (no metadata: NULL) whose type has a
-    decoder in ``typed`` (``Codec.typed_decoders``) is decoded straight into its class; its data
-    dict is built only if someone reads it. Any row the fast path does not accept (JSON msgspec
-    refuses, an id that is not 16 bytes, no type name, ...) goes through ``decode_row``, which
-    decodes it the slow way or raises ``DecodeError`` naming its stream and version.
+    decoder in ``typers`` (``Codec.typed_decoders``, or for data stored positionally under the
+    class's fields, ``Codec.typed_array_decoders``) is decoded straight into its class; its data
+    dict is built only if someone reads it. Data stored positionally is otherwise rebuilt as
+    the object of its fields. Any row the fast path does not accept (JSON msgspec refuses, an
+    id that is not 16 bytes, no type name, values that do not fit the fields, ...) goes through
+    ``_decode_row``, which decodes it the slow way or raises ``DecodeError`` naming its stream
+    and version.
     """
-    decode, make, typer = decode_json, recorded_event, typed.get
+    decode, make, typer, arrays = decode_json, recorded_event, typers[0].get, typers[1].get
     moments: dict[str, datetime] = {}
     page: list[RecordedEvent] = []
     append = page.append
-    for stream, (version, position, kind, data, metadata, id, text) in rows:
+    for stream, (version, position, kind, data, metadata, id, text, fields) in rows:
         moment = moments.get(text)
         if moment is None:
             moment = moments[text] = _moment(text, stream, version)
@@ -638,32 +688,58 @@ def _decode(rows: Iterable[tuple[str, Row]], typed: Typers) -> list[RecordedEven
                 raise ValueError
             if metadata is None:
                 extra: dict[str, Any] = {}
-                to_class = typer(kind)
-                if to_class is not None:
-                    try:
-                        value: Any = Typed(to_class(data), data)
-                    except msgspec.ValidationError:
-                        value = decode(data)  # cattrs may still take it, or say what is wrong
+                value: Any
+                if fields is None:
+                    to_class = typer(kind)
+                    if to_class is not None:
+                        try:
+                            value = Typed(to_class(data), data)
+                        except msgspec.ValidationError:
+                            value = decode(data)  # cattrs may still take it, or say what's wrong
+                    else:
+                        value = decode(data)
                 else:
-                    value = decode(data)
+                    array = arrays(kind)
+                    if array is not None and array.fields == fields:
+                        try:
+                            value = Typed(array.decode(data), data, array.keys)
+                        except msgspec.ValidationError:
+                            value = rebuild(fields, decode(data))
+                    else:
+                        value = rebuild(fields, decode(data))
             else:
                 value = decode(data)
+                if fields is not None:
+                    value = rebuild(fields, value)
                 extra = decode(metadata)
                 if type(extra) is not dict:
                     raise ValueError
             append(make(stream, version, position, kind, value, extra, id, moment))
         except (ValueError, TypeError):
-            append(_decode_row(stream, version, position, kind, data, metadata, id, moment))
+            append(_decode_row(stream, version, position, kind, data, metadata, id, moment,
+                               fields))
     return page
 
 
 def _decode_row(stream: str, version: int, position: int, kind: str | None, data: str | bytes,
-                metadata: str | bytes | None, id: bytes, moment: datetime) -> RecordedEvent:
+                metadata: str | bytes | None, id: bytes, moment: datetime,
+                fields: str | None) -> RecordedEvent:
     """``decode_row`` for a stored row: a NULL type name (its id names no row of ``types``)
-    fails as corrupt, and NULL metadata is none."""
+    fails as corrupt, NULL metadata is none, and data stored under ``fields`` is rebuilt as
+    their object."""
     if kind is None:
         raise DecodeError("its type id names no event type of the types table: the file was "
                           "changed outside this library; restore it from a backup",
                           stream=stream, version=version)
-    return decode_row(stream, version, position, kind, data,
-                      "{}" if metadata is None else metadata, id, moment)
+    recorded = decode_row(stream, version, position, kind, data,
+                          "{}" if metadata is None else metadata, id, moment)
+    if fields is None:
+        return recorded
+    try:
+        value = rebuild(fields, recorded.data)
+    except ValueError as exc:
+        raise DecodeError(f"stored data does not fit its type's fields ({exc}): the file was "
+                          "changed outside this library; restore it from a backup",
+                          stream=stream, version=version, type=kind) from None
+    return recorded_event(stream, version, position, kind, value, recorded.metadata,
+                          recorded.id, moment)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from sqlite_v6 import sqlite_to_v6
+
 V5_SCHEMA = """
 CREATE TABLE events (
     position    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,6 +94,7 @@ V5_EVENTS = V5_SCHEMA[:V5_SCHEMA.index(";")]
 
 def sqlite_to_v5(path: Path) -> None:
     """Rewrite a file of today's format as format 5 (its events table, positions kept)."""
+    sqlite_to_v6(path)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("BEGIN")

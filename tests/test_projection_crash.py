@@ -41,10 +41,13 @@ def fold(db: Path) -> dict[str, tuple[int, int, int]]:
     conn = sqlite3.connect(db)
     try:
         model: dict[str, tuple[int, int, int]] = {}
-        for data, position in conn.execute(
-                "SELECT data, position FROM events JOIN types ON types.id = events.type "
-                "WHERE types.name = 'projector.Deposited' ORDER BY position"):
+        for data, fields, position in conn.execute(
+                "SELECT data, fields, position FROM events JOIN types "
+                "ON types.id = events.type WHERE types.name = 'projector.Deposited' "
+                "ORDER BY position"):
             event = json.loads(data)
+            if fields is not None:  # stored as the array of its values (format 7)
+                event = dict(zip(json.loads(fields), event, strict=True))
             balance, count, _ = model.get(event["account"], (0, 0, 0))
             model[event["account"]] = (balance + event["amount"], count + 1, position)
         return model

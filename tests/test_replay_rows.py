@@ -160,7 +160,9 @@ def _corrupt(path: Path, version: int, assignment: str) -> None:
     ("id = x'00'", "is not a UUID"),
     ("data = '{\"month\": 1,'", "stored JSON is invalid"),
     ("recorded_at = 253402300800000000", "out of range"),
-    ("data = '{\"month\": \"x\", \"amount\": 1, \"at\": 0.0}'", "data does not fit Charged"),
+    # Stored positionally (format 7): the values of month, amount and at.
+    ("data = '[\"x\", 1, 0.0]'", "data does not fit Charged"),
+    ("data = '[1, 0.0]'", "does not fit its type's fields"),
 ])
 async def test_a_corrupt_row_fails_the_replay_at_its_version(tmp_path: Path, assignment: str,
                                                              message: str) -> None:

@@ -528,10 +528,10 @@ async def test_planned_sides_give_what_one_by_one_gives(tmp_path: Path, seed: in
             batch = side_batch(rng, ids, done)
             if rng.random() < 0.3:  # a stale hint: the plan fails and goes the careful way
                 known = {stream: version + 1 for stream, version in known.items()}
-            plans, careful = plan_batch(batch, known, 1_000_000, 1000)
+            plans, careful = plan_batch(batch, known, store._shapes, 1_000_000, 1000)
             outcomes, versions = await store._write(
                 lambda conn, plans=plans, careful=careful: commit_batch(  # type: ignore[misc]
-                    conn, plans, careful, 1_000_000, 1000, store.path))
+                    conn, plans, careful, 1_000_000, 1000, store.path, store._shapes))
             known.update(versions)
             assert sorted(map(id, batch)) == sorted(id(request) for request, _ in outcomes)
             for request, outcome in outcomes:

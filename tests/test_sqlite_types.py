@@ -1,8 +1,9 @@
-"""SQLite format 6's ``types`` table: an event's type stored as the id of its name.
+"""SQLite's ``types`` table: an event's type stored as the id of its name (format 6), and of its
+data's keys (its shape, format 7: see ``test_sqlite_shapes``).
 
-A name new to the file is added by the first append that uses it, in that append's own
-transaction; the plan's one statement refuses a name it does not find, and the append goes the
-careful way, which adds it. A failed append adds no name.
+A shape new to the file is added by the first append that uses it, in that append's own
+transaction: the plan leaves out an append of a shape the store does not know, and the append
+goes the careful way, which finds or adds it. A failed append adds no shape.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ async def test_each_name_is_stored_once_and_events_hold_its_id(tmp_path: Path) -
              {"k": k} if k % 4 else {}) for k in range(20))
         assert sorted([e.stream async for e in store.read_all(types=["m:New1", "None"])]) == [
             "s10", "s16", "s4"]
-    names = rows(path, "SELECT name FROM types ORDER BY name")
-    assert names == [("m:Added",), ("m:New0",), ("m:New1",), ("m:New2",), ("m:Opened",)]
+    names = rows(path, "SELECT name, fields FROM types ORDER BY name, fields")
+    assert names == [("m:Added", '["k"]'), ("m:Added", '["n"]'), ("m:New0", '["k"]'),
+                     ("m:New1", '["k"]'), ("m:New2", '["k"]'), ("m:Opened", "[]")]
     assert rows(path, "SELECT DISTINCT typeof(type) FROM events") == [("integer",)]
     assert rows(path, "SELECT count(*) FROM events WHERE metadata IS NULL") == [(2 + 5,)]
 
