@@ -593,3 +593,24 @@ async def test_a_version_changed_outside_the_library_is_an_error_not_a_crash(
     async with SQLiteEventStore(path) as store:
         with pytest.raises(EventStoreError, match="not an integer"):
             await store.last_version("ledger-a")
+
+
+def test_bytes_and_none_bind_through_identity_adapters_but_a_programs_own_stay() -> None:
+    import sqlite3
+
+    from eventstore import sqlite as module
+
+    key = (bytes, sqlite3.PrepareProtocol)
+    assert sqlite3.adapters[key](b"\x00id") == b"\x00id"
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    saved = sqlite3.adapters[key]
+
+    def own(value: bytes) -> str:
+        return value.hex()
+
+    sqlite3.register_adapter(bytes, own)
+    try:
+        module._bind_without_adapting()  # as on a second import: a program's own adapter stays
+        assert sqlite3.adapters[key] is own
+    finally:
+        sqlite3.adapters[key] = saved
