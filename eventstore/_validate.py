@@ -339,7 +339,10 @@ def values_text(data: dict[str, Any]) -> str:
     """The JSON array of the values of ``data``, a dict ``json_text`` took, as ``json_text``
     writes it: reads back as the list of those values."""
     values = list(data.values())
-    raw = _encode_msgspec(values)
+    try:
+        raw = _encode_msgspec(values)
+    except _ENCODE_FAILED:  # a value msgspec does not take (a float subclass, say)
+        return json_text(values)
     kinds = set(map(type, values))  # the flat event, known good from its types (_reads_back)
     if _LEAVES.issuperset(kinds) and (float not in kinds or b"null" not in raw):
         return raw.decode()
