@@ -625,6 +625,29 @@ async def test_a_stale_objects_snapshot_raises_actor_stopped(
             stale.snapshot()
 
 
+async def test_a_stopped_spawned_actors_object_emits_and_flushes_nothing_naming_the_fix() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        Keeper.kept = []
+        ref = await actors.spawn(nursery, Keeper, "s", store=store)
+        await ref.ask(3)
+        await ref.ask("keep")
+        await ref.stop()
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            Keeper.kept[0].emit(Added(1))
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            await Keeper.kept[0].flush()
+        nursery.cancel_scope.cancel()
+    assert await store.last_version("RedKeeper-s") == 1
+
+
+async def test_a_projected_actors_flush_says_it_is_a_projection() -> None:
+    projected = actors.testing.project(Keeper, [Added(2)])
+    with pytest.raises(actors.NotInTurn, match=r"flush\(\): .*Keeper\('.*'\) is a projection"):
+        await projected.flush()
+    assert projected.snapshot() == {"total": 2}
+
+
 async def test_a_ref_to_a_stopped_spawned_actor_raises_actor_stopped() -> None:
     # Cell.resolve now tests closing before stopped: a stopped cell must still refuse.
     async with trio.open_nursery() as nursery:
