@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ._errors import ActorError, InvalidActorArgument, NotInTurn
+from ._errors import ActorError, InvalidActorArgument
 from ._notifier import MultiNotifier
 from ._supervision import Restart, Supervision
 
@@ -113,6 +113,7 @@ class Actor:
 
         Raises:
             NotInTurn: called outside a turn of this actor.
+            ActorStopped: this object belongs to an activation that has stopped; use a ref.
             InvalidActorType: an event is not an attrs instance.
             SerializationError: the codec cannot encode an event; nothing changed.
         """
@@ -124,19 +125,28 @@ class Actor:
 
         Only this turn's events are committed, never those of another turn still running. If
         cancelled midway the events may or may not be stored.
+
+        Raises:
+            NotInTurn: called outside a turn of this actor.
+            ActorStopped: this object belongs to an activation that has stopped; use a ref.
         """
-        cell = self._runtime
-        if cell.turn_or_none() is None:
-            raise NotInTurn("flush() is only allowed inside a turn of this actor")
-        await cell.commit()
+        await self._runtime.commit()
 
     def snapshot(self) -> Any:
-        """The state as JSON-compatible data (default: the attrs fields through the codec)."""
-        return self._runtime.codec.unstructure(self, type(self))
+        """The state as JSON-compatible data (default: the attrs fields through the codec).
+
+        Raises:
+            ActorStopped: this object belongs to an activation that has stopped; use a ref.
+        """
+        return self._runtime.state_codec.unstructure(self, type(self))
 
     def restore(self, state: Any) -> None:
-        """Set the state from ``snapshot()``'s data (default: the attrs fields via the codec)."""
-        restored = self._runtime.codec.structure(state, type(self))
+        """Set the state from ``snapshot()``'s data (default: the attrs fields via the codec).
+
+        Raises:
+            ActorStopped: this object belongs to an activation that has stopped; use a ref.
+        """
+        restored = self._runtime.state_codec.structure(state, type(self))
         copy_fields(restored, self)
 
 

@@ -24,7 +24,7 @@ import attrs
 import msgspec
 import trio
 
-from eventstore import Enqueued, EventStore, NewEvent
+from eventstore import Codec, Enqueued, EventStore, Fence, NewEvent
 from eventstore._model import recorded_event
 
 from . import _registry as registry
@@ -236,11 +236,15 @@ class Cell:
             raise self._outside(turn, what)
         return turn
 
-    def _outside(self, turn: Turn | None, what: str | type) -> NotInTurn:
-        """Why ``what`` is refused: no turn of this actor, or ``turn`` has ended."""
+    def _outside(self, turn: Turn | None, what: str | type) -> ActorError:
+        """Why ``what`` is refused: this activation has stopped (a stale actor object), no
+        turn of this actor, or ``turn`` has ended. (Error paths only: the checks cost nothing
+        on the way to a change that is allowed.)"""
         if not isinstance(what, str):
             what = what.__name__
         if turn is None or turn.cell is not self:
+            if self.stopped.is_set():
+                return ActorStopped(self.name, self._stale_reason())
             return NotInTurn(f"{what} is only allowed inside a turn of {self.name} (receive, "
                              "run, on_start or on_notify)")
         return NotInTurn(f"{what}: the turn of {self.name} this task belongs to has ended; a "
@@ -1260,9 +1264,20 @@ class Cell:
         ``stop_error``).
         """
         assert self.stopped.is_set()
-        gone: Any = _Dismantled(self.name, f"{self.stop_reason or 'it was stopped'}; this actor "
-                                "object belongs to that activation: use a ref to reach the actor")
+        gone: Any = _Dismantled(self.name, self._stale_reason(), self.journal.fence)
         self.state = self.journal = gone
+
+    def _stale_reason(self) -> str:
+        """Why a stale actor object (one of this stopped activation's) cannot be used."""
+        return (f"{self.stop_reason or 'it was stopped'}; this actor object belongs to that "
+                "activation: use a ref to reach the actor")
+
+    @property
+    def state_codec(self) -> Codec:
+        """The codec, read through the state: a dismantled cell's raises ``ActorStopped``
+        (``Actor.snapshot``/``restore`` of a stale actor object)."""
+        codec: Codec = self.state.codec
+        return codec
 
     def resolve(self) -> Cell:
         """This cell, for a ref to a spawned actor; once stopped, ``ActorStopped``."""
@@ -1295,13 +1310,17 @@ class Cell:
 class _Dismantled:
     """A dismantled cell's state and journal: whatever a stale actor object reads of them
     raises ``ActorStopped``. (Not a ``__getattr__`` on ``Cell``: a class with one loses
-    CPython's fast attribute reads, and the cell's are on every message's path.)"""
+    CPython's fast attribute reads, and the cell's are on every message's path.)
 
-    __slots__ = ("_name", "_reason")
+    ``fence`` stays readable: in a cluster, the stopped cell's claim is released, and due work
+    claimed meanwhile compared with it, after the cell is dismantled."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    __slots__ = ("_name", "_reason", "fence")
+
+    def __init__(self, name: str, reason: str, fence: Fence | None) -> None:
         self._name = name
         self._reason = reason
+        self.fence = fence
 
     def __getattr__(self, name: str) -> Any:
         raise ActorStopped(self._name, self._reason)

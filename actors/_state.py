@@ -86,15 +86,17 @@ class ActorState:
     def current_version(self) -> int:
         return self.version
 
-    def turn_or_none(self) -> None:
-        return None
-
     def emit(self, events: Any) -> None:
         raise NotInTurn(f"{self.cls.__qualname__}({self.actor_id!r}) is a projection: it "
                         "cannot emit; spawn it to handle messages")
 
-    async def commit(self) -> None:  # pragma: no cover - flush() checks turn_or_none first
-        raise NotInTurn("a projection cannot commit")
+    @property
+    def state_codec(self) -> Codec:
+        return self.codec
+
+    async def commit(self) -> None:
+        raise NotInTurn(f"flush(): {self.cls.__qualname__}({self.actor_id!r}) is a projection: "
+                        "it cannot commit; spawn it to handle messages")
 
     # -- the fold --------------------------------------------------------------------------------
 

@@ -373,12 +373,14 @@ class ActorSystem:
         except Exception:
             log.exception("%s stopped with an error", cell.name)
         finally:
+            if cell.stopped.is_set():
+                # Nothing reads its state or journal any more (a cluster: its fence only, to
+                # release its claim): free them at once; a stale actor object's reads raise.
+                cell.dismantle()
             if self._hosting is not None:
                 await self._hosting.release(cell)
             if self._cells.get(key) is cell:
                 del self._cells[key]
-            if cell.stopped.is_set() and self._hosting is None:
-                cell.dismantle()  # nothing reaches its state any more: free it at once
             if self._index.rearm(cell.stream, after=self.clock.time()):
                 # Activated ahead of its timer, then stopped before it fired: the entry the
                 # activation took off the heap goes back, so the timer still wakes it.

@@ -588,9 +588,6 @@ async def test_a_stale_objects_id_and_ref_still_work_and_its_fields_keep_their_l
         assert stale.total == 5  # the new activation's state is another object
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT (also on main): emit() on a passivated activation's object raises NotInTurn "
-    "('only allowed inside a turn'), not ActorStopped naming the fix (use a ref)"))
 async def test_a_stale_objects_emit_outside_a_turn_raises_actor_stopped(
         autojump_clock: trio.testing.MockClock) -> None:
     async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
@@ -600,10 +597,6 @@ async def test_a_stale_objects_emit_outside_a_turn_raises_actor_stopped(
             stale.emit(Added(1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT (also on main): used inside a turn of the actor's new activation, the old object's "
-    "emit() says 'emit() is only allowed inside a turn of Keeper('k')' - while inside one - "
-    "instead of ActorStopped naming the fix"))
 async def test_a_stale_objects_emit_inside_the_new_activations_turn_raises_actor_stopped(
         autojump_clock: trio.testing.MockClock) -> None:
     async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
@@ -614,9 +607,6 @@ async def test_a_stale_objects_emit_inside_the_new_activations_turn_raises_actor
         assert await system.ref(Keeper, "k").ask(0) == 5  # and nothing was emitted
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT (also on main): flush() on a passivated activation's object raises NotInTurn, "
-    "not ActorStopped naming the fix"))
 async def test_a_stale_objects_flush_raises_actor_stopped(
         autojump_clock: trio.testing.MockClock) -> None:
     async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
@@ -626,9 +616,6 @@ async def test_a_stale_objects_flush_raises_actor_stopped(
             await stale.flush()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT (also on main): snapshot() on a passivated activation's object silently returns "
-    "its stale fields (restore() silently overwrites them) instead of ActorStopped"))
 async def test_a_stale_objects_snapshot_raises_actor_stopped(
         autojump_clock: trio.testing.MockClock) -> None:
     async with actors.ActorSystem(MemoryEventStore(), actors=[Keeper],
@@ -636,6 +623,29 @@ async def test_a_stale_objects_snapshot_raises_actor_stopped(
         stale = await _stale(system)
         with pytest.raises(actors.ActorStopped, match="use a ref"):
             stale.snapshot()
+
+
+async def test_a_stopped_spawned_actors_object_emits_and_flushes_nothing_naming_the_fix() -> None:
+    store = MemoryEventStore()
+    async with trio.open_nursery() as nursery:
+        Keeper.kept = []
+        ref = await actors.spawn(nursery, Keeper, "s", store=store)
+        await ref.ask(3)
+        await ref.ask("keep")
+        await ref.stop()
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            Keeper.kept[0].emit(Added(1))
+        with pytest.raises(actors.ActorStopped, match="use a ref"):
+            await Keeper.kept[0].flush()
+        nursery.cancel_scope.cancel()
+    assert await store.last_version("RedKeeper-s") == 1
+
+
+async def test_a_projected_actors_flush_says_it_is_a_projection() -> None:
+    projected = actors.testing.project(Keeper, [Added(2)])
+    with pytest.raises(actors.NotInTurn, match=r"flush\(\): .*Keeper\('.*'\) is a projection"):
+        await projected.flush()
+    assert projected.snapshot() == {"total": 2}
 
 
 async def test_a_ref_to_a_stopped_spawned_actor_raises_actor_stopped() -> None:
@@ -924,10 +934,6 @@ async def test_plain_turns_that_send_to_their_own_actor_run_each_sent_message_on
     assert (await replay.check(store, Probe, "p")).ok
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DEFECT (also on main): in a cluster a stopped cell is never dismantled (_System._serve "
-    "dismantles only when _hosting is None), so a passivated activation's stale object reads "
-    "its old state silently (stale.version, stale.notifier) instead of ActorStopped"))
 async def test_a_stale_object_of_a_cluster_member_raises_actor_stopped(tmp_path: Path) -> None:
     cluster = actors.Cluster(lease_seconds=2.0, poll_seconds=0.1, heartbeat_seconds=0.2)
     async with SQLiteEventStore(tmp_path / "e.db") as store, actors.ActorSystem(
