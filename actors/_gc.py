@@ -185,7 +185,7 @@ class _YoungCollections(trio.abc.Instrument):
         now = time.perf_counter()
         if now < self.due:
             return
-        if _active and _active[-1] == self.policy and gc.isenabled():
+        if _active and _active[-1] is self.policy and gc.isenabled():
             gc.collect(0)
             now = time.perf_counter()
         self.due = now + self.seconds

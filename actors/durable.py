@@ -39,7 +39,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-_OBSERVED = "actors.TimeObserved"
+_OBSERVED: str = getattr(TimeObserved, "__event_type__").name  # noqa: B009 - its @event_type
 _encode_json = msgspec.json.Encoder().encode
 
 

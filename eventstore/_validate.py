@@ -221,13 +221,9 @@ def json_text(value: Any) -> str:
 
 def _reads_back(value: Any, raw: bytes) -> bool:
     """Whether ``raw``, msgspec's text of ``value``, decodes to a value equal to ``value``."""
-    if type(value) is dict:
-        # The common event, a flat dict of str keys and plain leaves, is known good in C set
-        # operations over map(); only a float may have become null.
-        kinds = set(map(type, value.values()))
-        if (_LEAVES.issuperset(kinds) and _STR.issuperset(map(type, value))
-                and (float not in kinds or b"null" not in raw)):
-            return True
+    # The common event: a flat dict of str keys and plain leaves.
+    if type(value) is dict and _STR.issuperset(map(type, value)) and _flat(value.values(), raw):
+        return True
     # Nested dicts and lists of those leaves (a message inside a ``Received``, say) are known
     # good the same way, walked in Python: cheaper than decoding the text to compare.
     plain = _plain(value, 0)
@@ -343,10 +339,15 @@ def values_text(data: dict[str, Any]) -> str:
         raw = _encode_msgspec(values)
     except _ENCODE_FAILED:  # a value msgspec does not take (a float subclass, say)
         return json_text(values)
-    kinds = set(map(type, values))  # the flat event, known good from its types (_reads_back)
-    if _LEAVES.issuperset(kinds) and (float not in kinds or b"null" not in raw):
-        return raw.decode()
-    return json_text(values)
+    return raw.decode() if _flat(values, raw) else json_text(values)
+
+
+def _flat(values: Iterable[Any], raw: bytes) -> bool:
+    """Whether msgspec's text ``raw`` of a container of ``values`` reads back as it: known
+    good in C set operations when every value is a plain leaf; only a float may have become
+    null."""
+    kinds = set(map(type, values))
+    return _LEAVES.issuperset(kinds) and (float not in kinds or b"null" not in raw)
 
 
 def to_json(value: Any, what: str) -> str:
