@@ -50,13 +50,18 @@ class ShapeBook:
         found = by_name.get(event.fields)
         if found is None:
             return None
-        id, positional = found
-        return (id, event.values) if positional else (id, event.data)  # type: ignore[return-value]
+        return found[0], data_text(event, found[1])
 
     def learn(self, shapes: dict[Shape, Stored]) -> None:
         """Take shapes resolved in a transaction that committed."""
         for (name, keys), stored in shapes.items():
             self.known.setdefault(name, {})[keys] = stored
+
+
+def data_text(event: EncodedEvent, positional: bool) -> str:
+    """The text ``event``'s data is stored as under a shape stored ``positional``ly or not."""
+    values = event.values
+    return values if positional and values is not None else event.data
 
 
 def shape_of(event: EncodedEvent) -> Shape:

@@ -52,7 +52,7 @@ from ._group_commit import AppendRequest, checked_enqueue, checked_outcome
 from ._model import AppendResult, ExpectedVersion
 from ._sqlite_cluster import fence_holds
 from ._sqlite_schema import micros
-from ._sqlite_shapes import Shape, ShapeBook, Stored, resolve, shape_of
+from ._sqlite_shapes import Shape, ShapeBook, Stored, data_text, resolve, shape_of
 from ._validate import EncodedEvent, StoredAt, retried, version_matches
 from ._work import KEEP, NO_SIDE, Side
 
@@ -475,7 +475,7 @@ def _insert(conn: sqlite3.Connection, request: AppendRequest, version: int, reco
                 where = found.get(shape)
                 if where is None:
                     where = found[shape] = resolve(conn, shape)
-                stored = where[0], event.values if where[1] and event.values else event.data
+                stored = where[0], data_text(event, where[1])
             values += (request.stream, n, stored[0], stored[1], event.metadata,
                        event.id.bytes, recorded_at if event.recorded_at is None
                        else micros(event.recorded_at))
