@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_files import tables
 from sqlite_v5 import sqlite_to_v5
 
 import eventstore._sqlite_schema as schema
@@ -21,16 +22,6 @@ def sqlite_to_v4(path: Path) -> None:
         conn.execute("DROP TABLE owners")  # and its index
         conn.execute("DROP TABLE members")
         conn.execute("PRAGMA user_version = 4")
-    finally:
-        conn.close()
-
-
-def tables(path: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        # A table rebuilt by an upgrade reads as renamed ("events_v6" -> "events").
-        return sorted((name, sql.replace('"', "")) for name, sql in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
     finally:
         conn.close()
 

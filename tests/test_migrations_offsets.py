@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from sqlite_files import tables
 from sqlite_v5 import sqlite_to_v5
 
 import eventstore._sqlite_schema as schema
@@ -24,16 +25,6 @@ def sqlite_to_v3(path: Path) -> None:
         conn.execute("DROP TABLE owners")
         conn.execute("DROP TABLE members")
         conn.execute("PRAGMA user_version = 3")
-    finally:
-        conn.close()
-
-
-def tables(path: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(path)
-    try:
-        # A table rebuilt by an upgrade reads as renamed ("events_v6" -> "events").
-        return sorted((name, sql.replace('"', "")) for name, sql in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
     finally:
         conn.close()
 

@@ -8,7 +8,6 @@ every one of them to the row, and new appends to the same streams must read back
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_files import compact_json, dump, tables
 from sqlite_v6 import V6_SCHEMA
 
 import eventstore._sqlite_schema as schema
@@ -27,10 +27,6 @@ MOMENT = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 KEPT = ("events", "streams", "deleted_ids", "snapshots", "inbox", "wake", "offsets", "members",
         "owners", "sqlite_sequence")
 NAMES = ("shop:Opened", "shop:Added", "E")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def build_v6(path: Path) -> list[tuple[Any, ...]]:
@@ -53,7 +49,8 @@ def build_v6(path: Path) -> list[tuple[Any, ...]]:
         conn.execute(
             "INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (stream, version, kind, _json(data), None if metadata is None else _json(metadata),
+            (stream, version, kind, compact_json(data),
+             None if metadata is None else compact_json(metadata),
              id.bytes, at + position))
         events.append((stream, version, position, NAMES[kind - 1], data, metadata or {}, id,
                        MOMENT + timedelta(microseconds=position)))
@@ -66,7 +63,7 @@ def build_v6(path: Path) -> list[tuple[Any, ...]]:
     for n in range(3):  # three messages, the first one consumed: seq goes on from 3
         conn.execute("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) "
                      "VALUES (?, ?, 'Msg', ?, ?, ?)",
-                     ("b" if n else "a", uuid.uuid4().bytes, _json({"n": n}),
+                     ("b" if n else "a", uuid.uuid4().bytes, compact_json({"n": n}),
                       "{}" if n < 2 else '{"message_id":"m"}', at))
     conn.execute("DELETE FROM inbox WHERE seq = 1")
     conn.execute("INSERT INTO wake VALUES ('a', 12.5)")
@@ -84,14 +81,6 @@ def table_rows(path: Path, tables: tuple[str, ...] = KEPT) -> dict[str, list[tup
     try:
         return {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
                 for table in tables}
-    finally:
-        conn.close()
-
-
-def dump(path: Path) -> tuple[int, list[str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("PRAGMA user_version").fetchone()[0], list(conn.iterdump())
     finally:
         conn.close()
 
@@ -150,14 +139,6 @@ async def test_the_v7_upgrade_matches_a_new_files_schema(tmp_path: Path) -> None
     build_v6(tmp_path / "old.db")
     async with SQLiteEventStore(tmp_path / "old.db"), SQLiteEventStore(tmp_path / "new.db"):
         pass
-
-    def tables(path: Path) -> list[tuple[str, str]]:
-        conn = sqlite3.connect(path)
-        try:  # the rebuilt table's name reads as renamed ("types_v7" -> "types")
-            return sorted((name, sql.replace('"', "")) for name, sql in conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
-        finally:
-            conn.close()
 
     assert tables(tmp_path / "old.db") == tables(tmp_path / "new.db")
 

@@ -9,7 +9,6 @@ inbox sequence numbers.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlite_files import compact_json, dump, tables
 from sqlite_v5 import V5_SCHEMA
 
 import eventstore._sqlite_schema as schema
@@ -27,10 +27,6 @@ MOMENT = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 # Every table but events and types, as the upgrade must leave it.
 KEPT = ("streams", "deleted_ids", "snapshots", "inbox", "wake", "offsets", "members", "owners",
         "sqlite_sequence")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def build_v5(path: Path) -> list[tuple[Any, ...]]:
@@ -52,7 +48,8 @@ def build_v5(path: Path) -> list[tuple[Any, ...]]:
         conn.execute(
             "INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (stream, version, kind, _json(data), _json(metadata), id.bytes, at + position))
+            (stream, version, kind, compact_json(data), compact_json(metadata), id.bytes,
+             at + position))
         events.append((stream, version, position, kind, data, metadata, id,
                        MOMENT + timedelta(microseconds=position)))
     # As delete_up_to did it: b's first event, and gone's only one (the newest position).
@@ -65,7 +62,7 @@ def build_v5(path: Path) -> list[tuple[Any, ...]]:
     for n in range(3):  # three messages, the first one consumed: seq goes on from 3
         conn.execute("INSERT INTO inbox (stream, id, type, data, metadata, recorded_at) "
                      "VALUES (?, ?, 'Msg', ?, ?, ?)",
-                     ("b" if n else "a", uuid.uuid4().bytes, _json({"n": n}),
+                     ("b" if n else "a", uuid.uuid4().bytes, compact_json({"n": n}),
                       "{}" if n < 2 else '{"message_id":"m"}', at))
     conn.execute("DELETE FROM inbox WHERE seq = 1")
     conn.execute("INSERT INTO wake VALUES ('a', 12.5), ('c', 99.0)")
@@ -83,14 +80,6 @@ def snapshot_tables(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     try:
         return {table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
                 for table in KEPT}
-    finally:
-        conn.close()
-
-
-def dump(path: Path) -> tuple[int, list[str]]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("PRAGMA user_version").fetchone()[0], list(conn.iterdump())
     finally:
         conn.close()
 
@@ -144,14 +133,6 @@ async def test_the_v6_upgrade_matches_a_new_files_schema(tmp_path: Path) -> None
     build_v5(tmp_path / "old.db")
     async with SQLiteEventStore(tmp_path / "old.db"), SQLiteEventStore(tmp_path / "new.db"):
         pass
-
-    def tables(path: Path) -> list[tuple[str, str]]:
-        conn = sqlite3.connect(path)
-        try:  # the rebuilt table's name reads as renamed ("events_v6" -> "events")
-            return sorted((name, sql.replace('"', "")) for name, sql in conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
-        finally:
-            conn.close()
 
     assert tables(tmp_path / "old.db") == tables(tmp_path / "new.db")
 
