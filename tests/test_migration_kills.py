@@ -6,10 +6,12 @@ snapshot and position kept. A child process (``children/migration_killer.py``) o
 and kills itself just before its writer runs its K-th SQL statement; the test first has it list
 the statements of an undisturbed upgrade.
 
-Files: a format-1 file (``test_migrations.build_v1``), which runs every upgrade there is, and a
-format-6 file with rows in every table (``test_migrations_shapes.build_v6``). By default the kill
-lands at the start, the middle and the ``COMMIT`` of each step's transaction;
-``ACTORS_TEST_MIGRATION_KILLS=all`` kills before every statement in turn.
+SQLite files: a format-1 file (``test_migrations.build_v1``), which runs every upgrade there is,
+and a format-6 file with rows in every table (``test_migrations_shapes.build_v6``). PostgreSQL: a
+schema turned back into version 1 (``test_migrations.postgres_to_v1``); the server rolls back the
+killed client's open transaction. By default the kill lands at the start, the middle and the
+``COMMIT`` of each step's transaction; ``ACTORS_TEST_MIGRATION_KILLS=all`` kills before every
+statement in turn.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 
 import pytest
 from sqlite_files import dump
-from test_migrations import build_v1
+from test_migrations import build_v1, fill_postgres, postgres_state, postgres_to_v1
 from test_migrations_shapes import build_v6
 
+import eventstore._postgres_sql as postgres_sql
 import eventstore._sqlite_schema as schema
 from eventstore.sqlite import SQLiteEventStore
 
@@ -44,8 +47,8 @@ FILES: dict[str, tuple[int, Callable[[Path], list[tuple[Any, ...]]]]] = {
     "v1": (1, _v1), "v6": (6, build_v6)}
 
 
-def run_child(path: Path, kill_at: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(CHILD), str(path), str(kill_at)],
+def run_child(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(CHILD), *map(str, args)],
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -64,12 +67,26 @@ def committed_states(original: Path, scratch: Path) -> dict[int, tuple[int, list
     return states
 
 
-def kill_points(statements: list[str]) -> list[int]:
-    """The statements to kill before (1-based): every one, or each transaction's first, middle
-    and ``COMMIT``."""
+def committed_postgres_states(url: str, name: str) -> dict[int, tuple[Any, ...]]:
+    """A schema as each upgrade step leaves it once committed, by version, from version 1 on."""
+    import psycopg
+    from psycopg import sql
+
+    postgres_to_v1(url, name)
+    states = {1: postgres_state(url, name)}
+    q = postgres_sql.Statements(sql.Identifier(name).as_string())
+    with psycopg.connect(url, autocommit=True) as conn:
+        for version in range(1, postgres_sql.SCHEMA_VERSION):
+            assert postgres_sql._migrate(conn, q, name, url, version) == version + 1
+            states[version + 1] = postgres_state(url, name)
+    return states
+
+
+def kill_points(statements: list[str], begins: list[int]) -> list[int]:
+    """The statements to kill before (1-based): every one, or each transaction's first (given:
+    ``begins``), middle and ``COMMIT``."""
     if EVERY_STATEMENT:
         return list(range(1, len(statements) + 1))
-    begins = [n for n, text in enumerate(statements, 1) if text.startswith("BEGIN")]
     commits = [n for n, text in enumerate(statements, 1) if text == "COMMIT"]
     assert len(begins) == len(commits) >= 2, statements
     points = set()
@@ -92,16 +109,17 @@ async def test_a_kill_anywhere_in_an_upgrade_loses_nothing(tmp_path: Path, name:
 
     listing = tmp_path / "listing.db"
     shutil.copy(original, listing)
-    undisturbed = run_child(listing, 0)
+    undisturbed = run_child("sqlite", listing, 0)
     assert undisturbed.returncode == 0, undisturbed.stderr
     statements = undisturbed.stdout.splitlines()
     assert dump(listing) == states[schema.SCHEMA_VERSION]
 
     landed = set()
-    for point in kill_points(statements):
+    begins = [n for n, text in enumerate(statements, 1) if text.startswith("BEGIN")]
+    for point in kill_points(statements, begins):
         path = tmp_path / f"killed-{point}.db"
         shutil.copy(original, path)
-        killed = run_child(path, point)
+        killed = run_child("sqlite", path, point)
         where = f"killed before statement {point} ({statements[point - 1]!r})"
         assert killed.returncode == -signal.SIGKILL, f"{where}: {killed.stderr}"
         at, rows = dump(path)
@@ -118,3 +136,41 @@ async def test_a_kill_anywhere_in_an_upgrade_loses_nothing(tmp_path: Path, name:
         assert dump(path) == states[schema.SCHEMA_VERSION], where
     # Kills landed before the first step committed, between steps, and after the last.
     assert landed == set(states), landed
+
+
+async def test_a_kill_anywhere_in_a_postgres_upgrade_loses_nothing(
+        postgres_url: str, postgres_schema: str) -> None:
+    from eventstore.postgres import PostgresEventStore
+
+    held = await fill_postgres(postgres_url, postgres_schema)
+    current = postgres_state(postgres_url, postgres_schema)
+    states = committed_postgres_states(postgres_url, postgres_schema)
+    assert states[postgres_sql.SCHEMA_VERSION] == current
+    postgres_to_v1(postgres_url, postgres_schema)
+
+    undisturbed = run_child("postgres", postgres_url, postgres_schema, 0)
+    assert undisturbed.returncode == 0, undisturbed.stderr
+    statements = undisturbed.stdout.splitlines()
+    assert postgres_state(postgres_url, postgres_schema) == current
+    # Each upgrade's transaction starts by taking the schema's advisory lock.
+    begins = [n for n, text in enumerate(statements, 1) if "pg_advisory_xact_lock" in text]
+    assert len(begins) == postgres_sql.SCHEMA_VERSION - 1, statements
+
+    landed = set()
+    for point in kill_points(statements, begins):
+        postgres_to_v1(postgres_url, postgres_schema)
+        killed = run_child("postgres", postgres_url, postgres_schema, point)
+        where = f"killed before statement {point} ({statements[point - 1]!r})"
+        assert killed.returncode == -signal.SIGKILL, f"{where}: {killed.stderr}"
+        # What the killed client committed; its open transaction, if any, is not seen.
+        state = postgres_state(postgres_url, postgres_schema)
+        at = state[0][0]
+        assert state == states[at], f"{where}: the schema is not as a committed step left it"
+        landed.add(at)
+        # Opening waits on the advisory lock until the server has rolled the killed one back.
+        async with PostgresEventStore(postgres_url, schema=postgres_schema) as store:
+            assert [e async for e in store.read_all()] == held, where
+        assert postgres_state(postgres_url, postgres_schema) == current, where
+    # Kills landed before the first step committed and between steps (nothing runs after the
+    # last step's COMMIT).
+    assert landed == set(range(1, postgres_sql.SCHEMA_VERSION)), landed
