@@ -60,7 +60,7 @@ from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
 from ._telemetry import Carrier, Telemetry
 from ._timers import EventSourcedNotifier
-from ._turn import Turn, current_turn, track_branches
+from ._turn import WAKE_UP, Turn, current_turn, track_branches
 
 log = logging.getLogger("actors")
 _decode_json = msgspec.json.Decoder().decode
@@ -1078,10 +1078,11 @@ class Cell:
         started = self.clock.time()
         if at is None or at.timestamp() > started:
             return  # woken early (the wall clock lags trio's): the loop sleeps the rest
+        await self._commit_schedulers(datetime.fromtimestamp(started, UTC))
         seq = self.notifier.earliest_seq()
         if self.telemetry is not None:
             self.telemetry.timer_fired(self, started - at.timestamp())
-        turn = Turn(self, scope=f"notify:{seq}")
+        turn = Turn(self, scope=f"{WAKE_UP}{seq}")
         failed = False
         try:
             await self._scoped_turn(turn, self.actor.on_notify)
@@ -1111,6 +1112,21 @@ class Cell:
             self._stale_wake = started
         else:
             self._stale_wake = None
+
+    async def _commit_schedulers(self, due: datetime) -> None:
+        """Before a wake-up: commit each live turn (``run()``, say) that scheduled a timer due
+        by ``due`` (now) and has not committed it yet, as a commit point of that turn (as at a
+        stop), so that the firing never reaches the log before the scheduling.
+
+        A turn that cannot commit (an ``apply()`` of it raised) is left alone: the wake-up then
+        fails at its commit, writing nothing, and is tried again.
+        """
+        journal = self.journal
+        live = [item.turn for item in journal.pending
+                if type(item.event) is NotificationScheduled and item.event.at <= due
+                and item.turn not in journal.ended and item.turn.poisoned is None]
+        for turn in dict.fromkeys(live):
+            await journal.commit(turn, mid_scope=True)
 
     async def _supervise_run(self) -> None:
         failures = 0

@@ -38,7 +38,7 @@ from eventstore import (
 from eventstore._validate import json_text
 
 from ._errors import ActorError, ActorStopped, RecoveryError
-from ._events import ScopeCommitted, markable
+from ._events import NotificationFired, ScopeCommitted, markable
 from ._state import ActorState
 from ._turn import Turn
 
@@ -132,7 +132,9 @@ class Journal:
         in one batch (a commit point of that turn; with None, of the ended turns only).
 
         With ``mid_scope`` (``flush()``, a durable sleep, a stop) the batch starts with the
-        marker that lets a re-execution of the scope match what it already committed.
+        marker that lets a re-execution of the scope match what it already committed; a
+        wake-up's own ``NotificationFired`` stay pending: its firing is committed with its end,
+        so a wake-up cut short (a crash, a stop, a failure) is handed its tokens again.
 
         Raises:
             ActorStopped: the actor lost a version race, or the store could not say whether the
@@ -156,6 +158,9 @@ class Journal:
                 last = pending.index(mine[-1]) if mine else 0
                 reordered = any(not (item.turn is root or item.turn in ended)
                                 for item in pending[:last])
+            if mid_scope and root is not None and root.is_wake_up:
+                mine = [item for item in mine
+                        if not (item.turn is root and type(item.event) is NotificationFired)]
             if not mine:
                 self._forget(ended)
                 return  # the lock was still awaited: a turn never ends during a commit
@@ -355,8 +360,13 @@ class Journal:
         self.work_hook(self.cell, wake)
 
     async def reindex(self) -> None:
-        """Correct the work index to what the state says (at start, and after a stop)."""
-        wake = self.cell.work_at()
+        """Correct the work index to what the state says (at start, and after a stop).
+
+        After a stop, a firing its cut-short turn kept pending is not in the log: the tokens
+        are due again, so the actor has work now.
+        """
+        fired = any(type(item.event) is NotificationFired for item in self.pending)
+        wake = 0.0 if fired else self.cell.work_at()
         if self.work_hook is not None and wake != self.indexed:
             await self._index(wake)
 

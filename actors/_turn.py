@@ -25,6 +25,11 @@ ONCE = "once"
 are recorded in the log but never kept for a replay (and it needs no ``ScopeCompleted``)."""
 
 
+WAKE_UP = "notify:"
+"""The prefix of a wake-up's scope (``on_notify``): ``notify:`` and the sequence number of the
+earliest due notification."""
+
+
 class Turn:
     """One execution of a scope, or one branch (task) of it.
 
@@ -74,6 +79,12 @@ class Turn:
         """Whether this scope may execute again (``run``, a wake-up, a message with an id)."""
         scope = self.root._scope
         return scope is not None and scope != ONCE
+
+    @property
+    def is_wake_up(self) -> bool:
+        """Whether this is (a branch of) a wake-up's turn."""
+        scope = self.root._scope
+        return scope is not None and scope.startswith(WAKE_UP)
 
     def child(self) -> Turn:
         """The branch for the next task this branch starts."""

@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from ._cell import _interrupted
 from ._telemetry import Carrier, Telemetry, TurnSpan
+from ._turn import WAKE_UP
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -236,6 +237,6 @@ def _handler(scope: str | None) -> str:
     """The handler a turn of ``scope`` runs (None or ``msg:<id>``: a message)."""
     if scope is None or scope.startswith("msg:"):
         return "receive"
-    if scope.startswith("notify:"):
+    if scope.startswith(WAKE_UP):
         return "on_notify"
     return "on_start" if scope == "start" else scope

@@ -252,13 +252,12 @@ async def test_a_commit_never_reorders_the_log_into_one_that_does_not_recover(
             await again.stop()  # exact: recovered
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "NotificationFired is committed before run()'s pending NotificationScheduled"))
-async def test_a_timer_from_run_that_fires_before_run_commits_corrupts_the_log(
+async def test_a_timer_from_run_that_fires_before_run_commits_fires_after_its_scheduling(
         autojump_clock: trio.testing.MockClock) -> None:
     """run() schedules a timer (armed at once, not yet committed) and waits. The timer fires:
-    on_notify's commit appends NotificationFired before the NotificationScheduled it consumes,
-    which run() still holds pending. The log no longer folds."""
+    on_notify's commit would append NotificationFired before the NotificationScheduled it
+    consumes, which run() still holds pending (the log would no longer fold). The wake-up first
+    commits run()'s events so far, as a commit point of run()."""
     fired: list[Any] = []
 
     @attrs.define
@@ -482,14 +481,14 @@ async def test_a_task_a_branch_starts_elsewhere_gets_a_branch_of_its_own(
 # -- 8. stopping does not wait out durable sleeps; they resume -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the sleep commits NotificationFired, so the stopped wake-up never runs again"))
-async def test_a_wake_up_stopped_in_a_durable_sleep_never_resumes(
-        autojump_clock: trio.testing.MockClock) -> None:
-    """on_notify takes its due token, then sleeps durably before acting on it. The sleep's
-    commit point commits NotificationFired, so once the actor is stopped mid-sleep nothing is
-    due any more: the wake-up's scope is never called again and its work is silently lost.
-    (A crash mid-sleep loses it the same way.)"""
+@pytest.mark.parametrize("cut", ["stop", "crash"])
+async def test_a_wake_up_cut_short_in_a_durable_sleep_resumes(
+        autojump_clock: trio.testing.MockClock, cut: str) -> None:
+    """on_notify takes its due token, then sleeps durably before acting on it. Were the sleep's
+    commit point to commit NotificationFired, then once the actor is stopped (or crashes)
+    mid-sleep nothing would be due any more: the wake-up's scope would never be called again and
+    its work would be silently lost. The firing is committed with the wake-up's end instead: the
+    token is handed out again, and the scope resumes its sleep where it was."""
 
     @attrs.define
     class Throttled(actors.Actor):
@@ -511,10 +510,15 @@ async def test_a_wake_up_stopped_in_a_durable_sleep_never_resumes(
         ref = await kit.spawn(Throttled, "t")
         await ref.ask("mail")
         await kit.advance(30)  # the wake-up took "mail" and sleeps until 70 s
-        await ref.stop()
+        await (ref.stop() if cut == "stop" else kit.crash(ref))
         await kit.recover(ref)
         await kit.advance(1000)
         assert kit.state(ref).sent == ["mail"]  # type: ignore[attr-defined]
+        events = await kit.events(ref, system=True)
+    sleeps = [e for e in events if isinstance(e, actors.SleepStarted)]
+    assert len(sleeps) == 1 and sleeps[0].seconds == 60  # resumed, not slept again from zero
+    assert [e for e in events if isinstance(e, Sent)] == [Sent("mail")]
+    assert sum(isinstance(e, actors.NotificationFired) for e in events) == 1
 
 
 async def test_leaving_a_system_while_on_start_sleeps_durably_leaves_it_alone(
