@@ -1078,13 +1078,13 @@ class Cell:
         started = self.clock.time()
         if at is None or at.timestamp() > started:
             return  # woken early (the wall clock lags trio's): the loop sleeps the rest
-        await self._commit_schedulers(datetime.fromtimestamp(started, UTC))
         seq = self.notifier.earliest_seq()
         if self.telemetry is not None:
             self.telemetry.timer_fired(self, started - at.timestamp())
         turn = Turn(self, scope=f"{WAKE_UP}{seq}")
         failed = False
         try:
+            await self._commit_schedulers(datetime.fromtimestamp(started, UTC))
             await self._scoped_turn(turn, self.actor.on_notify)
         except BaseException as exc:
             if not (isinstance(exc, Exception) or _interrupted(exc)):

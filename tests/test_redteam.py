@@ -279,6 +279,46 @@ async def test_a_timer_from_run_that_fires_before_run_commits_fires_after_its_sc
     assert state.notifier.pending() == []
 
 
+class FailingOnce(MemoryEventStore):
+    """Refuses the next append once ``armed`` (writing nothing), as a store error would."""
+
+    armed = False
+
+    async def _append(self, stream: str, events: Any, expected: Any,
+                      side: Any) -> eventstore.AppendResult:
+        if self.armed:
+            self.armed = False
+            raise eventstore.EventStoreError("the disk is full (injected); nothing was written")
+        return await super()._append(stream, events, expected, side)
+
+
+async def test_a_failed_commit_of_the_scheduling_turn_retries_the_wake_up(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """The commit of run()'s events that a wake-up makes first fails (a store error): the
+    wake-up is tried again after a backoff, as a failed on_notify is; the actor goes on."""
+    fired: list[Any] = []
+
+    @attrs.define
+    class Alarm(actors.Actor):
+        async def run(self) -> None:
+            self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=30), "wake")
+            await trio.sleep_forever()
+
+        async def on_notify(self) -> None:
+            fired.extend(self.notifier.due(await durable.now.aio()))
+
+    store = FailingOnce()
+    async with ActorTestKit(store=store) as kit:
+        ref = await kit.spawn(Alarm, "a")
+        await kit.advance(10)
+        store.armed = True
+        await kit.advance(100)
+        assert fired == ["wake"] and not store.armed
+        await kit.crash(ref)
+    state = await replay.state_at(store, Alarm, "a")
+    assert state.notifier.pending() == []
+
+
 async def test_a_timer_set_by_a_message_while_runs_timer_is_pending_keeps_both(
         autojump_clock: trio.testing.MockClock) -> None:
     """run() schedules timer seq 0 (pending); a message turn schedules seq 1 and commits it.
