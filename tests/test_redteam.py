@@ -555,6 +555,8 @@ async def test_a_wake_up_cut_short_in_a_durable_sleep_resumes(
         await kit.advance(1000)
         assert kit.state(ref).sent == ["mail"]  # type: ignore[attr-defined]
         events = await kit.events(ref, system=True)
+        checked = await replay.check(kit.store, Throttled, "t")
+    assert checked.ok, checked.divergence
     sleeps = [e for e in events if isinstance(e, actors.SleepStarted)]
     assert len(sleeps) == 1 and sleeps[0].seconds == 60  # resumed, not slept again from zero
     assert [e for e in events if isinstance(e, Sent)] == [Sent("mail")]
