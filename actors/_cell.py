@@ -44,6 +44,7 @@ from ._events import (
     DeadLettered,
     MessageSent,
     NotificationCancelled,
+    NotificationFired,
     NotificationScheduled,
     Received,
     ReplyRecorded,
@@ -1078,14 +1079,13 @@ class Cell:
         started = self.clock.time()
         if at is None or at.timestamp() > started:
             return  # woken early (the wall clock lags trio's): the loop sleeps the rest
-        seq = self.notifier.earliest_seq()
         if self.telemetry is not None:
             self.telemetry.timer_fired(self, started - at.timestamp())
-        turn = Turn(self, scope=f"{WAKE_UP}{seq}")
+        resumed = self._cut_short_wake_up()
+        turn = Turn(self, scope=resumed or f"{WAKE_UP}{self.notifier.earliest_seq()}")
         failed = False
         try:
-            await self._commit_schedulers(datetime.fromtimestamp(started, UTC))
-            await self._scoped_turn(turn, self.actor.on_notify)
+            await self._scoped_turn(turn, functools.partial(self._notify, turn))
         except BaseException as exc:
             if not (isinstance(exc, Exception) or _interrupted(exc)):
                 raise
@@ -1102,8 +1102,10 @@ class Cell:
             self._notify_failures = 0
             self._retry_at = math.inf
         after = self.notifier.next_at()
-        # Stale: due when the wake-up began, yet left (not: due by now, after a slow turn).
-        if after is not None and (failed or after <= at) and after.timestamp() <= started:
+        # Stale: due when the wake-up began, yet left (not: due by now, after a slow turn). A
+        # wake-up run again hands out what was due when it first ran: the rest is not stale.
+        if after is not None and (failed or (after <= at and resumed is None)) and \
+                after.timestamp() <= started:
             if not failed and not self._warned_stale:
                 self._warned_stale = True
                 warnings.warn(f"{self.name}.on_notify left due notifications unconsumed; call "
@@ -1113,20 +1115,38 @@ class Cell:
         else:
             self._stale_wake = None
 
-    async def _commit_schedulers(self, due: datetime) -> None:
-        """Before a wake-up: commit each live turn (``run()``, say) that scheduled a timer due
-        by ``due`` (now) and has not committed it yet, as a commit point of that turn (as at a
-        stop), so that the firing never reaches the log before the scheduling.
+    def _cut_short_wake_up(self) -> str | None:
+        """The scope of a wake-up that committed part of its work (at a durable sleep, say) and
+        was cut short (a crash, a stop, a failure), if any: its firing is not in the log, so its
+        tokens are due again, and the next wake-up runs that scope again, whatever notification
+        is the earliest by then (one scheduled since, in the past, or a cancelled one)."""
+        scopes = [scope for scope in self.state.record.scopes if scope.startswith(WAKE_UP)]
+        if not scopes:
+            return None
+        return min(scopes, key=lambda scope: (len(scope), scope))  # the lowest seq first
+
+    async def _notify(self, turn: Turn) -> None:
+        """A wake-up's body: ``on_notify``, then the commit of the live turns (``run()``, say)
+        that scheduled what it fired and have not committed that yet, each as a commit point of
+        that turn (as at a stop): the wake-up's own commit, its end, then never puts a firing in
+        the log before its scheduling.
 
         A turn that cannot commit (an ``apply()`` of it raised) is left alone: the wake-up then
         fails at its commit, writing nothing, and is tried again.
         """
+        await self.actor.on_notify()
         journal = self.journal
+        fired = {seq for item in journal.pending
+                 if item.turn is turn and type(item.event) is NotificationFired
+                 for seq in item.event.seqs}
+        if not fired:
+            return
         live = [item.turn for item in journal.pending
-                if type(item.event) is NotificationScheduled and item.event.at <= due
-                and item.turn not in journal.ended and item.turn.poisoned is None]
-        for turn in dict.fromkeys(live):
-            await journal.commit(turn, mid_scope=True)
+                if type(item.event) is NotificationScheduled and item.event.seq in fired
+                and item.turn is not turn and item.turn not in journal.ended
+                and item.turn.poisoned is None]
+        for scheduler in dict.fromkeys(live):
+            await journal.commit(scheduler, mid_scope=True)
 
     async def _supervise_run(self) -> None:
         failures = 0

@@ -156,7 +156,11 @@ class Journal:
             else:
                 mine = [item for item in pending if item.turn is root or item.turn in ended]
                 last = pending.index(mine[-1]) if mine else 0
+                # Another live turn's firing (a sleeping wake-up's) is passed freely: no event
+                # of these builds on it (its tokens are gone from the state, nothing can refer
+                # to them), so the log folds the same.
                 reordered = any(not (item.turn is root or item.turn in ended)
+                                and type(item.event) is not NotificationFired
                                 for item in pending[:last])
             if mid_scope and root is not None and root.is_wake_up:
                 mine = [item for item in mine

@@ -294,8 +294,9 @@ class FailingOnce(MemoryEventStore):
 
 async def test_a_failed_commit_of_the_scheduling_turn_retries_the_wake_up(
         autojump_clock: trio.testing.MockClock) -> None:
-    """The commit of run()'s events that a wake-up makes first fails (a store error): the
-    wake-up is tried again after a backoff, as a failed on_notify is; the actor goes on."""
+    """The commit of run()'s events that a wake-up makes before its own fails (a store
+    error): the wake-up fails as a whole, writing nothing, and is tried again after a backoff,
+    as a failed on_notify is (its side effects at least once); the actor goes on."""
     fired: list[Any] = []
 
     @attrs.define
@@ -313,8 +314,10 @@ async def test_a_failed_commit_of_the_scheduling_turn_retries_the_wake_up(
         await kit.advance(10)
         store.armed = True
         await kit.advance(100)
-        assert fired == ["wake"] and not store.armed
+        assert fired == ["wake", "wake"] and not store.armed  # the first try failed
+        events = await kit.events(ref, system=True)
         await kit.crash(ref)
+    assert sum(isinstance(e, actors.NotificationFired) for e in events) == 1
     state = await replay.state_at(store, Alarm, "a")
     assert state.notifier.pending() == []
 
