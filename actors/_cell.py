@@ -346,6 +346,23 @@ class Cell:
         self._add_system(root, turn, event, side, new)
         if isinstance(event, _TIMERS):
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
+        elif type(event) is NotificationFired and root.is_wake_up:
+            fires = turn.fires
+            if fires is None:
+                fires = turn.fires = {}
+            fires[turn.calls] = fires.get(turn.calls, 0) + 1
+
+    def recorded_fire(self, turn: Turn) -> tuple[int, ...] | None:
+        """In a wake-up that runs again: the notifications its next ``due()`` handed out the
+        first time (counted per place, as emits are matched); None: hand out what is due."""
+        record = self.state.record.scopes.get(turn.root.scope)
+        if record is None or not record.fired:
+            return None
+        handed = record.fired.get((turn.branch, turn.calls))
+        if not handed:
+            return None
+        n = 0 if turn.fires is None else turn.fires.get(turn.calls, 0)
+        return handed[n] if n < len(handed) else None
 
     def emit_call(self, turn: Turn, event: SystemEvent, new: NewEvent | None) -> None:
         """Emit the record of a durable call that ``turn`` makes, on trio's thread: what
@@ -1090,8 +1107,8 @@ class Cell:
             if not (isinstance(exc, Exception) or _interrupted(exc)):
                 raise
             self._after_failure(exc)
-            if self.closing:
-                return
+            if self.closing or isinstance(exc, SleepInterrupted):
+                return  # stopping (a stop cut its durable sleep short): it resumes when activated
             failed = True
             self._notify_failures += 1
             delay = _RETRY.backoff(self._notify_failures)

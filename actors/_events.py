@@ -196,11 +196,14 @@ class ScopeCommitted(SystemEvent):
     so that a scope which runs again (``run()`` after a restart, a redelivered message) matches
     what it emits against what it already committed instead of appending it twice. ``marks``
     holds one ``(*branch, calls)`` tuple per user event: the task that emitted it and how many
-    durable calls that task had made by then.
+    durable calls that task had made by then. ``fired``: in a wake-up, what each of its
+    ``due()`` calls so far handed out, ``((*branch, calls), seqs)`` in order, whose
+    ``NotificationFired`` waits for the wake-up's end: run again, those calls hand out the same.
     """
 
     scope: str
     marks: tuple[tuple[int, ...], ...]
+    fired: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
 @event_type("actors.RunCompleted")

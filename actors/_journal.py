@@ -319,15 +319,23 @@ class Journal:
 
     def _marker(self, root: Turn, mine: list[Pending]) -> ScopeCommitted | None:
         """The marker of ``root``'s events in the batch: a mark per markable event after it,
-        ``()`` for one of another (ended) turn in the same batch."""
+        ``()`` for one of another (ended) turn in the same batch; for a wake-up, also what its
+        ``due()`` calls handed out so far."""
         marks = tuple((*item.branch.branch, item.calls) if item.turn is root else ()
                       for item in mine if markable(item.event))
-        return ScopeCommitted(root.scope, marks) if any(marks) else None
+        # A wake-up's hand-outs so far, which wait for its end (``commit``): all of them.
+        fired = tuple(((*item.branch.branch, item.calls), item.event.seqs)
+                      for item in self.pending
+                      if item.turn is root and type(item.event) is NotificationFired) \
+            if root.is_wake_up else ()
+        return ScopeCommitted(root.scope, marks, fired) if any(marks) or fired else None
 
     def _record_marked(self, marker: ScopeCommitted, mine: list[Pending]) -> None:
         """Fold the marker's events into the record, as recovery will, and move each branch's
         cursor past them: they are its own, not history to match."""
         record = self.state.record
+        if marker.fired:
+            record.set_fired(marker.scope, marker.fired)
         users = [item for item in mine if markable(item.event)]
         for mark, item in zip(marker.marks, users, strict=True):
             if not mark:

@@ -10,7 +10,7 @@ records a value twice nor appends an event twice. Scopes are dropped when they c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from eventstore import Codec
@@ -31,13 +31,15 @@ Branch = tuple[int, ...]
 
 
 class ScopeRecord:
-    """One unfinished scope: its durable calls per branch, its committed events per place."""
+    """One unfinished scope: its durable calls per branch, its committed events per place, and
+    (a wake-up) what its ``due()`` calls handed out per place, in order."""
 
-    __slots__ = ("calls", "events")
+    __slots__ = ("calls", "events", "fired")
 
     def __init__(self) -> None:
         self.calls: dict[Branch, list[Recorded]] = {}
         self.events: dict[tuple[Branch, int], list[Any]] = {}
+        self.fired: dict[tuple[Branch, int], list[tuple[int, ...]]] = {}
 
     def continues_after(self, branch: Branch, calls: int) -> bool:
         """Whether the branch's recorded history goes on past its ``calls``-th durable call."""
@@ -73,6 +75,18 @@ class DurableRecord:
         if record is None:
             record = self.scopes[scope] = ScopeRecord()
         record.events.setdefault((mark[:-1], mark[-1]), []).append(event)
+
+    def set_fired(self, scope: str, fired: Iterable[tuple[Iterable[int], Iterable[int]]]) -> None:
+        """Record what ``scope``'s ``due()`` calls handed out so far: ``(mark, seqs)`` pairs in
+        order, ``mark`` being ``(*branch, calls)``; replaces what was recorded before."""
+        record = self.scopes.get(scope)
+        if record is None:
+            record = self.scopes[scope] = ScopeRecord()
+        places: dict[tuple[Branch, int], list[tuple[int, ...]]] = {}
+        for mark, seqs in fired:
+            at = tuple(mark)
+            places.setdefault((at[:-1], at[-1]), []).append(tuple(seqs))
+        record.fired = places
 
     def get(self, scope: str, index: int, branch: Branch = ()) -> Recorded | None:
         record = self.scopes.get(scope)
@@ -111,11 +125,15 @@ class DurableRecord:
             for (branch, calls_before), events in record.events.items():
                 out.extend({"kind": "event", "scope": scope, "mark": [*branch, calls_before],
                             "event": codec.encode_value(event)} for event in events)
+            for (branch, calls_before), handed in record.fired.items():
+                out.extend({"kind": "fired", "scope": scope, "mark": [*branch, calls_before],
+                            "seqs": list(seqs)} for seqs in handed)
         return out
 
     @classmethod
     def load(cls, data: list[dict[str, Any]], codec: Codec) -> DurableRecord:
         record = cls()
+        fired: dict[str, list[tuple[list[int], list[int]]]] = {}
         for item in data:
             kind = item["kind"]
             branch = tuple(item.get("branch", ()))
@@ -130,6 +148,10 @@ class DurableRecord:
             elif kind == "event":
                 record.add_event(item["scope"], tuple(item["mark"]),
                                  codec.decode_value(item["event"]))
+            elif kind == "fired":
+                fired.setdefault(item["scope"], []).append((item["mark"], item["seqs"]))
             else:
                 raise ValueError(f"unknown durable record item {kind!r}")
+        for scope, handed in fired.items():
+            record.set_fired(scope, handed)
         return record

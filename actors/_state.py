@@ -125,6 +125,8 @@ class ActorState:
             self.run_done = True
         elif isinstance(event, ScopeCommitted):
             self._marks = (event.scope, deque(event.marks)) if event.marks else None
+            if event.fired:
+                self.record.set_fired(event.scope, event.fired)
 
     def fold_recorded(self, recorded: RecordedEvent, event: Any) -> None:
         """Fold the next event of the log, checking that it follows the state's version.

@@ -14,7 +14,8 @@ from ._events import (
     NotificationScheduled,
     SystemEvent,
 )
-from ._notifier import MultiNotifier
+from ._notifier import MultiNotifier, _utc
+from ._turn import Turn, current_turn
 
 
 class EventSourcedNotifier(MultiNotifier[Any]):
@@ -30,6 +31,30 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         super().__init__()
         self._codec = codec
         self._emit = emit
+
+    def due(self, now: datetime) -> list[Any]:
+        """``MultiNotifier.due``; in a wake-up that runs again (cut short after a commit point),
+        what that ``due()`` call handed out the first time, those of it still pending."""
+        turn = current_turn.get()
+        if turn is not None and turn.root.is_wake_up and turn.cell.state.notifier is self:
+            seqs = turn.cell.recorded_fire(turn)
+            if seqs is not None:
+                _utc(now, "now")  # the same argument checks
+                return self._hand_out(seqs, turn)
+        return super().due(now)
+
+    def _hand_out(self, seqs: tuple[int, ...], turn: Turn) -> list[Any]:
+        """Fire the notifications ``seqs`` that are still pending, in that order (its event
+        counts the hand-out for ``turn``; with none left, the hand-out is counted here)."""
+        entries = self._indexed().entries
+        present = [seq for seq in seqs if seq in entries]
+        if not present:  # cancelled since
+            fires = turn.fires = turn.fires or {}
+            fires[turn.calls] = fires.get(turn.calls, 0) + 1
+            return []
+        tokens = [entries[seq][2] for seq in present]
+        self._on_fire(present)
+        return tokens
 
     def _on_schedule(self, seq: int, at: datetime, token: Any) -> None:
         encoded = self._codec.encode_value(token)

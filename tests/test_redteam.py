@@ -7,7 +7,7 @@ the run until the marker is removed.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -633,3 +633,73 @@ async def test_stopping_an_actor_whose_branches_sleep_durably_leaves_the_nursery
     except BaseException as exc:  # the test asserts on what escaped
         escaped.append(exc)
     assert escaped == []
+
+
+def test_a_wake_ups_hand_outs_survive_a_snapshot_round_trip() -> None:
+    from actors._record import DurableRecord
+
+    codec = MemoryEventStore().codec
+    record = DurableRecord()
+    record.set_fired("notify:3", [((1,), (3, 4)), ((1,), (7,)), ((2, 2), (9,))])
+    again = DurableRecord.load(record.dump(codec), codec)
+    assert again.scopes["notify:3"].fired == {((), 1): [(3, 4), (7,)], ((2,), 2): [(9,)]}
+
+
+@pytest.mark.parametrize("snapshots", [False, True])
+async def test_a_wake_up_run_again_hands_out_what_it_handed_out(
+        autojump_clock: trio.testing.MockClock, snapshots: bool) -> None:
+    """on_notify takes "a" and "b" and sleeps durably; the actor crashes mid-sleep. While it is
+    down, its log gets "c" scheduled for an instant already past (before "a": now the earliest)
+    and "b" cancelled, as another turn of it would have committed them. Recovered (from a
+    snapshot too), the wake-up runs again under its scope: its due() hands out what it handed
+    out the first time and is still pending ("a"), not "c"; "c" comes in the next wake-up."""
+    handed: list[list[str]] = []
+
+    @attrs.define
+    class Batch(actors.Actor):
+        snapshot_every = 1 if snapshots else None
+        sent: list[str] = attrs.Factory(list)
+
+        def apply(self, event: Any) -> None:
+            if isinstance(event, Sent):
+                self.sent.append(event.name)
+
+        async def receive(self, message: Any) -> Any:
+            self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
+
+        async def on_notify(self) -> None:
+            tokens = self.notifier.due(await durable.now.aio())
+            handed.append(tokens)
+            await durable.sleep.aio(60)
+            for token in tokens:
+                self.emit(Sent(token))
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Batch, "b")
+        await ref.ask("a")
+        await ref.ask("b")
+        start = kit.clock.time()
+        await kit.advance(30)  # the wake-up took a and b at 10 s; it sleeps until 70 s
+        await kit.crash(ref)
+        store, codec = kit.store, kit.store.codec
+        late = actors.NotificationScheduled(
+            2, datetime.fromtimestamp(start - 100, UTC), codec.encode_value("c"))
+        await store.append(ref.stream, [codec.new_event(late),
+                                        codec.new_event(actors.NotificationCancelled((1,)))],
+                           expected_version=await store.last_version(ref.stream))
+        if snapshots:  # a snapshot of that state: the wake-up's record comes from it
+            from actors._journal import recover_into
+            from actors._state import ActorState
+
+            state = ActorState(Batch, "b", codec)
+            await recover_into(state, store, ref.stream, snapshots=True)
+            assert state.record.scopes["notify:0"].fired == {((), 1): [(0, 1)]}
+            await store.save_snapshot(ref.stream, state.version, state.snapshot())
+        await kit.recover(ref)
+        await kit.advance(1000)
+        events = await kit.events(ref, system=True)
+        assert kit.state(ref).sent == ["a", "c"]  # type: ignore[attr-defined]
+    assert handed == [["a", "b"], ["a"], ["c"]]
+    assert [e.seqs for e in events if isinstance(e, actors.NotificationFired)] == [(0,), (2,)]
+    sleeps = [e for e in events if isinstance(e, actors.SleepStarted)]
+    assert [e.scope for e in sleeps] == ["notify:0", "notify:2"]  # resumed, not started again
