@@ -352,6 +352,22 @@ class Cell:
                 fires = turn.fires = {}
             fires[turn.calls] = fires.get(turn.calls, 0) + 1
 
+    def scheduled_later(self, turn: Turn) -> set[int]:
+        """In a scope that runs again: the notifications it committed as scheduled at a place
+        of ``turn``'s branch it has not reached yet (nor matched there)."""
+        record = self.state.record.scopes.get(turn.root.scope) if self._recorded(turn) else None
+        if record is None:
+            return set()
+        cursors = turn.cursors or {}
+        later: set[int] = set()
+        for (branch, calls), events in record.events.items():
+            if branch != turn.branch or calls < turn.calls:
+                continue
+            start = cursors.get(calls, 0) if calls == turn.calls else 0
+            later.update(event.seq for event in events[start:]
+                         if type(event) is NotificationScheduled)
+        return later
+
     def recorded_fire(self, turn: Turn) -> tuple[int, ...] | None:
         """In a wake-up that runs again: the notifications its next ``due()`` handed out the
         first time (counted per place, as emits are matched); None: hand out what is due."""
@@ -1102,7 +1118,7 @@ class Cell:
         turn = Turn(self, scope=resumed or f"{WAKE_UP}{self.notifier.earliest_seq()}")
         failed = False
         try:
-            await self._scoped_turn(turn, functools.partial(self._notify, turn))
+            await self._scoped_turn(turn, self.actor.on_notify)
         except BaseException as exc:
             if not (isinstance(exc, Exception) or _interrupted(exc)):
                 raise
@@ -1141,29 +1157,6 @@ class Cell:
         if not scopes:
             return None
         return min(scopes, key=lambda scope: (len(scope), scope))  # the lowest seq first
-
-    async def _notify(self, turn: Turn) -> None:
-        """A wake-up's body: ``on_notify``, then the commit of the live turns (``run()``, say)
-        that scheduled what it fired and have not committed that yet, each as a commit point of
-        that turn (as at a stop): the wake-up's own commit, its end, then never puts a firing in
-        the log before its scheduling.
-
-        A turn that cannot commit (an ``apply()`` of it raised) is left alone: the wake-up then
-        fails at its commit, writing nothing, and is tried again.
-        """
-        await self.actor.on_notify()
-        journal = self.journal
-        fired = {seq for item in journal.pending
-                 if item.turn is turn and type(item.event) is NotificationFired
-                 for seq in item.event.seqs}
-        if not fired:
-            return
-        live = [item.turn for item in journal.pending
-                if type(item.event) is NotificationScheduled and item.event.seq in fired
-                and item.turn is not turn and item.turn not in journal.ended
-                and item.turn.poisoned is None]
-        for scheduler in dict.fromkeys(live):
-            await journal.commit(scheduler, mid_scope=True)
 
     async def _supervise_run(self) -> None:
         failures = 0

@@ -38,7 +38,7 @@ from eventstore import (
 from eventstore._validate import json_text
 
 from ._errors import ActorError, ActorStopped, RecoveryError
-from ._events import NotificationFired, ScopeCommitted, markable
+from ._events import NotificationFired, NotificationScheduled, ScopeCommitted, markable
 from ._state import ActorState
 from ._turn import Turn
 
@@ -148,6 +148,8 @@ class Journal:
                              f"events raised {root.poisoned!r}") from root.poisoned
         if self.broken is not None:
             raise ActorStopped(self.cell.name, self.broken)
+        if root is not None and root.is_wake_up:
+            await self._commit_schedulers(root)
         async with self._commit_lock():
             pending = self.pending
             ended = set(self.ended)
@@ -248,6 +250,27 @@ class Journal:
         if system is not None:
             system.fenced(exc.member)
         return self.broken
+
+    async def _commit_schedulers(self, wake_up: Turn) -> None:
+        """Before a commit of ``wake_up``: commit the live turns (``run()``, say) that scheduled
+        what it handed out and have not committed that yet, each as a commit point of that turn
+        (as at a stop), so the log never holds a firing, or what a wake-up did with a token,
+        before its scheduling.
+
+        A turn that cannot commit (an ``apply()`` of it raised) is left alone: the wake-up then
+        fails at its commit, writing nothing, and is tried again.
+        """
+        fired = {seq for item in self.pending
+                 if item.turn is wake_up and type(item.event) is NotificationFired
+                 for seq in item.event.seqs}
+        if not fired:
+            return
+        schedulers = [item.turn for item in self.pending
+                      if type(item.event) is NotificationScheduled and item.event.seq in fired
+                      and item.turn is not wake_up and item.turn not in self.ended
+                      and item.turn.poisoned is None]
+        for turn in dict.fromkeys(schedulers):
+            await self.commit(turn, mid_scope=True)
 
     async def _fold_ahead(self, mine: list[Pending]) -> ActorState:
         """Before a commit that puts ``mine`` ahead of other live turns' earlier events: the

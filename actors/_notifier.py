@@ -21,7 +21,7 @@ validates and works out the change without touching anything, then hands it to o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, datetime
 from heapq import heapify, heappop, heappush
 from typing import Any, Generic, TypeVar
@@ -208,8 +208,12 @@ class MultiNotifier(Generic[T]):
         Returns:
             How many notifications were removed.
         """
+        return self._cancel(token, ())
+
+    def _cancel(self, token: T, kept: Container[int]) -> int:
+        """``cancel(token)``, leaving the notifications ``kept`` alone."""
         index = self._indexed()
-        seqs = index.find(token)
+        seqs = [seq for seq in index.find(token) if seq not in kept]
         if seqs:
             entries = index.entries
             seqs.sort(key=lambda seq: (entries[seq][0], seq))  # firing order

@@ -43,6 +43,18 @@ class EventSourcedNotifier(MultiNotifier[Any]):
                 return self._hand_out(seqs, turn)
         return super().due(now)
 
+    def cancel(self, token: Any) -> int:
+        """``MultiNotifier.cancel``; in a scope that runs again, the notifications the scope
+        itself scheduled (and committed) later in its first execution are left alone: they did
+        not exist yet when that execution cancelled, and the scope matches them when it gets
+        there."""
+        turn = current_turn.get()
+        if turn is not None and turn.cell.state.notifier is self:
+            later = turn.cell.scheduled_later(turn)
+            if later:
+                return self._cancel(token, later)
+        return super().cancel(token)
+
     def _hand_out(self, seqs: tuple[int, ...], turn: Turn) -> list[Any]:
         """Fire the notifications ``seqs`` that are still pending, in that order (its event
         counts the hand-out for ``turn``; with none left, the hand-out is counted here)."""

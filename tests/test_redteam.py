@@ -703,3 +703,32 @@ async def test_a_wake_up_run_again_hands_out_what_it_handed_out(
     assert [e.seqs for e in events if isinstance(e, actors.NotificationFired)] == [(0,), (2,)]
     sleeps = [e for e in events if isinstance(e, actors.SleepStarted)]
     assert [e.scope for e in sleeps] == ["notify:0", "notify:2"]  # resumed, not started again
+
+
+async def test_run_that_resets_its_timer_keeps_it_when_it_runs_again(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """run() cancels any "x", re-arms "x" for 100 s, flushes, and sleeps durably; crashed and
+    run again, its cancel() must leave alone the "x" it re-armed itself (which it then
+    matches): "x" fires once, at 100 s."""
+    fired: list[Any] = []
+
+    @attrs.define
+    class Resetting(actors.Actor):
+        async def run(self) -> None:
+            self.notifier.cancel("x")
+            self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=100), "x")
+            await self.flush()
+            await durable.sleep.aio(50)
+
+        async def on_notify(self) -> None:
+            fired.extend(self.notifier.due(await durable.now.aio()))
+
+    async with ActorTestKit() as kit:
+        ref = await kit.spawn(Resetting, "r")
+        await kit.advance(10)
+        await kit.crash(ref)
+        await kit.recover(ref)
+        await kit.advance(200)
+        events = await kit.events(ref, system=True)
+    assert fired == ["x"]
+    assert not any(isinstance(e, actors.NotificationCancelled) for e in events)
