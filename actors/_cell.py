@@ -44,7 +44,6 @@ from ._events import (
     DeadLettered,
     MessageSent,
     NotificationCancelled,
-    NotificationFired,
     NotificationScheduled,
     Received,
     ReplyRecorded,
@@ -346,39 +345,53 @@ class Cell:
         self._add_system(root, turn, event, side, new)
         if isinstance(event, _TIMERS):
             self.mailbox.nudge()  # the next wake-up may have moved: the loop looks again
-        elif type(event) is NotificationFired and root.is_wake_up:
-            fires = turn.fires
-            if fires is None:
-                fires = turn.fires = {}
-            fires[turn.calls] = fires.get(turn.calls, 0) + 1
 
     def scheduled_later(self, turn: Turn) -> set[int]:
         """In a scope that runs again: the notifications it committed as scheduled at a place
-        of ``turn``'s branch it has not reached yet (nor matched there)."""
+        of ``turn``'s branch it has not reached yet (nor matched there), or that another of its
+        tasks committed."""
         record = self.state.record.scopes.get(turn.root.scope) if self._recorded(turn) else None
         if record is None:
             return set()
         cursors = turn.cursors or {}
         later: set[int] = set()
         for (branch, calls), events in record.events.items():
-            if branch != turn.branch or calls < turn.calls:
-                continue
-            start = cursors.get(calls, 0) if calls == turn.calls else 0
+            if branch == turn.branch:
+                if calls < turn.calls:
+                    continue
+                start = cursors.get(calls, 0) if calls == turn.calls else 0
+            else:
+                start = 0  # another task's: where it stands is not known here, so all of it
             later.update(event.seq for event in events[start:]
                          if type(event) is NotificationScheduled)
         return later
 
-    def recorded_fire(self, turn: Turn) -> tuple[int, ...] | None:
-        """In a wake-up that runs again: the notifications its next ``due()`` handed out the
-        first time (counted per place, as emits are matched); None: hand out what is due."""
+    def recorded_hand_out(self, turn: Turn) -> tuple[int, ...] | None:
+        """In a wake-up that runs again: what its next ``due()`` (counted per place, as emits
+        are matched) handed out the first time, empty for nothing, also past its recorded
+        calls at a place its first execution went on from; None: hand out what is due."""
         record = self.state.record.scopes.get(turn.root.scope)
-        if record is None or not record.fired:
+        if record is None:
             return None
-        handed = record.fired.get((turn.branch, turn.calls))
-        if not handed:
-            return None
-        n = 0 if turn.fires is None else turn.fires.get(turn.calls, 0)
-        return handed[n] if n < len(handed) else None
+        place = turn.calls
+        handed = record.fired.get((turn.branch, place), ())
+        n = 0 if turn.fires is None else turn.fires.get(place, 0)
+        if n < len(handed):
+            return handed[n]
+        return () if record.continues_after(turn.branch, place) else None
+
+    def handed_out(self, turn: Turn, seqs: tuple[int, ...] | None) -> None:
+        """Count a wake-up's ``due()`` call at its place; ``seqs``: what it handed out live,
+        for the next commit point's marker (None: a call replayed from the record)."""
+        fires = turn.fires
+        if fires is None:
+            fires = turn.fires = {}
+        fires[turn.calls] = fires.get(turn.calls, 0) + 1
+        if seqs is not None:
+            root = turn.root
+            if root.handouts is None:
+                root.handouts = []
+            root.handouts.append(((*turn.branch, turn.calls), seqs))
 
     def emit_call(self, turn: Turn, event: SystemEvent, new: NewEvent | None) -> None:
         """Emit the record of a durable call that ``turn`` makes, on trio's thread: what
@@ -1114,16 +1127,16 @@ class Cell:
             return  # woken early (the wall clock lags trio's): the loop sleeps the rest
         if self.telemetry is not None:
             self.telemetry.timer_fired(self, started - at.timestamp())
-        resumed = self._cut_short_wake_up()
+        resumed, stale = self._cut_short_wake_ups()
         turn = Turn(self, scope=resumed or f"{WAKE_UP}{self.notifier.earliest_seq()}")
         failed = False
         try:
-            await self._scoped_turn(turn, self.actor.on_notify)
+            await self._scoped_turn(turn, functools.partial(self._notify, stale))
         except BaseException as exc:
             if not (isinstance(exc, Exception) or _interrupted(exc)):
                 raise
             self._after_failure(exc)
-            if self.closing or isinstance(exc, SleepInterrupted):
+            if self.closing or _interrupted(exc):
                 return  # stopping (a stop cut its durable sleep short): it resumes when activated
             failed = True
             self._notify_failures += 1
@@ -1148,15 +1161,31 @@ class Cell:
         else:
             self._stale_wake = None
 
-    def _cut_short_wake_up(self) -> str | None:
+    def _cut_short_wake_ups(self) -> tuple[str | None, list[str]]:
         """The scope of a wake-up that committed part of its work (at a durable sleep, say) and
-        was cut short (a crash, a stop, a failure), if any: its firing is not in the log, so its
-        tokens are due again, and the next wake-up runs that scope again, whatever notification
-        is the earliest by then (one scheduled since, in the past, or a cancelled one)."""
-        scopes = [scope for scope in self.state.record.scopes if scope.startswith(WAKE_UP)]
-        if not scopes:
-            return None
-        return min(scopes, key=lambda scope: (len(scope), scope))  # the lowest seq first
+        was cut short (a crash, a stop, a failure), if any: its firing is not in the log, so
+        what it handed out is due again, and the next wake-up runs that scope again, whatever
+        notification is the earliest by then (one scheduled since, in the past, or a cancelled
+        one). And the unfinished wake-up scopes that cannot run again: every token of theirs
+        was cancelled since, or an earlier release left them (with their firing committed):
+        the next wake-up completes them."""
+        pending = self.notifier.is_pending
+        live: list[str] = []
+        stale: list[str] = []
+        for scope, record in self.state.record.scopes.items():
+            if scope.startswith(WAKE_UP):
+                handed = (seq for calls in record.fired.values() for seqs in calls for seq in seqs)
+                (live if any(pending(seq) for seq in handed) else stale).append(scope)
+        # The lowest seq first; the others wait for the next wake-ups.
+        live.sort(key=lambda scope: (len(scope), scope))
+        return (live[0] if live else None), stale
+
+    async def _notify(self, stale: list[str]) -> None:
+        """A wake-up's body: complete the wake-up scopes that cannot run again, then
+        ``on_notify``."""
+        for scope in stale:
+            self.emit_system(ScopeCompleted(scope))
+        await self.actor.on_notify()
 
     async def _supervise_run(self) -> None:
         failures = 0

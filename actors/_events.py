@@ -197,8 +197,9 @@ class ScopeCommitted(SystemEvent):
     what it emits against what it already committed instead of appending it twice. ``marks``
     holds one ``(*branch, calls)`` tuple per user event: the task that emitted it and how many
     durable calls that task had made by then. ``fired``: in a wake-up, what each of its
-    ``due()`` calls so far handed out, ``((*branch, calls), seqs)`` in order, whose
-    ``NotificationFired`` waits for the wake-up's end: run again, those calls hand out the same.
+    ``due()`` calls since its previous marker handed out, ``((*branch, calls), seqs)`` in
+    order (``seqs`` empty for nothing), whose ``NotificationFired`` waits for the wake-up's
+    end: run again, those calls hand out the same.
     """
 
     scope: str

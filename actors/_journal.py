@@ -38,7 +38,13 @@ from eventstore import (
 from eventstore._validate import json_text
 
 from ._errors import ActorError, ActorStopped, RecoveryError
-from ._events import NotificationFired, NotificationScheduled, ScopeCommitted, markable
+from ._events import (
+    NotificationCancelled,
+    NotificationFired,
+    NotificationScheduled,
+    ScopeCommitted,
+    markable,
+)
 from ._state import ActorState
 from ._turn import Turn
 
@@ -47,6 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("actors")
 
+_TAKEN = (NotificationFired, NotificationCancelled)
+"""What a wake-up does to notifications another turn may have scheduled without committing."""
 _NO_TURNS: set[Turn] = frozenset()  # type: ignore[assignment]  # shared until a turn is held
 
 WorkHook = Callable[["Cell", "float | None"], None]
@@ -231,7 +239,8 @@ class Journal:
                 reordered_state.version = result.version
                 self._settle(reordered_state)
             if marker is not None:
-                self._record_marked(marker, mine)
+                assert root is not None  # a marker is only made for a turn's commit point
+                self._record_marked(root, marker, mine)
             if wake_at is not KEEP:
                 self.indexed = wake_at
                 assert self.work_hook is not None
@@ -253,20 +262,19 @@ class Journal:
 
     async def _commit_schedulers(self, wake_up: Turn) -> None:
         """Before a commit of ``wake_up``: commit the live turns (``run()``, say) that scheduled
-        what it handed out and have not committed that yet, each as a commit point of that turn
-        (as at a stop), so the log never holds a firing, or what a wake-up did with a token,
-        before its scheduling.
+        what it handed out or cancelled and have not committed that yet, each as a commit point
+        of that turn (as at a stop), so the log never holds a firing or a cancel, or what a
+        wake-up did with a token, before its scheduling.
 
         A turn that cannot commit (an ``apply()`` of it raised) is left alone: the wake-up then
         fails at its commit, writing nothing, and is tried again.
         """
-        fired = {seq for item in self.pending
-                 if item.turn is wake_up and type(item.event) is NotificationFired
-                 for seq in item.event.seqs}
-        if not fired:
+        taken = {seq for item in self.pending
+                 if item.turn is wake_up and type(item.event) in _TAKEN for seq in item.event.seqs}
+        if not taken:
             return
         schedulers = [item.turn for item in self.pending
-                      if type(item.event) is NotificationScheduled and item.event.seq in fired
+                      if type(item.event) is NotificationScheduled and item.event.seq in taken
                       and item.turn is not wake_up and item.turn not in self.ended
                       and item.turn.poisoned is None]
         for turn in dict.fromkeys(schedulers):
@@ -346,19 +354,18 @@ class Journal:
         ``due()`` calls handed out so far."""
         marks = tuple((*item.branch.branch, item.calls) if item.turn is root else ()
                       for item in mine if markable(item.event))
-        # A wake-up's hand-outs so far, which wait for its end (``commit``): all of them.
-        fired = tuple(((*item.branch.branch, item.calls), item.event.seqs)
-                      for item in self.pending
-                      if item.turn is root and type(item.event) is NotificationFired) \
-            if root.is_wake_up else ()
+        fired = tuple(root.handouts or ())  # a wake-up's, since its previous marker
         return ScopeCommitted(root.scope, marks, fired) if any(marks) or fired else None
 
-    def _record_marked(self, marker: ScopeCommitted, mine: list[Pending]) -> None:
+    def _record_marked(self, root: Turn, marker: ScopeCommitted, mine: list[Pending]) -> None:
         """Fold the marker's events into the record, as recovery will, and move each branch's
         cursor past them: they are its own, not history to match."""
         record = self.state.record
         if marker.fired:
-            record.set_fired(marker.scope, marker.fired)
+            record.add_fired(marker.scope, marker.fired)
+            handouts = root.handouts
+            assert handouts is not None
+            del handouts[:len(marker.fired)]  # (a task may have added more during the append)
         users = [item for item in mine if markable(item.event)]
         for mark, item in zip(marker.marks, users, strict=True):
             if not mark:

@@ -45,7 +45,8 @@ class ScopeRecord:
         """Whether the branch's recorded history goes on past its ``calls``-th durable call."""
         if len(self.calls.get(branch, ())) > calls:
             return True
-        return any(b == branch and n > calls for b, n in self.events)
+        return any(b == branch and n > calls for b, n in self.events) or \
+            any(b == branch and n > calls for b, n in self.fired)
 
 
 class DurableRecord:
@@ -76,17 +77,16 @@ class DurableRecord:
             record = self.scopes[scope] = ScopeRecord()
         record.events.setdefault((mark[:-1], mark[-1]), []).append(event)
 
-    def set_fired(self, scope: str, fired: Iterable[tuple[Iterable[int], Iterable[int]]]) -> None:
-        """Record what ``scope``'s ``due()`` calls handed out so far: ``(mark, seqs)`` pairs in
-        order, ``mark`` being ``(*branch, calls)``; replaces what was recorded before."""
+    def add_fired(self, scope: str, fired: Iterable[tuple[Iterable[int], Iterable[int]]]) -> None:
+        """Record what more of ``scope``'s ``due()`` calls handed out: ``(mark, seqs)`` pairs
+        in order, ``mark`` being ``(*branch, calls)``, ``seqs`` empty for a call that handed out
+        nothing."""
         record = self.scopes.get(scope)
         if record is None:
             record = self.scopes[scope] = ScopeRecord()
-        places: dict[tuple[Branch, int], list[tuple[int, ...]]] = {}
         for mark, seqs in fired:
             at = tuple(mark)
-            places.setdefault((at[:-1], at[-1]), []).append(tuple(seqs))
-        record.fired = places
+            record.fired.setdefault((at[:-1], at[-1]), []).append(tuple(seqs))
 
     def get(self, scope: str, index: int, branch: Branch = ()) -> Recorded | None:
         record = self.scopes.get(scope)
@@ -133,7 +133,6 @@ class DurableRecord:
     @classmethod
     def load(cls, data: list[dict[str, Any]], codec: Codec) -> DurableRecord:
         record = cls()
-        fired: dict[str, list[tuple[list[int], list[int]]]] = {}
         for item in data:
             kind = item["kind"]
             branch = tuple(item.get("branch", ()))
@@ -149,9 +148,7 @@ class DurableRecord:
                 record.add_event(item["scope"], tuple(item["mark"]),
                                  codec.decode_value(item["event"]))
             elif kind == "fired":
-                fired.setdefault(item["scope"], []).append((item["mark"], item["seqs"]))
+                record.add_fired(item["scope"], [(item["mark"], item["seqs"])])
             else:
                 raise ValueError(f"unknown durable record item {kind!r}")
-        for scope, handed in fired.items():
-            record.set_fired(scope, handed)
         return record

@@ -126,7 +126,7 @@ class ActorState:
         elif isinstance(event, ScopeCommitted):
             self._marks = (event.scope, deque(event.marks)) if event.marks else None
             if event.fired:
-                self.record.set_fired(event.scope, event.fired)
+                self.record.add_fired(event.scope, event.fired)
 
     def fold_recorded(self, recorded: RecordedEvent, event: Any) -> None:
         """Fold the next event of the log, checking that it follows the state's version.

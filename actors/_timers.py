@@ -15,7 +15,7 @@ from ._events import (
     SystemEvent,
 )
 from ._notifier import MultiNotifier, _utc
-from ._turn import Turn, current_turn
+from ._turn import current_turn
 
 
 class EventSourcedNotifier(MultiNotifier[Any]):
@@ -25,23 +25,35 @@ class EventSourcedNotifier(MultiNotifier[Any]):
     token the codec cannot encode is refused before anything changes.
     """
 
-    __slots__ = ("_codec", "_emit")
+    __slots__ = ("_codec", "_emit", "_fired")
 
     def __init__(self, codec: Codec, emit: Callable[[SystemEvent], None]) -> None:
         super().__init__()
         self._codec = codec
         self._emit = emit
+        self._fired: tuple[int, ...] = ()  # what the last firing handed out
 
     def due(self, now: datetime) -> list[Any]:
         """``MultiNotifier.due``; in a wake-up that runs again (cut short after a commit point),
         what that ``due()`` call handed out the first time, those of it still pending."""
         turn = current_turn.get()
-        if turn is not None and turn.root.is_wake_up and turn.cell.state.notifier is self:
-            seqs = turn.cell.recorded_fire(turn)
-            if seqs is not None:
-                _utc(now, "now")  # the same argument checks
-                return self._hand_out(seqs, turn)
-        return super().due(now)
+        if turn is None or not turn.root.is_wake_up or turn.cell.state.notifier is not self:
+            return super().due(now)
+        cell = turn.cell
+        seqs = cell.recorded_hand_out(turn)
+        if seqs is not None:
+            _utc(now, "now")  # the same argument checks
+            tokens = self._hand_out(seqs)
+            cell.handed_out(turn, None)
+            return tokens
+        self._fired = ()
+        tokens = super().due(now)
+        cell.handed_out(turn, self._fired)
+        return tokens
+
+    def is_pending(self, seq: int) -> bool:
+        """Whether notification ``seq`` is pending."""
+        return self._is_pending(seq)
 
     def cancel(self, token: Any) -> int:
         """``MultiNotifier.cancel``; in a scope that runs again, the notifications the scope
@@ -55,14 +67,14 @@ class EventSourcedNotifier(MultiNotifier[Any]):
                 return self._cancel(token, later)
         return super().cancel(token)
 
-    def _hand_out(self, seqs: tuple[int, ...], turn: Turn) -> list[Any]:
-        """Fire the notifications ``seqs`` that are still pending, in that order (its event
-        counts the hand-out for ``turn``; with none left, the hand-out is counted here)."""
+    def _hand_out(self, seqs: tuple[int, ...]) -> list[Any]:
+        """Fire the notifications ``seqs`` that are still pending (not cancelled since), in
+        that order."""
+        if not seqs:
+            return []
         entries = self._indexed().entries
         present = [seq for seq in seqs if seq in entries]
-        if not present:  # cancelled since
-            fires = turn.fires = turn.fires or {}
-            fires[turn.calls] = fires.get(turn.calls, 0) + 1
+        if not present:
             return []
         tokens = [entries[seq][2] for seq in present]
         self._on_fire(present)
@@ -73,7 +85,8 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         self._emit(NotificationScheduled(seq, at, encoded))
 
     def _on_fire(self, seqs: list[int]) -> None:
-        self._emit(NotificationFired(tuple(seqs)))
+        self._fired = fired = tuple(seqs)
+        self._emit(NotificationFired(fired))
 
     def _on_cancel(self, seqs: list[int]) -> None:
         self._emit(NotificationCancelled(tuple(seqs)))

@@ -40,7 +40,7 @@ class Turn:
     """
 
     __slots__ = ("_parent_root", "_scope", "branch", "calls", "cell", "children", "cursors",
-                 "finished", "fires", "message_id", "poisoned", "sends")
+                 "finished", "fires", "handouts", "message_id", "poisoned", "sends")
 
     def __init__(self, cell: Cell, *, scope: str | None = None,
                  message_id: str | None = None, parent: Turn | None = None) -> None:
@@ -53,7 +53,10 @@ class Turn:
         self.sends = 0  # messages this branch sent (tell/send to other actors)
         self.children = 0
         self.cursors: dict[int, int] | None = None  # made when a re-execution matches
-        self.fires: dict[int, int] | None = None  # a wake-up's due() hand-outs, per count of calls
+        self.fires: dict[int, int] | None = None  # a wake-up's due() calls, per count of calls
+        # A wake-up's hand-outs made since its last ScopeCommitted, ((*branch, calls), seqs):
+        # kept on the root turn, written by the next commit point (see Journal._marker).
+        self.handouts: list[tuple[tuple[int, ...], tuple[int, ...]]] | None = None
         self.branch: tuple[int, ...] = ()
         # None for a root turn: no reference to itself, so a turn is freed as soon as it is
         # dropped, not by a pass of the cyclic garbage collector (one turn per message).

@@ -640,9 +640,9 @@ def test_a_wake_ups_hand_outs_survive_a_snapshot_round_trip() -> None:
 
     codec = MemoryEventStore().codec
     record = DurableRecord()
-    record.set_fired("notify:3", [((1,), (3, 4)), ((1,), (7,)), ((2, 2), (9,))])
+    record.add_fired("notify:3", [((1,), (3, 4)), ((1,), (7,)), ((2, 2), (9,)), ((1,), ())])
     again = DurableRecord.load(record.dump(codec), codec)
-    assert again.scopes["notify:3"].fired == {((), 1): [(3, 4), (7,)], ((2,), 2): [(9,)]}
+    assert again.scopes["notify:3"].fired == {((), 1): [(3, 4), (7,), ()], ((2,), 2): [(9,)]}
 
 
 @pytest.mark.parametrize("snapshots", [False, True])
