@@ -1166,7 +1166,8 @@ class Cell:
         was cut short (a crash, a stop, a failure), if any: its firing is not in the log, so
         what it handed out is due again, and the next wake-up runs that scope again, whatever
         notification is the earliest by then (one scheduled since, in the past, or a cancelled
-        one). And the unfinished wake-up scopes that cannot run again: every token of theirs
+        one); one cut short before its first ``due()`` while its own notification is pending
+        too. And the unfinished wake-up scopes that cannot run again: every token of theirs
         was cancelled since, or an earlier release left them (with their firing committed):
         the next wake-up completes them."""
         pending = self.notifier.is_pending
@@ -1174,7 +1175,10 @@ class Cell:
         stale: list[str] = []
         for scope, record in self.state.record.scopes.items():
             if scope.startswith(WAKE_UP):
-                handed = (seq for calls in record.fired.values() for seqs in calls for seq in seqs)
+                handed = [seq for calls in record.fired.values() for seqs in calls for seq in seqs]
+                if not handed:
+                    own = scope.removeprefix(WAKE_UP)
+                    handed = [int(own)] if own.isdigit() else []
                 (live if any(pending(seq) for seq in handed) else stale).append(scope)
         # The lowest seq first; the others wait for the next wake-ups.
         live.sort(key=lambda scope: (len(scope), scope))
