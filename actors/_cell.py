@@ -366,32 +366,34 @@ class Cell:
                          if type(event) is NotificationScheduled)
         return later
 
-    def recorded_hand_out(self, turn: Turn) -> tuple[int, ...] | None:
-        """In a wake-up that runs again: what its next ``due()`` (counted per place, as emits
-        are matched) handed out the first time, empty for nothing, also past its recorded
-        calls at a place its first execution went on from; None: hand out what is due."""
+    def recorded_take(self, turn: Turn, kind: str) -> tuple[int, ...] | None:
+        """In a scope that runs again: what its next notifier call of ``kind`` (``due()`` in a
+        wake-up, ``cancel()``; counted per place, as emits are matched) took the first time,
+        empty for nothing, also past its recorded calls at a place its first execution went
+        on from; None: do it live."""
         record = self.state.record.scopes.get(turn.root.scope)
         if record is None:
             return None
         place = turn.calls
-        handed = record.fired.get((turn.branch, place), ())
-        n = 0 if turn.fires is None else turn.fires.get(place, 0)
-        if n < len(handed):
-            return handed[n]
+        taken = record.taken(kind).get((turn.branch, place), ())
+        n = 0 if turn.fires is None else turn.fires.get((kind, place), 0)
+        if n < len(taken):
+            return taken[n]
         return () if record.continues_after(turn.branch, place) else None
 
-    def handed_out(self, turn: Turn, seqs: tuple[int, ...] | None) -> None:
-        """Count a wake-up's ``due()`` call at its place; ``seqs``: what it handed out live,
-        for the next commit point's marker (None: a call replayed from the record)."""
+    def took(self, turn: Turn, kind: str, seqs: tuple[int, ...] | None) -> None:
+        """Count a notifier call of ``kind`` at its place; ``seqs``: what it took live, for
+        the next commit point's marker (None: a call replayed from the record)."""
         fires = turn.fires
         if fires is None:
             fires = turn.fires = {}
-        fires[turn.calls] = fires.get(turn.calls, 0) + 1
-        if seqs is not None:
+        key = (kind, turn.calls)
+        fires[key] = fires.get(key, 0) + 1
+        if seqs is not None and turn.can_run_again:
             root = turn.root
             if root.handouts is None:
                 root.handouts = []
-            root.handouts.append(((*turn.branch, turn.calls), seqs))
+            root.handouts.append((kind, (*turn.branch, turn.calls), seqs))
 
     def emit_call(self, turn: Turn, event: SystemEvent, new: NewEvent | None) -> None:
         """Emit the record of a durable call that ``turn`` makes, on trio's thread: what

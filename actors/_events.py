@@ -199,12 +199,14 @@ class ScopeCommitted(SystemEvent):
     durable calls that task had made by then. ``fired``: in a wake-up, what each of its
     ``due()`` calls since its previous marker handed out, ``((*branch, calls), seqs)`` in
     order (``seqs`` empty for nothing), whose ``NotificationFired`` waits for the wake-up's
-    end: run again, those calls hand out the same.
+    end: run again, those calls hand out the same. ``cancelled``: the same for the scope's
+    ``notifier.cancel()`` calls, what each removed: run again, each returns the same count.
     """
 
     scope: str
     marks: tuple[tuple[int, ...], ...]
     fired: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
+    cancelled: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
 
 @event_type("actors.RunCompleted")

@@ -46,7 +46,7 @@ from ._events import (
     markable,
 )
 from ._state import ActorState
-from ._turn import Turn
+from ._turn import CANCEL, DUE, Turn
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -354,18 +354,23 @@ class Journal:
         ``due()`` calls handed out so far."""
         marks = tuple((*item.branch.branch, item.calls) if item.turn is root else ()
                       for item in mine if markable(item.event))
-        fired = tuple(root.handouts or ())  # a wake-up's, since its previous marker
-        return ScopeCommitted(root.scope, marks, fired) if any(marks) or fired else None
+        calls = root.handouts or ()  # its notifier calls since its previous marker
+        fired = tuple((mark, seqs) for kind, mark, seqs in calls if kind == DUE)
+        cancelled = tuple((mark, seqs) for kind, mark, seqs in calls if kind == CANCEL)
+        return ScopeCommitted(root.scope, marks, fired, cancelled) \
+            if any(marks) or calls else None
 
     def _record_marked(self, root: Turn, marker: ScopeCommitted, mine: list[Pending]) -> None:
         """Fold the marker's events into the record, as recovery will, and move each branch's
         cursor past them: they are its own, not history to match."""
         record = self.state.record
-        if marker.fired:
-            record.add_fired(marker.scope, marker.fired)
+        if marker.fired or marker.cancelled:
+            record.add_taken(marker.scope, DUE, marker.fired)
+            record.add_taken(marker.scope, CANCEL, marker.cancelled)
             handouts = root.handouts
             assert handouts is not None
-            del handouts[:len(marker.fired)]  # (a task may have added more during the append)
+            # (A task may have added more during the append.)
+            del handouts[:len(marker.fired) + len(marker.cancelled)]
         users = [item for item in mine if markable(item.event)]
         for mark, item in zip(marker.marks, users, strict=True):
             if not mark:

@@ -23,7 +23,7 @@ from ._events import (
     StepRecorded,
     TimeObserved,
 )
-from ._turn import ONCE
+from ._turn import CANCEL, DUE, ONCE
 
 Recorded = TimeObserved | SleepStarted | StepRecorded | PatchMarked | CallReplied
 Branch = tuple[int, ...]
@@ -32,21 +32,26 @@ Branch = tuple[int, ...]
 
 class ScopeRecord:
     """One unfinished scope: its durable calls per branch, its committed events per place, and
-    (a wake-up) what its ``due()`` calls handed out per place, in order."""
+    what its ``due()`` (a wake-up's) and ``cancel()`` calls took per place, in order."""
 
-    __slots__ = ("calls", "events", "fired")
+    __slots__ = ("calls", "cancels", "events", "fired")
 
     def __init__(self) -> None:
         self.calls: dict[Branch, list[Recorded]] = {}
         self.events: dict[tuple[Branch, int], list[Any]] = {}
         self.fired: dict[tuple[Branch, int], list[tuple[int, ...]]] = {}
+        self.cancels: dict[tuple[Branch, int], list[tuple[int, ...]]] = {}
+
+    def taken(self, kind: str) -> dict[tuple[Branch, int], list[tuple[int, ...]]]:
+        """What the scope's notifier calls of ``kind`` (``DUE``, ``CANCEL``) took, per place."""
+        return self.fired if kind == DUE else self.cancels
 
     def continues_after(self, branch: Branch, calls: int) -> bool:
         """Whether the branch's recorded history goes on past its ``calls``-th durable call."""
         if len(self.calls.get(branch, ())) > calls:
             return True
-        return any(b == branch and n > calls for b, n in self.events) or \
-            any(b == branch and n > calls for b, n in self.fired)
+        return any(b == branch and n > calls
+                   for places in (self.events, self.fired, self.cancels) for b, n in places)
 
 
 class DurableRecord:
@@ -77,16 +82,18 @@ class DurableRecord:
             record = self.scopes[scope] = ScopeRecord()
         record.events.setdefault((mark[:-1], mark[-1]), []).append(event)
 
-    def add_fired(self, scope: str, fired: Iterable[tuple[Iterable[int], Iterable[int]]]) -> None:
-        """Record what more of ``scope``'s ``due()`` calls handed out: ``(mark, seqs)`` pairs
-        in order, ``mark`` being ``(*branch, calls)``, ``seqs`` empty for a call that handed out
-        nothing."""
+    def add_taken(self, scope: str, kind: str,
+                  taken: Iterable[tuple[Iterable[int], Iterable[int]]]) -> None:
+        """Record what more of ``scope``'s notifier calls of ``kind`` took (``due()`` handed
+        out, ``cancel()`` removed): ``(mark, seqs)`` pairs in order, ``mark`` being
+        ``(*branch, calls)``, ``seqs`` empty for a call that took nothing."""
         record = self.scopes.get(scope)
         if record is None:
             record = self.scopes[scope] = ScopeRecord()
-        for mark, seqs in fired:
+        places = record.taken(kind)
+        for mark, seqs in taken:
             at = tuple(mark)
-            record.fired.setdefault((at[:-1], at[-1]), []).append(tuple(seqs))
+            places.setdefault((at[:-1], at[-1]), []).append(tuple(seqs))
 
     def get(self, scope: str, index: int, branch: Branch = ()) -> Recorded | None:
         record = self.scopes.get(scope)
@@ -125,9 +132,11 @@ class DurableRecord:
             for (branch, calls_before), events in record.events.items():
                 out.extend({"kind": "event", "scope": scope, "mark": [*branch, calls_before],
                             "event": codec.encode_value(event)} for event in events)
-            for (branch, calls_before), handed in record.fired.items():
-                out.extend({"kind": "fired", "scope": scope, "mark": [*branch, calls_before],
-                            "seqs": list(seqs)} for seqs in handed)
+            for kind, item_kind in ((DUE, "fired"), (CANCEL, "cancelled")):
+                for (branch, calls_before), taken in record.taken(kind).items():
+                    out.extend({"kind": item_kind, "scope": scope,
+                                "mark": [*branch, calls_before], "seqs": list(seqs)}
+                               for seqs in taken)
         return out
 
     @classmethod
@@ -147,8 +156,9 @@ class DurableRecord:
             elif kind == "event":
                 record.add_event(item["scope"], tuple(item["mark"]),
                                  codec.decode_value(item["event"]))
-            elif kind == "fired":
-                record.add_fired(item["scope"], [(item["mark"], item["seqs"])])
+            elif kind in ("fired", "cancelled"):
+                record.add_taken(item["scope"], DUE if kind == "fired" else CANCEL,
+                                 [(item["mark"], item["seqs"])])
             else:
                 raise ValueError(f"unknown durable record item {kind!r}")
         return record

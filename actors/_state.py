@@ -39,6 +39,7 @@ from ._events import (
 from ._record import DurableRecord
 from ._replies import Replies
 from ._timers import EventSourcedNotifier
+from ._turn import CANCEL, DUE
 
 EmitSystem = Callable[[SystemEvent], None]
 
@@ -126,7 +127,9 @@ class ActorState:
         elif isinstance(event, ScopeCommitted):
             self._marks = (event.scope, deque(event.marks)) if event.marks else None
             if event.fired:
-                self.record.add_fired(event.scope, event.fired)
+                self.record.add_taken(event.scope, DUE, event.fired)
+            if event.cancelled:
+                self.record.add_taken(event.scope, CANCEL, event.cancelled)
 
     def fold_recorded(self, recorded: RecordedEvent, event: Any) -> None:
         """Fold the next event of the log, checking that it follows the state's version.

@@ -15,7 +15,7 @@ from ._events import (
     SystemEvent,
 )
 from ._notifier import MultiNotifier, _utc
-from ._turn import current_turn
+from ._turn import CANCEL, DUE, current_turn
 
 
 class EventSourcedNotifier(MultiNotifier[Any]):
@@ -25,13 +25,13 @@ class EventSourcedNotifier(MultiNotifier[Any]):
     token the codec cannot encode is refused before anything changes.
     """
 
-    __slots__ = ("_codec", "_emit", "_fired")
+    __slots__ = ("_codec", "_emit", "_taken")
 
     def __init__(self, codec: Codec, emit: Callable[[SystemEvent], None]) -> None:
         super().__init__()
         self._codec = codec
         self._emit = emit
-        self._fired: tuple[int, ...] = ()  # what the last firing handed out
+        self._taken: tuple[int, ...] = ()  # what the last firing or cancel took
 
     def due(self, now: datetime) -> list[Any]:
         """``MultiNotifier.due``; in a wake-up that runs again (cut short after a commit point),
@@ -40,15 +40,15 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         if turn is None or not turn.root.is_wake_up or turn.cell.state.notifier is not self:
             return super().due(now)
         cell = turn.cell
-        seqs = cell.recorded_hand_out(turn)
+        seqs = cell.recorded_take(turn, DUE)
         if seqs is not None:
             _utc(now, "now")  # the same argument checks
             tokens = self._hand_out(seqs)
-            cell.handed_out(turn, None)
+            cell.took(turn, DUE, None)
             return tokens
-        self._fired = ()
+        self._taken = ()
         tokens = super().due(now)
-        cell.handed_out(turn, self._fired)
+        cell.took(turn, DUE, self._taken)
         return tokens
 
     def is_pending(self, seq: int) -> bool:
@@ -61,11 +61,21 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         not exist yet when that execution cancelled, and the scope matches them when it gets
         there."""
         turn = current_turn.get()
-        if turn is not None and turn.cell.state.notifier is self:
-            later = turn.cell.scheduled_later(turn)
-            if later:
-                return self._cancel(token, later)
-        return super().cancel(token)
+        if turn is None or not turn.can_run_again or turn.cell.state.notifier is not self:
+            return super().cancel(token)
+        cell = turn.cell
+        seqs = cell.recorded_take(turn, CANCEL)
+        if seqs is not None:  # run again: what the first time removed, those still pending
+            present = sorted((seq for seq in seqs if self._is_pending(seq)),
+                             key=lambda seq: (self._indexed().entries[seq][0], seq))
+            if present:
+                self._on_cancel(present)
+            cell.took(turn, CANCEL, None)
+            return len(seqs)
+        self._taken = ()
+        count = self._cancel(token, cell.scheduled_later(turn))
+        cell.took(turn, CANCEL, self._taken)
+        return count
 
     def _hand_out(self, seqs: tuple[int, ...]) -> list[Any]:
         """Fire the notifications ``seqs`` that are still pending (not cancelled since), in
@@ -85,11 +95,12 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         self._emit(NotificationScheduled(seq, at, encoded))
 
     def _on_fire(self, seqs: list[int]) -> None:
-        self._fired = fired = tuple(seqs)
-        self._emit(NotificationFired(fired))
+        self._taken = taken = tuple(seqs)
+        self._emit(NotificationFired(taken))
 
     def _on_cancel(self, seqs: list[int]) -> None:
-        self._emit(NotificationCancelled(tuple(seqs)))
+        self._taken = taken = tuple(seqs)
+        self._emit(NotificationCancelled(taken))
 
     def fold(self, event: NotificationScheduled | NotificationFired | NotificationCancelled
              ) -> None:

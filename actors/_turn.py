@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from ._cell import Cell
 
 
+DUE, CANCEL = "due", "cancel"
+"""The kinds of notifier calls a scope that runs again replays: ``due()`` and ``cancel()``."""
+
 ONCE = "once"
 """The scope of a message sent without an id: nothing can send it again, so its durable calls
 are recorded in the log but never kept for a replay (and it needs no ``ScopeCompleted``)."""
@@ -53,10 +56,11 @@ class Turn:
         self.sends = 0  # messages this branch sent (tell/send to other actors)
         self.children = 0
         self.cursors: dict[int, int] | None = None  # made when a re-execution matches
-        self.fires: dict[int, int] | None = None  # a wake-up's due() calls, per count of calls
-        # A wake-up's hand-outs made since its last ScopeCommitted, ((*branch, calls), seqs):
-        # kept on the root turn, written by the next commit point (see Journal._marker).
-        self.handouts: list[tuple[tuple[int, ...], tuple[int, ...]]] | None = None
+        # The branch's notifier calls (due(), cancel()) per (kind, count of durable calls).
+        self.fires: dict[tuple[str, int], int] | None = None
+        # On the root turn: those calls since its last ScopeCommitted, (kind, (*branch, calls),
+        # seqs), written by its next commit point (see Journal._marker).
+        self.handouts: list[tuple[str, tuple[int, ...], tuple[int, ...]]] | None = None
         self.branch: tuple[int, ...] = ()
         # None for a root turn: no reference to itself, so a turn is freed as soon as it is
         # dropped, not by a pass of the cyclic garbage collector (one turn per message).

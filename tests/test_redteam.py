@@ -637,12 +637,15 @@ async def test_stopping_an_actor_whose_branches_sleep_durably_leaves_the_nursery
 
 def test_a_wake_ups_hand_outs_survive_a_snapshot_round_trip() -> None:
     from actors._record import DurableRecord
+    from actors._turn import CANCEL, DUE
 
     codec = MemoryEventStore().codec
     record = DurableRecord()
-    record.add_fired("notify:3", [((1,), (3, 4)), ((1,), (7,)), ((2, 2), (9,)), ((1,), ())])
+    record.add_taken("notify:3", DUE, [((1,), (3, 4)), ((1,), (7,)), ((2, 2), (9,)), ((1,), ())])
+    record.add_taken("notify:3", CANCEL, [((1,), (5,)), ((1,), ())])
     again = DurableRecord.load(record.dump(codec), codec)
     assert again.scopes["notify:3"].fired == {((), 1): [(3, 4), (7,), ()], ((2,), 2): [(9,)]}
+    assert again.scopes["notify:3"].cancels == {((), 1): [(5,), ()]}
 
 
 @pytest.mark.parametrize("snapshots", [False, True])

@@ -1,11 +1,11 @@
-"""Red-team tests (second round) of a wake-up that runs again after being cut short past a commit
-point: its ``due()`` calls hand out what they handed out the first time (``ScopeCommitted.fired``,
-counted per place), its ``cancel()`` leaves alone what it scheduled later, and the next wake-up
-adopts a cut-short scope from the record.
+"""Red-team tests (second round) of a scope that runs again after being cut short past a commit
+point: a wake-up's ``due()`` calls hand out what they handed out the first time
+(``ScopeCommitted.fired``, counted per place), and any such scope's ``cancel()`` calls remove and
+count what they did the first time (``ScopeCommitted.cancelled``); the next wake-up adopts a
+cut-short wake-up's scope from the record, or completes one that cannot run again.
 
-What is still broken is marked ``xfail(strict=True)`` with the defect in its reason; the other
-tests pin down promises that hold (DESIGN section 8, docs/timers.md "Delivery guarantees",
-docs/durable-time.md "A wake-up").
+Each test first broke a promise (DESIGN section 8, docs/timers.md "Delivery guarantees",
+docs/durable-time.md "A wake-up") of the version before its fix, or pins down one that held.
 """
 
 from __future__ import annotations
@@ -476,11 +476,6 @@ class Watchdog(actors.Actor):
         Watchdog.fired.extend(now.timestamp() for _ in self.notifier.due(now))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "run again, run()'s cancel() cancels the 'check' a message scheduled after run() first "
-    "ran that cancel (it did not exist then): Cell.scheduled_later spares only what the scope "
-    "itself scheduled later; a scope that runs again appends a NotificationCancelled its first "
-    "execution never made, and the message's timer is lost"))
 @pytest.mark.parametrize("cut", ["crash", "stop"])
 async def test_run_run_again_leaves_alone_a_timer_a_message_scheduled_after_its_cancel(
         autojump_clock: trio.testing.MockClock, cut: str) -> None:
@@ -665,11 +660,6 @@ async def test_a_cut_short_wake_up_whose_tokens_were_all_cancelled_delays_no_lat
     assert (35, ["b"]) in handed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the same defect seen by replay.check: re-running run() from the end of the log (as a "
-    "recovery would) cancels the message's 'check', so check reports a divergence ('changed "
-    "the state again ... its timers'; its advice, guard emit() and notify_at(), does not "
-    "apply) for a log the code fits"))
 async def test_check_accepts_run_sleeping_after_a_reset_while_a_message_armed_the_same_token(
         autojump_clock: trio.testing.MockClock) -> None:
     Watchdog.fired = []
@@ -917,11 +907,6 @@ class Dedup(actors.Actor):
         await durable.sleep.aio(30)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cancel()'s count is not replayed: run again, the wake-up's cancel() finds nothing left "
-    "(its first execution's NotificationCancelled is committed) and returns 0, so it emits "
-    "Did('a (dropped 0)') where it committed Did('a (dropped 1)'): a NonDeterminismError, the "
-    "actor stops at every activation"))
 @pytest.mark.parametrize("cut", ["crash", "stop"])
 async def test_a_wake_up_run_again_gets_the_same_count_from_cancel(
         autojump_clock: trio.testing.MockClock, cut: str,
