@@ -56,18 +56,18 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         return self._is_pending(seq)
 
     def cancel(self, token: Any) -> int:
-        """``MultiNotifier.cancel``; in a scope that runs again, the notifications the scope
-        itself scheduled (and committed) later in its first execution are left alone: they did
-        not exist yet when that execution cancelled, and the scope matches them when it gets
-        there."""
+        """``MultiNotifier.cancel``; in a scope that runs again, what that ``cancel()`` call
+        removed the first time, those of it still pending, and the same count. Past its recorded
+        calls, the notifications the scope itself scheduled (and committed) further on in its
+        first execution are left alone: they did not exist yet when it cancelled there, and the
+        scope matches them when it gets there."""
         turn = current_turn.get()
         if turn is None or not turn.can_run_again or turn.cell.state.notifier is not self:
             return super().cancel(token)
         cell = turn.cell
         seqs = cell.recorded_take(turn, CANCEL)
-        if seqs is not None:  # run again: what the first time removed, those still pending
-            present = sorted((seq for seq in seqs if self._is_pending(seq)),
-                             key=lambda seq: (self._indexed().entries[seq][0], seq))
+        if seqs is not None:  # in firing order, as the first time removed them
+            present = self._still_pending(seqs)
             if present:
                 self._on_cancel(present)
             cell.took(turn, CANCEL, None)
@@ -80,15 +80,20 @@ class EventSourcedNotifier(MultiNotifier[Any]):
     def _hand_out(self, seqs: tuple[int, ...]) -> list[Any]:
         """Fire the notifications ``seqs`` that are still pending (not cancelled since), in
         that order."""
-        if not seqs:
-            return []
-        entries = self._indexed().entries
-        present = [seq for seq in seqs if seq in entries]
+        present = self._still_pending(seqs)
         if not present:
             return []
+        entries = self._indexed().entries
         tokens = [entries[seq][2] for seq in present]
         self._on_fire(present)
         return tokens
+
+    def _still_pending(self, seqs: tuple[int, ...]) -> list[int]:
+        """Those of ``seqs`` still pending, in that order."""
+        if not seqs:
+            return []
+        entries = self._indexed().entries
+        return [seq for seq in seqs if seq in entries]
 
     def _on_schedule(self, seq: int, at: datetime, token: Any) -> None:
         encoded = self._codec.encode_value(token)
