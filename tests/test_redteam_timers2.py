@@ -52,11 +52,12 @@ async def _fold_equals_live(kit: ActorTestKit, ref: actors.ActorRef, cls: type) 
 
 
 @attrs.define
-class Recheck(actors.Actor):
-    """A wake-up that takes its due tokens, pauses 5 s, looks again for due work (nothing the
-    first time), re-arms a follow-up due at once, and cools down 30 s."""
+class Doer(actors.Actor):
+    """What most actors here share: each ``Did`` event is recorded in ``done``; a message
+    ``"done?"`` reads it (sorted, unless ``ordered``), a token schedules it in 10 s, and a pair
+    ``(token, seconds)`` schedules the token that many seconds on."""
 
-    kind = "RT2Recheck"
+    ordered: ClassVar[bool] = True
 
     done: list[str] = attrs.Factory(list)
 
@@ -66,9 +67,18 @@ class Recheck(actors.Actor):
 
     async def receive(self, message: Any) -> Any:
         if message == "done?":
-            return list(self.done)
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
+            return list(self.done) if self.ordered else sorted(self.done)
+        token, seconds = message if isinstance(message, tuple) else (message, 10)
+        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=seconds), token)
         return None
+
+
+@attrs.define
+class Recheck(Doer):
+    """A wake-up that takes its due tokens, pauses 5 s, looks again for due work (nothing the
+    first time), re-arms a follow-up due at once, and cools down 30 s."""
+
+    kind = "RT2Recheck"
 
     async def on_notify(self) -> None:
         now = await durable.now.aio()
@@ -103,23 +113,11 @@ async def test_a_due_call_that_handed_out_nothing_hands_out_nothing_when_run_aga
 
 
 @attrs.define
-class Triage(actors.Actor):
+class Triage(Doer):
     """A wake-up that first escalates tokens overdue by 30 s or more, then handles the rest on
     time (two due() calls at one place: no durable call between), then cools down 60 s."""
 
     kind = "RT2Triage"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return list(self.done)
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
-        return None
 
     async def on_notify(self) -> None:
         now = await durable.now.aio()
@@ -149,25 +147,12 @@ async def test_two_due_calls_at_one_place_the_first_empty_hand_out_the_same_when
 
 
 @attrs.define
-class Drainer(actors.Actor):
+class Drainer(Doer):
     """A wake-up that drains what is due (``while due(now)``: the last call hands out nothing),
     commits it, cools down 30 s, then does a step that fails once (an HTTP call, say)."""
 
     kind = "RT2Drainer"
     fail_once: ClassVar[bool] = False
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return list(self.done)
-        token, seconds = message
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=seconds), token)
-        return None
 
     async def on_notify(self) -> None:
         now = await durable.now.aio()
@@ -199,19 +184,13 @@ async def test_a_drain_loop_run_again_leaves_a_token_scheduled_meanwhile_to_the_
 
 
 @attrs.define
-class Chaser(actors.Actor):
+class Chaser(Doer):
     """A wake-up that takes its due tokens, schedules a "chaser" due at once and takes it too
     (two due() calls at one place), then sleeps 30 s twice; the first sleep may be followed by
     a failure (once). A message ("cancel", token) cancels a token."""
 
     kind = "RT2Chaser"
     fail_once: ClassVar[bool] = False
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         if message == "done?":
@@ -261,23 +240,12 @@ async def test_a_wake_up_cut_short_twice_after_its_token_was_cancelled_hands_out
 
 
 @attrs.define
-class Fanout(actors.Actor):
+class Fanout(Doer):
     """on_notify takes its due tokens and handles each in a task of its own (a branch): it
     records the start, sleeps durably 30 s, records the end."""
 
     kind = "RT2Fanout"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return sorted(self.done)
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
-        return None
+    ordered: ClassVar[bool] = False
 
     async def on_notify(self) -> None:
         tokens = self.notifier.due(await durable.now.aio())
@@ -374,24 +342,11 @@ async def test_cancel_in_one_task_leaves_alone_what_another_task_of_the_scope_sc
 
 
 @attrs.define
-class Mailer(actors.Actor):
+class Mailer(Doer):
     """on_notify records each due token, waits 60 s (a durable sleep), records "slept"."""
 
     kind = "RT2Mailer"
     handed: ClassVar[list[list[str]]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return list(self.done)
-        token, seconds = message
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=seconds), token)
-        return None
 
     async def on_notify(self) -> None:
         tokens = self.notifier.due(await durable.now.aio())
@@ -500,7 +455,7 @@ async def test_run_run_again_leaves_alone_a_timer_a_message_scheduled_after_its_
 
 
 @attrs.define
-class Flaky(actors.Actor):
+class Flaky(Doer):
     """Snapshots after every commit. on_notify records each due token and commits it (a flush),
     sleeps 30 s, may then fail once, and sleeps 30 s more; a message ("cancel", token) cancels
     a token."""
@@ -509,12 +464,6 @@ class Flaky(actors.Actor):
     snapshot_every: ClassVar[int | None] = 1
     fail_once: ClassVar[bool] = False
     handed: ClassVar[list[list[str]]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         op, token = message
@@ -676,25 +625,13 @@ async def test_check_accepts_run_sleeping_after_a_reset_while_a_message_armed_th
 
 
 @attrs.define
-class Pair(actors.Actor):
+class Pair(Doer):
     """on_notify runs two tasks that each take due tokens: the first at once, the second after
     a 5 s durable sleep; each records what it took and sleeps 30 s before recording "end"."""
 
     kind = "RT2Pair"
+    ordered: ClassVar[bool] = False
     handed: ClassVar[list[tuple[str, list[str]]]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return sorted(self.done)
-        token, seconds = message
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=seconds), token)
-        return None
 
     async def on_notify(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -739,24 +676,13 @@ async def test_each_task_of_a_wake_up_run_again_is_handed_what_it_was_handed(
 
 
 @attrs.define
-class Steal(actors.Actor):
+class Steal(Doer):
     """on_notify runs two tasks that take due tokens: "one" after a 1 s wait that is not
     durable (a rate limiter), "two" after a 3 s durable sleep; each records what it took and
     sleeps 30 s."""
 
     kind = "RT2Steal"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return sorted(self.done)
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
-        return None
+    ordered: ClassVar[bool] = False
 
     async def on_notify(self) -> None:
         async with trio.open_nursery() as nursery:
@@ -793,26 +719,17 @@ async def test_a_task_of_a_wake_up_run_again_takes_no_token_another_task_was_han
 
 
 @attrs.define
-class Canceller(actors.Actor):
+class Canceller(Doer):
     """run() sleeps durably 5 s, schedules "x" 100 s on, then waits without a commit point;
     on_notify records each due token and cancels "x"."""
 
     kind = "RT2Canceller"
     calls: ClassVar[list[str]] = []
 
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
     async def run(self) -> None:
         await durable.sleep.aio(5)
         self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=100), "x")
         await trio.sleep_forever()
-
-    async def receive(self, message: Any) -> Any:
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
 
     async def on_notify(self) -> None:
         for token in self.notifier.due(await durable.now.aio()):
@@ -881,24 +798,11 @@ async def test_a_wake_up_flushing_per_token_writes_markers_linear_in_its_tokens(
 
 
 @attrs.define
-class Dedup(actors.Actor):
+class Dedup(Doer):
     """on_notify takes each due token, cancels its other pending copies and records how many
     it dropped, then sleeps 30 s."""
 
     kind = "RT2Dedup"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return list(self.done)
-        token, seconds = message
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=seconds), token)
-        return None
 
     async def on_notify(self) -> None:
         for token in self.notifier.due(await durable.now.aio()):
