@@ -22,6 +22,7 @@ import pytest
 import trio
 import trio.testing
 from json_child import JsonChild, raw_log
+from timer_doers import Did, Doer, fold_equals_live
 
 import actors
 import eventstore
@@ -32,18 +33,12 @@ from eventstore.memory import MemoryEventStore
 CHILD = Path(__file__).parent / "children" / "redteam_timers_child.py"
 
 
-@eventstore.event_type("tests.redteam_timers.Did")
-@attrs.frozen
-class Did:
-    what: str
-
-
 class Transient(Exception):
     """A side effect that fails once (an HTTP call, say): the wake-up is retried."""
 
 
 @attrs.define
-class Worker(actors.Actor):
+class Worker(Doer):
     """A message ``("at", token, epoch)`` schedules ``token`` at that instant, ``("cancel",
     token)`` cancels it. ``on_notify`` handles each due token: it records ``Did(token)`` and
     commits it (a flush), then does work that may fail once (``fail_once``)."""
@@ -51,12 +46,6 @@ class Worker(actors.Actor):
     kind = "RTWorker"
     fail_once: ClassVar[set[str]] = set()
     calls: ClassVar[list[str]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         op, token, *rest = message
@@ -86,15 +75,6 @@ def _reset() -> None:
     Worker.calls = []
 
 
-async def _fold_equals_live(kit: ActorTestKit, ref: actors.ActorRef, cls: type) -> Any:
-    """The log folds (``replay.state_at``) to the live state's fields; the folded actor."""
-    folded: Any = await replay.state_at(kit.store, cls, ref.actor_id)
-    live = kit.state(ref)
-    for field in attrs.fields(cls):
-        assert getattr(folded, field.name) == getattr(live, field.name), field.name
-    return folded
-
-
 # -- a wake-up that runs again after a failure past its commit point ------------------------------
 
 
@@ -112,7 +92,7 @@ async def test_a_wake_up_failing_after_its_flush_runs_again_and_matches_its_even
         assert Worker.calls == ["a", "b", "a", "b"]  # side effects at least once
         assert kit.state(ref).done == ["a", "b"]  # type: ignore[attr-defined]
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Worker)
+        await fold_equals_live(kit, ref, Worker)
     assert [e for e in events if isinstance(e, Did)] == [Did("a"), Did("b")]
     assert [e.seqs for e in events if isinstance(e, actors.NotificationFired)] == [(0, 1)]
 
@@ -136,7 +116,7 @@ async def test_a_wake_up_retried_after_an_earlier_timer_was_scheduled_appends_no
         await ref.ask(("poke", None))  # (a token due before the wake-up's own instant is
         await kit.advance(10)  # taken for a stale one: a message lets it fire)
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Worker)
+        await fold_equals_live(kit, ref, Worker)
     assert [e for e in events if isinstance(e, Did)] == [Did("a"), Did("late")]
 
 
@@ -164,17 +144,11 @@ async def test_cancelling_one_token_of_a_cut_short_wake_up_appends_nothing_twice
 
 
 @attrs.define
-class Batcher(actors.Actor):
+class Batcher(Doer):
     """on_notify takes "job", records Did(job), schedules a catch-up "report" at an instant
     already past (before "job"'s), and sleeps durably 60 s before recording that it slept."""
 
     kind = "RTBatcher"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=10), message)
@@ -206,7 +180,7 @@ async def test_a_wake_up_cut_short_after_scheduling_an_earlier_timer_resumes_its
         await kit.recover(ref)
         await kit.advance(1000)
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Batcher)
+        await fold_equals_live(kit, ref, Batcher)
     assert [e.what for e in events if isinstance(e, Did) and e.what != "report"] == [
         "job", "slept"]
     sleeps = [e for e in events if isinstance(e, actors.SleepStarted)]
@@ -215,17 +189,11 @@ async def test_a_wake_up_cut_short_after_scheduling_an_earlier_timer_resumes_its
 
 
 @attrs.define
-class Heart(actors.Actor):
+class Heart(Doer):
     """A heartbeat: each wake-up records a beat, resets the timer (cancel, then re-arm 10 s on:
     one pending beat at most), and throttles 5 s (a durable sleep) before recording "after"."""
 
     kind = "RTHeart"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         self.notifier.cancel("beat")
@@ -265,18 +233,12 @@ async def test_a_wake_up_that_resets_its_timer_keeps_it_when_cut_short(
 
 
 @attrs.define
-class Chunks(actors.Actor):
+class Chunks(Doer):
     """Work in chunks: on_notify handles each due token (a chunk) and sleeps 5 s after each;
     "chunk1" schedules "chunk2" at once (the rest, for a wake-up of its own); after the batch
     it cools down 30 s."""
 
     kind = "RTChunks"
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         if message == "done?":
@@ -320,18 +282,12 @@ async def test_a_wake_up_that_schedules_a_due_timer_replays_when_cut_short(
 
 
 @attrs.define
-class Poller(actors.Actor):
+class Poller(Doer):
     """run() sleeps durably 20 s, then schedules "from-run" due at once and waits (without a
     commit point). on_notify drains due tokens in three rounds, 15 s apart (durable sleeps)."""
 
     kind = "RTPoller"
     calls: ClassVar[list[str]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def run(self) -> None:
         await durable.sleep.aio(20)
@@ -365,7 +321,7 @@ async def test_a_wake_up_in_progress_that_takes_runs_uncommitted_timer_does_not_
         await kit.advance(100)
         assert kit.state(ref).done == ["msg", "from-run"]  # type: ignore[attr-defined]
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Poller)
+        await fold_equals_live(kit, ref, Poller)
     assert [e for e in events if isinstance(e, Did)] == [Did("msg"), Did("from-run")]
     assert not [r for r in caplog.records if "failed in on_notify" in r.getMessage()]
     assert Poller.calls == ["msg", "from-run"]  # no failure: each side effect once
@@ -387,7 +343,7 @@ async def test_a_crash_after_a_wake_up_acted_on_runs_uncommitted_timer_appends_n
         await kit.recover(ref)
         await kit.advance(100)
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Poller)
+        await fold_equals_live(kit, ref, Poller)
     kinds = [type(e).__name__ if not isinstance(e, Did) else e.what for e in events]
     assert kinds.count("from-run") == 1
     scheduled = next(n for n, e in enumerate(events)
@@ -411,7 +367,7 @@ class FailingAppend(MemoryEventStore):
 
 
 @attrs.define
-class Scheduler(actors.Actor):
+class Scheduler(Doer):
     """run() sleeps durably 5 s, then schedules "from-run" due at once and waits without a
     commit point; meanwhile its store refuses the next append, or another writer appends."""
 
@@ -419,12 +375,6 @@ class Scheduler(actors.Actor):
     store: ClassVar[Any] = None
     mode: ClassVar[str] = "fail"
     fired: ClassVar[list[str]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def run(self) -> None:
         await durable.sleep.aio(5)
@@ -546,7 +496,7 @@ async def test_run_committing_while_a_wake_up_sleeps_still_snapshots(
 
 
 @attrs.define
-class Starter(actors.Actor):
+class Starter(Doer):
     """run() schedules "kick" due at once, emits Did("scheduled"), then waits 5 s (no commit
     point) and fails the first ``fail`` times (supervision restarts it), then flushes and
     finishes."""
@@ -555,12 +505,6 @@ class Starter(actors.Actor):
     supervision: ClassVar[Any] = actors.Restart(initial_backoff=1.0)
     fail: ClassVar[int] = 0
     fired: ClassVar[list[str]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def run(self) -> None:
         self.notifier.notify_at(await durable.now.aio(), "kick")
@@ -598,7 +542,7 @@ async def test_a_timer_run_holds_fires_once_when_run_fails_or_is_cut_short_after
         await kit.advance(30)
         assert await ref.ask("done") == ["scheduled", "kick", "ran"]
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Starter)
+        await fold_equals_live(kit, ref, Starter)
         checked = await replay.check(kit.store, Starter, "s")
         assert checked.ok, checked.divergence
     assert Starter.fired == ["kick"]
@@ -608,7 +552,7 @@ async def test_a_timer_run_holds_fires_once_when_run_fails_or_is_cut_short_after
 
 
 @attrs.define
-class Rounds(actors.Actor):
+class Rounds(Doer):
     """on_notify drains due tokens in rounds: each token gets Did(token), a flush, and the
     round ends with a durable sleep of 30 s; it cancels "c" when it takes "a", and schedules
     "late" (20 s on) in its first round."""
@@ -616,12 +560,6 @@ class Rounds(actors.Actor):
     kind = "RTRounds"
     snapshot_every: ClassVar[int | None] = 1
     calls: ClassVar[list[str]] = []
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
 
     async def receive(self, message: Any) -> Any:
         token, seconds = message
@@ -664,7 +602,7 @@ async def test_a_wake_up_of_several_rounds_cut_short_anywhere_resumes_exactly(
         await kit.recover(ref)
         await kit.advance(200)
         events = await kit.events(ref, system=True)
-        folded = await _fold_equals_live(kit, ref, Rounds)
+        folded = await fold_equals_live(kit, ref, Rounds)
         checked = await replay.check(kit.store, Rounds, "r")
         assert checked.ok and checked.snapshots > 0, checked
         assert folded.notifier.pending() == []

@@ -18,18 +18,13 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from timer_doers import Did, Doer, fold_equals_live
 
 import actors
 import eventstore
 import eventstore.memory
 from actors import durable, replay
 from actors.testing import ActorTestKit
-
-
-@eventstore.event_type("tests.redteam_timers2.Did")
-@attrs.frozen
-class Did:
-    what: str
 
 
 def _no_replay_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -40,37 +35,7 @@ def _dids(events: list[Any]) -> list[str]:
     return [e.what for e in events if isinstance(e, Did)]
 
 
-async def _fold_equals_live(kit: ActorTestKit, ref: actors.ActorRef, cls: type) -> Any:
-    folded: Any = await replay.state_at(kit.store, cls, ref.actor_id)
-    live = kit.state(ref)
-    for field in attrs.fields(cls):
-        assert getattr(folded, field.name) == getattr(live, field.name), field.name
-    return folded
-
-
 # -- a due() call that handed out nothing the first time ------------------------------------------
-
-
-@attrs.define
-class Doer(actors.Actor):
-    """What most actors here share: each ``Did`` event is recorded in ``done``; a message
-    ``"done?"`` reads it (sorted, unless ``ordered``), a token schedules it in 10 s, and a pair
-    ``(token, seconds)`` schedules the token that many seconds on."""
-
-    ordered: ClassVar[bool] = True
-
-    done: list[str] = attrs.Factory(list)
-
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Did):
-            self.done.append(event.what)
-
-    async def receive(self, message: Any) -> Any:
-        if message == "done?":
-            return list(self.done) if self.ordered else sorted(self.done)
-        token, seconds = message if isinstance(message, tuple) else (message, 10)
-        self.notifier.notify_at(await durable.now.aio() + timedelta(seconds=seconds), token)
-        return None
 
 
 @attrs.define
@@ -281,7 +246,7 @@ async def test_a_wake_up_whose_tasks_sleep_resumes_each_task_and_a_stop_is_no_fa
         await kit.advance(100)
         assert await ref.ask("done?") == ["end:a", "end:b", "start:a", "start:b"]
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Fanout)
+        await fold_equals_live(kit, ref, Fanout)
         checked = await replay.check(kit.store, Fanout, "f")
         assert checked.ok, checked.divergence
     assert sorted(_dids(events)) == ["end:a", "end:b", "start:a", "start:b"]
@@ -539,7 +504,7 @@ def test_a_snapshot_taken_while_the_record_holds_hand_outs_recovers_checks_and_l
             events = await kit.events(ref, system=True)
             checked = await replay.check(kit.store, Flaky, "f")
             assert checked.ok and checked.snapshots > 0, checked
-            await _fold_equals_live(kit, ref, Flaky)
+            await fold_equals_live(kit, ref, Flaky)
             middle = await replay.state_at(kit.store, Flaky, "f", snapshot.version)
             assert middle.done == ["a", "b"]
             assert middle.notifier.pending() == [(datetime.fromtimestamp(start + 10, UTC), "a")]
@@ -667,7 +632,7 @@ async def test_each_task_of_a_wake_up_run_again_is_handed_what_it_was_handed(
         await kit.advance(100)
         assert await ref.ask("done?") == ["one:a", "one:end", "two:b", "two:end"]
         events = await kit.events(ref, system=True)
-        await _fold_equals_live(kit, ref, Pair)
+        await fold_equals_live(kit, ref, Pair)
     assert sorted(Pair.handed) == [("one", ["a"]), ("one", ["a"]), ("two", ["b"]),
                                    ("two", ["b"])]
     fired = [seq for e in events if isinstance(e, actors.NotificationFired) for seq in e.seqs]
