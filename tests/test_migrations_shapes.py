@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlite_files import compact_json, dump, tables
+from sqlite_files import (
+    assert_a_failing_upgrade_changes_nothing,
+    assert_upgrades_to_a_new_files_schema,
+    compact_json,
+)
 from sqlite_v6 import V6_SCHEMA
 
 import eventstore._sqlite_schema as schema
-from eventstore import NewEvent, SchemaError
+from eventstore import NewEvent
 from eventstore.sqlite import SQLiteEventStore
 
 MOMENT = datetime(2026, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
@@ -137,23 +141,14 @@ async def test_a_v6_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pat
 
 async def test_the_v7_upgrade_matches_a_new_files_schema(tmp_path: Path) -> None:
     build_v6(tmp_path / "old.db")
-    async with SQLiteEventStore(tmp_path / "old.db"), SQLiteEventStore(tmp_path / "new.db"):
-        pass
-
-    assert tables(tmp_path / "old.db") == tables(tmp_path / "new.db")
+    await assert_upgrades_to_a_new_files_schema(tmp_path / "old.db", tmp_path / "new.db")
 
 
 async def test_a_v6_upgrade_that_fails_midway_changes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "v6.db"
     held = build_v6(path)
-    before = dump(path)
     # After the old types table is dropped.
-    monkeypatch.setitem(schema.MIGRATIONS, 6, (*schema.MIGRATIONS[6], "DROP TABLE no_such"))
-    with pytest.raises(SchemaError, match=r"from event store schema version 6 to 7.*still at"):
-        async with SQLiteEventStore(path):
-            pass
-    assert dump(path) == before
-    monkeypatch.undo()
+    await assert_a_failing_upgrade_changes_nothing(path, 6, monkeypatch)
     async with SQLiteEventStore(path) as store:
         assert [_read(e) async for e in store.read_all()] == held

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlite_files import compact_json, dump, tables
+from sqlite_files import (
+    assert_a_failing_upgrade_changes_nothing,
+    assert_upgrades_to_a_new_files_schema,
+    compact_json,
+    dump,
+)
 from sqlite_v5 import V5_SCHEMA
 
 import eventstore._sqlite_schema as schema
@@ -131,24 +136,15 @@ async def test_a_v5_file_is_upgraded_in_place_and_keeps_everything(tmp_path: Pat
 
 async def test_the_v6_upgrade_matches_a_new_files_schema(tmp_path: Path) -> None:
     build_v5(tmp_path / "old.db")
-    async with SQLiteEventStore(tmp_path / "old.db"), SQLiteEventStore(tmp_path / "new.db"):
-        pass
-
-    assert tables(tmp_path / "old.db") == tables(tmp_path / "new.db")
+    await assert_upgrades_to_a_new_files_schema(tmp_path / "old.db", tmp_path / "new.db")
 
 
 async def test_a_v5_upgrade_that_fails_midway_changes_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "v5.db"
     held = build_v5(path)
-    before = dump(path)
     # After the rows are copied and the old table dropped.
-    monkeypatch.setitem(schema.MIGRATIONS, 5, (*schema.MIGRATIONS[5], "DROP TABLE no_such"))
-    with pytest.raises(SchemaError, match=r"from event store schema version 5 to 6.*still at"):
-        async with SQLiteEventStore(path):
-            pass
-    assert dump(path) == before
-    monkeypatch.undo()
+    await assert_a_failing_upgrade_changes_nothing(path, 5, monkeypatch)
     async with SQLiteEventStore(path) as store:
         assert len([e async for e in store.read_all()]) == len(held)
 
