@@ -55,7 +55,7 @@ from ._inbox import REPLY, Inbound, decode_message, encode_message, encode_recei
 from ._index import WAKE_AHEAD
 from ._journal import Journal, Outgoing, Pending, WorkHook
 from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
-from ._shield import cancel_status, run_shielded_when_suspended
+from ._shield import cancel_status, no_deadline, run_shielded_when_suspended
 from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
 from ._telemetry import Carrier, Telemetry
@@ -1287,8 +1287,7 @@ class Cell:
             (not self.has_run or self.state.run_done) and not len(self.state.notifier) and \
             not self.sync_receive and not journal.pending and not journal.committing and \
             not self._pulled and \
-            journal.broken is None and current_turn.get() is None and \
-            trio.current_effective_deadline() == math.inf
+            journal.broken is None and current_turn.get() is None and no_deadline()
 
     async def ask_inline(self, message: Any) -> Any:
         """Run the turn of ``message`` on the calling task (see ``can_inline``); its answer.

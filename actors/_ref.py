@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
@@ -184,14 +184,23 @@ class ActorRef:
 
         return await durable_ask(turn, self.stream, send, message_id)
 
-    async def _ask(self, message: Any, timeout: float | None, message_id: str | None) -> Any:
+    def _ask(self, message: Any, timeout: float | None,
+             message_id: str | None) -> Coroutine[Any, Any, Any]:
+        """The ask's coroutine: its turn on the asker's task when it can (``Cell.can_inline``),
+        awaited by the caller without a coroutine of its own in between."""
         cell = self._resolve()
+        if message_id is None and timeout is None and type(cell) is Cell and cell.can_inline():
+            return cell.ask_inline(message)
+        return self._ask_queued(cell, message, timeout, message_id)
+
+    async def _ask_queued(self, cell: Cell | Target, message: Any, timeout: float | None,
+                          message_id: str | None) -> Any:
         if not isinstance(cell, Cell):  # in a cluster, not served here (yet)
             cell = await self._elsewhere(cell)
             if isinstance(cell, Remote):
                 return await cell.ask(message, timeout, message_id)
-        if message_id is None and timeout is None and cell.can_inline():
-            return await cell.ask_inline(message)
+            if message_id is None and timeout is None and cell.can_inline():
+                return await cell.ask_inline(message)
         reply = Reply()
         cell.tell(message, message_id, reply)
         if timeout is None:

@@ -222,6 +222,28 @@ async def test_the_late_shield_is_available_on_this_trio() -> None:
     assert _shield.LATE_SHIELD  # else every inline ask pays a cancel scope up front
 
 
+@pytest.mark.parametrize("scopes", [
+    (), ("deadline",), ("plain",), ("shield",), ("deadline", "shield"), ("shield", "deadline"),
+    ("deadline", "plain", "plain"), ("plain", "cancelled"), ("cancelled", "shield"),
+    ("deadline-passed",), ("shield", "plain", "shield")])
+async def test_no_deadline_agrees_with_trio(scopes: tuple[str, ...]) -> None:
+    """The inline ask's own reading of the cancel statuses gives trio's answer, outermost
+    scope first, whatever the nesting."""
+    async def check(rest: tuple[str, ...]) -> None:
+        assert _shield.no_deadline() == (trio.current_effective_deadline() == float("inf"))
+        if not rest:
+            return
+        kind, now = rest[0], trio.current_time()
+        with trio.CancelScope(shield=kind == "shield",
+                              deadline={"deadline": now + 60, "deadline-passed": now - 1}.get(
+                                  kind, float("inf"))) as scope:
+            if kind == "cancelled":
+                scope.cancel()
+            await check(rest[1:])
+
+    await check(scopes)
+
+
 def ref_actor(ref: actors.ActorRef) -> Any:
     return ref._current().actor  # type: ignore[union-attr]
 
