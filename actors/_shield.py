@@ -42,7 +42,7 @@ def no_deadline() -> bool:
     ask checks it before each inline turn, and trio's properties cost three times as much."""
     if not LATE_SHIELD:
         return trio.current_effective_deadline() == math.inf
-    status = trio.lowlevel.current_task()._cancel_status
+    status: CancelStatus | None = trio.lowlevel.current_task()._cancel_status
     while status is not None:
         scope = status._scope
         if scope._deadline != math.inf or status.effectively_cancelled:
