@@ -3,7 +3,11 @@
 Peers: the ceiling, raw ``sqlite3`` ``executemany`` of the same rows into the same events table
 and indexes (without the store's version checks and its streams table) in batches of 100, what
 group commit could at best reach; and the ``eventsourcing`` library's SQLite recorder inserting
-one event per transaction, as its aggregates do. Everything uses a file in a temporary directory,
+one event per transaction, as its aggregates do. And trio's floor: the ceiling's rows handed one
+at a time by 100 trio tasks to the store's group commit (``GroupCommitter``), which writes each
+batch with the ceiling's ``executemany``: what 100 callers that each wait for their commit cost
+by themselves, the most a store that validates and encodes could reach. Everything uses a file
+in a temporary directory,
 WAL and ``synchronous=FULL``; the appending cases take turns round by round.
 Also: decoded replay (no peer) and the bytes each bench event takes in the database file.
 """
@@ -22,7 +26,8 @@ from typing import Any
 import attrs
 import trio
 
-from eventstore import NewEvent
+from eventstore import AppendResult, ExpectedVersion, NewEvent
+from eventstore._group_commit import AppendRequest, GroupCommitter
 from eventstore._sqlite_schema import micros
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
@@ -118,25 +123,70 @@ def fill_replay(path: Path, count: int) -> None:
 
 # -- peers ---------------------------------------------------------------------------------------
 
-def raw_ceiling(files: Files, total: int, batch: int = 100) -> float:
-    """Rows per second of plain executemany into the store's schema, ``batch`` per commit."""
-    conn = sqlite3.connect(files.new(), isolation_level=None)
+INSERT_ROW = ("INSERT INTO events (stream, version, type, data, metadata, id, recorded_at) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def raw_rows(files: Files, total: int) -> tuple[sqlite3.Connection, list[tuple[Any, ...]]]:
+    """A new file in the store's schema, and ``total`` rows of bench events over 100 streams
+    (stream ``s{n % 100}``), as the raw peers write them."""
+    conn = sqlite3.connect(files.new(), isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.executescript(SCHEMA)
     now = micros(datetime.now(UTC))
     kind = type_ids(conn, ["Deposited"])["Deposited"]
-    rows = [(f"s{n % 100}", n // 100 + 1, kind, json.dumps(attrs.asdict(deposit(n))),
-             None, uuid.uuid4().bytes, now) for n in range(total)]
+    return conn, [(f"s{n % 100}", n // 100 + 1, kind, json.dumps(attrs.asdict(deposit(n))),
+                   None, uuid.uuid4().bytes, now) for n in range(total)]
+
+
+def raw_ceiling(files: Files, total: int, batch: int = 100) -> float:
+    """Rows per second of plain executemany into the store's schema, ``batch`` per commit."""
+    conn, rows = raw_rows(files, total)
     started = time.perf_counter()
     for start in range(0, total, batch):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO events (stream, version, type, data, metadata, id, "
-                         "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)", rows[start:start + batch])
+        conn.executemany(INSERT_ROW, rows[start:start + batch])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
     return total / elapsed
+
+
+def trio_floor(files: Files, appenders: int, total: int) -> float:
+    """Rows per second when ``appenders`` trio tasks each hand the ceiling's rows one at a time
+    to the store's group commit, which writes each batch with the ceiling's ``executemany`` in a
+    worker thread: what waiting callers cost by themselves, with no validation, encoding,
+    version check or result of the store's."""
+    conn, rows = raw_rows(files, total)
+
+    def write(batch: list[AppendRequest]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(INSERT_ROW, [request.events for request in batch])
+        conn.execute("COMMIT")
+
+    async def write_batch(batch: list[AppendRequest]) -> None:
+        await trio.to_thread.run_sync(write, batch)
+        for request in batch:
+            request.settle(AppendResult(0, 0))
+
+    async def main() -> float:
+        committer = GroupCommitter(write_batch)
+        started = time.perf_counter()
+
+        async def appender(k: int) -> None:
+            for n in range(k, total, appenders):
+                await committer.submit(rows[n][0], rows[n], ExpectedVersion.ANY)  # type: ignore[arg-type]
+
+        async with trio.open_nursery() as nursery:
+            for k in range(appenders):
+                nursery.start_soon(appender, k)
+        return total / (time.perf_counter() - started)
+
+    try:
+        return run_trio(main)
+    finally:
+        conn.close()
 
 
 def eventsourcing_appends(files: Files, total: int) -> float:
@@ -202,6 +252,7 @@ def run(report: Report, *, quick: bool = False) -> None:
         cases = {
             "concurrent": lambda: ours_appends(files, 100, many),
             "ceiling": lambda: raw_ceiling(files, many),
+            "floor": lambda: trio_floor(files, 100, many),
         }
         if not quick:
             cases["single"] = lambda: ours_appends(files, 1, one)
@@ -210,6 +261,12 @@ def run(report: Report, *, quick: bool = False) -> None:
         report.row(BENCHMARK, "100 concurrent appenders, SQLite FULL",
                    Paired.of(figures, "concurrent", "ceiling"), "events/s",
                    peer="raw sqlite3 executemany x100", target=">= 0.7x")
+        report.row(BENCHMARK, "trio's floor: 100 tasks through group commit, raw rows",
+                   Paired.of(figures, "floor", "ceiling"), "events/s",
+                   peer="raw sqlite3 executemany x100")
+        report.row(BENCHMARK, "100 concurrent appenders, SQLite FULL",
+                   Paired.of(figures, "concurrent", "floor"), "events/s",
+                   peer="trio's floor (the row above)")
         if quick:
             return
         report.row(BENCHMARK, "100 concurrent appenders, SQLite FULL",
