@@ -3,9 +3,11 @@
 Peers measured in the same run on the same server: raw psycopg ``executemany`` in transactions of
 100 rows (the ceiling for inserting rows like ours), and the ``eventsourcing`` library's PostgreSQL
 application recorder (which also keeps a gap-free global order, with a table lock) appending one
-event at a time; the appending cases take turns round by round, as do the replays. Every case
-works in its own schema, dropped afterwards. Skips with a printed line when no server answers at
-``ACTORS_TEST_POSTGRES_URL`` (default: the local test database).
+event at a time; and trio's floor, the raw rows handed one at a time by 100 trio tasks to the
+store's group commit, which writes each batch with the raw ``executemany`` (what callers that
+wait for their commit cost by themselves). The appending cases take turns round by round, as do
+the replays. Every case works in its own schema, dropped afterwards. Skips with a printed line
+when no server answers at ``ACTORS_TEST_POSTGRES_URL`` (default: the local test database).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def run(report: Report, *, quick: bool = False) -> None:
     cases = {
         "ours 100": lambda: ours_appending(100, scaled(30_000)),
         "raw": lambda: raw_executemany(scaled(30_000)),
+        "floor": lambda: trio_floor(100, scaled(30_000)),
     }
     if not quick:
         cases["ours 1"] = lambda: ours_appending(1, scaled(1500))
@@ -50,6 +53,12 @@ def run(report: Report, *, quick: bool = False) -> None:
     report.row("postgres", "append, 100 concurrent appenders",
                Paired.of(figures, "ours 100", "raw"), "appends/s",
                peer="raw psycopg executemany x100", target=">= 0.7x")
+    report.row("postgres", "trio's floor: 100 tasks through group commit, raw rows",
+               Paired.of(figures, "floor", "raw"), "appends/s",
+               peer="raw psycopg executemany x100")
+    report.row("postgres", "append, 100 concurrent appenders",
+               Paired.of(figures, "ours 100", "floor"), "appends/s",
+               peer="trio's floor (the row above)")
     if quick:
         return
     report.row("postgres", "append, 100 concurrent appenders",
@@ -134,19 +143,24 @@ def ours_appending(appenders: int, total: int) -> float:
         return trio.run(main)
 
 
+def raw_table(conn: Any, schema: str) -> str:
+    """An events table like ours in ``schema`` (made here); the raw peers' ``INSERT``."""
+    conn.execute(f'CREATE SCHEMA "{schema}"')
+    conn.execute(f'''CREATE TABLE "{schema}".events (
+        position bigserial PRIMARY KEY, stream text NOT NULL, version bigint NOT NULL,
+        type text NOT NULL, data text NOT NULL, metadata text NOT NULL,
+        id uuid NOT NULL UNIQUE, recorded_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (stream, version))''')
+    return (f'INSERT INTO "{schema}".events (stream, version, type, data, metadata, id) '
+            "VALUES (%s, %s, %s, %s, %s, %s)")
+
+
 def raw_executemany(total: int) -> float:
     import psycopg
 
     data, metadata = json.dumps(DATA), json.dumps(METADATA)
     with fresh_schema() as schema, psycopg.connect(URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-        conn.execute(f'''CREATE TABLE "{schema}".events (
-            position bigserial PRIMARY KEY, stream text NOT NULL, version bigint NOT NULL,
-            type text NOT NULL, data text NOT NULL, metadata text NOT NULL,
-            id uuid NOT NULL UNIQUE, recorded_at timestamptz NOT NULL DEFAULT now(),
-            UNIQUE (stream, version))''')
-        insert = (f'INSERT INTO "{schema}".events (stream, version, type, data, metadata, id) '
-                  "VALUES (%s, %s, %s, %s, %s, %s)")
+        insert = raw_table(conn, schema)
         batches = max(1, total // 100)
 
         def work() -> None:
@@ -158,6 +172,46 @@ def raw_executemany(total: int) -> float:
                         cursor.executemany(insert, rows)
 
         return timed(batches * 100, work)
+
+
+def trio_floor(appenders: int, total: int) -> float:
+    """Rows per second when ``appenders`` trio tasks each hand the raw peer's rows one at a time
+    to the store's group commit, which writes each batch with the raw ``executemany`` in a worker
+    thread: what waiting callers cost by themselves, without the store's own work."""
+    import psycopg
+
+    from eventstore import AppendResult, ExpectedVersion
+    from eventstore._group_commit import AppendRequest, GroupCommitter
+
+    data, metadata = json.dumps(DATA), json.dumps(METADATA)
+    each = max(1, total // appenders)
+    with fresh_schema() as schema, psycopg.connect(URL, autocommit=True) as conn:
+        insert = raw_table(conn, schema)
+
+        def write(batch: list[AppendRequest]) -> None:
+            with conn.cursor() as cursor, conn.transaction():
+                cursor.executemany(insert, [request.events for request in batch])
+
+        async def write_batch(batch: list[AppendRequest]) -> None:
+            await trio.to_thread.run_sync(write, batch)
+            for request in batch:
+                request.settle(AppendResult(0, 0))
+
+        async def main() -> float:
+            committer = GroupCommitter(write_batch)
+
+            async def appender(k: int) -> None:
+                for version in range(each):
+                    row = (f"s{k}", version + 1, "E", data, metadata, uuid.uuid4())
+                    await committer.submit(row[0], row, ExpectedVersion.ANY)  # type: ignore[arg-type]
+
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for k in range(appenders):
+                    nursery.start_soon(appender, k)
+            return appenders * each / (time.perf_counter() - started)
+
+        return trio.run(main)
 
 
 def eventsourcing_one_at_a_time(total: int) -> float:
