@@ -55,7 +55,7 @@ from ._inbox import REPLY, Inbound, decode_message, encode_message, encode_recei
 from ._index import WAKE_AHEAD
 from ._journal import Journal, Outgoing, Pending, WorkHook
 from ._mailbox import EMPTY, Flag, Mailbox, MailboxClosed, Reply
-from ._shield import cancel_status, no_deadline, run_shielded_when_suspended
+from ._shield import no_deadline, shielded_when_suspended
 from ._state import ActorState
 from ._supervision import Escalate, Restart, Stop
 from ._telemetry import Carrier, Telemetry
@@ -1302,8 +1302,10 @@ class Cell:
         reply = Reply()
         self.mailbox.hold()
         try:
-            await run_shielded_when_suspended(self._deliver((message, None, reply, None, None)),
-                                              cancel_status(), self._shield_inline)
+            rest = shielded_when_suspended(self._deliver((message, None, reply, None, None)),
+                                           self._shield_inline)
+            if rest is not None:
+                await rest
             self._stale_wake = None  # a message may have changed on_notify's mind
         finally:
             inline, self._inline = self._inline, None

@@ -105,31 +105,40 @@ class _LateShield:
         return self.scope.__exit__(*exc_info)
 
 
-async def run_shielded_when_suspended(coro: Coroutine[Any, Any, Any], outer: Any,
-                                      shield: Callable[[], trio.CancelScope]) -> tuple[bool, Any]:
-    """Run ``coro`` on this task; from its first suspension on, inside a shielded scope.
+def shielded_when_suspended(coro: Coroutine[Any, Any, Any],
+                            shield: Callable[[], trio.CancelScope]
+                            ) -> Coroutine[Any, Any, None] | None:
+    """Run ``coro`` on this task up to its first suspension, now; from there on it must run
+    inside a shielded scope.
 
     Args:
-        coro: a coroutine not started yet.
-        outer: ``cancel_status()`` of this task, read before starting ``coro``.
+        coro: a coroutine not started yet; its result is dropped.
         shield: makes the scope (``trio.CancelScope(shield=True)``, not entered) when ``coro``
             first suspends; cancelling it cancels ``coro``.
 
     Returns:
-        Whether ``coro`` suspended, and its result (None if ``scope`` was cancelled).
+        None if ``coro`` finished without suspending; else a coroutine to await at once, which
+        runs the rest of ``coro`` in that scope (and ends it if the scope is cancelled).
     """
     if not LATE_SHIELD:
-        with shield():
-            return True, await coro
-        return True, None  # cancelled by ``scope.cancel()``
+        return _shielded(coro, shield())
+    outer = cancel_status()
     try:
         trap = coro.send(None)
-    except StopIteration as stop:
-        return False, stop.value
-    result = None
+    except StopIteration:
+        return None
+    return _late_shielded(coro, trap, shield(), outer)
+
+
+async def _shielded(coro: Coroutine[Any, Any, Any], scope: trio.CancelScope) -> None:
+    with scope:
+        await coro
+
+
+async def _late_shielded(coro: Coroutine[Any, Any, Any], trap: Any, scope: trio.CancelScope,
+                         outer: Any) -> None:
     try:
-        with _LateShield(shield(), outer):
-            result = await _resume(coro, trap)
+        with _LateShield(scope, outer):
+            await _resume(coro, trap)
     finally:
         coro.close()  # a no-op once it has finished
-    return True, result

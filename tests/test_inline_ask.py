@@ -98,9 +98,12 @@ async def test_the_inline_turn_runs_on_the_asker_and_a_timed_ask_does_not() -> N
     assert seen[1] is not me and seen[2] is not me
 
 
+@pytest.mark.parametrize("late", [True, False], ids=["late-shield", "shield-up-front"])
 @pytest.mark.parametrize("message", [Sleep(1), Wait()], ids=["own-scope", "no-scope"])
 async def test_cancelling_the_asker_does_not_cancel_a_started_inline_turn(
-        autojump_clock: trio.testing.MockClock, message: Any) -> None:
+        autojump_clock: trio.testing.MockClock, message: Any, late: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_shield, "LATE_SHIELD", late)  # False: a trio whose internals differ
     store = MemoryEventStore()
     async with trio.open_nursery() as nursery:
         ref = await actors.spawn(nursery, Gated, "g", store=store)
