@@ -1130,6 +1130,7 @@ class Cell:
         if self.telemetry is not None:
             self.telemetry.timer_fired(self, started - at.timestamp())
         resumed, stale = self._cut_short_wake_ups()
+        first_new = self.notifier.next_seq()
         turn = Turn(self, scope=resumed or f"{WAKE_UP}{self.notifier.earliest_seq()}")
         failed = False
         try:
@@ -1150,10 +1151,13 @@ class Cell:
             self._notify_failures = 0
             self._retry_at = math.inf
         after = self.notifier.next_at()
-        # Stale: due when the wake-up began, yet left (not: due by now, after a slow turn). A
-        # wake-up run again hands out what was due when it first ran: the rest is not stale.
-        if after is not None and (failed or (after <= at and resumed is None)) and \
-                after.timestamp() <= started:
+        # Stale: due when the wake-up began, yet left (not: due by now, after a slow turn; not:
+        # scheduled by the wake-up itself, which fires next). A wake-up run again hands out what
+        # was due when it first ran: the rest is not stale.
+        earliest = self.notifier.earliest_seq()
+        if after is not None and after.timestamp() <= started and (failed or (
+                after <= at and resumed is None and earliest is not None and
+                earliest < first_new)):
             if not failed and not self._warned_stale:
                 self._warned_stale = True
                 warnings.warn(f"{self.name}.on_notify left due notifications unconsumed; call "

@@ -117,6 +117,11 @@ class EventSourcedNotifier(MultiNotifier[Any]):
         else:
             self._apply_cancelled(event.seqs)
 
+    def next_seq(self) -> int:
+        """The sequence number the next ``notify_at`` gives: what is scheduled from now on has
+        this one or a higher one."""
+        return self._next_seq
+
     def earliest_seq(self) -> int | None:
         """The sequence number of the earliest pending notification (a wake-up's identity)."""
         return self._heap[0][1] if self._heap else None  # the root is never a tombstone

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -679,3 +679,37 @@ async def test_an_actor_is_not_passivated_with_a_notification_due(
         await system.ref(Timers, "b").ask(Schedule(HOUR, "moves the index"))
         await trio.sleep(600)
         assert [token for token, _ in FIRED["a"]] == ["edge"]
+
+
+@attrs.define
+class Chaining(Timers):
+    """Each wake-up takes what is due and schedules the next link at an instant already due:
+    ``link`` seconds after the one it fired for (0: the same instant, negative: earlier)."""
+
+    link: ClassVar[float] = 0.0
+
+    async def on_notify(self) -> None:
+        WAKES[self.id] = WAKES.get(self.id, 0) + 1
+        now = await durable.now.aio()
+        for token in self.notifier.due(now):
+            FIRED.setdefault(self.id, []).append((token, now))
+            if isinstance(token, int) and token < 3:
+                self.notifier.notify_at(START + HOUR + timedelta(seconds=self.link * token),
+                                        token + 1)
+
+
+@pytest.mark.parametrize("link", [0.0, -1.0, 0.5])
+async def test_a_notification_on_notify_schedules_already_due_fires_without_a_message(
+        autojump_clock: trio.testing.MockClock, store: MemoryEventStore, nursery: trio.Nursery,
+        link: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a wake-up schedules is new, not left unconsumed: due at or before the instant it
+    was woken for, it fires at once (no warning, no wait for a message)."""
+    monkeypatch.setattr(Chaining, "link", link)
+    clock = actors.VirtualClock()
+    ref = await spawn(nursery, store, clock, Chaining)
+    await ref.ask(Schedule(START + HOUR, 0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        await trio.sleep(2 * 3600)
+    assert [token for token, _ in FIRED["t"]] == [0, 1, 2, 3]
+    assert await ref.ask("pending") == []
