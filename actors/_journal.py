@@ -383,14 +383,26 @@ class Journal:
             branch.cursors[item.calls] = len(scope.events[(mark[:-1], mark[-1])])
 
     async def _after_commit(self) -> None:
-        """The snapshot after a stored commit, if one is due: a failure is a warning only."""
+        """The snapshot after a stored commit, if one is due: a failure is a warning only.
+
+        A snapshot holds the state the log folds to. While only firings are pending (a wake-up
+        holds its own until it ends, through a durable sleep, say), the live state lacks their
+        tokens, which the log still holds: the snapshot is folded from the log instead. Any
+        other pending event makes it wait for a later commit (that event's turn's, say).
+        """
         try:
             every = self.cell.cls.snapshot_every
-            if every is not None and not self.pending and \
-                    self.state.version - self._snapshot_version >= every:
-                version = self.state.version
-                await self.store.save_snapshot(self.stream, version, self.state.snapshot())
-                self._snapshot_version = version
+            if every is None or self.state.version - self._snapshot_version < every:
+                return
+            state = self.state
+            if self.pending:
+                if any(type(item.event) is not NotificationFired for item in self.pending):
+                    return
+                state = self.fresh_state()
+                await recover_into(state, self.store, self.stream, snapshots=True,
+                                   to_version=self.state.version)
+            await self.store.save_snapshot(self.stream, state.version, state.snapshot())
+            self._snapshot_version = state.version
         except Exception as exc:
             warnings.warn(f"{self.cell.name}: its commit is stored, but saving a snapshot after "
                           f"it failed ({exc!r}); the actor goes on",

@@ -111,8 +111,11 @@ class DurableRecord:
             yield from record.calls.values()
 
     def dump(self, codec: Codec) -> list[dict[str, Any]]:
+        """The record as a snapshot holds it. Scopes go in name order: a record loaded from a
+        snapshot meets its scopes in another order than the log did, and must dump the same."""
+        scopes = [(scope, self.scopes[scope]) for scope in sorted(self.scopes)]
         out: list[dict[str, Any]] = []
-        for record in self.scopes.values():
+        for _, record in scopes:
             for calls in record.calls.values():
                 for call in calls:
                     item: dict[str, Any]
@@ -128,7 +131,7 @@ class DurableRecord:
                     if call.branch:
                         item["branch"] = list(call.branch)
                     out.append(item)
-        for scope, record in self.scopes.items():
+        for scope, record in scopes:
             for (branch, calls_before), events in record.events.items():
                 out.extend({"kind": "event", "scope": scope, "mark": [*branch, calls_before],
                             "event": codec.encode_value(event)} for event in events)

@@ -279,6 +279,74 @@ async def test_check_reruns_on_start_and_stops_where_only_a_message_would_help(
     assert isinstance(failed.error, RuntimeError) and "run() raised" in failed.reason
 
 
+# -- snapshots and the record's scopes -------------------------------------------------------------
+
+
+@attrs.define
+class Interleaved(actors.Actor):
+    """run() commits a Got every second (scope "run": committed events only); a message with
+    an id takes the time, commits a Got and sleeps an hour (scope "msg:m": durable calls and an
+    event). The log meets "run" first; a snapshot lists "msg:m" first, as it has calls."""
+
+    snapshot_every = 5
+
+    got: list[str] = attrs.Factory(list)
+
+    def apply(self, event: Any) -> None:
+        self.got.append(event.what)
+
+    async def receive(self, message: Any) -> Any:
+        await durable.now.aio()
+        self.emit(Got(message))
+        await durable.sleep.aio(3600)
+
+    async def run(self) -> None:
+        for _ in range(20):
+            self.emit(Got("tick"))
+            await self.flush()
+            await trio.sleep(1)
+
+
+async def _interleaved(kit: ActorTestKit, *, crash: bool) -> actors.ActorRef:
+    ref = await kit.spawn(Interleaved, "i")
+    await kit.advance(1.5)
+    await ref.send("m", message_id="m")
+    await kit.advance(5)
+    if crash:
+        await kit.crash(ref)
+        await kit.recover(ref)  # from a snapshot
+    await kit.advance(30)
+    return ref
+
+
+async def test_snapshots_after_a_recovery_from_a_snapshot_are_the_fold_of_the_log(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Recovered from a snapshot, the record meets its scopes in the snapshot's order, not the
+    log's: the snapshots it saves then must still be what folding the log gives."""
+    async with ActorTestKit() as kit:
+        await _interleaved(kit, crash=True)
+    result = await replay.check(kit.store, Interleaved, "i")
+    assert result.ok, result.divergence
+    assert result.snapshots >= 6
+
+
+async def test_check_accepts_a_record_whose_scopes_go_in_the_order_earlier_code_wrote(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """Earlier code listed a record's scopes in the order the state had met them: the events
+    of "run" before those of "msg:m". The same record in another order is no divergence."""
+    async with ActorTestKit() as kit:
+        ref = await _interleaved(kit, crash=False)
+    snapshot = await kit.store.load_snapshot(ref.stream)
+    assert snapshot is not None
+    record = snapshot.state["record"]
+    calls = [item for item in record if item["kind"] != "event"]
+    events = [item for item in record if item["kind"] == "event"]
+    met = calls + sorted(events, key=lambda item: item["scope"] != "run")
+    assert met != record
+    await kit.store.save_snapshot(ref.stream, snapshot.version, {**snapshot.state, "record": met})
+    assert (await replay.check(kit.store, Interleaved, "i")).ok
+
+
 # -- changes ---------------------------------------------------------------------------------------
 
 
