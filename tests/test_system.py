@@ -339,7 +339,7 @@ class Ticking(actors.Actor):
 
 
 async def test_passivating_actors_under_a_gc_policy_leave_collections_a_small_young_generation(
-        autojump_clock: trio.testing.MockClock) -> None:
+        eager_clock: trio.testing.MockClock) -> None:
     # Actors activated and passivated all the time: what dies is frozen, what is born young.
     # Each collection walks what one pass of the loop allocated (tens of objects), where
     # CPython's count alone let 4,000 pile up here, 200,000 at 10,000 actors.
