@@ -23,6 +23,7 @@ from typing import Any
 
 import trio
 
+from ._floor import trio_floor
 from ._harness import Paired, Report, measure, paired, rounds, scaled
 
 URL = os.environ.get("ACTORS_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
@@ -44,7 +45,7 @@ def run(report: Report, *, quick: bool = False) -> None:
     cases = {
         "ours 100": lambda: ours_appending(100, scaled(30_000)),
         "raw": lambda: raw_executemany(scaled(30_000)),
-        "floor": lambda: trio_floor(100, scaled(30_000)),
+        "floor": lambda: floor(100, scaled(30_000)),
     }
     if not quick:
         cases["ours 1"] = lambda: ours_appending(1, scaled(1500))
@@ -174,44 +175,22 @@ def raw_executemany(total: int) -> float:
         return timed(batches * 100, work)
 
 
-def trio_floor(appenders: int, total: int) -> float:
-    """Rows per second when ``appenders`` trio tasks each hand the raw peer's rows one at a time
-    to the store's group commit, which writes each batch with the raw ``executemany`` in a worker
-    thread: what waiting callers cost by themselves, without the store's own work."""
+def floor(appenders: int, total: int) -> float:
+    """Trio's floor (``bench._floor``) under the raw peer's rows, ``appenders`` tasks of one
+    stream each, each batch written with the raw ``executemany``."""
     import psycopg
-
-    from eventstore import AppendResult, ExpectedVersion
-    from eventstore._group_commit import AppendRequest, GroupCommitter
 
     data, metadata = json.dumps(DATA), json.dumps(METADATA)
     each = max(1, total // appenders)
     with fresh_schema() as schema, psycopg.connect(URL, autocommit=True) as conn:
         insert = raw_table(conn, schema)
 
-        def write(batch: list[AppendRequest]) -> None:
+        def write(batch: list[tuple[Any, ...]]) -> None:
             with conn.cursor() as cursor, conn.transaction():
-                cursor.executemany(insert, [request.events for request in batch])
+                cursor.executemany(insert, batch)
 
-        async def write_batch(batch: list[AppendRequest]) -> None:
-            await trio.to_thread.run_sync(write, batch)
-            for request in batch:
-                request.settle(AppendResult(0, 0))
-
-        async def main() -> float:
-            committer = GroupCommitter(write_batch)
-
-            async def appender(k: int) -> None:
-                for version in range(each):
-                    row = (f"s{k}", version + 1, "E", data, metadata, uuid.uuid4())
-                    await committer.submit(row[0], row, ExpectedVersion.ANY)  # type: ignore[arg-type]
-
-            started = time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                for k in range(appenders):
-                    nursery.start_soon(appender, k)
-            return appenders * each / (time.perf_counter() - started)
-
-        return trio.run(main)
+        return trio_floor(write, [[(f"s{k}", version + 1, "E", data, metadata, uuid.uuid4())
+                                   for version in range(each)] for k in range(appenders)])
 
 
 def eventsourcing_one_at_a_time(total: int) -> float:

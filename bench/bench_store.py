@@ -26,11 +26,11 @@ from typing import Any
 import attrs
 import trio
 
-from eventstore import AppendResult, ExpectedVersion, NewEvent
-from eventstore._group_commit import AppendRequest, GroupCommitter
+from eventstore import NewEvent
 from eventstore._sqlite_schema import micros
 from eventstore.sqlite import SCHEMA, SQLiteEventStore
 
+from ._floor import trio_floor
 from ._harness import Files, Paired, Report, measure, rounds, scaled
 from ._raw import type_ids
 
@@ -153,38 +153,18 @@ def raw_ceiling(files: Files, total: int, batch: int = 100) -> float:
     return total / elapsed
 
 
-def trio_floor(files: Files, appenders: int, total: int) -> float:
-    """Rows per second when ``appenders`` trio tasks each hand the ceiling's rows one at a time
-    to the store's group commit, which writes each batch with the ceiling's ``executemany`` in a
-    worker thread: what waiting callers cost by themselves, with no validation, encoding,
-    version check or result of the store's."""
+def floor(files: Files, appenders: int, total: int) -> float:
+    """Trio's floor (``bench._floor``) under the ceiling's rows, ``appenders`` tasks (task ``k``
+    appends rows ``k``, ``k + appenders``, ...), each batch written as the ceiling writes."""
     conn, rows = raw_rows(files, total)
 
-    def write(batch: list[AppendRequest]) -> None:
+    def write(batch: list[tuple[Any, ...]]) -> None:
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(INSERT_ROW, [request.events for request in batch])
+        conn.executemany(INSERT_ROW, batch)
         conn.execute("COMMIT")
 
-    async def write_batch(batch: list[AppendRequest]) -> None:
-        await trio.to_thread.run_sync(write, batch)
-        for request in batch:
-            request.settle(AppendResult(0, 0))
-
-    async def main() -> float:
-        committer = GroupCommitter(write_batch)
-        started = time.perf_counter()
-
-        async def appender(k: int) -> None:
-            for n in range(k, total, appenders):
-                await committer.submit(rows[n][0], rows[n], ExpectedVersion.ANY)  # type: ignore[arg-type]
-
-        async with trio.open_nursery() as nursery:
-            for k in range(appenders):
-                nursery.start_soon(appender, k)
-        return total / (time.perf_counter() - started)
-
     try:
-        return run_trio(main)
+        return trio_floor(write, [rows[k::appenders] for k in range(appenders)])
     finally:
         conn.close()
 
@@ -252,7 +232,7 @@ def run(report: Report, *, quick: bool = False) -> None:
         cases = {
             "concurrent": lambda: ours_appends(files, 100, many),
             "ceiling": lambda: raw_ceiling(files, many),
-            "floor": lambda: trio_floor(files, 100, many),
+            "floor": lambda: floor(files, 100, many),
         }
         if not quick:
             cases["single"] = lambda: ours_appends(files, 1, one)
