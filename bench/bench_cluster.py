@@ -46,8 +46,9 @@ clock, ``>= 0.8x``. Besides the fenced append (the owner and epoch checked in th
 statement, the epoch stamped into each event's metadata), the clustered member renews its lease
 on a thread, listens for inbox notifications and polls for due work once a second.
 
-``--quick``: the same cases at a tenth of the asks and three rounds, the ceiling at 16
-connections only (under a minute on an idle 2-core machine). Skips with a printed line when no
+``--quick``: fencing (the case with a target) at a tenth of the asks and three rounds, and the
+ceiling at 16 connections only; no scaling rounds (under half a minute on an idle 2-core
+machine). Skips with a printed line when no
 server answers at ``ACTORS_TEST_POSTGRES_URL`` (default: the local test database). Each group of
 members works in a schema of its own, dropped afterwards. ``BENCH_CLUSTER_PROFILE=DIR`` writes a
 cProfile of each member's main thread to ``DIR``.
@@ -509,7 +510,7 @@ def run(report: Report, *, quick: bool = False) -> None:
     print(f"  {BENCHMARK}: load average before: {Path('/proc/loadavg').read_text().strip()}",
           flush=True)
     fencing(report, scaled(FENCING_ASKS))
-    for size in SIZES:
+    for size in () if quick else SIZES:
         scaling(report, size, max(1, local // size), max(1, crossing // size))
     ceiling(report, (16,) if quick else (1, 4, 16, 32), 1.0 if quick else 3.0)
     print(f"  {BENCHMARK}: load average after: {Path('/proc/loadavg').read_text().strip()}",
