@@ -218,7 +218,7 @@ def test_timers_lists_notifications_and_sleeps_soonest_first(
             # The alarm's timers are in its snapshot only now: the index still finds it.
             await store.delete_up_to("Alarm-a", await store.last_version("Alarm-a"))
 
-    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0.001))
+    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0))
     trio.run(copy)
     status, out, _ = run(capsys, "timers", url)
     assert status == 0
@@ -297,7 +297,7 @@ def test_timers_decode_attrs_tokens_with_m_and_show_them_raw_without(
                 await store.append(e.stream, [eventstore.NewEvent(e.type, e.data, e.metadata,
                                                                   e.id)])
 
-    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0.001))
+    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0))
     trio.run(copy)
 
     def timers(*argv: str) -> list[str]:

@@ -512,7 +512,7 @@ def test_a_snapshot_taken_while_the_record_holds_hand_outs_recovers_checks_and_l
         assert [e.seqs for e in events if isinstance(e, actors.NotificationFired)] == [(0,)]
         assert _dids(events) == ["a", "b", "slept"]
 
-    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0.001))
+    trio.run(record, clock=trio.testing.MockClock(autojump_threshold=0))
     trio.run(_copy_to_sqlite, memory, tmp_path / "f.db")
     url = f"sqlite:///{tmp_path}/f.db"
     assert main(["log", url, "RT2Flaky-f"]) == 0
